@@ -1,0 +1,34 @@
+# Two commands on a fresh clone: `make demo` and `make test`. Both build their own virtual
+# environment (.venv) from pyproject.toml, pinned by constraints.txt for reproducible runs.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+OUT    ?= out/demo
+
+.PHONY: demo test lint format venv clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+demo: venv
+	$(BIN)/greenscreen demo --out $(OUT)
+
+test: venv lint
+	$(BIN)/python -m pytest
+
+lint: venv
+	$(BIN)/ruff check greenscreen tests benchmarks
+	$(BIN)/ruff format --check greenscreen tests benchmarks
+	$(BIN)/mypy
+
+format: venv
+	$(BIN)/ruff check --fix greenscreen tests benchmarks
+	$(BIN)/ruff format greenscreen tests benchmarks
+
+clean:
+	rm -rf $(VENV) out dist build .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,56 @@
+"""One exception hierarchy for greenscreen.
+
+Every error a user can cause derives from :class:`GreenscreenError`; the CLI prints its message
+and exits non-zero without a traceback. Anything else reaching the CLI is a bug in greenscreen.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import polars as pl
+
+
+class GreenscreenError(Exception):
+    """Base class of every error greenscreen raises on purpose."""
+
+
+class PipelineError(GreenscreenError):
+    """The pipeline cannot be read, or (in strict mode) some rows were rejected.
+
+    ``rejects`` holds the reject rows (row, project_id, field, value, reason, code) when the
+    error is about rows rather than the file as a whole.
+    """
+
+    def __init__(self, message: str, rejects: pl.DataFrame | None = None) -> None:
+        super().__init__(message)
+        self.rejects = rejects
+
+
+class RulebookError(GreenscreenError):
+    """A rulebook or programme file is invalid. The message names file, item and criterion."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        item: str | None = None,
+        criterion: str | None = None,
+    ) -> None:
+        where = ", ".join(
+            f"{label} {value}"
+            for label, value in (("file", file), ("item", item), ("criterion", criterion))
+            if value
+        )
+        super().__init__(f"{where}: {message}" if where else message)
+        self.file, self.item, self.criterion = file, item, criterion
+
+
+def did_you_mean(value: str, options: Iterable[str]) -> str:
+    """Return ``"; did you mean 'x'?"`` for the closest option, or ``""`` when none is close."""
+    close = difflib.get_close_matches(value, list(options), n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""

@@ -1,0 +1,834 @@
+"""The pipeline input contract, *template v1*.
+
+One pydantic model, :class:`ProjectInput`, is the single source of truth: field names, types,
+units, descriptions, bilingual labels and value constraints. Everything else is derived from it:
+
+- :data:`FIELDS` — a flat :class:`FieldSpec` per column (what the readers and writers use);
+- :func:`polars_schema` — the typed polars schema of an accepted pipeline;
+- :func:`resolve_header` — maps a spreadsheet header in English or Chinese, with or without a
+  unit, to a field and a unit scale factor (``总投资(万元)`` → ``total_investment`` × 10 000).
+
+Column names are snake_case with the unit in the name. Only ``project_id`` and one of
+``activity``/``description`` are required; every other field is optional and used when present.
+Unknown extra columns are kept and passed through.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import types
+import unicodedata
+from dataclasses import dataclass
+from functools import cache
+from typing import Any, Literal, Union, get_args, get_origin
+
+import annotated_types as at
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from greenscreen._resources import data_file
+from greenscreen.errors import PipelineError, did_you_mean
+
+TEMPLATE_VERSION = "v1"
+
+Kind = Literal["text", "code", "enum", "float", "int", "date", "bool"]
+
+# --------------------------------------------------------------------------------------------
+# Units that may appear in a header, e.g. "装机容量(kW)" or "Total investment (万元)".
+# token (NFKC-normalised, lower case) -> {dimension: factor to the field's canonical unit}.
+# A header whose unit has the wrong dimension for its field is an error, never a silent guess.
+_UNITS: dict[str, dict[str, float]] = {}
+
+
+def _units(dimension: str, factor: float, *tokens: str) -> None:
+    for token in tokens:
+        _UNITS.setdefault(token, {})[dimension] = factor
+
+
+_units("power", 1.0, "mw", "兆瓦", "mwp", "mwac", "mwdc")
+_units("power", 1e-3, "kw", "千瓦", "kwp")
+_units("power", 1e3, "gw", "吉瓦", "百万千瓦")
+_units("power", 10.0, "万kw", "万千瓦")
+_units("energy", 1.0, "mwh", "兆瓦时")
+_units("energy", 1e-3, "kwh", "千瓦时", "度")
+_units("energy", 1e3, "gwh", "吉瓦时", "百万千瓦时")
+_units("energy", 10.0, "万kwh", "万千瓦时", "万度")
+_units("energy", 1e5, "亿kwh", "亿千瓦时", "亿度")
+_units("money", 1.0, "元", "yuan", "cny", "rmb", "currency")
+_units("money", 1e3, "千元", "thousand")
+_units("money", 1e4, "万元", "万")
+_units("money", 1e6, "百万元", "million", "mn", "m")
+_units("money", 1e8, "亿元", "亿")
+_units("price_energy", 1.0, "元/mwh", "yuan/mwh", "cny/mwh", "/mwh", "per mwh")
+_units(
+    "price_energy", 1e3, "元/kwh", "yuan/kwh", "cny/kwh", "/kwh", "per kwh", "元/千瓦时", "元/度"
+)
+_units("area", 1.0, "m2", "平方米", "sqm", "sq m")
+_units("area", 1e4, "万m2", "万平方米")
+_units("hours", 1.0, "h", "hours", "小时", "hour", "h/a", "h/yr", "小时/年")
+_units("years", 1.0, "年", "years", "year", "yr", "yrs")
+_units("ratio", 1.0, "fraction", "ratio", "小数")
+_units("ratio", 0.01, "%", "percent", "百分比")
+_units("mass", 1.0, "t", "吨", "tonnes", "tons", "t/a", "t/yr", "吨/年")
+_units("mass", 1e4, "万吨", "万t")
+_units("ef", 1.0, "tco2/mwh", "tco2e/mwh", "kgco2/kwh", "kgco2e/kwh", "tco2/mwh(kgco2/kwh)")
+_units("ef", 1e-3, "gco2/kwh", "gco2e/kwh")
+_units("intensity_kwh_m2", 1.0, "kwh/m2", "kwh/m2a", "kwh/m2·a", "kwh/(m2·a)", "kwh/m2/yr")
+_units("intensity_g_kwh", 1.0, "gco2e/kwh", "gco2/kwh")
+_units("power_density", 1.0, "w/m2")
+_units("g_per_km", 1.0, "gco2/km", "g/km")
+_units("t_per_t", 1.0, "tco2e/th2", "tco2e/t", "tco2/th2", "kgco2e/kgh2")
+_units("length", 1.0, "km", "公里", "千米")
+_units("l_per_100km", 1.0, "l/100km", "升/百公里")
+_units("kwh_per_100km", 1.0, "kwh/100km", "千瓦时/百公里", "度/百公里")
+_units("count", 1.0, "次", "次/年", "cycles", "cycles/yr", "辆", "vehicles", "个")
+_units("dimensionless", 1.0, "-", "无量纲")
+
+# canonical unit of a field -> dimension (the unit written in the field's metadata)
+_CANONICAL_DIMENSION: dict[str, str] = {
+    "MW": "power",
+    "MWh": "energy",
+    "currency": "money",
+    "currency/MWh": "price_energy",
+    "m2": "area",
+    "h/yr": "hours",
+    "years": "years",
+    "fraction": "ratio",
+    "t/yr": "mass",
+    "tCO2/MWh": "ef",
+    "kWh/m2/yr": "intensity_kwh_m2",
+    "gCO2e/kWh": "intensity_g_kwh",
+    "W/m2": "power_density",
+    "gCO2/km": "g_per_km",
+    "tCO2e/tH2": "t_per_t",
+    "km/yr": "length",
+    "L/100km": "l_per_100km",
+    "kWh/100km": "kwh_per_100km",
+    "cycles/yr": "count",
+    "count": "count",
+    "stars": "dimensionless",
+    "prize": "dimensionless",
+    "MWh/MWh": "dimensionless",
+}
+
+
+def _f(
+    zh: str,
+    description: str,
+    *,
+    group: str,
+    unit: str | None = None,
+    aliases: tuple[str, ...] = (),
+    kind: Kind | None = None,
+    default: Any = None,
+    **constraints: Any,
+) -> Any:
+    """A template field: description, Chinese label, unit, header aliases, value constraints."""
+    extra: dict[str, Any] = {"zh": zh, "group": group, "aliases": list(aliases)}
+    if unit:
+        extra["unit"] = unit
+    if kind:
+        extra["kind"] = kind
+    return Field(default=default, description=description, json_schema_extra=extra, **constraints)
+
+
+# --------------------------------------------------------------------------------------------
+class ProjectInput(BaseModel):
+    """One candidate project: a row of pipeline template v1.
+
+    Units are in the field names and in each field's metadata. Rates are fractions
+    (0.045 for 4.5 %); money is in the row's ``currency`` (default CNY, full units, not 万元).
+    """
+
+    model_config = ConfigDict(extra="allow", str_strip_whitespace=True)
+
+    # identification -------------------------------------------------------------------------
+    project_id: str = Field(
+        min_length=1,
+        description="Unique project identifier within the pipeline",
+        json_schema_extra={
+            "zh": "项目编号",
+            "group": "identification",
+            "aliases": ["项目代码", "项目id", "project id", "project code", "id"],
+            "kind": "code",
+        },
+    )
+    project_name: str | None = _f(
+        "项目名称", "Project name (zh or en)", group="identification", aliases=("name", "名称")
+    )
+    borrower: str | None = _f(
+        "借款人", "Borrower", group="identification", aliases=("借款主体", "客户名称", "client")
+    )
+    description: str | None = _f(
+        "项目描述",
+        "Free-text description; used to infer the activity when `activity` is blank",
+        group="identification",
+        aliases=("项目简介", "建设内容", "项目概况"),
+    )
+    activity: str | None = _f(
+        "活动类型",
+        "greenscreen activity id (see `greenscreen template`, sheet lists), e.g. solar_pv",
+        group="identification",
+        aliases=("项目类型", "activity type", "activity id", "activity_id"),
+        kind="enum",
+    )
+    industry_code: str | None = _f(
+        "国民经济行业代码",
+        "GB/T 4754-2017 industry code, e.g. D4416 or 4416 (keys the 2025 China catalogue)",
+        group="identification",
+        aliases=("行业代码", "gb/t 4754", "gbt4754", "industry code"),
+        kind="code",
+        pattern=r"^[A-T]?\d{2,4}$",
+    )
+    nace_code: str | None = _f(
+        "NACE代码",
+        "NACE Rev.2 code, e.g. D35.11 (EU Taxonomy)",
+        group="identification",
+        aliases=("nace", "nace rev.2", "nace code"),
+        kind="code",
+        pattern=r"^[A-U]?\d{2}(\.\d{1,2}){0,2}$",
+    )
+    country: str | None = _f(
+        "国家",
+        "ISO 3166-1 alpha-2 country code",
+        group="location",
+        aliases=("国别", "country code"),
+        kind="code",
+        default="CN",
+        pattern=r"^[A-Z]{2}$",
+    )
+    province: str | None = _f(
+        "省份",
+        "Chinese province-level division: name in zh or en, or GB/T 2260 code",
+        group="location",
+        aliases=("省", "所在省份", "省级行政区", "province/region"),
+        kind="enum",
+    )
+    grid_region: str | None = _f(
+        "电网区域",
+        "Override of the grid region the province maps to",
+        group="location",
+        aliases=("区域电网", "所属电网", "grid"),
+    )
+    approval_date: dt.date | None = _f(
+        "贷款审批日期",
+        "Loan approval date (selects rulebook versions)",
+        group="dates",
+        aliases=("审批日期", "授信审批日期", "approval date"),
+    )
+    cod: dt.date | None = _f(
+        "投产日期",
+        "Commercial operation date",
+        group="dates",
+        aliases=("投运日期", "商业运行日期", "commercial operation date", "cod date"),
+    )
+
+    # power ----------------------------------------------------------------------------------
+    capacity_mw: float | None = _f(
+        "装机容量",
+        "Installed capacity",
+        group="power",
+        unit="MW",
+        aliases=("装机规模", "capacity", "installed capacity"),
+        ge=0,
+    )
+    annual_generation_mwh: float | None = _f(
+        "年发电量",
+        "Annual net electricity generation delivered to the grid (上网电量 preferred)",
+        group="power",
+        unit="MWh",
+        aliases=("年上网电量", "年均发电量", "annual generation", "generation"),
+        ge=0,
+    )
+    full_load_hours: float | None = _f(
+        "年利用小时数",
+        "Equivalent full-load hours per year (generation = capacity × hours when not given)",
+        group="power",
+        unit="h/yr",
+        aliases=("等效利用小时数", "满发小时数", "full load hours", "flh"),
+        ge=0,
+        le=8784,
+    )
+
+    # storage --------------------------------------------------------------------------------
+    storage_energy_mwh: float | None = _f(
+        "储能容量",
+        "Installed energy capacity of storage",
+        group="storage",
+        unit="MWh",
+        aliases=("储能规模", "storage capacity", "storage energy"),
+        ge=0,
+    )
+    storage_power_mw: float | None = _f(
+        "储能功率",
+        "Rated power of storage (duration = energy / power)",
+        group="storage",
+        unit="MW",
+        aliases=("储能额定功率", "storage power"),
+        ge=0,
+    )
+    cycles_per_year: float | None = _f(
+        "年循环次数",
+        "Full charge/discharge cycles per year",
+        group="storage",
+        unit="cycles/yr",
+        aliases=("年充放电次数", "cycles"),
+        ge=0,
+    )
+
+    # buildings ------------------------------------------------------------------------------
+    floor_area_m2: float | None = _f(
+        "建筑面积",
+        "Gross floor area",
+        group="buildings",
+        unit="m2",
+        aliases=("总建筑面积", "floor area", "gfa"),
+        ge=0,
+    )
+    green_building_star: int | None = _f(
+        "绿色建筑星级",
+        "Star rating under GB/T 50378 (0 = basic level or unrated, 1–3 stars)",
+        group="buildings",
+        unit="stars",
+        aliases=("绿建星级", "green building star", "green building rating"),
+        ge=0,
+        le=3,
+    )
+    green_building_award: int | None = _f(
+        "全国绿色建筑创新奖",
+        "National Green Building Innovation Award prize (1 = first, 2 = second, 3 = third)",
+        group="buildings",
+        unit="prize",
+        aliases=("绿色建筑创新奖", "绿建创新奖等级", "green building award"),
+        ge=1,
+        le=3,
+    )
+    energy_use_kwh_m2: float | None = _f(
+        "单位面积能耗",
+        "Operational energy use per m² of floor area",
+        group="buildings",
+        unit="kWh/m2/yr",
+        aliases=("建筑能耗强度", "energy use intensity", "eui"),
+        ge=0,
+    )
+    baseline_energy_use_kwh_m2: float | None = _f(
+        "基准单位面积能耗",
+        "Baseline (reference building) energy use per m²",
+        group="buildings",
+        unit="kWh/m2/yr",
+        aliases=("基准能耗强度", "baseline eui"),
+        ge=0,
+    )
+    epc_class: str | None = _f(
+        "能效证书等级",
+        "Energy Performance Certificate class (EU), e.g. A",
+        group="buildings",
+        aliases=("epc", "epc rating"),
+        kind="code",
+        pattern=r"^[A-G]\+{0,4}$",
+    )
+
+    # thresholds used by taxonomies ----------------------------------------------------------
+    lifecycle_gco2e_per_kwh: float | None = _f(
+        "全生命周期排放强度",
+        "Life-cycle GHG emissions per kWh generated",
+        group="thresholds",
+        unit="gCO2e/kWh",
+        aliases=("生命周期排放", "life-cycle emissions", "lifecycle emissions"),
+        ge=0,
+    )
+    power_density_w_m2: float | None = _f(
+        "功率密度",
+        "Power density of a hydropower reservoir (capacity / reservoir surface)",
+        group="thresholds",
+        unit="W/m2",
+        aliases=("power density",),
+        ge=0,
+    )
+    tailpipe_gco2_per_km: float | None = _f(
+        "尾气排放",
+        "Direct (tailpipe) CO2 emissions per km",
+        group="thresholds",
+        unit="gCO2/km",
+        aliases=("tailpipe emissions", "tailpipe co2"),
+        ge=0,
+    )
+    hydrogen_tco2e_per_th2: float | None = _f(
+        "制氢碳排放强度",
+        "Life-cycle GHG emissions per tonne of hydrogen",
+        group="thresholds",
+        unit="tCO2e/tH2",
+        aliases=("hydrogen emissions intensity",),
+        ge=0,
+    )
+    pue: float | None = _f(
+        "电能利用效率",
+        "Power usage effectiveness of a data centre (≥ 1)",
+        group="thresholds",
+        unit="MWh/MWh",
+        aliases=("pue值", "power usage effectiveness"),
+        ge=1,
+    )
+
+    # emission-method inputs -----------------------------------------------------------------
+    electricity_saved_mwh: float | None = _f(
+        "年节电量",
+        "Electricity saved per year",
+        group="emissions",
+        unit="MWh",
+        aliases=("节电量", "electricity saved"),
+        ge=0,
+    )
+    fuel_saved_t: float | None = _f(
+        "年节约燃料量",
+        "Fuel saved per year",
+        group="emissions",
+        unit="t/yr",
+        aliases=("节约燃料量", "fuel saved"),
+        ge=0,
+    )
+    fuel_type: str | None = _f(
+        "燃料类型",
+        "Fuel saved or displaced, e.g. coal, natural_gas, diesel",
+        group="emissions",
+        aliases=("燃料种类", "fuel"),
+    )
+    vehicle_count: int | None = _f(
+        "车辆数",
+        "Number of vehicles financed",
+        group="emissions",
+        unit="count",
+        aliases=("车辆数量", "vehicles", "fleet size"),
+        ge=0,
+    )
+    annual_km_per_vehicle: float | None = _f(
+        "单车年行驶里程",
+        "Distance driven per vehicle per year",
+        group="emissions",
+        unit="km/yr",
+        aliases=("年行驶里程", "annual km", "annual mileage"),
+        ge=0,
+    )
+    baseline_fuel_l_per_100km: float | None = _f(
+        "基准车百公里油耗",
+        "Fuel use of the displaced conventional vehicle",
+        group="emissions",
+        unit="L/100km",
+        aliases=("百公里油耗", "baseline fuel consumption"),
+        ge=0,
+    )
+    ev_kwh_per_100km: float | None = _f(
+        "百公里电耗",
+        "Electricity use of the electric vehicle",
+        group="emissions",
+        unit="kWh/100km",
+        aliases=("ev consumption", "electricity consumption"),
+        ge=0,
+    )
+    ch4_captured_t: float | None = _f(
+        "年甲烷回收量",
+        "Methane captured and destroyed or used per year",
+        group="emissions",
+        unit="t/yr",
+        aliases=("甲烷回收量", "ch4 captured", "methane captured"),
+        ge=0,
+    )
+    grid_ef_tco2_per_mwh: float | None = _f(
+        "电网排放因子",
+        "Project-specific grid emission factor override (e.g. from a PDD)",
+        group="emissions",
+        unit="tCO2/MWh",
+        aliases=("grid emission factor", "grid ef"),
+        ge=0,
+    )
+    grid_ef_om_tco2_per_mwh: float | None = _f(
+        "电量边际排放因子",
+        "Operating-margin grid factor override (OM)",
+        group="emissions",
+        unit="tCO2/MWh",
+        aliases=("om", "operating margin", "ef_om"),
+        ge=0,
+    )
+    grid_ef_bm_tco2_per_mwh: float | None = _f(
+        "容量边际排放因子",
+        "Build-margin grid factor override (BM)",
+        group="emissions",
+        unit="tCO2/MWh",
+        aliases=("bm", "build margin", "ef_bm"),
+        ge=0,
+    )
+
+    # finance --------------------------------------------------------------------------------
+    currency: str | None = _f(
+        "币种",
+        "ISO 4217 currency of all money fields in the row",
+        group="finance",
+        aliases=("货币", "currency code"),
+        kind="code",
+        default="CNY",
+        pattern=r"^[A-Z]{3}$",
+    )
+    total_investment: float | None = _f(
+        "总投资",
+        "Total project investment (capex)",
+        group="finance",
+        unit="currency",
+        aliases=("项目总投资", "总投资额", "capex", "total capex"),
+        ge=0,
+    )
+    loan_amount: float | None = _f(
+        "贷款金额",
+        "Loan principal",
+        group="finance",
+        unit="currency",
+        aliases=("贷款额", "授信金额", "loan", "loan principal"),
+        ge=0,
+    )
+    loan_tenor_years: int | None = _f(
+        "贷款期限",
+        "Loan tenor",
+        group="finance",
+        unit="years",
+        aliases=("贷款年限", "tenor", "loan tenor"),
+        ge=0,
+        le=100,
+    )
+    interest_rate: float | None = _f(
+        "贷款利率",
+        "Annual loan interest rate as a fraction (0.045 = 4.5 %)",
+        group="finance",
+        unit="fraction",
+        aliases=("利率", "interest rate"),
+        ge=0,
+        le=1,
+    )
+    grace_period_years: int | None = _f(
+        "宽限期",
+        "Years of interest-only grace before principal repayment",
+        group="finance",
+        unit="years",
+        aliases=("grace period",),
+        ge=0,
+        le=100,
+    )
+    tariff_per_mwh: float | None = _f(
+        "上网电价",
+        "Electricity tariff received",
+        group="finance",
+        unit="currency/MWh",
+        aliases=("电价", "tariff", "ppa price"),
+        ge=0,
+    )
+    annual_revenue: float | None = _f(
+        "年营业收入",
+        "Annual revenue (used when generation × tariff does not apply)",
+        group="finance",
+        unit="currency",
+        aliases=("年收入", "年产值", "annual revenue", "revenue"),
+        ge=0,
+    )
+    annual_opex: float | None = _f(
+        "年运营成本",
+        "Annual operating expenditure in the first operating year",
+        group="finance",
+        unit="currency",
+        aliases=("年运维成本", "运营成本", "opex", "annual opex"),
+        ge=0,
+    )
+    opex_escalation: float | None = _f(
+        "运营成本年增长率",
+        "Annual opex escalation as a fraction",
+        group="finance",
+        unit="fraction",
+        aliases=("opex escalation",),
+        ge=-1,
+        le=1,
+    )
+    degradation_rate: float | None = _f(
+        "年衰减率",
+        "Annual output degradation as a fraction",
+        group="finance",
+        unit="fraction",
+        aliases=("衰减率", "degradation"),
+        ge=0,
+        le=1,
+    )
+    construction_years: int | None = _f(
+        "建设期",
+        "Construction period",
+        group="finance",
+        unit="years",
+        aliases=("建设年限", "construction period"),
+        ge=0,
+        le=20,
+    )
+    operating_years: int | None = _f(
+        "运营期",
+        "Operating life",
+        group="finance",
+        unit="years",
+        aliases=("运营年限", "经营期", "operating life", "economic life"),
+        ge=1,
+        le=100,
+    )
+    tax_rate: float | None = _f(
+        "所得税率",
+        "Corporate income tax rate as a fraction",
+        group="finance",
+        unit="fraction",
+        aliases=("企业所得税率", "tax rate"),
+        ge=0,
+        le=1,
+    )
+    discount_rate: float | None = _f(
+        "折现率",
+        "Discount rate for NPV as a fraction",
+        group="finance",
+        unit="fraction",
+        aliases=("贴现率", "discount rate", "wacc"),
+        gt=-1,
+        le=1,
+    )
+
+    @field_validator("activity")
+    @classmethod
+    def _known_activity(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        key = _label_key(value)
+        lookup = _activity_lookup()
+        if key not in lookup:
+            raise ValueError(f"unknown activity '{value}'{did_you_mean(value, activity_ids())}")
+        return lookup[key]
+
+
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FieldSpec:
+    """Everything the readers and writers need to know about one template column."""
+
+    name: str
+    kind: Kind
+    dtype: pl.DataType
+    description: str
+    zh: str
+    group: str
+    unit: str | None = None
+    aliases: tuple[str, ...] = ()
+    required: bool = False
+    default: Any = None
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    pattern: str | None = None
+
+    @property
+    def label_zh(self) -> str:
+        """Chinese header with its unit, as written in the template: ``装机容量(MW)``."""
+        unit = _ZH_UNIT.get(self.unit or "", self.unit)
+        return f"{self.zh}({unit})" if unit and unit not in {"stars", "prize"} else self.zh
+
+    def range_text(self) -> str:
+        parts = []
+        if self.ge is not None:
+            parts.append(f"≥ {self.ge:g}")
+        if self.gt is not None:
+            parts.append(f"> {self.gt:g}")
+        if self.le is not None:
+            parts.append(f"≤ {self.le:g}")
+        return " and ".join(parts)
+
+
+# Chinese rendering of units in template headers (the English unit is already in the field name)
+_ZH_UNIT = {
+    "currency": "元",
+    "currency/MWh": "元/MWh",
+    "years": "年",
+    "fraction": "小数",
+    "m2": "m²",
+}
+
+_KIND_DTYPES: dict[str, pl.DataType] = {
+    "text": pl.String(),
+    "code": pl.String(),
+    "enum": pl.String(),
+    "float": pl.Float64(),
+    "int": pl.Int64(),
+    "date": pl.Date(),
+    "bool": pl.Boolean(),
+}
+_PY_KINDS: dict[type, Kind] = {
+    str: "text",
+    float: "float",
+    int: "int",
+    dt.date: "date",
+    bool: "bool",
+}
+
+
+def _spec_from_field(name: str, info: Any) -> FieldSpec:
+    annotation = info.annotation
+    if get_origin(annotation) in (Union, types.UnionType):
+        annotation = next(a for a in get_args(annotation) if a is not type(None))
+    extra = info.json_schema_extra or {}
+    kind: Kind = extra.get("kind") or _PY_KINDS[annotation]
+    bounds: dict[str, Any] = {}
+    for meta in info.metadata:
+        if isinstance(meta, at.Ge):
+            bounds["ge"] = float(meta.ge)  # type: ignore[arg-type]
+        elif isinstance(meta, at.Gt):
+            bounds["gt"] = float(meta.gt)  # type: ignore[arg-type]
+        elif isinstance(meta, at.Le):
+            bounds["le"] = float(meta.le)  # type: ignore[arg-type]
+        elif hasattr(meta, "pattern") and meta.pattern:
+            bounds["pattern"] = meta.pattern
+    return FieldSpec(
+        name=name,
+        kind=kind,
+        dtype=_KIND_DTYPES[kind],
+        description=info.description or "",
+        zh=extra["zh"],
+        group=extra["group"],
+        unit=extra.get("unit"),
+        aliases=tuple(extra.get("aliases", ())),
+        required=info.is_required(),
+        default=info.default if not info.is_required() else None,
+        **bounds,
+    )
+
+
+FIELDS: dict[str, FieldSpec] = {
+    name: _spec_from_field(name, info) for name, info in ProjectInput.model_fields.items()
+}
+"""Template v1 fields in template order."""
+
+GROUPS: tuple[str, ...] = tuple(dict.fromkeys(spec.group for spec in FIELDS.values()))
+
+#: Columns greenscreen adds to every accepted project.
+DERIVED_COLUMNS: dict[str, pl.DataType] = {
+    "source_row": pl.Int64(),
+    "province_code": pl.String(),
+}
+
+
+def polars_schema() -> pl.Schema:
+    """Schema of the typed projects table returned by :func:`greenscreen.read_pipeline`.
+
+    Template fields in template order, then the derived columns; extra input columns follow
+    in the actual table.
+    """
+    return pl.Schema(
+        [(spec.name, spec.dtype) for spec in FIELDS.values()] + list(DERIVED_COLUMNS.items())
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Vocabularies
+@cache
+def activities() -> pl.DataFrame:
+    """The activity vocabulary: id, family, name_en, name_zh (``data/activities.csv``)."""
+    return pl.read_csv(data_file("activities.csv"), infer_schema=False)
+
+
+def activity_ids() -> list[str]:
+    return activities()["id"].to_list()
+
+
+@cache
+def _activity_lookup() -> dict[str, str]:
+    """Accepted spellings of an activity (id, English or Chinese name) -> id."""
+    table = activities()
+    lookup: dict[str, str] = {}
+    for column in ("name_en", "name_zh", "id"):
+        lookup.update({_label_key(v): i for v, i in zip(table[column], table["id"], strict=True)})
+    return lookup
+
+
+@cache
+def provinces() -> pl.DataFrame:
+    """Provincial-level divisions with GB/T 2260 codes (``greenscreen/data/provinces.csv``)."""
+    return pl.read_csv(data_file("provinces.csv"), infer_schema=False)
+
+
+@cache
+def _province_lookup() -> dict[str, tuple[str, str]]:
+    """Accepted spellings of a province (zh, en, short, aliases, code) -> (name_en, code)."""
+    lookup: dict[str, tuple[str, str]] = {}
+    for row in provinces().iter_rows(named=True):
+        target = (row["name_en"], row["code"])
+        names = [row["code"], row["code"][:2], row["name_en"], row["name_zh"], row["short_zh"]]
+        names += (row["aliases"] or "").split(";")
+        lookup.update({_label_key(n): target for n in names if n})
+    return lookup
+
+
+# --------------------------------------------------------------------------------------------
+# Headers
+def _label_key(text: str) -> str:
+    """Normalise a header or label for matching: NFKC (full-width → ASCII), lower, one space."""
+    text = unicodedata.normalize("NFKC", text).replace("²", "2").replace("㎡", "m2")
+    return re.sub(r"\s+", " ", text).strip().lower()
+
+
+@dataclass(frozen=True)
+class HeaderMatch:
+    """How one input header maps onto the template."""
+
+    header: str
+    field: str
+    scale: float = 1.0
+    unit: str | None = None
+
+
+_UNIT_SUFFIX = re.compile(
+    r"^(?P<base>.*?)\s*(?:\((?P<p>[^()]*)\)|\[(?P<b>[^\[\]]*)\]|/\s*(?P<s>[^/()]+))$"
+)
+
+
+@cache
+def _header_index() -> dict[str, str]:
+    """Exact header spellings -> field: field names, labels, labels with canonical unit."""
+    index: dict[str, str] = {}
+    for spec in FIELDS.values():
+        for label in (spec.name, spec.zh, spec.label_zh, *spec.aliases):
+            index.setdefault(_label_key(label), spec.name)
+        index.setdefault(_label_key(spec.name.replace("_", " ")), spec.name)
+    return index
+
+
+def resolve_header(header: str) -> HeaderMatch | None:
+    """Map an input header to a template field, or ``None`` for an extra column.
+
+    Accepts the field name (``capacity_mw``), its Chinese label with or without a unit
+    (``装机容量``, ``装机容量（MW）``, ``装机容量(kW)``) and the aliases in the field metadata.
+    A unit in the header is converted to the field's canonical unit (``kW`` → × 0.001 for
+    ``capacity_mw``; ``万元`` → × 10 000 for money); a unit of the wrong kind raises
+    :class:`~greenscreen.errors.PipelineError` rather than guessing.
+    """
+    key = _label_key(header)
+    index = _header_index()
+    if key in index:
+        return HeaderMatch(header, index[key])
+    match = _UNIT_SUFFIX.match(key)
+    if not match:
+        return None
+    base = match["base"].strip()
+    unit = (match["p"] or match["b"] or match["s"] or "").strip()
+    if base not in index:
+        return None
+    spec = FIELDS[index[base]]
+    if unit not in _UNITS:
+        raise PipelineError(
+            f"column '{header}': unknown unit '{unit}' for field {spec.name} "
+            f"(expected {spec.unit or 'no unit'}); rename the column to '{spec.name}' "
+            "after converting the values"
+        )
+    expected = _CANONICAL_DIMENSION.get(spec.unit or "", "dimensionless")
+    factor = _UNITS[unit].get(expected)
+    if factor is None:
+        raise PipelineError(
+            f"column '{header}' is in '{unit}' but field {spec.name} is measured in "
+            f"{spec.unit or 'no unit'}; convert the values or fix the header"
+        )
+    return HeaderMatch(header, spec.name, factor, unit)
