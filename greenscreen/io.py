@@ -338,9 +338,11 @@ def _map_columns(
             f"{name}: needs an activity (活动类型) or a description (项目描述) column; "
             f"columns found: {', '.join(raw.columns[:20])}"
         )
-    clash = [c for c in extras if c in FIELDS or c in _DERIVED]
-    if clash:
-        raise PipelineError(f"{name}: column names clash with template fields: {clash}")
+    # Columns greenscreen derives itself (e.g. from a results file read back) are kept under
+    # an input_ prefix and recomputed.
+    renamed = {c: f"input_{c}" for c in extras if c in _DERIVED}
+    raw = raw.rename(renamed)
+    extras = [renamed.get(c, c) for c in extras]
     return raw, matches, extras
 
 
@@ -482,6 +484,8 @@ def _parse(
     source: pl.Expr, spec: FieldSpec, match: HeaderMatch, dtype: pl.DataType
 ) -> tuple[pl.Expr, pl.Expr]:
     """Return (typed value, error code or null) for one field column."""
+    value: pl.Expr
+    error: pl.Expr
     text = _as_text(source)
     present = text.is_not_null()
     kind = spec.kind

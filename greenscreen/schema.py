@@ -646,7 +646,7 @@ _ZH_UNIT = {
     "currency/MWh": "元/MWh",
     "years": "年",
     "fraction": "小数",
-    "m2": "m²",
+    "m2": "平方米",
 }
 
 _KIND_DTYPES: dict[str, pl.DataType] = {

@@ -1,0 +1,5 @@
+"""``python -m greenscreen`` runs the command line."""
+
+from greenscreen.cli import main
+
+main()

@@ -1,0 +1,181 @@
+"""The ``greenscreen`` command.
+
+Verbs: ``demo``, ``screen``, ``template``, ``rulebooks``. User mistakes (a missing file, a bad
+column, rejected rows in ``--strict`` mode) print a one-line message to stderr and exit non-zero
+without a traceback. Exit codes: 0 success, 1 error in the input or options, 2 rows rejected in
+``--strict`` mode, 3 internal error (a bug: set GREENSCREEN_DEBUG=1 for the traceback).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from greenscreen import __version__
+from greenscreen._resources import data_file
+from greenscreen.errors import GreenscreenError, PipelineError
+
+EXIT_ERROR, EXIT_REJECTS, EXIT_INTERNAL = 1, 2, 3
+
+_out = Console(highlight=False, soft_wrap=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="greenscreen")
+def cli() -> None:
+    """Screen project-finance pipelines for green loans."""
+
+
+@cli.command()
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("greenscreen-demo"),
+    show_default=True,
+    help="Directory for the outputs.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
+def demo(out_dir: Path, quiet: bool) -> None:
+    """Screen the bundled, illustrative sample pipeline."""
+    _screen(data_file("sample_pipeline.csv"), out_dir, strict=False, quiet=quiet, options={})
+
+
+@cli.command()
+@click.argument("pipeline", type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Directory for results.parquet, results.csv, rejects.csv and run.json.",
+)
+@click.option("--strict", is_flag=True, help="Exit with status 2 if any row is rejected.")
+@click.option("--sheet", help="Excel sheet name (default: 'pipeline', else the first sheet).")
+@click.option("--encoding", help="CSV encoding (default: UTF-8, else GBK/GB18030).")
+@click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
+def screen(
+    pipeline: Path,
+    out_dir: Path,
+    strict: bool,
+    sheet: str | None,
+    encoding: str | None,
+    quiet: bool,
+) -> None:
+    """Screen PIPELINE (CSV, Excel, Parquet, JSON) and write the results to --out."""
+    options: dict[str, Any] = {"sheet": sheet, "encoding": encoding}
+    _screen(pipeline, out_dir, strict=strict, quiet=quiet, options=options)
+
+
+@cli.command()
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+def template(out: Path) -> None:
+    """Write the Excel input template (pipeline template v1) to OUT.xlsx."""
+    from greenscreen._template import write_template
+
+    path = write_template(out)
+    _out.print(f"wrote the input template to {path}")
+    _out.print(f"fill the 'pipeline' sheet, then run: greenscreen screen {path} --out DIR")
+
+
+@cli.command()
+def rulebooks() -> None:
+    """List the rulebooks greenscreen screens against."""
+    from greenscreen._resources import bundled_dir
+
+    directory = bundled_dir("taxonomies")
+    files = sorted(p for p in directory.glob("*.y*ml"))
+    if not files:
+        _out.print(f"no rulebooks installed yet in {directory}")
+        return
+    for path in files:
+        _out.print(path.name)
+
+
+def _screen(
+    source: Path, out_dir: Path, *, strict: bool, quiet: bool, options: dict[str, Any]
+) -> None:
+    from greenscreen.run import screen as run_screen
+
+    say = (lambda *a: None) if quiet else _out.print
+    started = time.perf_counter()
+    say(f"greenscreen {__version__}: screening {source}")
+    result = run_screen(source, **options)
+    pipeline = result.pipeline
+    paths = result.write(out_dir)
+    say(pipeline.summary())
+    for note in pipeline.notes:
+        say(f"  note: {note}")
+    if pipeline.n_accepted == 0:
+        say("[yellow]no project was accepted[/yellow]")
+    if pipeline.rejects.height and not quiet:
+        _print_rejects(pipeline.rejects)
+    say(f"outputs in {out_dir.resolve()}:")
+    say(f"  {paths['results']}  ({result.results.height} projects; also results.csv)")
+    say(f"  {paths['rejects']}  ({result.rejects.height} reject rows)")
+    say(f"  {paths['run']}  (input hash, column mapping, counts)")
+    say(f"done in {time.perf_counter() - started:.2f} s")
+    if strict and pipeline.rejects.height:
+        click.echo(
+            f"error: {pipeline.n_rejected} rows rejected (strict mode); see {paths['rejects']}",
+            err=True,
+        )
+        sys.exit(EXIT_REJECTS)
+
+
+def _print_rejects(rejects: Any, limit: int = 20) -> None:
+    table = Table("row", "project_id", "field", "value", "reason", title="rejected rows")
+    for rec in rejects.head(limit).iter_rows(named=True):
+        table.add_row(
+            str(rec["row"]),
+            rec["project_id"] or "",
+            rec["field"],
+            (rec["value"] or "")[:40],
+            rec["reason"],
+        )
+    _out.print(table)
+    if rejects.height > limit:
+        _out.print(f"… and {rejects.height - limit} more in rejects.csv")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: maps errors to messages and exit codes."""
+    try:
+        code = cli.main(args=argv, prog_name="greenscreen", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        code = 130
+    except click.ClickException as exc:
+        exc.show()
+        code = exc.exit_code
+    except PipelineError as exc:
+        click.echo(f"error: {exc}", err=True)
+        code = EXIT_REJECTS if exc.rejects is not None else EXIT_ERROR
+    except GreenscreenError as exc:
+        click.echo(f"error: {exc}", err=True)
+        code = EXIT_ERROR
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        code = 130
+    except Exception as exc:  # a bug in greenscreen, not a user mistake
+        if os.environ.get("GREENSCREEN_DEBUG"):
+            traceback.print_exc()
+        click.echo(
+            f"internal error: {type(exc).__name__}: {exc}\n"
+            "this is a bug in greenscreen; rerun with GREENSCREEN_DEBUG=1 for the traceback",
+            err=True,
+        )
+        code = EXIT_INTERNAL
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,123 @@
+"""The orchestrator: read a pipeline, run every screening step, write the outputs.
+
+Steps run in order over the whole table at once (pvlib's ModelChain is the model). Each later
+capability (rulebooks, emissions, subsidies, appraisal) adds its columns to ``results`` here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from greenscreen import __version__
+from greenscreen.errors import GreenscreenError
+from greenscreen.io import Pipeline, read_pipeline
+from greenscreen.schema import TEMPLATE_VERSION
+
+
+@dataclass(frozen=True)
+class ScreenResult:
+    """Everything one screening run produced.
+
+    ``results`` has one row per accepted project (the DESIGN.md output contract: later steps
+    add their columns); ``rejects`` one row per problem found in the input.
+    """
+
+    results: pl.DataFrame
+    pipeline: Pipeline
+
+    @property
+    def rejects(self) -> pl.DataFrame:
+        return self.pipeline.rejects
+
+    def metadata(self) -> dict[str, Any]:
+        """Run record written to ``run.json``: deterministic (no wall-clock time), so the same
+        inputs give byte-identical outputs."""
+        source = self.pipeline.source
+        return {
+            "tool": "greenscreen",
+            "version": __version__,
+            "input_template": TEMPLATE_VERSION,
+            "input": {
+                "name": source.name,
+                "format": source.format,
+                "sha256": source.sha256,
+                "encoding": source.encoding,
+                "sheet": source.sheet,
+                "label_row_skipped": source.label_row_skipped,
+                "columns": {m.header: m.field for m in source.columns},
+                "unit_conversions": list(self.pipeline.notes),
+                "extra_columns": list(source.extra_columns),
+            },
+            "counts": {
+                "input_rows": self.pipeline.n_input_rows,
+                "accepted": self.pipeline.n_accepted,
+                "rejected": self.pipeline.n_rejected,
+                "reject_rows": self.rejects.height,
+                "blank_rows_ignored": self.pipeline.n_blank,
+            },
+        }
+
+    def write(self, out_dir: str | Path) -> dict[str, Path]:
+        """Write results.parquet, results.csv, rejects.csv and run.json into ``out_dir``.
+
+        Each file is written to a temporary name and moved into place, so an interrupted run
+        never leaves a half-written output. CSVs carry a UTF-8 BOM so Excel shows Chinese text.
+        """
+        out = Path(out_dir)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise GreenscreenError(f"cannot create output directory {out}: {exc}") from exc
+        paths = {
+            "results": out / "results.parquet",
+            "results_csv": out / "results.csv",
+            "rejects": out / "rejects.csv",
+            "run": out / "run.json",
+        }
+        _atomic(paths["results"], lambda p: self.results.write_parquet(p, statistics=False))
+        _atomic(paths["results_csv"], lambda p: _csv(self.results).write_csv(p, include_bom=True))
+        _atomic(paths["rejects"], lambda p: self.rejects.write_csv(p, include_bom=True))
+        text = json.dumps(self.metadata(), ensure_ascii=False, indent=2) + "\n"
+        _atomic(paths["run"], lambda p: Path(p).write_text(text, encoding="utf-8"))
+        return paths
+
+
+def screen(source: Any, **read_options: Any) -> ScreenResult:
+    """Screen a pipeline: read and validate it, then run every screening step.
+
+    Parameters
+    ----------
+    source
+        A :class:`~greenscreen.io.Pipeline` already read, or anything
+        :func:`~greenscreen.io.read_pipeline` accepts (path, DataFrame, list of dicts).
+    **read_options
+        Passed to :func:`~greenscreen.io.read_pipeline` (``sheet``, ``encoding``, ``strict``…).
+    """
+    pipeline = source if isinstance(source, Pipeline) else read_pipeline(source, **read_options)
+    results = pipeline.projects
+    return ScreenResult(results=results, pipeline=pipeline)
+
+
+def _csv(frame: pl.DataFrame) -> pl.DataFrame:
+    """CSV cannot hold nested types; lists are joined with '; '."""
+    nested = [c for c, t in frame.schema.items() if isinstance(t, pl.List)]
+    return frame.with_columns(pl.col(nested).list.join("; ")) if nested else frame
+
+
+def _atomic(path: Path, write: Callable[[str], object]) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

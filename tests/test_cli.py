@@ -1,0 +1,109 @@
+"""The greenscreen command: verbs, outputs, exit codes, messages without tracebacks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+from conftest import GOOD_ROWS, HEADER, write_csv
+
+from greenscreen import __version__
+
+
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "greenscreen", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+    )
+
+
+def test_version() -> None:
+    done = run("--version")
+    assert done.returncode == 0
+    assert __version__ in done.stdout
+
+
+def test_demo_writes_the_output_contract(tmp_path: Path) -> None:
+    done = run("demo", "--out", str(tmp_path / "demo"))
+    assert done.returncode == 0, done.stderr
+    assert "35 accepted, 0 rejected" in done.stdout
+    assert str((tmp_path / "demo").resolve()) in done.stdout
+    results = pl.read_parquet(tmp_path / "demo" / "results.parquet")
+    assert results.height == 35
+    assert {"project_id", "activity"} <= set(results.columns)
+    assert pl.read_csv(tmp_path / "demo" / "results.csv").height == 35
+    run_record = json.loads((tmp_path / "demo" / "run.json").read_text(encoding="utf-8"))
+    assert run_record["counts"] == {
+        "input_rows": 35,
+        "accepted": 35,
+        "rejected": 0,
+        "reject_rows": 0,
+        "blank_rows_ignored": 0,
+    }
+    assert len(run_record["input"]["sha256"]) == 64
+
+
+def test_screen_with_rejects_exits_zero_and_prints_counts(tmp_path: Path) -> None:
+    rows = [*GOOD_ROWS, ("P11", "solar", "Henan", "1", "1", "2025-01-01")]
+    path = write_csv(tmp_path / "p.csv", HEADER, rows, "utf-8")
+    done = run("screen", str(path), "--out", str(tmp_path / "o"))
+    assert done.returncode == 0, done.stderr
+    assert "11 rows read from p.csv: 10 accepted, 1 rejected" in done.stdout
+    rejects = pl.read_csv(tmp_path / "o" / "rejects.csv")
+    assert rejects.columns[:6] == ["row", "project_id", "field", "column", "value", "reason"]
+    assert (
+        rejects.row(0, named=True)["reason"] == "unknown activity 'solar'; did you mean 'solar_pv'?"
+    )
+
+    strict = run("screen", str(path), "--out", str(tmp_path / "o2"), "--strict", "--quiet")
+    assert strict.returncode == 2
+    assert strict.stdout == ""
+    assert "1 rows rejected (strict mode)" in strict.stderr
+
+
+def test_outputs_are_byte_identical_across_runs(tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        assert run("demo", "-q", "--out", str(tmp_path / name)).returncode == 0
+    for file in ("results.parquet", "results.csv", "rejects.csv", "run.json"):
+        assert (tmp_path / "a" / file).read_bytes() == (tmp_path / "b" / file).read_bytes(), file
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("screen", "missing.csv", "--out", "o"), "pipeline file not found"),
+        (("screen", "empty.csv", "--out", "o"), "empty.csv is empty"),
+        (("screen", "noid.csv", "--out", "o"), "no project_id column"),
+        (("template", "t.txt"), "the template is an .xlsx workbook"),
+        (("screen",), "Missing argument"),
+        (("frobnicate",), "No such command"),
+    ],
+)
+def test_user_errors_are_one_line_messages(
+    tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
+    (tmp_path / "empty.csv").write_text("")
+    (tmp_path / "noid.csv").write_text("name,activity\nx,solar_pv\n")
+    done = run(*args, cwd=tmp_path)
+    assert done.returncode in (1, 2)
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+
+
+def test_template_command(tmp_path: Path) -> None:
+    done = run("template", str(tmp_path / "t.xlsx"))
+    assert done.returncode == 0
+    assert (tmp_path / "t.xlsx").stat().st_size > 10_000
+
+
+def test_rulebooks_command_lists_the_bundled_directory() -> None:
+    done = run("rulebooks")
+    assert done.returncode == 0
+    assert "taxonomies" in done.stdout

@@ -1,0 +1,99 @@
+"""The Excel input template: layout, dropdowns, round trip through screening."""
+
+from __future__ import annotations
+
+import datetime as dt
+import zipfile
+from pathlib import Path
+
+import openpyxl
+
+from greenscreen import FIELDS, read_pipeline, screen, write_template
+
+
+def test_layout_and_dropdowns(tmp_path: Path) -> None:
+    path = write_template(tmp_path / "t.xlsx")
+    book = openpyxl.load_workbook(path)
+    assert book.sheetnames == ["pipeline", "fields", "example", "lists"]
+    sheet = book["pipeline"]
+    names = [c.value for c in sheet[1]]
+    labels = [c.value for c in sheet[2]]
+    assert names == list(FIELDS)
+    assert labels[names.index("capacity_mw")] == "装机容量(MW)"
+    assert labels[names.index("project_id")] == "项目编号"
+    assert (
+        "installed capacity" in sheet.cell(1, names.index("capacity_mw") + 1).comment.text.lower()
+    )
+    lists = {
+        str(v.sqref).split(":")[0]: v
+        for v in sheet.data_validations.dataValidation
+        if v.type == "list"
+    }
+    letters = {name: openpyxl.utils.get_column_letter(i + 1) for i, name in enumerate(names)}
+    for field in ("activity", "province", "currency"):
+        assert f"{letters[field]}3" in lists, field
+    assert lists[f"{letters['activity']}3"].formula1 == "lists!$A$2:$A$36"
+    numbers = [v for v in sheet.data_validations.dataValidation if v.type == "decimal"]
+    assert any(f"{letters['capacity_mw']}3" in str(v.sqref) for v in numbers)
+    activity_ids = [c.value for c in book["lists"]["A"][1:] if c.value]
+    assert "solar_pv" in activity_ids and len(activity_ids) == 35
+
+
+def test_filled_template_round_trips_through_screen(tmp_path: Path) -> None:
+    """Issue #2, acceptance 2: template → fill → screen."""
+    path = write_template(tmp_path / "t.xlsx")
+    book = openpyxl.load_workbook(path)
+    sheet = book["pipeline"]
+    col = {c.value: c.column for c in sheet[1]}
+    rows = [
+        {
+            "project_id": "T-1",
+            "activity": "solar_pv",
+            "province": "青海省",
+            "capacity_mw": 100,
+            "full_load_hours": 1500,
+            "cod": dt.datetime(2026, 12, 31),
+            "interest_rate": 0.035,
+        },
+        {
+            "project_id": "T-2",
+            "activity": "building_new",
+            "province": "重庆",
+            "floor_area_m2": 80000,
+            "green_building_star": 2,
+        },
+        {"project_id": "T-3", "activity": "solar", "capacity_mw": -1},
+    ]
+    for r, row in enumerate(rows, start=3):
+        for name, value in row.items():
+            sheet.cell(r, col[name], value)
+    filled = tmp_path / "filled.xlsx"
+    book.save(filled)
+
+    result = screen(filled)
+    assert result.pipeline.source.label_row_skipped
+    assert result.results["project_id"].to_list() == ["T-1", "T-2"]
+    first = result.results.row(0, named=True)
+    assert (first["province"], first["capacity_mw"], first["cod"]) == (
+        "Qinghai",
+        100.0,
+        dt.date(2026, 12, 31),
+    )
+    assert result.rejects.select("row", "field").sort("field").rows() == [
+        (5, "activity"),
+        (5, "capacity_mw"),
+    ]
+    paths = result.write(tmp_path / "out")
+    assert read_pipeline(paths["results"]).n_accepted == 2  # results read back as a pipeline
+
+
+def test_examples_screen_cleanly(tmp_path: Path) -> None:
+    pipeline = read_pipeline(write_template(tmp_path / "t.xlsx"), sheet="example")
+    assert pipeline.n_accepted == 2 and pipeline.rejects.height == 0
+
+
+def test_template_is_byte_identical(tmp_path: Path) -> None:
+    a = write_template(tmp_path / "a.xlsx").read_bytes()
+    b = write_template(tmp_path / "b.xlsx").read_bytes()
+    assert a == b
+    assert zipfile.is_zipfile(tmp_path / "a.xlsx")
