@@ -207,7 +207,10 @@ def _read_raw(
             return _from_records(rows), SourceInfo(path.name, "json", digest, enc), 1
         if suffix in {".csv", ".txt", ".tsv", ""}:
             text, enc = _decode(data, encoding, path.name)
-            frame = _read_csv(text, separator or ("\t" if suffix == ".tsv" else None))
+            # polars parses UTF-8 bytes natively; other encodings are re-encoded once
+            utf8 = data if enc == "utf-8-sig" else text.encode("utf-8")
+            header = text[: text.find("\n")] if "\n" in text else text
+            frame = _read_csv(utf8, header, separator or ("\t" if suffix == ".tsv" else None))
             return frame, SourceInfo(path.name, "csv", digest, enc), 2
     except GreenscreenError:
         raise
@@ -237,15 +240,14 @@ def _decode(data: bytes, encoding: str | None, name: str) -> tuple[str, str]:
     )
 
 
-def _read_csv(text: str, separator: str | None) -> pl.DataFrame:
+def _read_csv(data: bytes, header: str, separator: str | None) -> pl.DataFrame:
     if separator is None:
-        header = text.split("\n", 1)[0]
         try:
             separator = csv.Sniffer().sniff(header, delimiters=",;\t|").delimiter
         except csv.Error:
             separator = ","
     return pl.read_csv(
-        io.StringIO(text),
+        io.BytesIO(data),
         separator=separator,
         infer_schema=False,
         truncate_ragged_lines=False,
@@ -377,7 +379,25 @@ def _drop_label_row(raw: pl.DataFrame) -> tuple[pl.DataFrame, bool]:
 
 
 # --------------------------------------------------------------------------------------------
-# Validation
+# Validation. Parsing runs in stages, each a set of columns computed once for the whole table:
+# text -> cleaned text -> parsed value -> error code -> typed field. (One nested expression per
+# field would re-evaluate shared sub-expressions many times over: 20x slower, measured.)
+def _t(name: str) -> str:
+    return f"__text__{name}"
+
+
+def _c(name: str) -> str:
+    return f"__clean__{name}"
+
+
+def _n(name: str) -> str:
+    return f"__value__{name}"
+
+
+def _e(name: str) -> str:
+    return f"__error__{name}"
+
+
 def _validate(
     raw: pl.DataFrame,
     matches: dict[str, HeaderMatch],
@@ -389,46 +409,51 @@ def _validate(
     # Input columns are renamed apart from the typed fields they feed ("activity" may be both).
     raw_of = {name: f"__in__{name}" for name in matches}
     frame = raw.rename({m.header: raw_of[name] for name, m in matches.items()})
-    frame = frame.with_columns(pl.int_range(pl.len(), dtype=pl.Int64).add(first_row).alias("_row"))
+    dtypes = {name: frame.schema[raw_of[name]] for name in matches}
+    frame = frame.with_columns(
+        pl.int_range(pl.len(), dtype=pl.Int64).add(first_row).alias("_row"),
+        *(_as_text(pl.col(raw_of[name])).alias(_t(name)) for name in matches),
+    )
     # A fully blank row is a spreadsheet artefact, not a project: counted, not rejected.
-    cells = [_as_text(pl.col(c)) for c in [*raw_of.values(), *extras]]
-    blank = pl.all_horizontal([c.is_null() for c in cells]) if cells else pl.lit(False)
+    empty = [pl.col(_t(name)).is_null() for name in matches]
+    empty += [_as_text(pl.col(c)).is_null() for c in extras]
+    blank = pl.all_horizontal(empty)
     n_blank = frame.select(blank.sum()).item()
-    frame = frame.filter(~blank).with_columns(_as_text(pl.col(raw_of["project_id"])).alias("_pid"))
+    frame = frame.filter(~blank).with_columns(pl.col(_t("project_id")).alias("_pid"))
 
-    typed: list[pl.Expr] = []
-    problems: list[pl.DataFrame] = []
-    for name, spec in FIELDS.items():
-        if name not in matches:
-            typed.append(pl.lit(spec.default, dtype=spec.dtype).alias(name))
-            continue
-        source = pl.col(raw_of[name])
-        value, error = _parse(source, spec, matches[name], frame.schema[raw_of[name]])
-        typed.append(value.alias(name))
-        problems.append(_problems(frame, spec, matches[name], source, error))
-
-    out = frame.with_columns(typed)
-    out = out.with_columns(_province_code()).with_columns(
+    specs = {name: FIELDS[name] for name in matches}
+    stages = (
+        lambda name, spec: _clean(name, spec, dtypes[name]),
+        lambda name, spec: _convert(name, spec, matches[name], raw_of[name], dtypes[name]),
+        lambda name, spec: _error(name, spec),
+    )
+    for stage in stages:
+        exprs = [e for name, spec in specs.items() if (e := stage(name, spec)) is not None]
+        if exprs:
+            frame = frame.with_columns(exprs)
+    frame = frame.with_columns(_typed(name, spec, name in matches) for name, spec in FIELDS.items())
+    frame = frame.with_columns(_province_code()).with_columns(
         pl.when(pl.col("province_code").is_not_null())
         .then(pl.col("province_code").replace_strict(_province_names(), default=None))
         .otherwise(pl.col("province"))
         .alias("province")
     )
-    problems.append(_province_problems(out, matches))
-    problems.append(_row_problems(out, matches, raw_of))
 
+    problems = [_problems(frame, specs[name], matches[name]) for name in matches]
+    problems.append(_province_problems(frame, matches))
+    problems.append(_row_problems(frame, matches))
     rejects = (
         pl.concat(problems, how="vertical")
         .sort("row", "field", maintain_order=True)
         .unique(subset=["row", "field", "code"], maintain_order=True)
-        if problems
-        else REJECT_SCHEMA.to_frame()
     )
-    bad_rows = rejects["row"].unique()
-    projects = (
-        out.filter(~pl.col("_row").is_in(bad_rows.implode()))
-        .with_columns(pl.col("_row").alias("source_row"))
-        .select(*FIELDS, "source_row", "province_code", *extras)
+    projects = frame.select(
+        *FIELDS, pl.col("_row").alias("source_row"), "province_code", *extras
+    ).join(
+        rejects.select(pl.col("row").alias("source_row")),
+        on="source_row",
+        how="anti",
+        maintain_order="left",
     )
     notes = tuple(
         f"column '{m.header}' read as {m.field} (× {m.scale:g} from {m.unit})"
@@ -447,107 +472,129 @@ def _as_text(expr: pl.Expr) -> pl.Expr:
 _NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
 _GROUPED = r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$"  # 1,234,567.8 (never 1,5: that is not a grouping)
 _MULTIPLIERS = {"万": 1e4, "亿": 1e8}
-
-
-def _parse_number(text: pl.Expr, allow_percent: bool) -> pl.Expr:
-    """Parse text to Float64: plain, thousands-grouped, ``万``/``亿`` suffixed, ``%`` (rates)."""
-    t = text.str.replace_all(r"[\s\u00a0]", "")
-    t = pl.when(t.str.contains(_GROUPED)).then(t.str.replace_all(",", "")).otherwise(t)
-    scale = pl.lit(1.0)
-    for suffix, factor in _MULTIPLIERS.items():
-        scale = pl.when(t.str.ends_with(suffix)).then(pl.lit(factor)).otherwise(scale)
-    if allow_percent:
-        scale = pl.when(t.str.ends_with("%")).then(pl.lit(0.01)).otherwise(scale)
-    core = t.str.strip_suffix("%") if allow_percent else t
-    for suffix in _MULTIPLIERS:
-        core = core.str.strip_suffix(suffix)
-    number = pl.when(core.str.contains(_NUMBER)).then(core.cast(pl.Float64, strict=False))
-    return number * scale
-
-
 _DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%Y.%m.%d", "%Y年%m月%d日", "%Y%m%d")
 _EXCEL_EPOCH = pl.date(1899, 12, 30)
 
 
+def _clean(name: str, spec: FieldSpec, dtype: pl.DataType) -> pl.Expr | None:
+    """Stage 1: normalise the text of number and date cells."""
+    text = pl.col(_t(name))
+    if spec.kind in ("float", "int") and not dtype.is_numeric():
+        squeezed = text.str.replace_all(r"[\s\u00a0]", "")
+        ungrouped = squeezed.str.replace_all(",", "")
+        return (
+            pl.when(squeezed.str.contains(_GROUPED))
+            .then(ungrouped)
+            .otherwise(squeezed)
+            .alias(_c(name))
+        )
+    if spec.kind == "date" and not dtype.is_temporal():
+        return text.str.replace(r"[T ]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?$", "").alias(_c(name))
+    return None
+
+
+def _convert(
+    name: str, spec: FieldSpec, match: HeaderMatch, raw: str, dtype: pl.DataType
+) -> pl.Expr | None:
+    """Stage 2: parse to the field's type; null where the cell cannot be parsed."""
+    text = pl.col(_t(name))
+    value: pl.Expr
+    if spec.kind in ("float", "int"):
+        if dtype.is_numeric():
+            value = pl.col(raw).cast(pl.Float64)
+        else:
+            value = _parse_number(pl.col(_c(name)), allow_percent=spec.unit == "fraction")
+        value = value * match.scale
+    elif spec.kind == "date":
+        if dtype == pl.Date:
+            value = pl.col(raw)
+        elif isinstance(dtype, pl.Datetime):
+            value = pl.col(raw).dt.date()
+        else:
+            value = _parse_date(pl.col(_c(name)))
+    elif name == "activity":
+        value = _label_expr(text).replace_strict(_activity_lookup(), default=None)
+    elif spec.kind == "code" and name != "project_id":
+        value = text.str.to_uppercase().str.replace_all(r"\s+", "")
+        if name == "country":
+            value = value.replace(_COUNTRY_SYNONYMS)
+        elif name == "currency":
+            value = value.replace(_CURRENCY_SYNONYMS)
+    else:
+        return None
+    return value.alias(_n(name))
+
+
+def _parse_number(text: pl.Expr, allow_percent: bool) -> pl.Expr:
+    """Cleaned text to Float64: plain, ``万``/``亿`` suffixed, ``%`` (rates only)."""
+    scale = pl.lit(1.0)
+    core = text
+    for suffix, factor in _MULTIPLIERS.items():
+        scale = pl.when(text.str.ends_with(suffix)).then(pl.lit(factor)).otherwise(scale)
+        core = core.str.strip_suffix(suffix)
+    if allow_percent:
+        scale = pl.when(text.str.ends_with("%")).then(pl.lit(0.01)).otherwise(scale)
+        core = core.str.strip_suffix("%")
+    return pl.when(core.str.contains(_NUMBER)).then(core.cast(pl.Float64, strict=False)) * scale
+
+
 def _parse_date(text: pl.Expr) -> pl.Expr:
-    """Parse text to Date: ISO and common Chinese formats, a trailing time, Excel serials."""
-    t = text.str.replace(r"[T ]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?$", "")
-    parsed = [t.str.to_date(fmt, strict=False) for fmt in _DATE_FORMATS]
-    # An Excel date serial (a date cell read without its format): 5 digits, 1954..2173.
-    serial = pl.when(t.str.contains(r"^\d{5}(\.0+)?$")).then(
-        _EXCEL_EPOCH + pl.duration(days=t.cast(pl.Float64, strict=False).cast(pl.Int64))
+    """Cleaned text to Date: ISO and common Chinese formats, or an Excel date serial."""
+    parsed = [text.str.to_date(fmt, strict=False) for fmt in _DATE_FORMATS]
+    # An Excel date serial (a date cell read without its format): 5 digits, 1927..2173.
+    serial = pl.when(text.str.contains(r"^\d{5}(\.0+)?$")).then(
+        _EXCEL_EPOCH + pl.duration(days=text.cast(pl.Float64, strict=False).cast(pl.Int64))
     )
     return pl.coalesce(*parsed, serial)
 
 
-def _parse(
-    source: pl.Expr, spec: FieldSpec, match: HeaderMatch, dtype: pl.DataType
-) -> tuple[pl.Expr, pl.Expr]:
-    """Return (typed value, error code or null) for one field column."""
-    value: pl.Expr
-    error: pl.Expr
-    text = _as_text(source)
-    present = text.is_not_null()
-    kind = spec.kind
-    if kind in ("float", "int"):
-        if dtype.is_numeric():
-            number = source.cast(pl.Float64)
-        else:
-            number = _parse_number(text, allow_percent=spec.unit == "fraction")
-        number = number * match.scale
-        bad_type = present & (number.is_null() | number.is_nan())
-        infinite = number.is_infinite()
-        if kind == "int":
-            not_whole = number.is_not_null() & (number != number.round(0))
-            value = pl.when(~not_whole & ~infinite).then(number).cast(pl.Int64, strict=False)
-        else:
-            not_whole = pl.lit(False)
-            value = pl.when(~infinite & ~bad_type).then(number)
-        out_of_range = _out_of_range(number, spec)
-        error = (
-            pl.when(bad_type)
+def _error(name: str, spec: FieldSpec) -> pl.Expr | None:
+    """Stage 3: the reject code of each cell, null when the cell is fine."""
+    present = pl.col(_t(name)).is_not_null()
+    value = pl.col(_n(name))
+    code: pl.Expr
+    if spec.kind in ("float", "int"):
+        not_whole = (value != value.round(0)) if spec.kind == "int" else pl.lit(False)
+        code = (
+            pl.when(present & (value.is_null() | value.is_nan()))
             .then(pl.lit("invalid_number"))
-            .when(infinite)
+            .when(value.is_infinite())
             .then(pl.lit("not_finite"))
             .when(not_whole)
             .then(pl.lit("not_whole_number"))
-            .when(out_of_range)
+            .when(_out_of_range(value, spec))
             .then(pl.lit("out_of_range"))
         )
-        return value, error
-    if kind == "date":
-        if dtype == pl.Date:
-            value = source
-        elif isinstance(dtype, pl.Datetime):
-            value = source.dt.date()
-        else:
-            value = _parse_date(text)
-        bad = present & value.is_null()
-        out_of_range = (value.dt.year() < 1900) | (value.dt.year() > 2100)
-        error = (
-            pl.when(bad).then(pl.lit("invalid_date")).when(out_of_range).then(pl.lit("date_range"))
+    elif spec.kind == "date":
+        year = value.dt.year()
+        code = (
+            pl.when(present & value.is_null())
+            .then(pl.lit("invalid_date"))
+            .when((year < 1900) | (year > 2100))
+            .then(pl.lit("date_range"))
         )
-        return value, error
-    if kind == "enum" and spec.name == "activity":
-        value = _label_expr(text).replace_strict(_activity_lookup(), default=None)
-        return value, pl.when(present & value.is_null()).then(pl.lit("unknown_activity"))
-    if kind == "enum":  # province: normalised later, once country is known
-        return text, pl.lit(None, dtype=pl.String)
-    if spec.name == "project_id":
-        return text, pl.lit(None, dtype=pl.String)
-    if kind == "code":
-        value = text.str.to_uppercase().str.replace_all(r"\s+", "")
-        if spec.name == "country":
-            value = value.replace(_COUNTRY_SYNONYMS)
-        elif spec.name == "currency":
-            value = value.replace(_CURRENCY_SYNONYMS)
-        if spec.default is not None:
-            value = value.fill_null(pl.lit(spec.default))
-        error = pl.lit(None, dtype=pl.String)
-        if spec.pattern:
-            error = pl.when(present & ~value.str.contains(spec.pattern)).then(pl.lit("bad_code"))
-        return value, error
-    return text, pl.lit(None, dtype=pl.String)
+    elif name == "activity":
+        code = pl.when(present & value.is_null()).then(pl.lit("unknown_activity"))
+    elif spec.kind == "code" and spec.pattern and name != "project_id":
+        code = pl.when(present & ~value.str.contains(spec.pattern)).then(pl.lit("bad_code"))
+    else:
+        return None
+    return code.alias(_e(name))
+
+
+def _typed(name: str, spec: FieldSpec, present: bool) -> pl.Expr:
+    """Stage 4: the typed output column (defaults where the field is absent or blank)."""
+    if not present:
+        return pl.lit(spec.default, dtype=spec.dtype).alias(name)
+    if spec.kind in ("text", "enum") and name != "activity" or name == "project_id":
+        value = pl.col(_t(name))
+    else:
+        value = pl.col(_n(name))
+    if spec.kind in ("float", "int", "date"):
+        value = pl.when(pl.col(_e(name)).is_null()).then(value)
+    if spec.default is not None:
+        value = value.fill_null(pl.lit(spec.default))
+    return value.cast(spec.dtype).alias(name)
 
 
 def _out_of_range(number: pl.Expr, spec: FieldSpec) -> pl.Expr:
@@ -583,26 +630,26 @@ def _reason(spec: FieldSpec, code: str, header: str) -> str:
     }[code]
 
 
-def _problems(
-    frame: pl.DataFrame, spec: FieldSpec, match: HeaderMatch, source: pl.Expr, error: pl.Expr
-) -> pl.DataFrame:
+def _problems(frame: pl.DataFrame, spec: FieldSpec, match: HeaderMatch) -> pl.DataFrame:
     """Reject rows for one field: one per failing cell."""
-    failed = frame.select(
+    if _e(spec.name) not in frame.columns:
+        return REJECT_SCHEMA.to_frame()
+    failed = frame.filter(pl.col(_e(spec.name)).is_not_null()).select(
         pl.col("_row").alias("row"),
         pl.col("_pid").alias("project_id"),
-        _as_text(source).alias("value"),
-        error.alias("code"),
-    ).filter(pl.col("code").is_not_null())
+        pl.col(_t(spec.name)).alias("value"),
+        pl.col(_e(spec.name)).alias("code"),
+    )
     if failed.height == 0:
         return REJECT_SCHEMA.to_frame()
-    reasons = {code: _reason(spec, code, match.header) for code in failed["code"].unique()}
     if spec.name == "activity":
-        unknown = failed["value"].unique().to_list()
-        reasons_by_value = {
-            v: f"unknown activity '{v}'{did_you_mean(v, activity_ids())}" for v in unknown
+        reasons = {
+            v: f"unknown activity '{v}'{did_you_mean(v, activity_ids())}"
+            for v in failed["value"].unique()
         }
-        reason = pl.col("value").replace_strict(reasons_by_value, return_dtype=pl.String)
+        reason = pl.col("value").replace_strict(reasons, return_dtype=pl.String)
     else:
+        reasons = {code: _reason(spec, code, match.header) for code in failed["code"].unique()}
         reason = pl.col("code").replace_strict(reasons, return_dtype=pl.String)
     return failed.select(
         "row",
@@ -668,9 +715,7 @@ def _province_problems(out: pl.DataFrame, matches: dict[str, HeaderMatch]) -> pl
     )
 
 
-def _row_problems(
-    out: pl.DataFrame, matches: dict[str, HeaderMatch], raw_of: dict[str, str]
-) -> pl.DataFrame:
+def _row_problems(out: pl.DataFrame, matches: dict[str, HeaderMatch]) -> pl.DataFrame:
     """Row-level rules: project_id present and unique; activity or description present."""
     pid_header = matches["project_id"].header
     base = [pl.col("_row").alias("row"), pl.col("_pid").alias("project_id")]
@@ -702,7 +747,7 @@ def _row_problems(
     nothing = out.filter(pl.col("activity").is_null() & pl.col("description").is_null())
     # a row whose activity is present but unknown already has its own reject row
     if "activity" in matches:
-        nothing = nothing.filter(_as_text(pl.col(raw_of["activity"])).is_null())
+        nothing = nothing.filter(pl.col(_t("activity")).is_null())
     no_activity = nothing.select(
         *base,
         pl.lit("activity").alias("field"),
