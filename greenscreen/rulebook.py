@@ -1,0 +1,437 @@
+"""Rulebooks: versioned YAML data files of items and criteria, validated on load.
+
+A rulebook (a taxonomy, an exclusion list, loan principles, a crosswalk) lists **items** — the
+activities it covers — each with a **scope** (which projects it applies to) and **criteria**
+(conditions on input fields, each with its clause and verification status). Conditions are SQL
+boolean expressions (``power_density_w_m2 > 5``) parsed by polars (``pl.sql_expr``); SQL's NULL
+logic turns a missing input into "unknown". Nothing in a file is ever executed as code: the
+loader allows only column names, literals, operators and a short list of pure functions.
+
+See ``taxonomies/README.md`` for the file format with an example.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+import polars as pl
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from greenscreen._resources import bundled_dir
+from greenscreen.errors import RulebookError, did_you_mean
+from greenscreen.schema import FIELDS, activity_ids
+
+SCHEMA_TYPE = "greenscreen.rulebook"
+SCHEMA_VERSION = 1
+
+Verification = Literal["verified", "secondary", "unverified"]
+Status = Literal["aligned", "eligible", "not_eligible", "excluded", "insufficient_data"]
+STATUSES: tuple[str, ...] = ("aligned", "eligible", "not_eligible", "excluded", "insufficient_data")
+
+#: Inputs the engine derives before evaluation; rulebooks may use them like template fields.
+DERIVED_INPUTS: dict[str, tuple[pl.DataType, str]] = {
+    "storage_duration_h": (pl.Float64(), "storage_energy_mwh / storage_power_mw [h]"),
+    "generation_mwh": (
+        pl.Float64(),
+        "annual_generation_mwh, else capacity_mw × full_load_hours [MWh/yr]",
+    ),
+    "industry_class": (pl.String(), "industry_code without its section letter, e.g. 4416"),
+}
+
+# SQL functions a condition may call: pure, no I/O. Anything else is rejected at load.
+_FUNCTIONS = {"coalesce", "abs", "lower", "upper", "length", "round", "greatest", "least", "nullif"}
+_FORBIDDEN_WORDS = {"select", "from", "join", "union", "with", "into", "over", "table"}
+_STRING = re.compile(r"'(?:[^']|'')*'")
+_CALL = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*\(")
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Text(_Model):
+    """A bilingual text; at least one language."""
+
+    zh: str | None = None
+    en: str | None = None
+
+    @model_validator(mode="after")
+    def _one_language(self) -> Text:
+        if not (self.zh or self.en):
+            raise ValueError("needs zh or en text")
+        return self
+
+    def get(self, lang: str = "en") -> str:
+        return (self.en if lang == "en" else self.zh) or self.zh or self.en or ""
+
+
+class FieldDecl(_Model):
+    """An evidence field a rulebook needs beyond the template (e.g. a DNSH attestation)."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    type: Literal["boolean", "number", "text", "date"]
+    description: Text
+    unit: str | None = None
+
+
+class Criterion(_Model):
+    """One condition of an item, with the clause it comes from."""
+
+    id: str
+    condition: str
+    clause: str
+    text: Text
+    verification: Verification
+    threshold: str | None = None
+    #: criteria sharing a label are alternatives (any one suffices); groups and lone
+    #: criteria are all required
+    alternative: str | None = None
+    #: False: evaluated and reported, but does not decide the status (e.g. EU DNSH evidence)
+    gate: bool = True
+    level: Literal["shall", "should"] = "shall"
+    since: dt.date | None = None
+    until: dt.date | None = None
+
+
+class Scope(_Model):
+    """Which projects an item applies to: activities, GB/T 4754 codes and/or a condition."""
+
+    activities: list[str] = []
+    industry_codes: list[str] = []
+    condition: str | None = None
+    all_projects: bool = False
+
+    @model_validator(mode="after")
+    def _says_something(self) -> Scope:
+        if not (self.activities or self.industry_codes or self.condition or self.all_projects):
+            raise ValueError("scope needs activities, industry_codes, condition or all_projects")
+        return self
+
+
+class XRef(_Model):
+    rulebook: str
+    item: str
+
+
+class Item(_Model):
+    code: str
+    name: Text
+    parent: str | None = None
+    scope: Scope | None = None  # None: a heading that only groups other items
+    criteria: list[Criterion] = []
+    effect: Literal["status", "flag"] = "status"
+    verification: Verification = "unverified"
+    ghg_mark: Literal["√", "√√"] | None = None
+    xref: list[XRef] = []
+    since: dt.date | None = None
+    until: dt.date | None = None
+    notes: str | None = None
+
+
+class StatusMap(_Model):
+    """How item results map to the five statuses for this kind of rulebook."""
+
+    in_scope_pass: Status
+    in_scope_fail: Status
+    out_of_scope: Status
+
+
+_DEFAULT_STATUSES = {
+    "taxonomy": StatusMap(
+        in_scope_pass="eligible", in_scope_fail="not_eligible", out_of_scope="not_eligible"
+    ),
+    "exclusion": StatusMap(
+        in_scope_pass="excluded", in_scope_fail="eligible", out_of_scope="eligible"
+    ),
+    "principles": StatusMap(
+        in_scope_pass="aligned", in_scope_fail="not_eligible", out_of_scope="not_eligible"
+    ),
+}
+
+
+class ApprovalWindow(_Model):
+    """Loans approved in [from, before) are governed by this rulebook."""
+
+    from_: dt.date | None = Field(default=None, alias="from")
+    before: dt.date | None = None
+
+
+class Rulebook(_Model):
+    """A validated rulebook file."""
+
+    schema_type: Literal["greenscreen.rulebook"]
+    schema_version: int
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    version: str
+    kind: Literal["taxonomy", "exclusion", "principles"]
+    title: Text
+    issuer: str
+    document: str
+    adopted: dt.date | None = None
+    effective: dt.date | None = None
+    source_url: str
+    verification: Verification
+    statuses: StatusMap | None = None
+    applies_to_approvals: ApprovalWindow = ApprovalWindow()
+    fields: list[FieldDecl] = []
+    items: list[Item]
+    notes: str | None = None
+    #: set by the loader, not the file
+    path: str | None = None
+
+    @field_validator("schema_version")
+    @classmethod
+    def _known_version(cls, value: int) -> int:
+        if value != SCHEMA_VERSION:
+            raise ValueError(f"schema_version {value} is not supported (expected {SCHEMA_VERSION})")
+        return value
+
+    @property
+    def status_map(self) -> StatusMap:
+        return self.statuses or _DEFAULT_STATUSES[self.kind]
+
+    @property
+    def leaf_items(self) -> list[Item]:
+        return [item for item in self.items if item.scope is not None]
+
+    def item(self, code: str) -> Item:
+        for item in self.items:
+            if item.code == code:
+                return item
+        raise KeyError(code)
+
+    def counts(self) -> dict[str, Any]:
+        leaves = self.leaf_items
+        criteria = [c for item in leaves for c in item.criteria]
+        verified = sum(item.verification == "verified" for item in leaves)
+        return {
+            "items": len(leaves),
+            "criteria": len(criteria),
+            "verified_share": verified / len(leaves) if leaves else 0.0,
+        }
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+@dataclass(frozen=True)
+class _Where:
+    file: str
+    item: str | None = None
+    criterion: str | None = None
+
+
+def load_rulebook(source: str | Path) -> Rulebook:
+    """Load and validate one rulebook: a bundled id (``"cn_exclusions"``) or a YAML path.
+
+    Raises
+    ------
+    RulebookError
+        Naming the file, item and criterion, and what was expected.
+    """
+    path = Path(source)
+    if not path.suffix:
+        path = bundled_dir("taxonomies") / f"{source}.yaml"
+        if not path.is_file():
+            known = sorted(p.stem for p in _rulebook_files(bundled_dir("taxonomies")))
+            raise RulebookError(
+                f"no bundled rulebook '{source}' (available: {', '.join(known)})"
+                + did_you_mean(str(source), known)
+            )
+    return _load_file(path)
+
+
+def load_rulebooks(directory: str | Path | None = None, *, extra: bool = True) -> list[Rulebook]:
+    """All rulebooks: the bundled ones, replaced or extended by those in ``directory``.
+
+    A file in ``directory`` whose ``id`` matches a bundled rulebook replaces it (a bank's
+    compliance team maintains its own copy); other ids are added. ``extra=False`` loads only
+    ``directory``.
+    """
+    books: dict[str, Rulebook] = {}
+    sources = [] if (directory and not extra) else [bundled_dir("taxonomies")]
+    if directory:
+        folder = Path(directory)
+        if not folder.is_dir():
+            raise RulebookError(f"rulebook directory not found: {folder}")
+        sources.append(folder)
+    for folder in sources:
+        for path in _rulebook_files(folder):
+            book = _load_file(path)
+            books[book.id] = book
+    return list(books.values())
+
+
+def _rulebook_files(folder: Path) -> list[Path]:
+    """YAML files in ``folder`` whose schema_type says they are rulebooks."""
+    found = []
+    for path in sorted(folder.glob("*.y*ml")):
+        head = path.read_text(encoding="utf-8", errors="replace")[:2000]
+        if re.search(rf"^schema_type:\s*['\"]?{re.escape(SCHEMA_TYPE)}\b", head, re.M):
+            found.append(path)
+    return found
+
+
+def _load_file(path: Path) -> Rulebook:
+    where = path.name
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise RulebookError("file not found", file=str(path)) from exc
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise RulebookError(f"not valid YAML: {exc}", file=where) from exc
+    if not isinstance(data, dict):
+        raise RulebookError("expected a mapping with schema_type, id, items …", file=where)
+    if data.get("schema_type") != SCHEMA_TYPE:
+        raise RulebookError(
+            f"schema_type is {data.get('schema_type')!r}; expected '{SCHEMA_TYPE}'", file=where
+        )
+    try:
+        book = Rulebook.model_validate({**data, "path": str(path)})
+    except ValidationError as exc:
+        raise RulebookError(_describe(exc, data), file=where) from exc
+    _check(book, where)
+    return book
+
+
+def _describe(exc: ValidationError, data: dict[str, Any]) -> str:
+    """Turn pydantic's errors into 'item 4.5, criterion sc-b: field x: problem' lines."""
+    lines = []
+    for err in exc.errors()[:10]:
+        loc = list(err["loc"])
+        parts = []
+        if len(loc) >= 2 and loc[0] == "items" and isinstance(loc[1], int):
+            item = _nth(data.get("items"), loc[1])
+            parts.append(f"item {item.get('code', f'#{loc[1] + 1}')}")
+            loc = loc[2:]
+            if len(loc) >= 2 and loc[0] == "criteria" and isinstance(loc[1], int):
+                criterion = _nth(item.get("criteria"), loc[1])
+                parts.append(f"criterion {criterion.get('id', f'#{loc[1] + 1}')}")
+                loc = loc[2:]
+        field = ".".join(str(x) for x in loc)
+        message = err["msg"]
+        if err["type"] == "extra_forbidden":
+            message = "unknown field (check the spelling against taxonomies/README.md)"
+        parts.append(f"{field}: {message}" if field else message)
+        lines.append(", ".join(parts))
+    return "; ".join(lines)
+
+
+def _nth(entries: Any, index: int) -> dict[str, Any]:
+    """The index-th mapping of a YAML list, or {} when it is not one."""
+    if isinstance(entries, list) and index < len(entries) and isinstance(entries[index], dict):
+        return entries[index]
+    return {}
+
+
+def _check(book: Rulebook, file: str) -> None:
+    """Cross-field checks pydantic cannot do: codes, parents, vocabularies, conditions."""
+    codes: set[str] = set()
+    for item in book.items:
+        if item.code in codes:
+            raise RulebookError("duplicate item code", file=file, item=item.code)
+        codes.add(item.code)
+    known_fields = input_fields(book)
+    activities = set(activity_ids())
+    for item in book.items:
+        if item.parent and item.parent not in codes:
+            raise RulebookError(
+                f"parent '{item.parent}' is not an item code", file=file, item=item.code
+            )
+        if item.scope is None:
+            if item.criteria:
+                raise RulebookError(
+                    "a heading (no scope) cannot have criteria", file=file, item=item.code
+                )
+            continue
+        for activity in item.scope.activities:
+            if activity not in activities:
+                raise RulebookError(
+                    f"scope: unknown activity '{activity}'" + did_you_mean(activity, activities),
+                    file=file,
+                    item=item.code,
+                )
+        for code in item.scope.industry_codes:
+            if not re.fullmatch(r"[A-T]?\d{2,4}", code):
+                raise RulebookError(
+                    f"scope: '{code}' is not a GB/T 4754 code", file=file, item=item.code
+                )
+        if item.scope.condition:
+            compile_condition(item.scope.condition, known_fields, _Where(file, item.code, "scope"))
+        ids: set[str] = set()
+        for criterion in item.criteria:
+            if criterion.id in ids:
+                raise RulebookError(
+                    "duplicate criterion id", file=file, item=item.code, criterion=criterion.id
+                )
+            ids.add(criterion.id)
+            compile_condition(
+                criterion.condition, known_fields, _Where(file, item.code, criterion.id)
+            )
+
+
+def input_fields(book: Rulebook) -> dict[str, pl.DataType]:
+    """Fields a condition of ``book`` may reference, with their types."""
+    fields: dict[str, pl.DataType] = {name: spec.dtype for name, spec in FIELDS.items()}
+    fields.update({name: dtype for name, (dtype, _) in DERIVED_INPUTS.items()})
+    types = {
+        "boolean": pl.Boolean(),
+        "number": pl.Float64(),
+        "text": pl.String(),
+        "date": pl.Date(),
+    }
+    fields.update({f.name: types[f.type] for f in book.fields})
+    return fields
+
+
+def compile_condition(
+    condition: str, fields: Iterable[str], where: _Where | None = None
+) -> tuple[pl.Expr, list[str]]:
+    """Parse a condition into a polars expression and the input fields it reads.
+
+    Only column names, literals, operators and the functions in ``_FUNCTIONS`` are allowed;
+    subqueries and any other function are rejected, so a rulebook can never run code or read
+    files.
+    """
+    where = where or _Where("<condition>")
+
+    def fail(message: str) -> RulebookError:
+        return RulebookError(
+            f"condition {condition!r}: {message}",
+            file=where.file,
+            item=where.item,
+            criterion=where.criterion,
+        )
+
+    bare = _STRING.sub("''", condition)
+    for name in _CALL.findall(bare):
+        if name.lower() not in _FUNCTIONS | {"in"}:
+            raise fail(
+                f"function '{name}' is not allowed (allowed: {', '.join(sorted(_FUNCTIONS))})"
+            )
+    words = {w.lower() for w in _WORD.findall(bare)}
+    if words & _FORBIDDEN_WORDS:
+        raise fail(f"'{sorted(words & _FORBIDDEN_WORDS)[0].upper()}' is not allowed in a condition")
+    try:
+        expr = pl.sql_expr(condition)
+    except Exception as exc:  # polars raises SQLInterfaceError / SQLSyntaxError
+        raise fail(f"not a valid SQL boolean expression ({exc})") from exc
+    known = set(fields)
+    used = list(dict.fromkeys(expr.meta.root_names()))
+    for name in used:
+        if name not in known:
+            raise fail(f"unknown input field '{name}'" + did_you_mean(name, known))
+    return expr, used
+
+
+@cache
+def bundled_rulebooks() -> tuple[Rulebook, ...]:
+    """The rulebooks shipped in ``taxonomies/`` (loaded once per process)."""
+    return tuple(load_rulebooks())
