@@ -416,7 +416,10 @@ def _validate(
     )
     # A fully blank row is a spreadsheet artefact, not a project: counted, not rejected.
     empty = [pl.col(_t(name)).is_null() for name in matches]
-    empty += [_as_text(pl.col(c)).is_null() for c in extras]
+    empty += [
+        _as_text(pl.col(c)).is_null() if raw.schema[c] == pl.String else pl.col(c).is_null()
+        for c in extras
+    ]
     blank = pl.all_horizontal(empty)
     n_blank = frame.select(blank.sum()).item()
     frame = frame.filter(~blank).with_columns(pl.col(_t("project_id")).alias("_pid"))

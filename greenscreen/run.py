@@ -9,16 +9,18 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from greenscreen import __version__
+from greenscreen.engine import DECISION_SCHEMA, evaluate
 from greenscreen.errors import GreenscreenError
 from greenscreen.io import Pipeline, read_pipeline
+from greenscreen.rulebook import Rulebook, bundled_rulebooks, load_rulebooks
 from greenscreen.schema import TEMPLATE_VERSION
 
 
@@ -32,6 +34,8 @@ class ScreenResult:
 
     results: pl.DataFrame
     pipeline: Pipeline
+    decisions: pl.DataFrame = field(default_factory=DECISION_SCHEMA.to_frame)
+    rulebooks: tuple[Rulebook, ...] = ()
 
     @property
     def rejects(self) -> pl.DataFrame:
@@ -56,6 +60,16 @@ class ScreenResult:
                 "unit_conversions": list(self.pipeline.notes),
                 "extra_columns": list(source.extra_columns),
             },
+            "rulebooks": [
+                {
+                    "id": book.id,
+                    "version": book.version,
+                    "effective": str(book.effective) if book.effective else None,
+                    "verification": book.verification,
+                    "file": Path(book.path).name if book.path else None,
+                }
+                for book in self.rulebooks
+            ],
             "counts": {
                 "input_rows": self.pipeline.n_input_rows,
                 "accepted": self.pipeline.n_accepted,
@@ -66,7 +80,7 @@ class ScreenResult:
         }
 
     def write(self, out_dir: str | Path) -> dict[str, Path]:
-        """Write results.parquet, results.csv, rejects.csv and run.json into ``out_dir``.
+        """Write results.parquet/.csv, decisions.parquet, rejects.csv and run.json to ``out_dir``.
 
         Each file is written to a temporary name and moved into place, so an interrupted run
         never leaves a half-written output. CSVs carry a UTF-8 BOM so Excel shows Chinese text.
@@ -79,31 +93,50 @@ class ScreenResult:
         paths = {
             "results": out / "results.parquet",
             "results_csv": out / "results.csv",
+            "decisions": out / "decisions.parquet",
             "rejects": out / "rejects.csv",
             "run": out / "run.json",
         }
         _atomic(paths["results"], lambda p: self.results.write_parquet(p, statistics=False))
         _atomic(paths["results_csv"], lambda p: _csv(self.results).write_csv(p, include_bom=True))
+        _atomic(paths["decisions"], lambda p: self.decisions.write_parquet(p, statistics=False))
         _atomic(paths["rejects"], lambda p: self.rejects.write_csv(p, include_bom=True))
         text = json.dumps(self.metadata(), ensure_ascii=False, indent=2) + "\n"
         _atomic(paths["run"], lambda p: Path(p).write_text(text, encoding="utf-8"))
         return paths
 
 
-def screen(source: Any, **read_options: Any) -> ScreenResult:
-    """Screen a pipeline: read and validate it, then run every screening step.
+def screen(
+    source: Any,
+    *,
+    rulebooks: Sequence[Rulebook] | str | Path | None = None,
+    **read_options: Any,
+) -> ScreenResult:
+    """Screen a pipeline: read and validate it, then classify it against every rulebook.
 
     Parameters
     ----------
     source
         A :class:`~greenscreen.io.Pipeline` already read, or anything
         :func:`~greenscreen.io.read_pipeline` accepts (path, DataFrame, list of dicts).
+    rulebooks
+        Loaded rulebooks, or a directory whose rulebooks replace (same id) or extend the
+        bundled ones. Default: the bundled rulebooks.
     **read_options
         Passed to :func:`~greenscreen.io.read_pipeline` (``sheet``, ``encoding``, ``strict``…).
     """
     pipeline = source if isinstance(source, Pipeline) else read_pipeline(source, **read_options)
-    results = pipeline.projects
-    return ScreenResult(results=results, pipeline=pipeline)
+    if rulebooks is None:
+        books: tuple[Rulebook, ...] = bundled_rulebooks()
+    elif isinstance(rulebooks, str | Path):
+        books = tuple(load_rulebooks(rulebooks))
+    else:
+        books = tuple(rulebooks)
+    screening = evaluate(pipeline.projects, books)
+    # activity may have been inferred from the description: the engine's column replaces it
+    added = [c for c in screening.summary.columns if c not in ("project_id", "activity")]
+    results = pipeline.projects.with_columns(screening.summary.select("activity", *added))
+    return ScreenResult(results, pipeline, screening.decisions, books)
 
 
 def _csv(frame: pl.DataFrame) -> pl.DataFrame:

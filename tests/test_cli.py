@@ -103,7 +103,8 @@ def test_template_command(tmp_path: Path) -> None:
     assert (tmp_path / "t.xlsx").stat().st_size > 10_000
 
 
-def test_rulebooks_command_lists_the_bundled_directory() -> None:
+def test_rulebooks_command_lists_the_bundled_rulebooks() -> None:
     done = run("rulebooks")
     assert done.returncode == 0
-    assert "taxonomies" in done.stdout
+    for rulebook in ("cn_exclusions", "eu_taxonomy", "glp_2025", "pboc_cerf"):
+        assert rulebook in done.stdout
