@@ -25,7 +25,8 @@ from greenscreen.errors import GreenscreenError, PipelineError
 
 EXIT_ERROR, EXIT_REJECTS, EXIT_INTERNAL = 1, 2, 3
 
-_out = Console(highlight=False, soft_wrap=True)
+# not a terminal (a pipe, a CI log): wide enough that tables keep their columns
+_out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -59,6 +60,12 @@ def demo(out_dir: Path, quiet: bool) -> None:
     help="Directory for results.parquet, results.csv, rejects.csv and run.json.",
 )
 @click.option("--strict", is_flag=True, help="Exit with status 2 if any row is rejected.")
+@click.option(
+    "--rulebooks",
+    "rulebook_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Your rulebook directory: replaces (same id) or extends the bundled rulebooks.",
+)
 @click.option("--sheet", help="Excel sheet name (default: 'pipeline', else the first sheet).")
 @click.option("--encoding", help="CSV encoding (default: UTF-8, else GBK/GB18030).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
@@ -66,12 +73,13 @@ def screen(
     pipeline: Path,
     out_dir: Path,
     strict: bool,
+    rulebook_dir: Path | None,
     sheet: str | None,
     encoding: str | None,
     quiet: bool,
 ) -> None:
     """Screen PIPELINE (CSV, Excel, Parquet, JSON) and write the results to --out."""
-    options: dict[str, Any] = {"sheet": sheet, "encoding": encoding}
+    options: dict[str, Any] = {"sheet": sheet, "encoding": encoding, "rulebooks": rulebook_dir}
     _screen(pipeline, out_dir, strict=strict, quiet=quiet, options=options)
 
 
@@ -86,18 +94,70 @@ def template(out: Path) -> None:
     _out.print(f"fill the 'pipeline' sheet, then run: greenscreen screen {path} --out DIR")
 
 
-@cli.command()
-def rulebooks() -> None:
+@cli.group(invoke_without_command=True)
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Your rulebook directory: replaces (same id) or extends the bundled rulebooks.",
+)
+@click.pass_context
+def rulebooks(ctx: click.Context, directory: Path | None) -> None:
     """List the rulebooks greenscreen screens against."""
-    from greenscreen._resources import bundled_dir
-
-    directory = bundled_dir("taxonomies")
-    files = sorted(p for p in directory.glob("*.y*ml"))
-    if not files:
-        _out.print(f"no rulebooks installed yet in {directory}")
+    if ctx.invoked_subcommand is not None:
         return
-    for path in files:
-        _out.print(path.name)
+    from greenscreen.rulebook import load_rulebooks
+
+    _rulebook_table(load_rulebooks(directory))
+
+
+@rulebooks.command("check")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+def rulebooks_check(directory: Path) -> None:
+    """Validate every rulebook in DIRECTORY (schema, codes, fields, conditions)."""
+    from greenscreen.rulebook import load_rulebooks
+
+    books = load_rulebooks(directory, extra=False)
+    if not books:
+        raise click.ClickException(
+            f"no rulebook files (schema_type: greenscreen.rulebook) in {directory}"
+        )
+    _rulebook_table(books)
+    _out.print(f"{len(books)} rulebooks in {directory} are valid")
+
+
+def _rulebook_table(books: list[Any]) -> None:
+    table = Table("id", "version", "effective", "kind", "items", "criteria", "verified", "title")
+    for book in books:
+        counts = book.counts()
+        table.add_row(
+            book.id,
+            book.version,
+            str(book.effective or ""),
+            book.kind,
+            str(counts["items"]),
+            str(counts["criteria"]),
+            f"{counts['verified_share']:.0%}",
+            book.title.get("en"),
+        )
+    _out.print(table)
+
+
+@cli.command()
+@click.argument("pipeline", type=click.Path(path_type=Path))
+@click.option("--project", "project_id", required=True, help="project_id to explain.")
+@click.option("--rulebooks", "rulebook_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--sheet", help="Excel sheet name.")
+@click.option("--lang", type=click.Choice(["en", "zh"]), default="en", show_default=True)
+def explain(
+    pipeline: Path, project_id: str, rulebook_dir: Path | None, sheet: str | None, lang: str
+) -> None:
+    """Print the decision trace of one project: status, item and every criterion."""
+    from greenscreen.run import explain as explain_project
+    from greenscreen.run import screen as run_screen
+
+    result = run_screen(pipeline, rulebooks=rulebook_dir, sheet=sheet)
+    _out.print(explain_project(result, project_id, lang=lang), markup=False)
 
 
 def _screen(
@@ -118,8 +178,11 @@ def _screen(
         say("[yellow]no project was accepted[/yellow]")
     if pipeline.rejects.height and not quiet:
         _print_rejects(pipeline.rejects)
+    if not quiet and result.rulebooks:
+        _print_statuses(result)
     say(f"outputs in {out_dir.resolve()}:")
     say(f"  {paths['results']}  ({result.results.height} projects; also results.csv)")
+    say(f"  {paths['decisions']}  ({result.decisions.height} criterion decisions)")
     say(f"  {paths['rejects']}  ({result.rejects.height} reject rows)")
     say(f"  {paths['run']}  (input hash, column mapping, counts)")
     say(f"done in {time.perf_counter() - started:.2f} s")
@@ -129,6 +192,17 @@ def _screen(
             err=True,
         )
         sys.exit(EXIT_REJECTS)
+
+
+def _print_statuses(result: Any) -> None:
+    """Counts of each status per rulebook."""
+    from greenscreen.rulebook import STATUSES
+
+    table = Table("rulebook", *STATUSES, title="screening")
+    for book in result.rulebooks:
+        counts = dict(result.results[f"{book.id}__status"].value_counts().iter_rows())
+        table.add_row(book.id, *(str(counts.get(s, 0)) for s in STATUSES))
+    _out.print(table)
 
 
 def _print_rejects(rejects: Any, limit: int = 20) -> None:

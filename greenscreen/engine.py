@@ -180,8 +180,9 @@ def _compile(book: Rulebook) -> list[_Compiled]:
         for criterion in item.criteria:
             expr, used = compile_condition(criterion.condition, fields)
             expr = expr.cast(pl.Boolean)
-            if criterion.since or criterion.until:  # not in force for this loan: not applied
-                expr = pl.when(_dated(pl.lit(True), criterion.since, criterion.until)).then(expr)
+            if criterion.since or criterion.until:  # not in force for this loan: neutral
+                in_force = _dated(pl.lit(True), criterion.since, criterion.until)
+                expr = pl.when(in_force).then(expr).otherwise(pl.lit(True))
             criteria.append((criterion, expr, used))
         compiled.append(_Compiled(item, in_scope, criteria))
     return compiled

@@ -18,7 +18,7 @@ import polars as pl
 
 from greenscreen import __version__
 from greenscreen.engine import DECISION_SCHEMA, evaluate
-from greenscreen.errors import GreenscreenError
+from greenscreen.errors import GreenscreenError, did_you_mean
 from greenscreen.io import Pipeline, read_pipeline
 from greenscreen.rulebook import Rulebook, bundled_rulebooks, load_rulebooks
 from greenscreen.schema import TEMPLATE_VERSION
@@ -154,3 +154,54 @@ def _atomic(path: Path, write: Callable[[str], object]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def explain(result: ScreenResult, project_id: str, *, lang: str = "en") -> str:
+    """A readable decision trace of one project: per rulebook the status, the item, whether
+    the rulebook governs the loan, and every criterion with value, threshold and clause."""
+    row = result.results.filter(pl.col("project_id") == project_id)
+    if row.height == 0:
+        rejected = result.rejects.filter(pl.col("project_id") == project_id)
+        if rejected.height:
+            reasons = "; ".join(rejected["reason"].to_list())
+            raise GreenscreenError(f"project {project_id} was rejected: {reasons}")
+        raise GreenscreenError(
+            f"no project '{project_id}' in the pipeline"
+            + did_you_mean(project_id, result.results["project_id"].to_list())
+        )
+    project = row.row(0, named=True)
+    lines = [
+        f"{project_id}  {project.get('project_name') or ''}".rstrip(),
+        f"  activity: {project['activity']} ({project.get('activity_source') or 'none'})"
+        f"   province: {project.get('province') or '-'}"
+        f"   approval date: {project.get('approval_date') or 'not given (current rules applied)'}",
+    ]
+    decisions = result.decisions.filter(pl.col("project_id") == project_id)
+    for book in result.rulebooks:
+        status = project[f"{book.id}__status"]
+        code = project[f"{book.id}__item"]
+        governs = (
+            "governs this loan" if project[f"{book.id}__applies"] else "not in force for this loan"
+        )
+        lines.append("")
+        lines.append(f"{book.id} ({book.title.get(lang)}; {book.version}) — {governs}")
+        name = book.item(code).name.get(lang) if code else ""
+        lines.append(f"  status: {status}" + (f"   item {code} {name}" if code else ""))
+        missing = project.get(f"{book.id}__missing")
+        if missing:
+            lines.append(f"  ask the client for: {', '.join(missing)}")
+        flags = project.get(f"{book.id}__flags")
+        if flags:
+            lines.append(f"  flags: {', '.join(flags)}")
+        rows = decisions.filter(pl.col("rulebook") == book.id).sort(
+            "selected", descending=True, maintain_order=True
+        )
+        for rec in rows.iter_rows(named=True):
+            mark = "*" if rec["selected"] else " "
+            gate = "" if rec["gate"] else " (reported, not gating)"
+            lines.append(
+                f"  {mark} [{rec['result']:7s}] {rec['item'] or '-'} {rec['criterion']}: "
+                f"{rec['value'] or ''} vs {rec['threshold']}{gate}"
+            )
+            lines.append(f"      clause: {rec['clause']} ({rec['verification']})")
+    return "\n".join(lines)

@@ -1,0 +1,182 @@
+"""Golden cases for the rules engine; each cites the clause it exercises."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+import pytest
+
+from greenscreen import screen
+
+
+def one(**project: object) -> dict:
+    """Screen one project and return its results row."""
+    result = screen([{"project_id": "P", **project}])
+    assert result.rejects.height == 0, result.rejects.to_dicts()
+    return result.results.row(0, named=True)
+
+
+def decisions(**project: object) -> pl.DataFrame:
+    return screen([{"project_id": "P", **project}]).decisions
+
+
+def test_coal_power_unit_is_excluded() -> None:
+    # cn_exclusions LH-1: 鲁环发 实施意见 二(一): new/expanded 两高 projects without the five
+    # reduction substitutions are not approved (seed 001 §4.4).
+    row = one(activity="coal_power", capacity_mw=1320, province="山东")
+    assert row["cn_exclusions__status"] == "excluded"
+    assert row["cn_exclusions__item"] == "LH-1"
+    # with the substitutions evidenced, the 300 MW rule still applies to small units
+    # (广东省2021年能耗双控工作方案, seed 001 §4.2)
+    small = one(activity="coal_power", capacity_mw=200, lianggao_five_substitutions="是")
+    assert (small["cn_exclusions__status"], small["cn_exclusions__item"]) == ("excluded", "COAL-1")
+    large = one(activity="coal_power", capacity_mw=660, lianggao_five_substitutions="yes")
+    assert large["cn_exclusions__status"] == "eligible"
+
+
+def test_restricted_industry_and_captive_boiler_flags_exclude() -> None:
+    assert (
+        one(activity="solar_pv", industrial_structure_category="淘汰类")["cn_exclusions__status"]
+        == "excluded"
+    )
+    assert (
+        one(activity="chemicals", lianggao_five_substitutions="true", coal_captive_boiler="true")[
+            "cn_exclusions__item"
+        ]
+        == "COAL-2"
+    )
+    assert one(activity="solar_pv")["cn_exclusions__status"] == "eligible"
+
+
+def test_cbam_is_a_flag_not_an_exclusion() -> None:
+    row = one(activity="hydrogen_electrolysis")
+    assert row["cn_exclusions__status"] == "eligible"
+    assert row["cn_exclusions__flags"] == ["CBAM-1"]
+    assert one(activity="chemicals", industry_code="C2621", lianggao_five_substitutions="1")[
+        "cn_exclusions__flags"
+    ] == ["CBAM-2"]
+
+
+def test_hydropower_power_density_above_5_w_m2_is_eu_aligned() -> None:
+    # EU Taxonomy, Delegated Regulation (EU) 2021/2139 Annex I 4.5 (b): power density > 5 W/m².
+    row = one(activity="hydropower", power_density_w_m2=6)
+    assert (row["eu_taxonomy__status"], row["eu_taxonomy__item"]) == ("aligned", "4.5")
+    assert row["eu_taxonomy__missing"] is None
+
+
+def test_hydropower_4_w_m2_without_lifecycle_is_insufficient_data() -> None:
+    # Annex I 4.5: (b) fails at 4 W/m², (c) < 100 gCO2e/kWh cannot be decided without a figure.
+    row = one(activity="hydropower", power_density_w_m2=4)
+    assert row["eu_taxonomy__status"] == "insufficient_data"
+    assert "lifecycle_gco2e_per_kwh" in row["eu_taxonomy__missing"]
+    assert "power_density_w_m2" not in row["eu_taxonomy__missing"]
+    # the life-cycle figure decides it either way
+    assert (
+        one(activity="hydropower", power_density_w_m2=4, lifecycle_gco2e_per_kwh=24)[
+            "eu_taxonomy__status"
+        ]
+        == "aligned"
+    )
+    failed = one(
+        activity="hydropower",
+        power_density_w_m2=4,
+        lifecycle_gco2e_per_kwh=180,
+        hydro_run_of_river="否",
+    )
+    assert failed["eu_taxonomy__status"] == "eligible"  # covered by 4.5, criteria not met
+
+
+def test_hydropower_decision_rows_record_value_threshold_and_clause() -> None:
+    table = decisions(activity="hydropower", power_density_w_m2=4).filter(
+        pl.col("rulebook") == "eu_taxonomy"
+    )
+    rows = {r["criterion"]: r for r in table.iter_rows(named=True)}
+    assert rows["sc-b-power-density"]["result"] == "fail"
+    assert rows["sc-b-power-density"]["value"] == "power_density_w_m2=4.0"
+    assert rows["sc-b-power-density"]["threshold"] == "> 5 W/m²"
+    assert rows["sc-b-power-density"]["clause"].startswith("Annex I 4.5 (b)")
+    assert rows["sc-c-lifecycle"]["result"] == "unknown"
+    assert rows["dnsh"]["gate"] is False and rows["dnsh"]["result"] == "unknown"
+    assert all(r["selected"] for r in rows.values())
+
+
+def test_solar_pv_in_china_is_cerf_eligible() -> None:
+    # PBoC CERF clean-energy sub-area "solar" (taxonomy_facts.md B, pandpower.com [S]).
+    row = one(activity="solar_pv", province="青海", capacity_mw=100)
+    assert (row["pboc_cerf__status"], row["pboc_cerf__item"]) == ("eligible", "1.2")
+    assert row["eu_taxonomy__status"] == "aligned"  # Annex I 4.1 has no threshold
+
+
+def test_cerf_2026_extension_is_dated() -> None:
+    # 2026-01-16 PBoC extension: energy-saving retrofits with a direct carbon-reduction effect.
+    before = one(
+        activity="building_renovation",
+        approval_date="2025-12-31",
+        cerf_direct_carbon_reduction="true",
+    )
+    after = one(
+        activity="building_renovation",
+        approval_date="2026-02-01",
+        cerf_direct_carbon_reduction="true",
+    )
+    assert before["pboc_cerf__status"] == "not_eligible"
+    assert (after["pboc_cerf__status"], after["pboc_cerf__item"]) == ("eligible", "4.1")
+    undated = one(activity="building_renovation")  # no approval date: current rules
+    assert undated["pboc_cerf__status"] == "insufficient_data"
+    assert undated["pboc_cerf__missing"] == ["cerf_direct_carbon_reduction"]
+
+
+GLP_ALL = {
+    "glp_use_of_proceeds_green": "true",
+    "glp_selection_process": "true",
+    "glp_proceeds_tracked": "true",
+    "glp_annual_reporting": "true",
+}
+
+
+def test_glp_version_follows_the_approval_date() -> None:
+    # GLP 2025 makes quantified environmental benefits mandatory ("shall"); under the 2023
+    # edition it was a recommendation. Loans approved before 2025-03-26 use the 2023 edition.
+    old = one(activity="wind_onshore", approval_date="2024-06-01", **GLP_ALL)
+    new = one(activity="wind_onshore", approval_date="2025-06-01", **GLP_ALL)
+    assert old["glp_2025__status"] == "aligned"
+    assert new["glp_2025__status"] == "insufficient_data"
+    assert new["glp_2025__missing"] == ["glp_benefits_quantified"]
+    full = one(
+        activity="wind_onshore",
+        approval_date="2025-06-01",
+        glp_benefits_quantified="yes",
+        **GLP_ALL,
+    )
+    assert full["glp_2025__status"] == "aligned"
+    refused = one(activity="wind_onshore", approval_date="2025-06-01", glp_proceeds_tracked="no")
+    assert refused["glp_2025__status"] == "not_eligible"  # one failed "shall" decides
+
+
+def test_applies_flag_follows_the_approval_window() -> None:
+    row = one(activity="solar_pv", approval_date=dt.date(2024, 6, 1))
+    assert row["eu_taxonomy__applies"] is True  # no window: always governs
+
+
+def test_activity_is_inferred_from_the_description_and_marked() -> None:
+    result = screen(
+        [
+            {"project_id": "A", "description": "海上风电项目 300MW"},
+            {"project_id": "B", "description": "屋顶分布式光伏"},
+            {"project_id": "C", "description": "something else entirely"},
+            {"project_id": "D", "activity": "wind_onshore", "description": "海上风电"},
+        ]
+    ).results.sort("project_id")
+    assert result["activity"].to_list() == ["wind_offshore", "solar_pv", None, "wind_onshore"]
+    assert result["activity_source"].to_list() == ["inferred", "inferred", None, "input"]
+    assert result.row(2, named=True)["eu_taxonomy__status"] == "not_eligible"
+
+
+@pytest.mark.parametrize("n", [1, 500])
+def test_every_project_gets_a_status_for_every_rulebook(n: int) -> None:
+    acts = ["solar_pv", "coal_power", "hydropower", "data_centre", "cement"]
+    result = screen([{"project_id": str(i), "activity": acts[i % 5]} for i in range(n)])
+    for book in result.rulebooks:
+        assert result.results[f"{book.id}__status"].null_count() == 0
+    assert set(result.decisions["project_id"]) == {str(i) for i in range(n)}

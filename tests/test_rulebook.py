@@ -1,0 +1,154 @@
+"""Rulebook files: the bundled ones load; malformed ones fail with file, item and problem."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from greenscreen import RulebookError
+from greenscreen.rulebook import bundled_rulebooks, compile_condition, load_rulebook, load_rulebooks
+
+GOOD = {
+    "schema_type": "greenscreen.rulebook",
+    "schema_version": 1,
+    "id": "bank_local",
+    "version": "1",
+    "kind": "taxonomy",
+    "title": {"en": "A bank's own list"},
+    "issuer": "Bank",
+    "document": "Internal policy 7",
+    "source_url": "intranet",
+    "verification": "unverified",
+    "items": [
+        {
+            "code": "A1",
+            "name": {"en": "Solar"},
+            "scope": {"activities": ["solar_pv"]},
+            "criteria": [
+                {
+                    "id": "size",
+                    "condition": "capacity_mw >= 1",
+                    "clause": "Policy 7 §2",
+                    "text": {"en": "At least 1 MW"},
+                    "verification": "unverified",
+                }
+            ],
+        }
+    ],
+}
+
+
+def write(tmp_path: Path, data: dict, name: str = "bank_local.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def test_bundled_rulebooks_load() -> None:
+    ids = {book.id for book in bundled_rulebooks()}
+    assert {"cn_exclusions", "eu_taxonomy", "pboc_cerf", "glp_2025"} <= ids
+    for book in bundled_rulebooks():
+        assert book.leaf_items, book.id
+        assert book.source_url and book.document
+
+
+def test_a_valid_user_rulebook_loads_and_extends_the_bundled_ones(tmp_path: Path) -> None:
+    write(tmp_path, GOOD)
+    books = {b.id for b in load_rulebooks(tmp_path)}
+    assert "bank_local" in books and "eu_taxonomy" in books
+    assert [b.id for b in load_rulebooks(tmp_path, extra=False)] == ["bank_local"]
+
+
+def test_a_user_rulebook_with_a_bundled_id_replaces_it(tmp_path: Path) -> None:
+    write(tmp_path, {**GOOD, "id": "pboc_cerf", "version": "bank-copy"}, "cerf.yaml")
+    cerf = next(b for b in load_rulebooks(tmp_path) if b.id == "pboc_cerf")
+    assert cerf.version == "bank-copy"
+
+
+def _broken(**changes: object) -> dict:
+    data = json.loads(json.dumps(GOOD))
+    item = data["items"][0]
+    for key, value in changes.items():
+        if key == "criterion":
+            item["criteria"][0].update(value)  # type: ignore[arg-type]
+        elif key == "item":
+            item.update(value)  # type: ignore[arg-type]
+        else:
+            data[key] = value
+    return data
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (
+            _broken(item={"colour": "green"}),
+            r"file bank_local.yaml: item A1, colour: unknown field",
+        ),
+        (_broken(criterion={"treshold": 5}), r"item A1, criterion size, treshold: unknown field"),
+        ({**GOOD, "items": GOOD["items"] * 2}, r"item A1: duplicate item code"),
+        (
+            _broken(criterion={"condition": "capacity_mw >"}),
+            r"item A1, criterion size: condition .* not a valid SQL",
+        ),
+        (
+            _broken(criterion={"condition": "capasity_mw > 1"}),
+            r"unknown input field 'capasity_mw'; did you mean 'capacity_mw'",
+        ),
+        (
+            _broken(criterion={"condition": "read_csv('/etc/passwd') IS NULL"}),
+            r"function 'read_csv' is not allowed",
+        ),
+        (_broken(criterion={"condition": "capacity_mw IN (SELECT 1)"}), r"'SELECT' is not allowed"),
+        (
+            _broken(item={"scope": {"activities": ["solar"]}}),
+            r"unknown activity 'solar'; did you mean 'solar_pv'",
+        ),
+        (_broken(item={"parent": "Z9"}), r"item A1: parent 'Z9' is not an item code"),
+        (_broken(schema_version=2), r"schema_version 2 is not supported \(expected 1\)"),
+        (
+            _broken(criterion={"verification": "probably"}),
+            r"criterion size, verification: Input should be",
+        ),
+    ],
+)
+def test_malformed_rulebooks_name_file_item_and_problem(
+    tmp_path: Path, data: dict, message: str
+) -> None:
+    with pytest.raises(RulebookError, match=message):
+        load_rulebook(write(tmp_path, data))
+
+
+def test_not_yaml_and_wrong_schema_type(tmp_path: Path) -> None:
+    bad = tmp_path / "x.yaml"
+    bad.write_text("items: [unclosed", encoding="utf-8")
+    with pytest.raises(RulebookError, match="x.yaml: not valid YAML"):
+        load_rulebook(bad)
+    with pytest.raises(RulebookError, match="schema_type is 'nope'"):
+        load_rulebook(write(tmp_path, {**GOOD, "schema_type": "nope"}))
+    with pytest.raises(
+        RulebookError, match="no bundled rulebook 'eu_taxonmy'.*did you mean 'eu_taxonomy'"
+    ):
+        load_rulebook("eu_taxonmy")
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        "__import__('os').system('x') = 1",
+        "pg_read_file('x') = ''",
+        "1 = 1; DROP TABLE t",
+        "x = (SELECT 2)",
+    ],
+)
+def test_conditions_cannot_run_code(condition: str) -> None:
+    with pytest.raises(RulebookError):
+        compile_condition(condition, ["x", "capacity_mw"])
+
+
+def test_string_literals_may_contain_any_word() -> None:
+    expr, used = compile_condition("lower(province) = 'select from (here)'", ["province"])
+    assert used == ["province"]
