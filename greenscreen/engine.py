@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import polars as pl
 
@@ -57,10 +58,15 @@ _FALSE = ("false", "no", "n", "0", "否", "无", "×", "✗")
 
 @dataclass(frozen=True)
 class Screening:
-    """The engine's output: ``summary`` (one row per project) and ``decisions`` (long)."""
+    """The engine's output: ``summary`` (one row per project) and the decisions (long, lazy:
+    materialised when written or first read)."""
 
     summary: pl.DataFrame
-    decisions: pl.DataFrame
+    decisions_lazy: pl.LazyFrame
+
+    @cached_property
+    def decisions(self) -> pl.DataFrame:
+        return self.decisions_lazy.collect()
 
 
 def prepare(projects: pl.DataFrame, rulebooks: Sequence[Rulebook]) -> pl.DataFrame:
@@ -193,7 +199,7 @@ def _combine(criteria: list[tuple[Criterion, str]]) -> pl.Expr:
     groups: dict[str, list[pl.Expr]] = {}
     required: list[pl.Expr] = []
     for criterion, column in criteria:
-        if not criterion.gate or criterion.level == "should":
+        if not _gates(criterion):
             continue
         if criterion.alternative:
             groups.setdefault(criterion.alternative, []).append(pl.col(column))
@@ -201,6 +207,14 @@ def _combine(criteria: list[tuple[Criterion, str]]) -> pl.Expr:
             required.append(pl.col(column))
     terms = required + [pl.any_horizontal(members) for members in groups.values()]
     return pl.all_horizontal(terms) if terms else pl.lit(True)
+
+
+def _gates(criterion: Criterion) -> bool:
+    """Does the criterion decide the status? ("should" and gate: false are only reported)"""
+    return criterion.gate and criterion.level == "shall"
+
+
+_PASS, _UNKNOWN, _FAIL = 2, 1, 0
 
 
 def evaluate(projects: pl.DataFrame, rulebooks: Sequence[Rulebook]) -> Screening:
@@ -217,39 +231,28 @@ def evaluate(projects: pl.DataFrame, rulebooks: Sequence[Rulebook]) -> Screening
     -------
     Screening
         ``summary``: project_id, activity, activity_source, and per rulebook R the columns
-        ``R__status``, ``R__item``, ``R__applies`` (R governs the loan by approval date) and
-        ``R__missing`` (fields to request); ``decisions``: see :data:`DECISION_SCHEMA`.
+        ``R__status``, ``R__item``, ``R__applies`` (R governs the loan by approval date),
+        ``R__missing`` (fields to request when insufficient_data) and, for rulebooks with
+        flag items, ``R__flags``. ``decisions``: see :data:`DECISION_SCHEMA`, built lazily.
     """
     frame = prepare(projects, rulebooks)
     summary = frame.select("project_id", "activity", "activity_source")
-    decisions: list[pl.DataFrame] = []
+    decisions: list[pl.LazyFrame] = []
     for book in rulebooks:
         columns, book_decisions = _evaluate_book(frame, book)
         summary = summary.with_columns(columns)
         decisions.append(book_decisions)
-    table = pl.concat(decisions, how="vertical") if decisions else DECISION_SCHEMA.to_frame()
-    missing = (
-        table.filter(pl.col("selected") & pl.col("gate") & (pl.col("result") == "unknown"))
-        .explode("fields")
-        .group_by("project_id", "rulebook", maintain_order=True)
-        .agg(pl.col("fields").unique(maintain_order=True).alias("missing"))
-    )
-    for book in rulebooks:
-        per_book = missing.filter(pl.col("rulebook") == book.id).select(
-            "project_id", pl.col("missing").alias(f"{book.id}__missing")
-        )
-        summary = summary.join(per_book, on="project_id", how="left", maintain_order="left")
-        status = pl.col(f"{book.id}__status")
-        summary = summary.with_columns(
-            pl.when(status == "insufficient_data")
-            .then(pl.col(f"{book.id}__missing"))
-            .otherwise(None)
-            .alias(f"{book.id}__missing")
-        )
-    return Screening(summary=summary, decisions=table)
+    table = pl.concat(decisions, how="vertical") if decisions else DECISION_SCHEMA.to_frame().lazy()
+    return Screening(summary=summary, decisions_lazy=table)
 
 
-def _evaluate_book(frame: pl.DataFrame, book: Rulebook) -> tuple[list[pl.Series], pl.DataFrame]:
+def _evaluate_book(frame: pl.DataFrame, book: Rulebook) -> tuple[list[pl.Series], pl.LazyFrame]:
+    """Columns of the summary for one rulebook, and its decisions (lazy).
+
+    Staged like the reader: scope and criterion columns, then one item result per item, then
+    one state per item (2 pass, 1 unknown, 0 fail, null out of scope); the rulebook's status
+    is the best state over its items and its item the first item in file order with it.
+    """
     compiled = _compile(book)
     exprs: list[pl.Expr] = []
     for k, comp in enumerate(compiled):
@@ -260,53 +263,102 @@ def _evaluate_book(frame: pl.DataFrame, book: Rulebook) -> tuple[list[pl.Series]
         _combine([(c, f"c{k}_{j}") for j, (c, _, _) in enumerate(comp.criteria)]).alias(f"r{k}")
         for k, comp in enumerate(compiled)
     )
-    statuses = book.status_map
+    work = work.with_columns(
+        pl.when(~pl.col(f"s{k}"))
+        .then(None)
+        .when(pl.col(f"r{k}"))
+        .then(pl.lit(_PASS, pl.Int8))
+        .when(pl.col(f"r{k}").is_null())
+        .then(pl.lit(_UNKNOWN, pl.Int8))
+        .otherwise(pl.lit(_FAIL, pl.Int8))
+        .alias(f"st{k}")
+        for k in range(len(compiled))
+    )
     status_items = [k for k, c in enumerate(compiled) if c.item.effect == "status"]
     flag_items = [k for k, c in enumerate(compiled) if c.item.effect == "flag"]
-
-    def when_items(condition: str) -> list[pl.Expr]:
-        return [
-            pl.when(pl.col(f"s{k}") & _state(f"r{k}", condition)).then(
-                pl.lit(compiled[k].item.code)
-            )
-            for k in status_items
-        ]
-
-    passed, unknown, failed = when_items("pass"), when_items("unknown"), when_items("fail")
-    item = pl.coalesce(passed + unknown + failed) if status_items else pl.lit(None, pl.String)
-    status = (
-        pl.when(_any_set(passed))
-        .then(pl.lit(statuses.in_scope_pass))
-        .when(_any_set(unknown))
-        .then(pl.lit("insufficient_data"))
-        .when(_any_set(failed))
-        .then(pl.lit(statuses.in_scope_fail))
-        .otherwise(pl.lit(statuses.out_of_scope))
+    best = (
+        pl.max_horizontal(pl.col(f"st{k}") for k in status_items)
+        if status_items
+        else pl.lit(None, pl.Int8)
     )
-    work = work.with_columns(status.alias("_status"), item.alias("_item"))
-    window = book.applies_to_approvals
-    applies = _dated(pl.lit(True), window.from_, window.before)
-    columns = [
-        work["_status"].alias(f"{book.id}__status"),
-        work["_item"].alias(f"{book.id}__item"),
-        frame.select("approval_date")
-        .with_columns(applies.alias("a"))["a"]
-        .alias(f"{book.id}__applies"),
+    work = work.with_columns(best.alias("_best"))
+    # Integers until the end: the selected item's index and a bitmask of its unknown gating
+    # criteria; the few distinct (index, mask) pairs are then mapped to codes and field lists.
+    selected = [
+        pl.when(pl.col(f"st{k}") == pl.col("_best")).then(pl.lit(k, pl.Int32)) for k in status_items
     ]
-    if flag_items:
-        flags = pl.concat_list(
-            pl.when(pl.col(f"s{k}") & pl.col(f"r{k}").fill_null(False)).then(
-                pl.lit(compiled[k].item.code)
+    work = work.with_columns(
+        (pl.coalesce(selected) if selected else pl.lit(None, pl.Int32)).alias("_sel")
+    )
+    gating = {
+        k: [j for j, (c, _, used) in enumerate(compiled[k].criteria) if _gates(c) and used]
+        for k in status_items
+    }
+    masks = [
+        pl.when(pl.col("_sel") == k).then(
+            pl.sum_horizontal(
+                pl.col(f"c{k}_{j}").is_null().cast(pl.Int64) * (1 << n)
+                for n, j in enumerate(gating[k])
             )
-            for k in flag_items
-        ).list.drop_nulls()
-        columns.append(work.select(flags.alias(f"{book.id}__flags")).to_series())
-    decisions = _decisions(frame, work, book, compiled)
-    return columns, decisions
+        )
+        for k in status_items
+        if gating[k]
+    ]
+    work = work.with_columns(
+        pl.when(pl.col("_best") == _UNKNOWN)
+        .then(pl.coalesce(masks) if masks else pl.lit(0, pl.Int64))
+        .alias("_mask")
+    )
+    codes = {k: compiled[k].item.code for k in status_items}
+    statuses = book.status_map
+    work = work.with_columns(
+        pl.col("_sel").replace_strict(codes, default=None, return_dtype=pl.String).alias("_item"),
+        pl.col("_best")
+        .replace_strict(
+            {
+                _PASS: statuses.in_scope_pass,
+                _UNKNOWN: "insufficient_data",
+                _FAIL: statuses.in_scope_fail,
+            },
+            default=statuses.out_of_scope,
+            return_dtype=pl.String,
+        )
+        .alias("_status"),
+    )
+    window = book.applies_to_approvals
+    summary = work.select(
+        pl.col("_status").alias(f"{book.id}__status"),
+        pl.col("_item").alias(f"{book.id}__item"),
+        _dated(pl.lit(True), window.from_, window.before).alias(f"{book.id}__applies"),
+        *([_flags(compiled, flag_items).alias(f"{book.id}__flags")] if flag_items else []),
+    ).with_columns(_missing(work, compiled, gating).alias(f"{book.id}__missing"))
+    return summary.get_columns(), _decisions(frame, work, book, compiled)
 
 
-def _any_set(exprs: list[pl.Expr]) -> pl.Expr:
-    return pl.any_horizontal(e.is_not_null() for e in exprs) if exprs else pl.lit(False)
+def _missing(
+    work: pl.DataFrame, compiled: list[_Compiled], gating: dict[int, list[int]]
+) -> pl.Series:
+    """Fields of the selected item's gating criteria that are unknown (insufficient_data)."""
+    pairs = work.select("_sel", "_mask").filter(pl.col("_mask").is_not_null()).unique()
+    lists = []
+    for k, mask in pairs.iter_rows():  # distinct combinations only: a handful
+        fields: list[str] = []
+        for n, j in enumerate(gating.get(k, [])):
+            if mask >> n & 1:
+                fields += [f for f in compiled[k].criteria[j][2] if f not in fields]
+        lists.append(fields)
+    lookup = pairs.with_columns(pl.Series("_fields", lists, dtype=pl.List(pl.String)))
+    joined = work.select("_sel", "_mask").join(
+        lookup, on=["_sel", "_mask"], how="left", maintain_order="left", nulls_equal=False
+    )
+    return joined["_fields"]
+
+
+def _flags(compiled: list[_Compiled], flag_items: list[int]) -> pl.Expr:
+    """Codes of the flag items that apply (e.g. CBAM exposure)."""
+    return pl.concat_list(
+        pl.when(pl.col(f"st{k}") == _PASS).then(pl.lit(compiled[k].item.code)) for k in flag_items
+    ).list.drop_nulls()
 
 
 def _result(column: str) -> pl.Expr:
@@ -320,80 +372,66 @@ def _result(column: str) -> pl.Expr:
     )
 
 
-def _state(column: str, state: str) -> pl.Expr:
-    col = pl.col(column)
-    return {"pass": col.fill_null(False), "fail": ~col.fill_null(True), "unknown": col.is_null()}[
-        state
-    ]
-
-
 def _decisions(
     frame: pl.DataFrame, work: pl.DataFrame, book: Rulebook, compiled: list[_Compiled]
-) -> pl.DataFrame:
-    """Long table of criterion results for every in-scope item; a 'scope' row otherwise."""
-    parts = []
+) -> pl.LazyFrame:
+    """Long table of criterion results for every in-scope item; a 'scope' row otherwise.
+
+    Lazy: nothing is materialised until the table is written (streamed to Parquet) or read.
+    """
+    inputs = frame.lazy()
+    base = work.lazy()  # scope, criterion, state and item columns per project
+    parts: list[pl.LazyFrame] = []
     for k, comp in enumerate(compiled):
-        rows = work.with_row_index("_i").filter(pl.col(f"s{k}"))
-        if rows.height == 0:
-            continue
         for j, (criterion, _, used) in enumerate(comp.criteria):
+            rows = pl.col(f"s{k}")
             if criterion.since or criterion.until:  # only loans the criterion is in force for
-                dated = _dated(pl.lit(True), criterion.since, criterion.until)
-                current = rows.filter(rows.select(dated.alias("f"))["f"])
-            else:
-                current = rows
-            if current.height == 0:
-                continue
+                rows = rows & _dated(pl.lit(True), criterion.since, criterion.until)
             parts.append(
-                current.select(
+                pl.concat([base, inputs.select(_seen(used))], how="horizontal")
+                .filter(rows)
+                .select(
                     "project_id",
                     pl.lit(book.id).alias("rulebook"),
                     pl.lit(comp.item.code).alias("item"),
                     (pl.col("_item") == comp.item.code).fill_null(False).alias("selected"),
                     pl.lit(criterion.id).alias("criterion"),
                     _result(f"c{k}_{j}").alias("result"),
-                    pl.lit(_seen(frame, used, current["_i"])).alias("value"),
+                    pl.col("_seen").alias("value"),
                     pl.lit(criterion.threshold or criterion.condition).alias("threshold"),
                     pl.lit(criterion.clause).alias("clause"),
                     pl.lit(criterion.verification).alias("verification"),
-                    pl.lit(criterion.gate and criterion.level == "shall").alias("gate"),
+                    pl.lit(_gates(criterion)).alias("gate"),
                     pl.lit(used, dtype=pl.List(pl.String)).alias("fields"),
                 )
             )
-    out_of_scope = work.filter(pl.col("_item").is_null()).select(
-        "project_id",
-        pl.lit(book.id).alias("rulebook"),
-        pl.lit(None, pl.String).alias("item"),
-        pl.lit(False).alias("selected"),
-        pl.lit("scope").alias("criterion"),
-        pl.lit("fail").alias("result"),
-        pl.format("activity={}", pl.col("activity").fill_null("(none)")).alias("value"),
-        pl.lit("activity or industry code in the scope of an item").alias("threshold"),
-        pl.lit(book.document).alias("clause"),
-        pl.lit(book.verification).alias("verification"),
-        pl.lit(True).alias("gate"),
-        pl.lit(["activity"], dtype=pl.List(pl.String)).alias("fields"),
+    parts.append(
+        base.filter(pl.col("_item").is_null()).select(
+            "project_id",
+            pl.lit(book.id).alias("rulebook"),
+            pl.lit(None, pl.String).alias("item"),
+            pl.lit(False).alias("selected"),
+            pl.lit("scope").alias("criterion"),
+            pl.lit("fail").alias("result"),
+            pl.format("activity={}", pl.col("activity").fill_null("(none)")).alias("value"),
+            pl.lit("activity or industry code in the scope of an item").alias("threshold"),
+            pl.lit(book.document).alias("clause"),
+            pl.lit(book.verification).alias("verification"),
+            pl.lit(True).alias("gate"),
+            pl.lit(["activity"], dtype=pl.List(pl.String)).alias("fields"),
+        )
     )
-    parts.append(out_of_scope)
     return pl.concat(parts, how="vertical").cast(dict(DECISION_SCHEMA))  # type: ignore[arg-type]
 
 
-def _seen(frame: pl.DataFrame, used: list[str], rows: pl.Series) -> pl.Series:
+def _seen(used: list[str]) -> pl.Expr:
     """The input values a criterion read, as text: ``power_density_w_m2=6.0``."""
     if not used:
-        return pl.Series("value", [None] * rows.len(), dtype=pl.String)
-    return (
-        frame.select(pl.col(used).gather(rows))
-        .select(
-            pl.concat_str(
-                [
-                    pl.format(
-                        "{}={}", pl.lit(name), pl.col(name).cast(pl.String).fill_null("(missing)")
-                    )
-                    for name in used
-                ],
-                separator="; ",
-            )
-        )
-        .to_series()
-    )
+        return pl.lit(None, dtype=pl.String).alias("_seen")
+    return pl.concat_str(
+        [
+            pl.format("{}={}", pl.lit(name), pl.col(name).cast(pl.String).fill_null("(missing)"))
+            for name in used
+        ],
+        separator="; ",
+    ).alias("_seen")

@@ -11,6 +11,7 @@ import os
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +35,13 @@ class ScreenResult:
 
     results: pl.DataFrame
     pipeline: Pipeline
-    decisions: pl.DataFrame = field(default_factory=DECISION_SCHEMA.to_frame)
+    decisions_lazy: pl.LazyFrame = field(default_factory=lambda: DECISION_SCHEMA.to_frame().lazy())
     rulebooks: tuple[Rulebook, ...] = ()
+
+    @cached_property
+    def decisions(self) -> pl.DataFrame:
+        """One row per project × rulebook × criterion (see engine.DECISION_SCHEMA)."""
+        return self.decisions_lazy.collect()
 
     @property
     def rejects(self) -> pl.DataFrame:
@@ -99,11 +105,17 @@ class ScreenResult:
         }
         _atomic(paths["results"], lambda p: self.results.write_parquet(p, statistics=False))
         _atomic(paths["results_csv"], lambda p: _csv(self.results).write_csv(p, include_bom=True))
-        _atomic(paths["decisions"], lambda p: self.decisions.write_parquet(p, statistics=False))
+        _atomic(paths["decisions"], self._write_decisions)
         _atomic(paths["rejects"], lambda p: self.rejects.write_csv(p, include_bom=True))
         text = json.dumps(self.metadata(), ensure_ascii=False, indent=2) + "\n"
         _atomic(paths["run"], lambda p: Path(p).write_text(text, encoding="utf-8"))
         return paths
+
+    def _write_decisions(self, path: str) -> None:
+        if "decisions" in self.__dict__:  # already materialised
+            self.decisions.write_parquet(path, statistics=False)
+        else:  # streamed: the long table never sits in memory whole
+            self.decisions_lazy.sink_parquet(path, statistics=False)
 
 
 def screen(
@@ -136,7 +148,7 @@ def screen(
     # activity may have been inferred from the description: the engine's column replaces it
     added = [c for c in screening.summary.columns if c not in ("project_id", "activity")]
     results = pipeline.projects.with_columns(screening.summary.select("activity", *added))
-    return ScreenResult(results, pipeline, screening.decisions, books)
+    return ScreenResult(results, pipeline, screening.decisions_lazy, books)
 
 
 def _csv(frame: pl.DataFrame) -> pl.DataFrame:
