@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,8 @@ import yaml
 
 from greenscreen import RulebookError
 from greenscreen.rulebook import bundled_rulebooks, compile_condition, load_rulebook, load_rulebooks
+
+DATA = Path(__file__).parent / "data"
 
 GOOD = {
     "schema_type": "greenscreen.rulebook",
@@ -152,3 +155,37 @@ def test_conditions_cannot_run_code(condition: str) -> None:
 def test_string_literals_may_contain_any_word() -> None:
     expr, used = compile_condition("lower(province) = 'select from (here)'", ["province"])
     assert used == ["province"]
+
+
+def test_the_format_example_in_taxonomies_readme_is_valid(tmp_path: Path) -> None:
+    readme = (Path(__file__).parents[1] / "taxonomies" / "README.md").read_text(encoding="utf-8")
+    example = readme.split("```yaml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "bank.yaml").write_text(example, encoding="utf-8")
+    book = load_rulebook(tmp_path / "bank.yaml")
+    assert book.id == "bank_hydro_policy"
+    assert [c.id for c in book.item("H-1").criteria] == ["density", "lifecycle", "eia"]
+
+
+def _normalise(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def test_eu_items_match_the_compass_export() -> None:
+    """Issue #3: every encoded EU item's Annex reference and name match the EU Taxonomy Compass
+    export 1.0.4; every criterion text taken from it is verbatim (prefix, before '…')."""
+    compass = json.loads((DATA / "eu_taxonomy_compass_1.0.4_mitigation.json").read_text("utf-8"))
+    names = {a["reference"]: a["name"] for a in compass["activities"]}
+    book = load_rulebook("eu_taxonomy")
+    checked = 0
+    for item in book.leaf_items:
+        if item.code == "4.29":  # Complementary Delegated Act: not in Compass 1.0.4
+            assert "Complementary" in item.criteria[0].clause
+            continue
+        assert names[item.code] == item.name.en, item.code
+        sc_text = _normalise(compass["mitigation_sc"][item.code])
+        for criterion in item.criteria:
+            if criterion.clause.endswith("substantial contribution"):
+                head = _normalise(criterion.text.en or "").removesuffix("…").strip()[:120]
+                assert head and head in sc_text, (item.code, criterion.id)
+                checked += 1
+    assert checked >= 20
