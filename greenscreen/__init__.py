@@ -3,7 +3,9 @@
 Public API (small and flat)::
 
     read_pipeline(source)  -> Pipeline (typed projects + rejects)
-    screen(source)         -> ScreenResult (results + rejects; .write(out_dir))
+    screen(source)         -> ScreenResult (results, decisions, rejects; .write(out_dir))
+    explain(result, id)    -> one project's decision trace
+    load_rulebook(id|path) -> a validated rulebook
     write_template(path)   -> the Excel input template
 """
 
@@ -12,7 +14,8 @@ __version__ = "0.1.0"
 from greenscreen._template import write_template
 from greenscreen.errors import GreenscreenError, PipelineError, RulebookError
 from greenscreen.io import Pipeline, read_pipeline
-from greenscreen.run import ScreenResult, screen
+from greenscreen.rulebook import load_rulebook, load_rulebooks
+from greenscreen.run import ScreenResult, explain, screen
 from greenscreen.schema import FIELDS, ProjectInput, polars_schema
 
 __all__ = [
@@ -24,6 +27,9 @@ __all__ = [
     "RulebookError",
     "ScreenResult",
     "__version__",
+    "explain",
+    "load_rulebook",
+    "load_rulebooks",
     "polars_schema",
     "read_pipeline",
     "screen",
