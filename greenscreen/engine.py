@@ -326,9 +326,16 @@ def _evaluate_book(frame: pl.DataFrame, book: Rulebook) -> tuple[list[pl.Series]
         .alias("_status"),
     )
     window = book.applies_to_approvals
+    marks = {k: compiled[k].item.ghg_mark for k in status_items if compiled[k].item.ghg_mark}
+    ghg = (
+        [pl.col("_sel").replace_strict(marks, default=None, return_dtype=pl.String)]
+        if marks
+        else []
+    )
     summary = work.select(
         pl.col("_status").alias(f"{book.id}__status"),
         pl.col("_item").alias(f"{book.id}__item"),
+        *(e.alias(f"{book.id}__ghg_mark") for e in ghg),
         _dated(pl.lit(True), window.from_, window.before).alias(f"{book.id}__applies"),
         *([_flags(compiled, flag_items).alias(f"{book.id}__flags")] if flag_items else []),
     ).with_columns(_missing(work, compiled, gating).alias(f"{book.id}__missing"))

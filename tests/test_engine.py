@@ -180,3 +180,68 @@ def test_every_project_gets_a_status_for_every_rulebook(n: int) -> None:
     for book in result.rulebooks:
         assert result.results[f"{book.id}__status"].null_count() == 0
     assert set(result.decisions["project_id"]) == {str(i) for i in range(n)}
+
+
+def test_solar_pv_is_eligible_in_the_2025_catalogue() -> None:
+    # 绿色金融支持项目目录（2025年版） 4.2.2 太阳能利用设施建设和运营 (4416 太阳能发电, √√).
+    row = one(
+        activity="solar_pv", province="青海", industry_code="D4416", approval_date="2025-11-01"
+    )
+    assert (row["cn_gfsp_2025__status"], row["cn_gfsp_2025__item"]) == ("eligible", "4.2.2")
+    assert row["cn_gfsp_2025__ghg_mark"] == "√√"
+    assert row["cn_gfsp_2025__applies"] is True and row["cn_gbepc_2021__applies"] is False
+
+
+def test_a_loan_approved_2024_06_01_is_judged_against_the_2021_catalogue() -> None:
+    # 2025 catalogue notice: loans approved before it keep the historical standard;
+    # cn_gbepc_2021 applies to approvals before 2025-10-01.
+    row = one(activity="wind_onshore", approval_date="2024-06-01")
+    assert row["cn_gbepc_2021__applies"] is True
+    assert row["cn_gfsp_2025__applies"] is False
+    assert (row["cn_gbepc_2021__status"], row["cn_gbepc_2021__item"]) == ("eligible", "3.2.1")
+
+
+def test_large_hydro_needs_plan_membership_evidence() -> None:
+    # 2025 catalogue 4.2.4: only large hydro bases listed in the 14th Five-Year plans.
+    row = one(activity="hydropower", capacity_mw=120, approval_date="2025-11-01")
+    assert (row["cn_gfsp_2025__status"], row["cn_gfsp_2025__item"]) == (
+        "insufficient_data",
+        "4.2.4",
+    )
+    assert row["cn_gfsp_2025__missing"] == ["cn_hydro_in_14fyp_base"]
+    listed = one(activity="hydropower", cn_hydro_in_14fyp_base="是")
+    assert listed["cn_gfsp_2025__status"] == "eligible"
+
+
+@pytest.mark.parametrize(
+    ("star", "status", "item"), [(2, "eligible", "6.1.1"), (0, "insufficient_data", "6.1.2")]
+)
+def test_green_building_star_rating(star: int, status: str, item: str) -> None:
+    # 2025 catalogue 6.1.1: 达到1星级及以上绿色建筑标准. An unrated building fails 6.1.1; it could
+    # still qualify under 6.1.2 (GB/T 51350), which needs evidence.
+    result = screen([{"project_id": "P", "activity": "building_new", "green_building_star": star}])
+    row = result.results.row(0, named=True)
+    assert (row["cn_gfsp_2025__status"], row["cn_gfsp_2025__item"]) == (status, item)
+    star_rule = result.decisions.filter(
+        (pl.col("rulebook") == "cn_gfsp_2025") & (pl.col("criterion") == "star-1")
+    ).row(0, named=True)
+    assert star_rule["result"] == ("pass" if star >= 1 else "fail")
+    assert star_rule["clause"].startswith("绿色金融支持项目目录（2025年版） 6.1.1")
+
+
+@pytest.mark.parametrize(
+    ("grade", "status"), [(1, "eligible"), (2, "eligible"), (3, "not_eligible")]
+)
+def test_data_centre_gb40879_grade(grade: int, status: str) -> None:
+    # 2025 catalogue 6.6.2: 电能比不低于 GB 40879 中 2 级能效水平.
+    assert (
+        one(activity="data_centre", data_centre_gb40879_grade=grade)["cn_gfsp_2025__status"]
+        == status
+    )
+
+
+def test_user_side_battery_is_4_3_2_with_direct_reduction_mark() -> None:
+    row = one(
+        activity="battery_storage", province="上海", storage_energy_mwh=30, storage_power_mw=10
+    )
+    assert (row["cn_gfsp_2025__item"], row["cn_gfsp_2025__ghg_mark"]) == ("4.3.2", "√√")
