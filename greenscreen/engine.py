@@ -22,6 +22,7 @@ from functools import cached_property
 
 import polars as pl
 
+from greenscreen.errors import RulebookError
 from greenscreen.rulebook import (
     DERIVED_INPUTS,
     Criterion,
@@ -238,12 +239,42 @@ def evaluate(projects: pl.DataFrame, rulebooks: Sequence[Rulebook]) -> Screening
     frame = prepare(projects, rulebooks)
     summary = frame.select("project_id", "activity", "activity_source")
     decisions: list[pl.LazyFrame] = []
-    for book in rulebooks:
+    for book in _dependency_order(rulebooks):
         columns, book_decisions = _evaluate_book(frame, book)
         summary = summary.with_columns(columns)
+        if any(book.id in other.depends_on for other in rulebooks):
+            frame = frame.with_columns(
+                c for c in columns if c.name.endswith(("__status", "__item"))
+            )
         decisions.append(book_decisions)
     table = pl.concat(decisions, how="vertical") if decisions else DECISION_SCHEMA.to_frame().lazy()
     return Screening(summary=summary, decisions_lazy=table)
+
+
+def _dependency_order(rulebooks: Sequence[Rulebook]) -> list[Rulebook]:
+    """Rulebooks ordered so that every one comes after those it depends on."""
+    by_id = {book.id: book for book in rulebooks}
+    ordered: list[Rulebook] = []
+    visiting: set[str] = set()
+
+    def visit(book: Rulebook) -> None:
+        if book in ordered:
+            return
+        if book.id in visiting:
+            raise RulebookError(f"rulebook dependency cycle through {book.id}", file=book.path)
+        visiting.add(book.id)
+        for dep in book.depends_on:
+            if dep not in by_id:
+                raise RulebookError(
+                    f"depends on rulebook '{dep}', which is not loaded", file=book.path
+                )
+            visit(by_id[dep])
+        visiting.discard(book.id)
+        ordered.append(book)
+
+    for book in rulebooks:
+        visit(book)
+    return ordered
 
 
 def _evaluate_book(frame: pl.DataFrame, book: Rulebook) -> tuple[list[pl.Series], pl.LazyFrame]:

@@ -181,6 +181,8 @@ class Rulebook(_Model):
     verification: Verification
     statuses: StatusMap | None = None
     applies_to_approvals: ApprovalWindow = ApprovalWindow()
+    #: rulebooks whose results (``R__status``, ``R__item``) this one's conditions read
+    depends_on: list[str] = []
     fields: list[FieldDecl] = []
     items: list[Item]
     notes: str | None = None
@@ -388,6 +390,8 @@ def input_fields(book: Rulebook) -> dict[str, pl.DataType]:
         "date": pl.Date(),
     }
     fields.update({f.name: types[f.type] for f in book.fields})
+    for dep in book.depends_on:
+        fields.update({f"{dep}__status": pl.String(), f"{dep}__item": pl.String()})
     return fields
 
 

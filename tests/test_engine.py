@@ -245,3 +245,15 @@ def test_user_side_battery_is_4_3_2_with_direct_reduction_mark() -> None:
         activity="battery_storage", province="上海", storage_energy_mwh=30, storage_power_mw=10
     )
     assert (row["cn_gfsp_2025__item"], row["cn_gfsp_2025__ghg_mark"]) == ("4.3.2", "√√")
+
+
+def test_cgt_crosswalk_needs_both_sides() -> None:
+    # cgt_2022 pairs cn_gbepc_2021 3.2.4 (large hydro) with EU Annex I 4.5; aligned only when
+    # both sides are met (pairs are greenscreen's, flagged unverified in the file).
+    both = one(activity="hydropower", power_density_w_m2=6, cn_hydro_in_13fyp_base="yes")
+    assert (both["cgt_2022__status"], both["cgt_2022__item"]) == ("aligned", "3.2.4~4.5")
+    eu_only = one(activity="hydropower", power_density_w_m2=6, cn_hydro_in_13fyp_base="no")
+    assert eu_only["cgt_2022__status"] == "not_eligible"
+    undecided = one(activity="hydropower", power_density_w_m2=6)
+    assert undecided["cgt_2022__status"] == "insufficient_data"
+    assert one(activity="coal_power")["cgt_2022__status"] == "not_eligible"

@@ -189,3 +189,18 @@ def test_eu_items_match_the_compass_export() -> None:
                 assert head and head in sc_text, (item.code, criterion.id)
                 checked += 1
     assert checked >= 20
+
+
+def test_dependencies_must_be_loaded_and_acyclic(tmp_path: Path) -> None:
+    from greenscreen import screen
+
+    book = {**GOOD, "id": "needs_other", "depends_on": ["missing_book"]}
+    write(tmp_path, book, "needs.yaml")
+    with pytest.raises(RulebookError, match="depends on rulebook 'missing_book'"):
+        screen(
+            [{"project_id": "A", "activity": "solar_pv"}],
+            rulebooks=load_rulebooks(tmp_path, extra=False),
+        )
+    cond = {"condition": "other__status = 'eligible'"}
+    with pytest.raises(RulebookError, match="unknown input field 'other__status'"):
+        load_rulebook(write(tmp_path, _broken(criterion=cond), "nodep.yaml"))
