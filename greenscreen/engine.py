@@ -231,13 +231,23 @@ def evaluate(projects: pl.DataFrame, rulebooks: Sequence[Rulebook]) -> Screening
     Returns
     -------
     Screening
-        ``summary``: project_id, activity, activity_source, and per rulebook R the columns
+        ``summary``: project_id, activity, activity_source, rules_basis (which rule versions
+        were applied: by approval_date, or the current ones when it is missing), and per
+        rulebook R the columns
         ``R__status``, ``R__item``, ``R__applies`` (R governs the loan by approval date),
         ``R__missing`` (fields to request when insufficient_data) and, for rulebooks with
         flag items, ``R__flags``. ``decisions``: see :data:`DECISION_SCHEMA`, built lazily.
     """
     frame = prepare(projects, rulebooks)
-    summary = frame.select("project_id", "activity", "activity_source")
+    summary = frame.select(
+        "project_id",
+        "activity",
+        "activity_source",
+        pl.when(pl.col("approval_date").is_null())
+        .then(pl.lit("current rules (no approval_date)"))
+        .otherwise(pl.lit("approval_date"))
+        .alias("rules_basis"),
+    )
     decisions: list[pl.LazyFrame] = []
     for book in _dependency_order(rulebooks):
         columns, book_decisions = _evaluate_book(frame, book)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -108,3 +109,14 @@ def test_rulebooks_command_lists_the_bundled_rulebooks() -> None:
     assert done.returncode == 0
     for rulebook in ("cn_exclusions", "eu_taxonomy", "glp_2025", "pboc_cerf"):
         assert rulebook in done.stdout
+
+
+def test_output_files_follow_the_umask(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "greenscreen", "demo", "-q", "--out", str(tmp_path / "d")],
+        preexec_fn=lambda: os.umask(0o022),
+        timeout=120,
+    )
+    assert done.returncode == 0
+    for path in (tmp_path / "d").iterdir():
+        assert path.stat().st_mode & 0o777 == 0o644, path.name

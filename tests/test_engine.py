@@ -257,3 +257,8 @@ def test_cgt_crosswalk_needs_both_sides() -> None:
     undecided = one(activity="hydropower", power_density_w_m2=6)
     assert undecided["cgt_2022__status"] == "insufficient_data"
     assert one(activity="coal_power")["cgt_2022__status"] == "not_eligible"
+
+
+def test_the_rule_basis_is_recorded() -> None:
+    assert one(activity="solar_pv")["rules_basis"] == "current rules (no approval_date)"
+    assert one(activity="solar_pv", approval_date="2024-06-01")["rules_basis"] == "approval_date"
