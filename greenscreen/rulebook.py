@@ -268,7 +268,22 @@ def load_rulebooks(directory: str | Path | None = None, *, extra: bool = True) -
         for path in _rulebook_files(folder):
             book = _load_file(path)
             books[book.id] = book
+    _check_xrefs(books)
     return list(books.values())
+
+
+def _check_xrefs(books: dict[str, Rulebook]) -> None:
+    """Cross-references must name an item of a loaded rulebook (others cannot be checked)."""
+    for book in books.values():
+        for item in book.items:
+            for ref in item.xref:
+                target = books.get(ref.rulebook)
+                if target is not None and ref.item not in {i.code for i in target.items}:
+                    raise RulebookError(
+                        f"xref to {ref.rulebook} item '{ref.item}', which that rulebook does not have",
+                        file=Path(book.path).name if book.path else book.id,
+                        item=item.code,
+                    )
 
 
 def _rulebook_files(folder: Path) -> list[Path]:

@@ -204,3 +204,11 @@ def test_dependencies_must_be_loaded_and_acyclic(tmp_path: Path) -> None:
     cond = {"condition": "other__status = 'eligible'"}
     with pytest.raises(RulebookError, match="unknown input field 'other__status'"):
         load_rulebook(write(tmp_path, _broken(criterion=cond), "nodep.yaml"))
+
+
+def test_cross_references_must_exist(tmp_path: Path) -> None:
+    write(tmp_path, _broken(item={"xref": [{"rulebook": "eu_taxonomy", "item": "4.99"}]}))
+    with pytest.raises(RulebookError, match=r"item A1: xref to eu_taxonomy item '4.99'"):
+        load_rulebooks(tmp_path)
+    write(tmp_path, _broken(item={"xref": [{"rulebook": "eu_taxonomy", "item": "4.1"}]}))
+    assert any(b.id == "bank_local" for b in load_rulebooks(tmp_path))
