@@ -280,7 +280,7 @@ def _check_xrefs(books: dict[str, Rulebook]) -> None:
                 target = books.get(ref.rulebook)
                 if target is not None and ref.item not in {i.code for i in target.items}:
                     raise RulebookError(
-                        f"xref to {ref.rulebook} item '{ref.item}', which that rulebook does not have",
+                        f"xref to {ref.rulebook} item '{ref.item}', which that rulebook lacks",
                         file=Path(book.path).name if book.path else book.id,
                         item=item.code,
                     )
