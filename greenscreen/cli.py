@@ -66,6 +66,19 @@ def demo(out_dir: Path, quiet: bool) -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Your rulebook directory: replaces (same id) or extends the bundled rulebooks.",
 )
+@click.option(
+    "--grid-policy",
+    type=click.Choice(["combined_margin", "grid_average"]),
+    default="combined_margin",
+    show_default=True,
+    help="Grid factor for avoided emissions: CCER/CDM combined margin, or an MEE average.",
+)
+@click.option(
+    "--grid-series",
+    default="mee_nbs_average:2023",
+    show_default=True,
+    help="SERIES:YEAR for --grid-policy grid_average (see greenscreen/data/factors).",
+)
 @click.option("--sheet", help="Excel sheet name (default: 'pipeline', else the first sheet).")
 @click.option("--encoding", help="CSV encoding (default: UTF-8, else GBK/GB18030).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
@@ -74,12 +87,19 @@ def screen(
     out_dir: Path,
     strict: bool,
     rulebook_dir: Path | None,
+    grid_policy: str,
+    grid_series: str,
     sheet: str | None,
     encoding: str | None,
     quiet: bool,
 ) -> None:
     """Screen PIPELINE (CSV, Excel, Parquet, JSON) and write the results to --out."""
-    options: dict[str, Any] = {"sheet": sheet, "encoding": encoding, "rulebooks": rulebook_dir}
+    options: dict[str, Any] = {
+        "sheet": sheet,
+        "encoding": encoding,
+        "rulebooks": rulebook_dir,
+        "emissions": _emissions_config(grid_policy, grid_series),
+    }
     _screen(pipeline, out_dir, strict=strict, quiet=quiet, options=options)
 
 
@@ -180,6 +200,8 @@ def _screen(
         _print_rejects(pipeline.rejects)
     if not quiet and result.rulebooks:
         _print_statuses(result)
+    if not quiet:
+        _print_emissions(result)
     say(f"outputs in {out_dir.resolve()}:")
     say(f"  {paths['results']}  ({result.results.height} projects; also results.csv)")
     say(f"  {paths['decisions']}  ({result.decisions.height} criterion decisions)")
@@ -194,6 +216,21 @@ def _screen(
         sys.exit(EXIT_REJECTS)
 
 
+def _emissions_config(policy: str, series: str) -> Any:
+    from greenscreen.emissions import EmissionsConfig
+
+    name, _, year = series.partition(":")
+    if not year.isdigit():
+        raise click.BadParameter(
+            f"expected SERIES:YEAR, got '{series}'", param_hint="--grid-series"
+        )
+    return EmissionsConfig(
+        policy=policy,  # type: ignore[arg-type]
+        average_series=name,
+        average_vintage=int(year),
+    )
+
+
 def _print_statuses(result: Any) -> None:
     """Counts of each status per rulebook."""
     from greenscreen.rulebook import STATUSES
@@ -203,6 +240,20 @@ def _print_statuses(result: Any) -> None:
         counts = dict(result.results[f"{book.id}__status"].value_counts().iter_rows())
         table.add_row(book.id, *(str(counts.get(s, 0)) for s in STATUSES))
     _out.print(table)
+
+
+def _print_emissions(result: Any) -> None:
+    frame = result.results
+    total = frame["avoided_tco2e_per_year"].sum()
+    attributable = frame["attributable_tco2e_per_year"].sum()
+    estimated = frame["avoided_tco2e_per_year"].is_not_null().sum()
+    flagged = frame.filter(frame["emissions_flags"].list.len() > 0).height
+    policy = result.emissions_config.policy
+    say = _out.print
+    say(
+        f"avoided emissions ({policy}): {total:,.0f} tCO2e/yr for {estimated} projects, "
+        f"{attributable:,.0f} attributable to the loans; {flagged} projects flagged"
+    )
 
 
 def _print_rejects(rejects: Any, limit: int = 20) -> None:

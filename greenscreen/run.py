@@ -10,7 +10,7 @@ import json
 import os
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from typing import Any
 import polars as pl
 
 from greenscreen import __version__
+from greenscreen.emissions import EmissionsConfig, estimate
 from greenscreen.engine import DECISION_SCHEMA, evaluate
 from greenscreen.errors import GreenscreenError, did_you_mean
 from greenscreen.io import Pipeline, read_pipeline
@@ -37,6 +38,7 @@ class ScreenResult:
     pipeline: Pipeline
     decisions_lazy: pl.LazyFrame = field(default_factory=lambda: DECISION_SCHEMA.to_frame().lazy())
     rulebooks: tuple[Rulebook, ...] = ()
+    emissions_config: EmissionsConfig = field(default_factory=EmissionsConfig)
 
     @cached_property
     def decisions(self) -> pl.DataFrame:
@@ -76,6 +78,11 @@ class ScreenResult:
                 }
                 for book in self.rulebooks
             ],
+            "emissions": {
+                key: value
+                for key, value in asdict(self.emissions_config).items()
+                if key != "plausible_hours"
+            },
             "counts": {
                 "input_rows": self.pipeline.n_input_rows,
                 "accepted": self.pipeline.n_accepted,
@@ -122,6 +129,7 @@ def screen(
     source: Any,
     *,
     rulebooks: Sequence[Rulebook] | str | Path | None = None,
+    emissions: EmissionsConfig | None = None,
     **read_options: Any,
 ) -> ScreenResult:
     """Screen a pipeline: read and validate it, then classify it against every rulebook.
@@ -134,6 +142,9 @@ def screen(
     rulebooks
         Loaded rulebooks, or a directory whose rulebooks replace (same id) or extend the
         bundled ones. Default: the bundled rulebooks.
+    emissions
+        Avoided-emissions choices (grid policy, series, GWP); default
+        :class:`~greenscreen.emissions.EmissionsConfig`.
     **read_options
         Passed to :func:`~greenscreen.io.read_pipeline` (``sheet``, ``encoding``, ``strict``…).
     """
@@ -148,7 +159,10 @@ def screen(
     # activity may have been inferred from the description: the engine's column replaces it
     added = [c for c in screening.summary.columns if c not in ("project_id", "activity")]
     results = pipeline.projects.with_columns(screening.summary.select("activity", *added))
-    return ScreenResult(results, pipeline, screening.decisions_lazy, books)
+    config = emissions or EmissionsConfig()
+    avoided = estimate(results, config)
+    results = results.with_columns(avoided.drop("project_id"))
+    return ScreenResult(results, pipeline, screening.decisions_lazy, books, config)
 
 
 def _csv(frame: pl.DataFrame) -> pl.DataFrame:

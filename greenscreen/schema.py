@@ -107,6 +107,7 @@ _CANONICAL_DIMENSION: dict[str, str] = {
     "kWh/100km": "kwh_per_100km",
     "cycles/yr": "count",
     "count": "count",
+    "tCO2e/yr": "mass",
     "stars": "dimensionless",
     "prize": "dimensionless",
     "MWh/MWh": "dimensionless",
@@ -432,6 +433,22 @@ class ProjectInput(BaseModel):
         group="emissions",
         unit="t/yr",
         aliases=("甲烷回收量", "ch4 captured", "methane captured"),
+        ge=0,
+    )
+    co2_stored_t: float | None = _f(
+        "年二氧化碳封存量",
+        "CO2 captured and permanently stored (or utilised) per year (CCUS)",
+        group="emissions",
+        unit="t/yr",
+        aliases=("二氧化碳封存量", "co2 stored", "co2 captured"),
+        ge=0,
+    )
+    displaced_tco2e_per_year: float | None = _f(
+        "年替代减排量",
+        "User-supplied avoided emissions per year with its basis (e.g. storage displacing peakers)",
+        group="emissions",
+        unit="tCO2e/yr",
+        aliases=("displaced emissions", "avoided emissions basis"),
         ge=0,
     )
     grid_ef_tco2_per_mwh: float | None = _f(
