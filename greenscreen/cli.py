@@ -79,6 +79,12 @@ def demo(out_dir: Path, quiet: bool) -> None:
     show_default=True,
     help="SERIES:YEAR for --grid-policy grid_average (see greenscreen/data/factors).",
 )
+@click.option(
+    "--factors",
+    "factors_dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Directory with your own factor files (grid_factors.csv, grid_regions.csv, …).",
+)
 @click.option("--sheet", help="Excel sheet name (default: 'pipeline', else the first sheet).")
 @click.option("--encoding", help="CSV encoding (default: UTF-8, else GBK/GB18030).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
@@ -89,6 +95,7 @@ def screen(
     rulebook_dir: Path | None,
     grid_policy: str,
     grid_series: str,
+    factors_dir: Path | None,
     sheet: str | None,
     encoding: str | None,
     quiet: bool,
@@ -98,7 +105,7 @@ def screen(
         "sheet": sheet,
         "encoding": encoding,
         "rulebooks": rulebook_dir,
-        "emissions": _emissions_config(grid_policy, grid_series),
+        "emissions": _emissions_config(grid_policy, grid_series, factors_dir),
     }
     _screen(pipeline, out_dir, strict=strict, quiet=quiet, options=options)
 
@@ -216,7 +223,7 @@ def _screen(
         sys.exit(EXIT_REJECTS)
 
 
-def _emissions_config(policy: str, series: str) -> Any:
+def _emissions_config(policy: str, series: str, factors_dir: Path | None = None) -> Any:
     from greenscreen.emissions import EmissionsConfig
 
     name, _, year = series.partition(":")
@@ -228,6 +235,7 @@ def _emissions_config(policy: str, series: str) -> Any:
         policy=policy,  # type: ignore[arg-type]
         average_series=name,
         average_vintage=int(year),
+        factors_dir=str(factors_dir) if factors_dir else None,
     )
 
 

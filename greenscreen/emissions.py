@@ -163,13 +163,27 @@ class Factors:
         return float(row["value"][0]), str(row["verification"][0])
 
 
+_FACTOR_FILES = ("grid_factors.csv", "grid_regions.csv", "fuels.csv", "constants.csv")
+
+
 def load_factors(factors_dir: str | Path | None = None) -> Factors:
     """The factor tables: bundled, with any file in ``factors_dir`` replacing its namesake."""
-    return _load_factors(str(factors_dir) if factors_dir else None)
+    if not factors_dir:
+        return _load_factors(None, ())
+    folder = Path(factors_dir)
+    if not folder.is_dir():
+        raise GreenscreenError(f"factor directory not found: {folder}")
+    # cached per directory and file versions, so an edited file is read again
+    stamps = tuple(
+        (name, path.stat().st_mtime_ns, path.stat().st_size)
+        for name in _FACTOR_FILES
+        if (path := folder / name).is_file()
+    )
+    return _load_factors(str(folder), stamps)
 
 
 @cache
-def _load_factors(factors_dir: str | None) -> Factors:
+def _load_factors(factors_dir: str | None, _stamps: tuple[tuple[str, int, int], ...]) -> Factors:
     def read(name: str) -> pl.DataFrame:
         path = Path(factors_dir) / name if factors_dir else None
         if path is None or not path.is_file():
@@ -184,7 +198,26 @@ def _load_factors(factors_dir: str | None) -> Factors:
         except pl.exceptions.PolarsError as exc:
             raise GreenscreenError(f"cannot read factor file {path}: {exc}") from exc
 
-    grid = read("grid_factors.csv").with_columns(
+    required = {
+        "grid_factors.csv": {
+            "series",
+            "vintage",
+            "scope",
+            "region",
+            "value_tco2_per_mwh",
+            "verification",
+            "source",
+        },
+        "grid_regions.csv": {"province", "cdm_grid", "mee_region", "mee_verification"},
+        "fuels.csv": {"fuel", "tco2_per_t", "density_kg_per_l", "verification", "source"},
+        "constants.csv": {"name", "value", "unit", "verification", "source"},
+    }
+    tables = {name: read(name) for name in required}
+    for name, columns in required.items():
+        missing = columns - set(tables[name].columns)
+        if missing:
+            raise GreenscreenError(f"factor file {name}: missing columns {sorted(missing)}")
+    grid = tables["grid_factors.csv"].with_columns(
         pl.col("vintage").cast(pl.Int32, strict=False),
         pl.col("value_tco2_per_mwh").cast(pl.Float64, strict=False),
     )
@@ -193,10 +226,11 @@ def _load_factors(factors_dir: str | None) -> Factors:
         raise GreenscreenError(
             f"grid_factors.csv: rows without a numeric vintage or value: {bad.head(3).to_dicts()}"
         )
-    fuels = read("fuels.csv").with_columns(
-        pl.col("tco2_per_t").cast(pl.Float64), pl.col("density_kg_per_l").cast(pl.Float64)
+    fuels = tables["fuels.csv"].with_columns(
+        pl.col("tco2_per_t").cast(pl.Float64, strict=False),
+        pl.col("density_kg_per_l").cast(pl.Float64, strict=False),
     )
-    return Factors(grid, read("grid_regions.csv"), fuels, read("constants.csv"))
+    return Factors(grid, tables["grid_regions.csv"], fuels, tables["constants.csv"])
 
 
 # --------------------------------------------------------------------------------------------

@@ -7,12 +7,13 @@ CCER 2019 OM), shared/reference/data/*.csv, and hand computations written out in
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import polars as pl
 import pytest
 from numpy.testing import assert_allclose
 
-from greenscreen import read_pipeline
+from greenscreen import GreenscreenError, read_pipeline
 from greenscreen.emissions import EmissionsConfig, estimate, load_factors
 
 
@@ -399,3 +400,25 @@ def test_vectorised_over_many_projects_matches_one_by_one() -> None:
     batch = estimate(read_pipeline(rows).projects)["avoided_tco2e_per_year"].to_numpy()
     single = [estimate(read_pipeline([r]).projects)["avoided_tco2e_per_year"][0] for r in rows]
     assert_allclose(batch, single, rtol=1e-12)
+
+
+def test_users_can_replace_a_factor_file(tmp_path: Path) -> None:
+    (tmp_path / "grid_factors.csv").write_text(
+        "series,vintage,scope,region,value_tco2_per_mwh,verification,source\n"
+        "ccer_om,2019,cdm_grid,North,1.0,verified,bank PDD\n"
+        "ccer_bm,2019,cdm_grid,North,0.2,verified,bank PDD\n",
+        encoding="utf-8",
+    )
+    row = run(
+        EmissionsConfig(factors_dir=str(tmp_path)),
+        activity="hydropower",
+        province="河北",
+        annual_generation_mwh=100,
+    )
+    assert row["grid_ef_tco2_per_mwh"] == pytest.approx(0.6)  # 0.5·1.0 + 0.5·0.2
+    assert row["ef_verification"] == "verified"
+    (tmp_path / "fuels.csv").write_text("fuel,name\ncoal,Coal\n", encoding="utf-8")
+    with pytest.raises(GreenscreenError, match="fuels.csv: missing columns"):
+        load_factors(tmp_path)
+    with pytest.raises(GreenscreenError, match="factor directory not found"):
+        load_factors(tmp_path / "nope")
