@@ -80,6 +80,11 @@ def demo(out_dir: Path, quiet: bool) -> None:
     help="SERIES:YEAR for --grid-policy grid_average (see greenscreen/data/factors).",
 )
 @click.option(
+    "--funding-cost",
+    type=click.FloatRange(0, 1),
+    help="The bank's funding cost (fraction, e.g. 0.025) for the CERF relending benefit.",
+)
+@click.option(
     "--factors",
     "factors_dir",
     type=click.Path(file_okay=False, exists=True, path_type=Path),
@@ -95,6 +100,7 @@ def screen(
     rulebook_dir: Path | None,
     grid_policy: str,
     grid_series: str,
+    funding_cost: float | None,
     factors_dir: Path | None,
     sheet: str | None,
     encoding: str | None,
@@ -106,6 +112,7 @@ def screen(
         "encoding": encoding,
         "rulebooks": rulebook_dir,
         "emissions": _emissions_config(grid_policy, grid_series, factors_dir),
+        "subsidies": _subsidy_config(funding_cost),
     }
     _screen(pipeline, out_dir, strict=strict, quiet=quiet, options=options)
 
@@ -209,9 +216,12 @@ def _screen(
         _print_statuses(result)
     if not quiet:
         _print_emissions(result)
+        _print_subsidies(result)
     say(f"outputs in {out_dir.resolve()}:")
     say(f"  {paths['results']}  ({result.results.height} projects; also results.csv)")
     say(f"  {paths['decisions']}  ({result.decisions.height} criterion decisions)")
+    if "subsidies" in paths:
+        say(f"  {paths['subsidies']}  (programme × award; payments in subsidy_schedule.parquet)")
     say(f"  {paths['rejects']}  ({result.rejects.height} reject rows)")
     say(f"  {paths['run']}  (input hash, column mapping, counts)")
     say(f"done in {time.perf_counter() - started:.2f} s")
@@ -239,6 +249,12 @@ def _emissions_config(policy: str, series: str, factors_dir: Path | None = None)
     )
 
 
+def _subsidy_config(funding_cost: float | None) -> Any:
+    from greenscreen.subsidy import SubsidyConfig
+
+    return SubsidyConfig(funding_cost=funding_cost)
+
+
 def _print_statuses(result: Any) -> None:
     """Counts of each status per rulebook."""
     from greenscreen.rulebook import STATUSES
@@ -261,6 +277,19 @@ def _print_emissions(result: Any) -> None:
     say(
         f"avoided emissions ({policy}): {total:,.0f} tCO2e/yr for {estimated} projects, "
         f"{attributable:,.0f} attributable to the loans; {flagged} projects flagged"
+    )
+
+
+def _print_subsidies(result: Any) -> None:
+    frame = result.results
+    if "subsidy_total" not in frame.columns:
+        return
+    awarded = frame.filter(frame["subsidy_total"] > 0).height
+    refinanceable = frame["relending_refinanceable"].sum()
+    _out.print(
+        f"subsidies: {frame['subsidy_total'].sum():,.0f} committed "
+        f"(up to {frame['subsidy_total_max'].sum():,.0f}) for {awarded} projects; "
+        f"CERF refinanceable {refinanceable:,.0f}"
     )
 
 

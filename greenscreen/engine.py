@@ -72,15 +72,7 @@ class Screening:
 
 def prepare(projects: pl.DataFrame, rulebooks: Sequence[Rulebook]) -> pl.DataFrame:
     """Add the derived inputs, infer missing activities, type the evidence fields."""
-    frame = infer_activity(projects)
-    hours = pl.col("capacity_mw") * pl.col("full_load_hours")
-    frame = frame.with_columns(
-        (pl.col("storage_energy_mwh") / pl.col("storage_power_mw"))
-        .fill_nan(None)
-        .alias("storage_duration_h"),
-        pl.coalesce(pl.col("annual_generation_mwh"), hours).alias("generation_mwh"),
-        pl.col("industry_code").str.replace(r"^[A-T]", "").alias("industry_class"),
-    )
+    frame = with_derived_inputs(infer_activity(projects))
     declared: dict[str, pl.DataType] = {}
     for book in rulebooks:
         for name, dtype in input_fields(book).items():
@@ -88,6 +80,19 @@ def prepare(projects: pl.DataFrame, rulebooks: Sequence[Rulebook]) -> pl.DataFra
                 declared[name] = dtype
     casts = [_evidence(frame, name, dtype) for name, dtype in declared.items()]
     return frame.with_columns(casts) if casts else frame
+
+
+def with_derived_inputs(frame: pl.DataFrame) -> pl.DataFrame:
+    """Add the inputs rulebooks and programmes may use besides the template's
+    (:data:`greenscreen.rulebook.DERIVED_INPUTS`)."""
+    hours = pl.col("capacity_mw") * pl.col("full_load_hours")
+    return frame.with_columns(
+        (pl.col("storage_energy_mwh") / pl.col("storage_power_mw"))
+        .fill_nan(None)
+        .alias("storage_duration_h"),
+        pl.coalesce(pl.col("annual_generation_mwh"), hours).alias("generation_mwh"),
+        pl.col("industry_code").str.replace(r"^[A-T]", "").alias("industry_class"),
+    )
 
 
 def _evidence(frame: pl.DataFrame, name: str, dtype: pl.DataType) -> pl.Expr:

@@ -290,8 +290,8 @@ def _rulebook_files(folder: Path) -> list[Path]:
     """YAML files in ``folder`` whose schema_type says they are rulebooks."""
     found = []
     for path in sorted(folder.glob("*.y*ml")):
-        head = path.read_text(encoding="utf-8", errors="replace")[:2000]
-        if re.search(rf"^schema_type:\s*['\"]?{re.escape(SCHEMA_TYPE)}\b", head, re.M):
+        text = path.read_text(encoding="utf-8", errors="replace")  # a top-level key, anywhere
+        if re.search(rf"^schema_type:\s*['\"]?{re.escape(SCHEMA_TYPE)}\b", text, re.M):
             found.append(path)
     return found
 

@@ -24,6 +24,14 @@ from greenscreen.errors import GreenscreenError, did_you_mean
 from greenscreen.io import Pipeline, read_pipeline
 from greenscreen.rulebook import Rulebook, bundled_rulebooks, load_rulebooks
 from greenscreen.schema import TEMPLATE_VERSION
+from greenscreen.subsidy import (
+    Programme,
+    Subsidies,
+    SubsidyConfig,
+    bundled_programmes,
+    evaluate_programmes,
+    load_programmes,
+)
 
 
 @dataclass(frozen=True)
@@ -39,6 +47,8 @@ class ScreenResult:
     decisions_lazy: pl.LazyFrame = field(default_factory=lambda: DECISION_SCHEMA.to_frame().lazy())
     rulebooks: tuple[Rulebook, ...] = ()
     emissions_config: EmissionsConfig = field(default_factory=EmissionsConfig)
+    subsidies: Subsidies | None = None
+    programmes: tuple[Programme, ...] = ()
 
     @cached_property
     def decisions(self) -> pl.DataFrame:
@@ -78,6 +88,10 @@ class ScreenResult:
                 }
                 for book in self.rulebooks
             ],
+            "programmes": [
+                {"id": p.id, "version": p.version, "kind": p.kind, "verification": p.verification}
+                for p in self.programmes
+            ],
             "emissions": {
                 key: value
                 for key, value in asdict(self.emissions_config).items()
@@ -107,6 +121,8 @@ class ScreenResult:
             "results": out / "results.parquet",
             "results_csv": out / "results.csv",
             "decisions": out / "decisions.parquet",
+            "subsidies": out / "subsidies.parquet",
+            "schedule": out / "subsidy_schedule.parquet",
             "rejects": out / "rejects.csv",
             "run": out / "run.json",
         }
@@ -114,6 +130,13 @@ class ScreenResult:
         _atomic(paths["results_csv"], lambda p: _csv(self.results).write_csv(p, include_bom=True))
         _atomic(paths["decisions"], self._write_decisions)
         _atomic(paths["rejects"], lambda p: self.rejects.write_csv(p, include_bom=True))
+        if self.subsidies is not None:
+            awards = self.subsidies.awards.drop("_start_year", strict=False)
+            schedule = self.subsidies.schedule
+            _atomic(paths["subsidies"], lambda p: awards.write_parquet(p, statistics=False))
+            _atomic(paths["schedule"], lambda p: schedule.write_parquet(p, statistics=False))
+        else:
+            del paths["subsidies"], paths["schedule"]
         text = json.dumps(self.metadata(), ensure_ascii=False, indent=2) + "\n"
         _atomic(paths["run"], lambda p: Path(p).write_text(text, encoding="utf-8"))
         return paths
@@ -130,6 +153,7 @@ def screen(
     *,
     rulebooks: Sequence[Rulebook] | str | Path | None = None,
     emissions: EmissionsConfig | None = None,
+    subsidies: SubsidyConfig | None = None,
     **read_options: Any,
 ) -> ScreenResult:
     """Screen a pipeline: read and validate it, then classify it against every rulebook.
@@ -140,21 +164,28 @@ def screen(
         A :class:`~greenscreen.io.Pipeline` already read, or anything
         :func:`~greenscreen.io.read_pipeline` accepts (path, DataFrame, list of dicts).
     rulebooks
-        Loaded rulebooks, or a directory whose rulebooks replace (same id) or extend the
-        bundled ones. Default: the bundled rulebooks.
+        Loaded rulebooks, or a directory whose rulebooks and programmes replace (same id) or
+        extend the bundled ones. Default: the bundled rulebooks and programmes.
     emissions
         Avoided-emissions choices (grid policy, series, GWP); default
         :class:`~greenscreen.emissions.EmissionsConfig`.
+    subsidies
+        Programme choices (the bank's funding cost for relending benefit); default
+        :class:`~greenscreen.subsidy.SubsidyConfig`.
     **read_options
         Passed to :func:`~greenscreen.io.read_pipeline` (``sheet``, ``encoding``, ``strict``…).
     """
     pipeline = source if isinstance(source, Pipeline) else read_pipeline(source, **read_options)
+    programmes: tuple[Programme, ...] = bundled_programmes()
     if rulebooks is None:
         books: tuple[Rulebook, ...] = bundled_rulebooks()
     elif isinstance(rulebooks, str | Path):
         books = tuple(load_rulebooks(rulebooks))
+        programmes = tuple(load_programmes(rulebooks))
     else:
         books = tuple(rulebooks)
+    screened = {book.id for book in books}
+    programmes = tuple(p for p in programmes if set(p.depends_on) <= screened)
     screening = evaluate(pipeline.projects, books)
     # activity may have been inferred from the description: the engine's column replaces it
     added = [c for c in screening.summary.columns if c not in ("project_id", "activity")]
@@ -162,7 +193,11 @@ def screen(
     config = emissions or EmissionsConfig()
     avoided = estimate(results, config)
     results = results.with_columns(avoided.drop("project_id"))
-    return ScreenResult(results, pipeline, screening.decisions_lazy, books, config)
+    awarded = evaluate_programmes(results, programmes, subsidies or SubsidyConfig())
+    results = results.with_columns(awarded.summary.drop("project_id"))
+    return ScreenResult(
+        results, pipeline, screening.decisions_lazy, books, config, awarded, programmes
+    )
 
 
 def _csv(frame: pl.DataFrame) -> pl.DataFrame:

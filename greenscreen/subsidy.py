@@ -1,0 +1,494 @@
+"""Subsidy, incentive and relending programmes as data: eligibility, amounts, caps, schedules.
+
+A programme file (``schema_type: greenscreen.programme``, YAML, a sibling of the rulebook
+format) lists **awards**; each award has criteria (the rulebook criterion model: condition,
+clause, text, verification) and an amount:
+
+    gross = rate × base          (rate_max: a range, e.g. 10–30 % of new investment)
+    final = min(gross, cap)      ("up_to" awards are ceilings, not commitments)
+
+paid on a schedule of yearly shares from the commissioning (or approval) year. Relending
+programmes (the PBoC Carbon Emission Reduction Facility) are the lending bank's funding, not
+the project's income: their amount is the refinanceable principal and the bank's funding
+benefit against a configurable funding cost; they are kept out of ``subsidy_total`` and the
+payment schedule.
+
+Everything is evaluated over the whole pipeline at once, in the rules engine's three-valued
+logic: an award whose criteria cannot be decided is ``insufficient_data`` and names the fields.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+import polars as pl
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from greenscreen._resources import bundled_dir
+from greenscreen.engine import _combine, _evidence, _gates, with_derived_inputs
+from greenscreen.errors import GreenscreenError, RulebookError
+from greenscreen.rulebook import (
+    DERIVED_INPUTS,
+    Criterion,
+    FieldDecl,
+    Scope,
+    Text,
+    Verification,
+    _nth,
+    _Where,
+    compile_condition,
+)
+from greenscreen.schema import FIELDS
+
+SCHEMA_TYPE = "greenscreen.programme"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Amount(_Model):
+    """gross = rate × base (× rate_max for the upper end of a range); final = min(gross, cap)."""
+
+    base: str  # a numeric SQL expression over input fields, e.g. storage_energy_mwh * 1000
+    base_unit: str
+    rate: float = Field(ge=0)
+    rate_max: float | None = Field(default=None, ge=0)
+    rate_unit: str
+    up_to: bool = False
+    cap: float | None = Field(default=None, ge=0)
+    clause: str
+
+
+class Schedule(_Model):
+    start: Literal["cod", "approval_date"] = "cod"
+    shares: list[float] = [1.0]
+
+    @field_validator("shares")
+    @classmethod
+    def _sum_to_one(cls, shares: list[float]) -> list[float]:
+        if not shares or abs(sum(shares) - 1) > 1e-9 or min(shares) < 0:
+            raise ValueError("shares must be non-negative and sum to 1")
+        return shares
+
+
+class Award(_Model):
+    code: str
+    name: Text
+    scope: Scope
+    criteria: list[Criterion]
+    amount: Amount
+    schedule: Schedule = Schedule()
+    verification: Verification
+    notes: str | None = None
+
+
+class Relending(_Model):
+    """Dated, editable relending terms (they may change)."""
+
+    share_of_principal: float = Field(ge=0, le=1)
+    rate: float = Field(ge=0)
+    term_years: float = Field(gt=0)
+    rollovers: int = Field(ge=0)
+    as_of: dt.date
+    source: str
+
+
+class Programme(_Model):
+    schema_type: Literal["greenscreen.programme"]
+    schema_version: int
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    version: str
+    kind: Literal["subsidy", "relending"]
+    title: Text
+    issuer: str
+    document: str
+    source_url: str
+    verification: Verification
+    currency: str = "CNY"
+    depends_on: list[str] = []
+    fields: list[FieldDecl] = []
+    relending: Relending | None = None
+    awards: list[Award]
+    notes: str | None = None
+    path: str | None = None
+
+    @field_validator("schema_version")
+    @classmethod
+    def _known_version(cls, value: int) -> int:
+        if value != 1:
+            raise ValueError(f"schema_version {value} is not supported (expected 1)")
+        return value
+
+
+# --------------------------------------------------------------------------------------------
+def load_programmes(directory: str | Path | None = None, *, extra: bool = True) -> list[Programme]:
+    """Bundled programmes, replaced (same id) or extended by those in ``directory``."""
+    found: dict[str, Programme] = {}
+    folders = [] if (directory and not extra) else [bundled_dir("taxonomies")]
+    if directory:
+        if not Path(directory).is_dir():
+            raise RulebookError(f"programme directory not found: {directory}")
+        folders.append(Path(directory))
+    for folder in folders:
+        for path in sorted(folder.glob("*.y*ml")):
+            text = path.read_text(encoding="utf-8", errors="replace")
+            if re.search(rf"^schema_type:\s*['\"]?{re.escape(SCHEMA_TYPE)}\b", text, re.M):
+                programme = load_programme(path)
+                found[programme.id] = programme
+    return list(found.values())
+
+
+@cache
+def bundled_programmes() -> tuple[Programme, ...]:
+    return tuple(load_programmes())
+
+
+def load_programme(path: str | Path) -> Programme:
+    """Load and validate one programme file; errors name the file, award and criterion."""
+    path = Path(path)
+    name = path.name
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise RulebookError(f"cannot read as YAML: {exc}", file=name) from exc
+    if not isinstance(data, dict) or data.get("schema_type") != SCHEMA_TYPE:
+        raise RulebookError(f"schema_type must be '{SCHEMA_TYPE}'", file=name)
+    try:
+        programme = Programme.model_validate({**data, "path": str(path)})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = list(err["loc"])
+        award = criterion = None
+        if len(loc) >= 2 and loc[0] == "awards" and isinstance(loc[1], int):
+            entry = _nth(data.get("awards"), loc[1])
+            award = entry.get("code", f"#{loc[1] + 1}")
+            loc = loc[2:]
+            if len(loc) >= 2 and loc[0] == "criteria" and isinstance(loc[1], int):
+                criterion = _nth(entry.get("criteria"), loc[1]).get("id", f"#{loc[1] + 1}")
+                loc = loc[2:]
+        where = ".".join(map(str, loc))
+        message = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
+        raise RulebookError(
+            f"{where}: {message}" if where else message, file=name, item=award, criterion=criterion
+        ) from exc
+    fields = programme_fields(programme)
+    codes: set[str] = set()
+    for award in programme.awards:
+        if award.code in codes:
+            raise RulebookError("duplicate award code", file=name, item=award.code)
+        codes.add(award.code)
+        if award.scope.condition:
+            compile_condition(award.scope.condition, fields, _Where(name, award.code, "scope"))
+        for criterion in award.criteria:
+            compile_condition(criterion.condition, fields, _Where(name, award.code, criterion.id))
+        compile_condition(award.amount.base, fields, _Where(name, award.code, "amount.base"))
+    if programme.kind == "relending" and programme.relending is None:
+        raise RulebookError("a relending programme needs its relending terms", file=name)
+    return programme
+
+
+def programme_fields(programme: Programme) -> dict[str, pl.DataType]:
+    fields: dict[str, pl.DataType] = {name: spec.dtype for name, spec in FIELDS.items()}
+    fields.update({name: dtype for name, (dtype, _) in DERIVED_INPUTS.items()})
+    types = {
+        "boolean": pl.Boolean(),
+        "number": pl.Float64(),
+        "text": pl.String(),
+        "date": pl.Date(),
+    }
+    fields.update({f.name: types[f.type] for f in programme.fields})
+    for dep in programme.depends_on:
+        fields.update({f"{dep}__status": pl.String(), f"{dep}__item": pl.String()})
+    return fields
+
+
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SubsidyConfig:
+    """Run choices. ``funding_cost``: the bank's marginal funding cost (fraction) against
+    which relending benefit is computed; None leaves the benefit blank with a note."""
+
+    funding_cost: float | None = None
+    programmes_dir: str | None = None
+
+
+@dataclass(frozen=True)
+class Subsidies:
+    """``awards``: one row per project × programme × award; ``schedule``: one row per
+    payment (project, programme, award, year, amount); ``summary``: one row per project."""
+
+    awards: pl.DataFrame
+    schedule: pl.DataFrame
+    summary: pl.DataFrame
+
+
+AWARD_COLUMNS = [
+    "project_id",
+    "programme",
+    "programme_kind",
+    "award",
+    "status",
+    "missing",
+    "base",
+    "base_unit",
+    "rate",
+    "rate_max",
+    "gross_amount",
+    "gross_amount_max",
+    "cap",
+    "cap_applied",
+    "final_amount",
+    "final_amount_max",
+    "up_to",
+    "currency",
+    "reasons",
+    "clause",
+    "verification",
+]
+
+
+def evaluate_programmes(
+    results: pl.DataFrame, programmes: Sequence[Programme], config: SubsidyConfig | None = None
+) -> Subsidies:
+    """Eligibility and amounts of every award of every programme, for every project.
+
+    ``results`` are the screened projects (template columns plus rulebook results such as
+    ``pboc_cerf__status``, which relending programmes read).
+    """
+    config = config or SubsidyConfig()
+    derived = with_derived_inputs(results)
+    awards: list[pl.DataFrame] = []
+    for programme in programmes:
+        frame = derived
+        for dep in programme.depends_on:
+            if f"{dep}__status" not in frame.columns:
+                raise GreenscreenError(
+                    f"programme {programme.id} depends on rulebook {dep}, which was not screened"
+                )
+        casts = [
+            _evidence(frame, f.name, dtype)
+            for f in programme.fields
+            for dtype in [programme_fields(programme)[f.name]]
+        ]
+        if casts:
+            frame = frame.with_columns(casts)
+        for award in programme.awards:
+            awards.append(_evaluate_award(frame, programme, award, config))
+    table = (
+        pl.concat(awards, how="vertical_relaxed")
+        if awards
+        else pl.DataFrame(schema=dict.fromkeys(AWARD_COLUMNS, pl.String))
+    )
+    schedule = _schedule(results, table, programmes)
+    subsidy = table.filter(
+        (pl.col("programme_kind") == "subsidy") & (pl.col("status") == "eligible")
+    )
+    relending = table.filter(
+        (pl.col("programme_kind") == "relending") & (pl.col("status") == "eligible")
+    )
+    summary = (
+        results.select("project_id")
+        .join(
+            subsidy.group_by("project_id").agg(
+                pl.col("final_amount").filter(~pl.col("up_to")).sum().alias("subsidy_total"),
+                pl.col("final_amount_max").sum().alias("subsidy_total_max"),
+                pl.format("{}:{}", pl.col("programme"), pl.col("award")).alias("subsidy_awards"),
+            ),
+            on="project_id",
+            how="left",
+            maintain_order="left",
+        )
+        .join(
+            relending.group_by("project_id").agg(
+                pl.when(pl.col("final_amount").is_not_null().any())
+                .then(pl.col("final_amount").sum())
+                .alias("relending_refinanceable"),
+                pl.when(pl.col("funding_benefit").is_not_null().any())
+                .then(pl.col("funding_benefit").sum())
+                .alias("relending_funding_benefit"),
+            ),
+            on="project_id",
+            how="left",
+            maintain_order="left",
+        )
+        .with_columns(
+            pl.col("subsidy_total").fill_null(0.0), pl.col("subsidy_total_max").fill_null(0.0)
+        )
+    )
+    return Subsidies(table, schedule, summary)
+
+
+def _evaluate_award(
+    frame: pl.DataFrame, programme: Programme, award: Award, config: SubsidyConfig
+) -> pl.DataFrame:
+    fields = programme_fields(programme)
+    compiled = [(c, *compile_condition(c.condition, fields)) for c in award.criteria]
+    base_expr, base_fields = compile_condition(award.amount.base, fields)
+    in_scope: list[pl.Expr] = []
+    if award.scope.activities:
+        in_scope.append(pl.col("activity").is_in(award.scope.activities).fill_null(False))
+    if award.scope.condition:
+        in_scope.append(compile_condition(award.scope.condition, fields)[0].fill_null(False))
+    work = frame.select(
+        "project_id",
+        (pl.all_horizontal(in_scope) if in_scope else pl.lit(True)).alias("in_scope"),
+        *(expr.cast(pl.Boolean).alias(f"c{j}") for j, (_, expr, _) in enumerate(compiled)),
+        base_expr.cast(pl.Float64).alias("base"),
+        pl.col("approval_date"),
+        pl.col("cod"),
+    )
+    criteria_met = _combine([(c, f"c{j}") for j, (c, _, _) in enumerate(compiled)])
+    # eligible needs the amount too: a missing base is insufficient data, naming its fields
+    result = (
+        pl.when(~pl.col("in_scope"))
+        .then(pl.lit(False))
+        .when(criteria_met & pl.col("base").is_null())
+        .then(pl.lit(None, pl.Boolean))
+        .otherwise(criteria_met)
+    )
+    missing_parts = [
+        pl.when(pl.col(f"c{j}").is_null()).then(pl.lit(";".join(used)))
+        for j, (c, _, used) in enumerate(compiled)
+        if _gates(c) and used
+    ] + [pl.when(pl.col("base").is_null()).then(pl.lit(";".join(base_fields)))]
+    reasons_parts = [
+        pl.format(
+            "{} {}: {}",
+            pl.when(pl.col(f"c{j}"))
+            .then(pl.lit("✓"))
+            .when(~pl.col(f"c{j}"))
+            .then(pl.lit("✗"))
+            .otherwise(pl.lit("?")),
+            pl.lit(c.id),
+            pl.lit(c.threshold or c.condition),
+        )
+        for j, (c, _, _) in enumerate(compiled)
+    ]
+    amount = award.amount
+    gross = pl.col("base") * amount.rate
+    gross_max = pl.col("base") * (amount.rate_max if amount.rate_max is not None else amount.rate)
+    cap = pl.lit(amount.cap, pl.Float64)
+    # min_horizontal skips nulls: guard it, or a missing base would become the cap
+    final = (
+        pl.when(gross.is_not_null()).then(pl.min_horizontal(gross, cap))
+        if amount.cap is not None
+        else gross
+    )
+    final_max = (
+        pl.when(gross_max.is_not_null()).then(pl.min_horizontal(gross_max, cap))
+        if amount.cap is not None
+        else gross_max
+    )
+    status = (
+        pl.when(result)
+        .then(pl.lit("eligible"))
+        .when(~result)
+        .then(pl.lit("not_eligible"))
+        .otherwise(pl.lit("insufficient_data"))
+    )
+    out = work.with_columns(
+        status.alias("status"),
+        (
+            pl.concat_str(missing_parts, separator=";", ignore_nulls=True)
+            .str.split(";")
+            .list.unique(maintain_order=True)
+            if missing_parts
+            else pl.lit(None, pl.List(pl.String))
+        ).alias("missing"),
+        pl.when(~pl.col("in_scope"))
+        .then(pl.lit("out of scope: " + _scope_text(award)))
+        .otherwise(pl.concat_str(reasons_parts, separator="; ") if reasons_parts else pl.lit(""))
+        .alias("reasons"),
+        gross.alias("gross_amount"),
+        gross_max.alias("gross_amount_max"),
+        final.alias("final_amount"),
+        final_max.alias("final_amount_max"),
+    )
+    out = out.with_columns(
+        pl.when(pl.col("status") == "insufficient_data").then(pl.col("missing")).alias("missing"),
+        (pl.col("gross_amount_max") > pl.col("final_amount_max"))
+        .fill_null(False)
+        .alias("cap_applied"),
+    )
+    benefit = pl.lit(None, pl.Float64)
+    if programme.kind == "relending" and programme.relending and config.funding_cost is not None:
+        terms = programme.relending
+        years = terms.term_years * (1 + terms.rollovers)
+        benefit = pl.col("final_amount") * (config.funding_cost - terms.rate) * years
+    return out.select(
+        "project_id",
+        pl.lit(programme.id).alias("programme"),
+        pl.lit(programme.kind).alias("programme_kind"),
+        pl.lit(award.code).alias("award"),
+        "status",
+        "missing",
+        "base",
+        pl.lit(amount.base_unit).alias("base_unit"),
+        pl.lit(amount.rate).alias("rate"),
+        pl.lit(amount.rate_max, pl.Float64).alias("rate_max"),
+        "gross_amount",
+        "gross_amount_max",
+        cap.alias("cap"),
+        "cap_applied",
+        "final_amount",
+        "final_amount_max",
+        pl.lit(amount.up_to).alias("up_to"),
+        pl.lit(programme.currency).alias("currency"),
+        "reasons",
+        pl.lit(amount.clause).alias("clause"),
+        pl.lit(award.verification).alias("verification"),
+        benefit.alias("funding_benefit"),
+        pl.col(award.schedule.start).dt.year().alias("_start_year"),
+    )
+
+
+def _scope_text(award: Award) -> str:
+    parts = []
+    if award.scope.activities:
+        parts.append("activity in " + ", ".join(award.scope.activities))
+    if award.scope.condition:
+        parts.append(award.scope.condition)
+    return " and ".join(parts) or "all projects"
+
+
+def _schedule(
+    results: pl.DataFrame, table: pl.DataFrame, programmes: Sequence[Programme]
+) -> pl.DataFrame:
+    """Payments by calendar year for eligible subsidy awards (feeds the cash-flow model)."""
+    shares = pl.DataFrame(
+        [
+            {"programme": p.id, "award": a.code, "year_index": i, "share": s}
+            for p in programmes
+            if p.kind == "subsidy"
+            for a in p.awards
+            for i, s in enumerate(a.schedule.shares)
+        ],
+        schema={
+            "programme": pl.String,
+            "award": pl.String,
+            "year_index": pl.Int32,
+            "share": pl.Float64,
+        },
+    )
+    paid = table.filter((pl.col("programme_kind") == "subsidy") & (pl.col("status") == "eligible"))
+    return (
+        paid.join(shares, on=["programme", "award"], how="inner")
+        .select(
+            "project_id",
+            "programme",
+            "award",
+            "year_index",
+            (pl.col("_start_year") + pl.col("year_index")).alias("year"),
+            (pl.col("final_amount") * pl.col("share")).alias("amount"),
+            pl.col("up_to"),
+        )
+        .sort("project_id", "programme", "award", "year_index", maintain_order=True)
+    )
