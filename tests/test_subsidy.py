@@ -108,8 +108,11 @@ def test_chongqing_second_prize_80000_m2_is_capped() -> None:
         **{**building, "green_building_award": 3, "floor_area_m2": 10_000},
     )
     assert (small["final_amount"], small["cap_applied"]) == (200_000, False)
-    elsewhere = award("cq_green_building_demo", "prize-2", **{**building, "province": "四川"})
-    assert elsewhere["status"] == "not_eligible" and elsewhere["reasons"].startswith("out of scope")
+    elsewhere = screen([{"project_id": "P", **{**building, "province": "四川"}}])
+    assert elsewhere.subsidies is not None
+    listed = elsewhere.subsidies.awards.filter(pl.col("programme") == "cq_green_building_demo")
+    assert listed.height == 0  # out of scope: not_eligible, not listed
+    assert elsewhere.results["subsidy_total"][0] == 0
 
 
 def test_cerf_refinances_60_percent_of_an_eligible_loan() -> None:
