@@ -141,23 +141,31 @@ def rulebooks(ctx: click.Context, directory: Path | None) -> None:
     if ctx.invoked_subcommand is not None:
         return
     from greenscreen.rulebook import load_rulebooks
+    from greenscreen.subsidy import load_programmes
 
     _rulebook_table(load_rulebooks(directory))
+    _programme_table(load_programmes(directory))
 
 
 @rulebooks.command("check")
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 def rulebooks_check(directory: Path) -> None:
-    """Validate every rulebook in DIRECTORY (schema, codes, fields, conditions)."""
+    """Validate every rulebook and programme in DIRECTORY (schema, codes, fields, conditions)."""
     from greenscreen.rulebook import load_rulebooks
+    from greenscreen.subsidy import load_programmes
 
     books = load_rulebooks(directory, extra=False)
-    if not books:
+    programmes = load_programmes(directory, extra=False)
+    if not books and not programmes:
         raise click.ClickException(
-            f"no rulebook files (schema_type: greenscreen.rulebook) in {directory}"
+            f"no rulebook or programme files (schema_type: greenscreen.rulebook or "
+            f"greenscreen.programme) in {directory}"
         )
-    _rulebook_table(books)
-    _out.print(f"{len(books)} rulebooks in {directory} are valid")
+    if books:
+        _rulebook_table(books)
+    if programmes:
+        _programme_table(programmes)
+    _out.print(f"{len(books)} rulebooks and {len(programmes)} programmes in {directory} are valid")
 
 
 def _rulebook_table(books: list[Any]) -> None:
@@ -173,6 +181,15 @@ def _rulebook_table(books: list[Any]) -> None:
             str(counts["criteria"]),
             f"{counts['verified_share']:.0%}",
             book.title.get("en"),
+        )
+    _out.print(table)
+
+
+def _programme_table(programmes: list[Any]) -> None:
+    table = Table("programme", "version", "kind", "awards", "verification", "title")
+    for p in programmes:
+        table.add_row(
+            p.id, p.version, p.kind, str(len(p.awards)), p.verification, p.title.get("en")
         )
     _out.print(table)
 
