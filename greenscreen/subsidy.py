@@ -458,7 +458,13 @@ def _schedule(
     """Payments by calendar year for eligible subsidy awards (feeds the cash-flow model)."""
     shares = pl.DataFrame(
         [
-            {"programme": p.id, "award": a.code, "year_index": i, "share": s}
+            {
+                "programme": p.id,
+                "award": a.code,
+                "start": a.schedule.start,
+                "year_index": i,
+                "share": s,
+            }
             for p in programmes
             if p.kind == "subsidy"
             for a in p.awards
@@ -467,6 +473,7 @@ def _schedule(
         schema={
             "programme": pl.String,
             "award": pl.String,
+            "start": pl.String,
             "year_index": pl.Int32,
             "share": pl.Float64,
         },
@@ -478,6 +485,7 @@ def _schedule(
             "project_id",
             "programme",
             "award",
+            "start",
             "year_index",
             (pl.col("_start_year") + pl.col("year_index")).alias("year"),
             (pl.col("final_amount") * pl.col("share")).alias("amount"),

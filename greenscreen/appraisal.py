@@ -1,0 +1,620 @@
+"""Project financial appraisal, vectorised across projects: arrays of projects × years.
+
+Timeline (year index t, cash flows at the end of each year; t = 0 is "today"):
+
+- construction years t = 0 … C−1 (C = max(construction_years, 1)): capex drawn evenly, debt
+  drawn pro rata with capex (loan_amount / total_investment), interest during construction
+  capitalised into the debt;
+- operating years t = C … C+N−1 (N = operating_years), operating year k = t − C.
+
+Operating year k:
+    generation_k = G (1 − d)^k;  revenue_k = generation_k × tariff  (else annual_revenue)
+                   + subsidy payments (subsidy engine schedule) + carbon revenue
+                   (attributable avoided tCO2e × (1 − d)^k × carbon price)
+    opex_k = opex (1 + e)^k;  EBITDA = revenue − opex
+    depreciation = (capex + IDC) / N  (straight line);  EBIT = EBITDA − depreciation
+    tax_k = max(EBIT, 0) × tax_rate   (on EBIT: the interest shield goes to equity, so CFADS
+                                       does not depend on the debt and sculpting is exact)
+    CFADS_k = EBITDA − tax_k
+
+Debt (interest rate r, tenor L operating years, grace g interest-only years):
+``annuity`` (constant payment after grace), ``equal_principal``, or ``sculpted`` (debt
+service = CFADS / target DSCR, debt = PV of that service at r). Debt never exceeds the total
+cost (capex + IDC): a larger sizing is capped and flagged (``debt_capped``).
+
+Metrics: DSCR per year (CFADS / debt service), ``min_dscr``, ``avg_dscr``, ``llcr`` (PV of
+CFADS over the remaining loan life at r / debt at COD), ``project_irr_pretax`` (−capex,
+EBITDA), ``project_irr`` (post-tax), ``equity_irr`` (−equity draws, CFADS − debt service +
+interest tax shield), ``npv`` of the post-tax project cash flows at ``discount_rate``,
+``payback_years``, ``lcoe`` (PV of capex + opex / PV of generation) and ``breakeven_tariff``
+(post-tax NPV = 0).
+
+Conventions: NPV treats the first cash flow (t = 0) as today, undiscounted — the
+numpy-financial convention (``npf.npv``). Excel's NPV() discounts the first value by one period;
+:func:`excel_npv` reproduces it where an Excel-style figure is shown. An IRR is NaN with a
+reason (``irr_reason``) when the cash flows never change sign or no root is found.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Literal
+
+import numpy as np
+import polars as pl
+
+DebtProfile = Literal["annuity", "equal_principal", "sculpted"]
+
+#: China national ETS (CEA) close, 2023-07-30: 61.05 yuan/t (seed 002; seed_facts.md).
+ETS_CLOSE_2023_07_30 = 61.05
+
+
+@dataclass(frozen=True)
+class AppraisalConfig:
+    """Defaults used where a project does not give its own value; all recorded in run.json.
+
+    ``tax_rate`` 25 % is China's standard corporate income tax rate. ``discount_rate``,
+    ``interest_rate`` and ``target_dscr`` have no regulatory source: they are the bank's
+    assumptions and are reported as such.
+    """
+
+    tax_rate: float = 0.25
+    discount_rate: float = 0.06
+    interest_rate: float | None = None
+    debt_profile: DebtProfile = "annuity"
+    target_dscr: float = 1.30
+    carbon_price: float = 0.0
+    sensitivity: float = 0.10
+    carbon_scenarios: dict[str, float] = field(
+        default_factory=lambda: {"none": 0.0, "cea_2023_07_30": ETS_CLOSE_2023_07_30}
+    )
+
+
+@dataclass
+class _Arrays:
+    """Inputs as float arrays of length P (NaN where missing)."""
+
+    capex: np.ndarray
+    loan: np.ndarray
+    rate: np.ndarray
+    tenor: np.ndarray
+    grace: np.ndarray
+    construction: np.ndarray
+    life: np.ndarray
+    generation: np.ndarray
+    tariff: np.ndarray
+    revenue: np.ndarray
+    opex: np.ndarray
+    escalation: np.ndarray
+    degradation: np.ndarray
+    tax: np.ndarray
+    discount: np.ndarray
+    carbon_t: np.ndarray
+
+
+def _col(frame: pl.DataFrame, name: str) -> np.ndarray:
+    if name not in frame.columns:
+        return np.full(frame.height, np.nan)
+    return frame[name].cast(pl.Float64).fill_null(np.nan).to_numpy().astype(float)
+
+
+def _inputs(frame: pl.DataFrame, config: AppraisalConfig) -> _Arrays:
+    generation = _col(frame, "annual_generation_mwh")
+    estimated = _col(frame, "capacity_mw") * _col(frame, "full_load_hours")
+    generation = np.where(np.isnan(generation), estimated, generation)
+
+    def default(values: np.ndarray, fallback: float) -> np.ndarray:
+        return np.where(np.isnan(values), fallback, values)
+
+    rate = _col(frame, "interest_rate")
+    if config.interest_rate is not None:
+        rate = default(rate, config.interest_rate)
+    life = _col(frame, "operating_years")
+    return _Arrays(
+        capex=_col(frame, "total_investment"),
+        loan=default(_col(frame, "loan_amount"), 0.0),
+        rate=rate,
+        tenor=np.minimum(default(_col(frame, "loan_tenor_years"), 0.0), default(life, 0.0)),
+        grace=default(_col(frame, "grace_period_years"), 0.0),
+        construction=np.maximum(default(_col(frame, "construction_years"), 1.0), 1.0),
+        life=life,
+        generation=generation,
+        tariff=_col(frame, "tariff_per_mwh"),
+        revenue=_col(frame, "annual_revenue"),
+        opex=default(_col(frame, "annual_opex"), 0.0),
+        escalation=default(_col(frame, "opex_escalation"), 0.0),
+        degradation=default(_col(frame, "degradation_rate"), 0.0),
+        tax=default(_col(frame, "tax_rate"), config.tax_rate),
+        discount=default(_col(frame, "discount_rate"), config.discount_rate),
+        carbon_t=default(_col(frame, "attributable_tco2e_per_year"), 0.0),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+def npv(rate: np.ndarray | float, cash_flows: np.ndarray) -> np.ndarray:
+    """NPV of each row, first value at t = 0 undiscounted (numpy-financial convention).
+
+    ``cash_flows`` is P × T; ``rate`` a scalar or length-P array.
+    """
+    cf = np.atleast_2d(np.asarray(cash_flows, dtype=float))
+    t = np.arange(cf.shape[1])
+    r = np.asarray(rate, dtype=float).reshape(-1, 1)
+    return np.nansum(cf / (1 + r) ** t, axis=1)
+
+
+def excel_npv(rate: float, values: np.ndarray) -> float:
+    """Excel's NPV(): the first value is discounted by one period."""
+    values = np.asarray(values, dtype=float)
+    return float(np.sum(values / (1 + rate) ** np.arange(1, values.size + 1)))
+
+
+def irr(
+    cash_flows: np.ndarray, tol: float = 1e-10, max_iter: int = 60
+) -> tuple[np.ndarray, np.ndarray]:
+    """IRR of each row (P × T), vectorised, with a reason where it is undefined.
+
+    Newton's method from 10 % on every row at once, then bisection on the rows where Newton
+    fails (IRR bracketed in (−99 %, 1000 %)). Rows whose cash flows never change sign have no
+    IRR: NaN with the reason ``no sign change``. With several sign changes the IRR may not be
+    unique; the root found is returned with the reason ``multiple sign changes``.
+    """
+    cf = np.atleast_2d(np.nan_to_num(np.asarray(cash_flows, dtype=float)))
+    p, n = cf.shape
+    t = np.arange(n)
+    signs = np.sign(cf)
+    # carry the last non-zero sign forward, then count sign changes between non-zero flows
+    idx = np.where(signs != 0, np.arange(n), 0)
+    np.maximum.accumulate(idx, axis=1, out=idx)
+    filled = np.take_along_axis(signs, idx, axis=1)
+    changes = np.sum((filled[:, 1:] * filled[:, :-1]) < 0, axis=1)
+    rate = np.full(p, 0.1)
+    active = np.flatnonzero(changes > 0)
+    for _ in range(max_iter):  # Newton on the rows still moving: most settle in a few steps
+        if active.size == 0:
+            break
+        sub = cf[active]
+        growth = 1 + rate[active, None]
+        disc = growth**-t
+        value = np.sum(sub * disc, axis=1)
+        slope = np.sum(-t * sub * disc / growth, axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            step = np.where(slope != 0, value / slope, 0.0)
+        rate[active] = np.clip(rate[active] - step, -0.99, 10.0)
+        active = active[np.abs(step) >= tol]
+    final = np.sum(cf * (1 + rate[:, None]) ** -t, axis=1)
+    scale = np.maximum(np.abs(cf).sum(axis=1), 1e-300)
+    bad = (np.abs(final) / scale > 1e-9) & (changes > 0)
+    if bad.any():
+        rate[bad] = _bisect(cf[bad], t)
+    result = np.where(changes > 0, rate, np.nan)
+    reason = np.full(p, "", dtype=object)
+    reason[changes == 0] = "no sign change"
+    reason[changes > 1] = "multiple sign changes"
+    unresolved = (changes > 0) & ~np.isfinite(result)
+    reason[unresolved] = "no root found in (-99 %, 1000 %)"
+    return result, reason
+
+
+def _bisect(cf: np.ndarray, t: np.ndarray) -> np.ndarray:
+    lo = np.full(cf.shape[0], -0.99)
+    hi = np.full(cf.shape[0], 10.0)
+    f_lo = np.sum(cf * (1 + lo[:, None]) ** -t, axis=1)
+    f_hi = np.sum(cf * (1 + hi[:, None]) ** -t, axis=1)
+    ok = np.sign(f_lo) != np.sign(f_hi)
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        f_mid = np.sum(cf * (1 + mid[:, None]) ** -t, axis=1)
+        left = np.sign(f_mid) == np.sign(f_lo)
+        lo = np.where(left, mid, lo)
+        f_lo = np.where(left, f_mid, f_lo)
+        hi = np.where(left, hi, mid)
+    return np.where(ok, (lo + hi) / 2, np.nan)
+
+
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Appraisal:
+    """``metrics``: one row per project; ``cash_flows``: one row per project × year
+    (construction and operation), built on first access; ``sensitivities``: the tornado
+    table, one row per project × driver × direction."""
+
+    metrics: pl.DataFrame
+    sensitivities: pl.DataFrame
+    _project_ids: pl.Series
+    _base: dict
+
+    @cached_property
+    def cash_flows(self) -> pl.DataFrame:
+        return _cash_flow_table(self._project_ids, self._base)
+
+
+def appraise(
+    projects: pl.DataFrame,
+    config: AppraisalConfig | None = None,
+    subsidy_schedule: pl.DataFrame | None = None,
+    *,
+    sensitivities: bool = True,
+) -> Appraisal:
+    """Appraise every project at once.
+
+    Parameters
+    ----------
+    projects
+        Projects with template v1 finance columns; ``attributable_tco2e_per_year`` (from the
+        emissions step) enables carbon revenue.
+    config
+        Defaults and run choices (:class:`AppraisalConfig`).
+    subsidy_schedule
+        Payments from :func:`greenscreen.subsidy.evaluate_programmes` (project_id, year_index,
+        start, amount); added to revenue in the operating (start = cod) or construction
+        (start = approval_date) years.
+    """
+    config = config or AppraisalConfig()
+    x = _inputs(projects, config)
+    subsidies = _subsidy_matrix(projects, subsidy_schedule, x)
+    base = _model(x, config, subsidies, config.carbon_price)
+    metrics = base["metrics"]
+    if sensitivities:
+        frames = []
+        for driver in ("capex", "tariff", "generation", "opex"):
+            for direction, factor in (
+                ("low", 1 - config.sensitivity),
+                ("high", 1 + config.sensitivity),
+            ):
+                varied = _scaled(x, driver, factor)
+                out = _model(varied, config, subsidies, config.carbon_price, full=False)["metrics"]
+                frames.append(
+                    pl.DataFrame(
+                        {
+                            "project_id": projects["project_id"],
+                            "driver": driver,
+                            "direction": direction,
+                            "change": factor - 1,
+                            "npv": out["npv"],
+                            "project_irr": out["project_irr"],
+                            "min_dscr": out["min_dscr"],
+                        }
+                    )
+                )
+        for name, price in config.carbon_scenarios.items():
+            out = _model(x, config, subsidies, price, full=False)["metrics"]
+            frames.append(
+                pl.DataFrame(
+                    {
+                        "project_id": projects["project_id"],
+                        "driver": f"carbon_price:{name}",
+                        "direction": str(price),
+                        "change": price,
+                        "npv": out["npv"],
+                        "project_irr": out["project_irr"],
+                        "min_dscr": out["min_dscr"],
+                    }
+                )
+            )
+        table = pl.concat(frames, how="vertical").with_columns(
+            (pl.col("npv") - pl.lit(pl.Series(np.tile(metrics["npv"], len(frames))))).alias(
+                "npv_delta"
+            )
+        )
+    else:
+        table = pl.DataFrame()
+    metric_frame = pl.DataFrame({"project_id": projects["project_id"], **metrics})
+    return Appraisal(metric_frame, table, projects["project_id"], base)
+
+
+def _scaled(x: _Arrays, driver: str, factor: float) -> _Arrays:
+    values = dict(x.__dict__)
+    if driver == "capex":
+        values["capex"] = x.capex * factor
+        values["loan"] = x.loan * factor
+    elif driver == "tariff":
+        values["tariff"] = x.tariff * factor
+        values["revenue"] = x.revenue * factor
+    elif driver == "generation":
+        values["generation"] = x.generation * factor
+        values["revenue"] = x.revenue * factor
+    elif driver == "opex":
+        values["opex"] = x.opex * factor
+    return _Arrays(**values)
+
+
+def _subsidy_matrix(
+    projects: pl.DataFrame, schedule: pl.DataFrame | None, x: _Arrays
+) -> np.ndarray:
+    """Subsidy payments as a P × T matrix on the model's year index."""
+    periods = _periods(x)
+    matrix = np.zeros((projects.height, periods))
+    if schedule is None or schedule.height == 0:
+        return matrix
+    index = {pid: i for i, pid in enumerate(projects["project_id"].to_list())}
+    rows = schedule.filter(~pl.col("up_to")).select("project_id", "year_index", "start", "amount")
+    pid = np.array([index.get(v, -1) for v in rows["project_id"].to_list()])
+    keep = pid >= 0
+    offset = np.where(rows["start"].to_numpy() == "cod", x.construction[np.maximum(pid, 0)], 0)
+    col = (rows["year_index"].to_numpy() + offset).astype(int)
+    keep &= col < periods
+    np.add.at(matrix, (pid[keep], col[keep]), rows["amount"].to_numpy()[keep])
+    return matrix
+
+
+def _periods(x: _Arrays) -> int:
+    total = x.construction + np.nan_to_num(x.life)
+    return int(np.nanmax(total)) if total.size else 1
+
+
+def _model(
+    x: _Arrays,
+    config: AppraisalConfig,
+    subsidies: np.ndarray,
+    carbon_price: float,
+    *,
+    full: bool = True,
+) -> dict:
+    """The cash-flow model. ``full=False`` (sensitivity runs) computes NPV, post-tax project
+    IRR and DSCRs only."""
+    p = x.capex.size
+    periods = max(subsidies.shape[1], _periods(x), 1)
+    t = np.arange(periods)[None, :]
+    c = x.construction[:, None]
+    n = np.nan_to_num(x.life)[:, None]
+    building = t < c
+    operating = (t >= c) & (t < c + n)
+    k = np.where(operating, t - c, 0)
+
+    # construction: capex evenly over C years; debt drawn pro rata; IDC capitalised
+    capex_draw = np.where(building, np.nan_to_num(x.capex)[:, None] / c, 0.0)
+    share = np.where(
+        x.capex > 0, np.minimum(np.nan_to_num(x.loan) / np.where(x.capex > 0, x.capex, 1), 1.0), 0.0
+    )
+    rate = np.nan_to_num(x.rate)
+    balance = np.zeros(p)
+    idc = np.zeros(p)
+    for year in range(int(np.max(x.construction)) if p else 0):  # ≤ 20 construction years
+        interest = balance * rate
+        drawing = year < x.construction
+        idc += np.where(drawing, interest, 0.0)
+        balance = np.where(drawing, balance + interest + capex_draw[:, year] * share, balance)
+    total_cost = np.nan_to_num(x.capex) + idc
+
+    generation = np.where(operating, x.generation[:, None] * (1 - x.degradation[:, None]) ** k, 0.0)
+    by_tariff = ~np.isnan(x.generation) & ~np.isnan(x.tariff)
+    energy_revenue = np.where(
+        by_tariff[:, None],
+        generation * np.nan_to_num(x.tariff)[:, None],
+        np.nan_to_num(x.revenue)[:, None],
+    )
+    carbon = x.carbon_t[:, None] * (1 - x.degradation[:, None]) ** k * carbon_price
+    revenue = np.where(operating, energy_revenue + carbon, 0.0) + subsidies[:, :periods]
+    opex = np.where(operating, x.opex[:, None] * (1 + x.escalation[:, None]) ** k, 0.0)
+    ebitda = revenue - opex
+    life = np.where(n > 0, n, np.nan)
+    depreciation = np.where(operating, total_cost[:, None] / life, 0.0)
+    ebit = ebitda - depreciation
+    tax = np.maximum(ebit, 0.0) * x.tax[:, None] * operating
+    cfads = np.where(operating, ebitda - tax, 0.0)
+
+    debt, service, interest, principal, capped = _debt(
+        x, config, cfads, balance, total_cost, c, operating, k
+    )
+
+    dscr = np.where(service > 0, cfads / np.where(service > 0, service, 1), np.nan)
+    with np.errstate(all="ignore"):
+        min_dscr = np.where(
+            np.isnan(dscr).all(axis=1),
+            np.nan,
+            np.nanmin(np.where(np.isnan(dscr), np.inf, dscr), axis=1),
+        )
+        avg_dscr = np.where(np.isnan(dscr).all(axis=1), np.nan, np.nanmean(dscr, axis=1))
+    tenor = x.tenor[:, None]
+    loan_years = operating & (k < tenor)
+    pv_cfads = np.sum(np.where(loan_years, cfads / (1 + rate[:, None]) ** (k + 1), 0.0), axis=1)
+    llcr = np.where(debt > 0, pv_cfads / np.where(debt > 0, debt, 1), np.nan)
+
+    project_pre = -capex_draw + np.where(operating, ebitda, 0.0)
+    project_post = project_pre - tax
+    shield = np.minimum(interest, np.maximum(ebit, 0.0)) * x.tax[:, None] * operating
+    equity_draw = capex_draw * (1 - share[:, None])
+    equity_cf = -equity_draw + np.where(operating, cfads - service + shield, 0.0)
+
+    valid = ~np.isnan(x.capex) & (n[:, 0] > 0) & (by_tariff | ~np.isnan(x.revenue))
+    irr_post, why_post = irr(project_post)
+    value = npv(x.discount, project_post)
+    if not full:
+        return {"metrics": {"npv": value, "project_irr": irr_post, "min_dscr": min_dscr}}
+    irr_pre, why_pre = irr(project_pre)
+    irr_equity, why_equity = irr(equity_cf)
+    disc = (1 + x.discount[:, None]) ** -t
+    pv_energy = np.sum(generation * disc, axis=1)
+    pv_cost = np.sum((capex_draw + opex) * disc, axis=1)
+    lcoe = np.where(pv_energy > 0, pv_cost / np.where(pv_energy > 0, pv_energy, 1), np.nan)
+    breakeven = _breakeven(
+        x,
+        generation,
+        opex,
+        capex_draw,
+        depreciation,
+        operating,
+        disc,
+        subsidies[:, :periods] + np.where(operating, carbon, 0.0),
+    )
+    payback = _payback(project_post)
+
+    def masked(values: np.ndarray) -> np.ndarray:
+        return np.where(valid, values, np.nan)
+
+    reason = np.where(
+        valid,
+        "",
+        "needs total_investment, operating_years and tariff × generation or annual_revenue",
+    )
+    metrics = {
+        "debt_amount": masked(debt),
+        "debt_capped": np.where(valid, capped, False),
+        "idc": masked(idc),
+        "min_dscr": masked(min_dscr),
+        "avg_dscr": masked(avg_dscr),
+        "llcr": masked(llcr),
+        "project_irr_pretax": masked(irr_pre),
+        "project_irr": masked(irr_post),
+        "equity_irr": masked(irr_equity),
+        "irr_reason": np.where(valid, _join_reasons(why_pre, why_post, why_equity), reason),
+        "npv": masked(value),
+        "payback_years": masked(payback),
+        "lcoe": masked(lcoe),
+        "breakeven_tariff": masked(breakeven),
+    }
+    cash = {
+        "revenue": revenue,
+        "opex": opex,
+        "ebitda": ebitda,
+        "tax": tax,
+        "cfads": cfads,
+        "debt_service": service,
+        "interest": interest,
+        "principal": principal,
+        "dscr": dscr,
+        "capex": capex_draw,
+        "project_cf": project_post,
+        "equity_cf": equity_cf,
+        "generation_mwh": generation,
+        "subsidies": subsidies[:, :periods],
+    }
+    return {
+        "metrics": metrics,
+        "cash": cash,
+        "operating": operating,
+        "building": building,
+        "valid": valid,
+    }
+
+
+def _join_reasons(*reasons: np.ndarray) -> np.ndarray:
+    labels = ("pre-tax project IRR", "project IRR", "equity IRR")
+    out = np.full(reasons[0].shape, "", dtype=object)
+    for label, why in zip(labels, reasons, strict=True):
+        has = why != ""
+        out = np.where(
+            has, np.where(out == "", "", out + "; ") + label + ": " + why.astype(str), out
+        )
+    return out
+
+
+def _debt(
+    x: _Arrays,
+    config: AppraisalConfig,
+    cfads: np.ndarray,
+    balance_at_cod: np.ndarray,
+    total_cost: np.ndarray,
+    c: np.ndarray,
+    operating: np.ndarray,
+    k: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Debt at COD, debt service, interest and principal per year, and whether capped."""
+    rate = np.nan_to_num(x.rate)
+    tenor = x.tenor[:, None]
+    grace = np.minimum(x.grace, x.tenor)[:, None]
+    in_loan = operating & (k < tenor)
+    amortising = in_loan & (k >= grace)
+    if config.debt_profile == "sculpted":
+        service_target = np.where(amortising, np.maximum(cfads, 0.0) / config.target_dscr, 0.0)
+        pv = np.sum(service_target / (1 + rate[:, None]) ** (k + 1), axis=1)
+        sized = pv
+    else:
+        sized = balance_at_cod
+    capped = sized > total_cost + 1e-6
+    debt = np.minimum(sized, total_cost)
+    p, periods = cfads.shape
+    service = np.zeros((p, periods))
+    interest = np.zeros((p, periods))
+    principal = np.zeros((p, periods))
+    outstanding = debt.copy()
+    n_amort = np.maximum(x.tenor - np.minimum(x.grace, x.tenor), 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        annuity = np.where(
+            rate > 0,
+            debt * rate / (1 - (1 + rate) ** -n_amort),
+            debt / np.where(n_amort > 0, n_amort, 1),
+        )
+    annuity = np.where(n_amort > 0, annuity, 0.0)
+    scale = np.where(capped & (sized > 0), debt / np.where(sized > 0, sized, 1), 1.0)
+    for year in range(periods):  # the year axis (≤ ~100), vectorised over all projects
+        due = interest_due = outstanding * rate
+        active = in_loan[:, year]
+        if config.debt_profile == "sculpted":
+            pay = np.where(amortising[:, year], service_target[:, year] * scale, interest_due)
+            repay = np.clip(pay - interest_due, 0.0, outstanding)
+        elif config.debt_profile == "equal_principal":
+            repay = np.where(
+                amortising[:, year],
+                np.minimum(debt / np.where(n_amort > 0, n_amort, 1), outstanding),
+                0.0,
+            )
+        else:
+            repay = np.where(
+                amortising[:, year], np.clip(annuity - interest_due, 0.0, outstanding), 0.0
+            )
+        last = active & (k[:, year] == tenor[:, 0] - 1)
+        repay = np.where(last, outstanding, repay)  # the last instalment clears the loan
+        interest[:, year] = np.where(active, due, 0.0)
+        principal[:, year] = np.where(active, repay, 0.0)
+        service[:, year] = interest[:, year] + principal[:, year]
+        outstanding = outstanding - principal[:, year]
+    return debt, service, interest, principal, capped
+
+
+def _breakeven(
+    x: _Arrays,
+    generation: np.ndarray,
+    opex: np.ndarray,
+    capex: np.ndarray,
+    depreciation: np.ndarray,
+    operating: np.ndarray,
+    disc: np.ndarray,
+    other: np.ndarray,
+) -> np.ndarray:
+    """Tariff [currency/MWh] at which the post-tax project NPV is zero (vectorised bisection)."""
+    has_energy = np.sum(generation, axis=1) > 0
+    # NPV is piecewise linear and increasing in the tariff (the tax floor makes the kinks), so
+    # Newton from zero lands on the root in a few steps, one linear piece at a time.
+    tariff = np.zeros(x.capex.size)
+    rate = x.tax[:, None]
+    for _ in range(50):
+        revenue = generation * tariff[:, None] + other
+        ebitda = np.where(operating, revenue - opex, 0.0)
+        taxed = (ebitda - depreciation > 0) & operating
+        value = np.sum(
+            (-capex + ebitda - np.where(taxed, (ebitda - depreciation) * rate, 0.0)) * disc, axis=1
+        )
+        slope = np.sum(generation * np.where(taxed, 1 - rate, 1.0) * disc, axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            step = np.where(slope > 0, value / slope, 0.0)
+        tariff = tariff - step
+        if np.all(np.abs(step) <= 1e-9 * np.maximum(np.abs(tariff), 1.0)):
+            break
+    return np.where(has_energy, tariff, np.nan)
+
+
+def _payback(cash_flows: np.ndarray) -> np.ndarray:
+    """Years until the cumulative cash flow turns non-negative (interpolated within the year)."""
+    cumulative = np.cumsum(cash_flows, axis=1)
+    reached = cumulative >= 0
+    ever = reached.any(axis=1) & (cumulative[:, 0] < 0)
+    first = np.argmax(reached, axis=1)
+    rows = np.arange(cash_flows.shape[0])
+    before = cumulative[rows, np.maximum(first - 1, 0)]
+    flow = cash_flows[rows, first]
+    fraction = np.where(flow > 0, -before / np.where(flow > 0, flow, 1), 0.0)
+    return np.where(ever & (first > 0), first - 1 + fraction + 1, np.nan)
+
+
+def _cash_flow_table(project_ids: pl.Series, base: dict) -> pl.DataFrame:
+    cash = base["cash"]
+    p, periods = cash["cfads"].shape
+    keep = (base["building"] | base["operating"]) & base["valid"][:, None]
+    ids = np.repeat(project_ids.to_numpy(), periods).reshape(p, periods)
+    year = np.tile(np.arange(periods), (p, 1))
+    phase = np.where(base["building"], "construction", "operation")
+    data = {"project_id": ids[keep], "year": year[keep], "phase": phase[keep]}
+    data.update({name: values[keep] for name, values in cash.items()})
+    return pl.DataFrame(data)
