@@ -329,7 +329,7 @@ def _subsidy_matrix(
         return matrix
     index = {pid: i for i, pid in enumerate(projects["project_id"].to_list())}
     rows = schedule.filter(~pl.col("up_to")).select("project_id", "year_index", "start", "amount")
-    pid = np.array([index.get(v, -1) for v in rows["project_id"].to_list()])
+    pid = rows["project_id"].replace_strict(index, default=-1, return_dtype=pl.Int64).to_numpy()
     keep = pid >= 0
     offset = np.where(rows["start"].to_numpy() == "cod", x.construction[np.maximum(pid, 0)], 0)
     col = (rows["year_index"].to_numpy() + offset).astype(int)
@@ -399,13 +399,12 @@ def _model(
     )
 
     dscr = np.where(service > 0, cfads / np.where(service > 0, service, 1), np.nan)
-    with np.errstate(all="ignore"):
-        min_dscr = np.where(
-            np.isnan(dscr).all(axis=1),
-            np.nan,
-            np.nanmin(np.where(np.isnan(dscr), np.inf, dscr), axis=1),
-        )
-        avg_dscr = np.where(np.isnan(dscr).all(axis=1), np.nan, np.nanmean(dscr, axis=1))
+    has_service = ~np.isnan(dscr)
+    count = has_service.sum(axis=1)
+    min_dscr = np.where(count > 0, np.min(np.where(has_service, dscr, np.inf), axis=1), np.nan)
+    avg_dscr = np.where(
+        count > 0, np.where(has_service, dscr, 0.0).sum(axis=1) / np.maximum(count, 1), np.nan
+    )
     tenor = x.tenor[:, None]
     loan_years = operating & (k < tenor)
     pv_cfads = np.sum(np.where(loan_years, cfads / (1 + rate[:, None]) ** (k + 1), 0.0), axis=1)
@@ -605,7 +604,7 @@ def _payback(cash_flows: np.ndarray) -> np.ndarray:
     before = cumulative[rows, np.maximum(first - 1, 0)]
     flow = cash_flows[rows, first]
     fraction = np.where(flow > 0, -before / np.where(flow > 0, flow, 1), 0.0)
-    return np.where(ever & (first > 0), first - 1 + fraction + 1, np.nan)
+    return np.where(ever & (first > 0), first - 1 + fraction, np.nan)
 
 
 def _cash_flow_table(project_ids: pl.Series, base: dict) -> pl.DataFrame:

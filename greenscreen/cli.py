@@ -80,6 +80,33 @@ def demo(out_dir: Path, quiet: bool) -> None:
     help="SERIES:YEAR for --grid-policy grid_average (see greenscreen/data/factors).",
 )
 @click.option(
+    "--debt-profile",
+    type=click.Choice(["annuity", "equal_principal", "sculpted"]),
+    default="annuity",
+    show_default=True,
+    help="Loan repayment profile for the appraisal.",
+)
+@click.option(
+    "--target-dscr",
+    type=float,
+    default=1.30,
+    show_default=True,
+    help="For --debt-profile sculpted.",
+)
+@click.option(
+    "--carbon-price",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Carbon revenue price per tCO2e (e.g. 61.05, the CEA close of 2023-07-30).",
+)
+@click.option(
+    "--discount-rate",
+    type=float,
+    help="Default discount rate where a project gives none (default 0.06).",
+)
+@click.option("--no-sensitivities", is_flag=True, help="Skip the tornado table (faster).")
+@click.option(
     "--funding-cost",
     type=click.FloatRange(0, 1),
     help="The bank's funding cost (fraction, e.g. 0.025) for the CERF relending benefit.",
@@ -100,6 +127,11 @@ def screen(
     rulebook_dir: Path | None,
     grid_policy: str,
     grid_series: str,
+    debt_profile: str,
+    target_dscr: float,
+    carbon_price: float,
+    discount_rate: float | None,
+    no_sensitivities: bool,
     funding_cost: float | None,
     factors_dir: Path | None,
     sheet: str | None,
@@ -113,6 +145,8 @@ def screen(
         "rulebooks": rulebook_dir,
         "emissions": _emissions_config(grid_policy, grid_series, factors_dir),
         "subsidies": _subsidy_config(funding_cost),
+        "appraisal": _appraisal_config(debt_profile, target_dscr, carbon_price, discount_rate),
+        "sensitivities": not no_sensitivities,
     }
     _screen(pipeline, out_dir, strict=strict, quiet=quiet, options=options)
 
@@ -234,6 +268,7 @@ def _screen(
     if not quiet:
         _print_emissions(result)
         _print_subsidies(result)
+        _print_appraisal(result)
     say(f"outputs in {out_dir.resolve()}:")
     say(f"  {paths['results']}  ({result.results.height} projects; also results.csv)")
     say(f"  {paths['decisions']}  ({result.decisions.height} criterion decisions)")
@@ -264,6 +299,23 @@ def _emissions_config(policy: str, series: str, factors_dir: Path | None = None)
         average_vintage=int(year),
         factors_dir=str(factors_dir) if factors_dir else None,
     )
+
+
+def _appraisal_config(
+    profile: str, target_dscr: float, carbon_price: float, discount_rate: float | None
+) -> Any:
+    from greenscreen.appraisal import AppraisalConfig
+
+    if target_dscr <= 0:
+        raise click.BadParameter("must be positive", param_hint="--target-dscr")
+    options: dict[str, Any] = {
+        "debt_profile": profile,
+        "target_dscr": target_dscr,
+        "carbon_price": carbon_price,
+    }
+    if discount_rate is not None:
+        options["discount_rate"] = discount_rate
+    return AppraisalConfig(**options)
 
 
 def _subsidy_config(funding_cost: float | None) -> Any:
@@ -307,6 +359,19 @@ def _print_subsidies(result: Any) -> None:
         f"subsidies: {frame['subsidy_total'].sum():,.0f} committed "
         f"(up to {frame['subsidy_total_max'].sum():,.0f}) for {awarded} projects; "
         f"CERF refinanceable {refinanceable:,.0f}"
+    )
+
+
+def _print_appraisal(result: Any) -> None:
+    frame = result.results
+    if "npv" not in frame.columns:
+        return
+    appraised = frame.filter(frame["npv"].is_not_nan()).height
+    weak = frame.filter(frame["min_dscr"] < 1.0).height
+    capped = frame.filter(frame["debt_capped"]).height
+    _out.print(
+        f"appraisal: {appraised} projects appraised; {weak} with a minimum DSCR below 1.0; "
+        f"{capped} with debt capped at cost"
     )
 
 

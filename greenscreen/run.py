@@ -18,6 +18,7 @@ from typing import Any
 import polars as pl
 
 from greenscreen import __version__
+from greenscreen.appraisal import Appraisal, AppraisalConfig, appraise
 from greenscreen.emissions import EmissionsConfig, estimate
 from greenscreen.engine import DECISION_SCHEMA, evaluate
 from greenscreen.errors import GreenscreenError, did_you_mean
@@ -49,6 +50,8 @@ class ScreenResult:
     emissions_config: EmissionsConfig = field(default_factory=EmissionsConfig)
     subsidies: Subsidies | None = None
     programmes: tuple[Programme, ...] = ()
+    appraisal: Appraisal | None = None
+    appraisal_config: AppraisalConfig = field(default_factory=AppraisalConfig)
 
     @cached_property
     def decisions(self) -> pl.DataFrame:
@@ -97,6 +100,7 @@ class ScreenResult:
                 for key, value in asdict(self.emissions_config).items()
                 if key != "plausible_hours"
             },
+            "appraisal": {key: value for key, value in asdict(self.appraisal_config).items()},
             "counts": {
                 "input_rows": self.pipeline.n_input_rows,
                 "accepted": self.pipeline.n_accepted,
@@ -123,6 +127,7 @@ class ScreenResult:
             "decisions": out / "decisions.parquet",
             "subsidies": out / "subsidies.parquet",
             "schedule": out / "subsidy_schedule.parquet",
+            "sensitivities": out / "sensitivities.parquet",
             "rejects": out / "rejects.csv",
             "run": out / "run.json",
         }
@@ -137,6 +142,11 @@ class ScreenResult:
             _atomic(paths["schedule"], lambda p: schedule.write_parquet(p, statistics=False))
         else:
             del paths["subsidies"], paths["schedule"]
+        if self.appraisal is not None and self.appraisal.sensitivities.height:
+            table = self.appraisal.sensitivities
+            _atomic(paths["sensitivities"], lambda p: table.write_parquet(p, statistics=False))
+        else:
+            del paths["sensitivities"]
         text = json.dumps(self.metadata(), ensure_ascii=False, indent=2) + "\n"
         _atomic(paths["run"], lambda p: Path(p).write_text(text, encoding="utf-8"))
         return paths
@@ -154,6 +164,8 @@ def screen(
     rulebooks: Sequence[Rulebook] | str | Path | None = None,
     emissions: EmissionsConfig | None = None,
     subsidies: SubsidyConfig | None = None,
+    appraisal: AppraisalConfig | None = None,
+    sensitivities: bool = True,
     **read_options: Any,
 ) -> ScreenResult:
     """Screen a pipeline: read and validate it, then classify it against every rulebook.
@@ -172,6 +184,11 @@ def screen(
     subsidies
         Programme choices (the bank's funding cost for relending benefit); default
         :class:`~greenscreen.subsidy.SubsidyConfig`.
+    appraisal
+        Financial defaults and choices (tax, discount rate, debt profile, carbon price);
+        default :class:`~greenscreen.appraisal.AppraisalConfig`.
+    sensitivities
+        Also compute the tornado table (±10 % capex, tariff, generation, opex; carbon prices).
     **read_options
         Passed to :func:`~greenscreen.io.read_pipeline` (``sheet``, ``encoding``, ``strict``…).
     """
@@ -195,8 +212,19 @@ def screen(
     results = results.with_columns(avoided.drop("project_id"))
     awarded = evaluate_programmes(results, programmes, subsidies or SubsidyConfig())
     results = results.with_columns(awarded.summary.drop("project_id"))
+    finance_config = appraisal or AppraisalConfig()
+    finance = appraise(results, finance_config, awarded.schedule, sensitivities=sensitivities)
+    results = results.with_columns(finance.metrics.drop("project_id"))
     return ScreenResult(
-        results, pipeline, screening.decisions_lazy, books, config, awarded, programmes
+        results,
+        pipeline,
+        screening.decisions_lazy,
+        books,
+        config,
+        awarded,
+        programmes,
+        finance,
+        finance_config,
     )
 
 
