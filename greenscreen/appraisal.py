@@ -45,6 +45,7 @@ import numpy as np
 import polars as pl
 
 DebtProfile = Literal["annuity", "equal_principal", "sculpted"]
+_CHUNK = 50_000  # projects per slice: bounds the projects × years arrays to ~0.5 GiB
 
 #: China national ETS (CEA) close, 2023-07-30: 61.05 yuan/t (seed 002; seed_facts.md).
 ETS_CLOSE_2023_07_30 = 61.05
@@ -221,12 +222,32 @@ class Appraisal:
 
     metrics: pl.DataFrame
     sensitivities: pl.DataFrame
-    _project_ids: pl.Series
-    _base: dict
+    _projects: pl.DataFrame
+    _config: AppraisalConfig
+    _schedule: pl.DataFrame | None
 
     @cached_property
     def cash_flows(self) -> pl.DataFrame:
-        return _cash_flow_table(self._project_ids, self._base)
+        return self.cash_flows_for(None)
+
+    def cash_flows_for(self, project_ids: list[str] | None) -> pl.DataFrame:
+        """The annual model of some projects (all when None), recomputed from the inputs so
+        a batch never holds projects × years arrays in memory."""
+        frame = self._projects
+        if project_ids is not None:
+            frame = frame.filter(pl.col("project_id").is_in(project_ids))
+        parts = []
+        for start in range(0, frame.height, _CHUNK):
+            chunk = frame.slice(start, _CHUNK)
+            x = _inputs(chunk, self._config)
+            base = _model(
+                x,
+                self._config,
+                _subsidy_matrix(chunk, self._schedule, x),
+                self._config.carbon_price,
+            )
+            parts.append(_cash_flow_table(chunk["project_id"], base))
+        return pl.concat(parts) if parts else pl.DataFrame()
 
 
 def appraise(
@@ -235,8 +256,9 @@ def appraise(
     subsidy_schedule: pl.DataFrame | None = None,
     *,
     sensitivities: bool = True,
+    chunk_size: int = _CHUNK,
 ) -> Appraisal:
-    """Appraise every project at once.
+    """Appraise every project at once (in slices of ``chunk_size`` projects).
 
     Parameters
     ----------
@@ -251,6 +273,24 @@ def appraise(
         (start = approval_date) years.
     """
     config = config or AppraisalConfig()
+    if projects.height > chunk_size:
+        # memory-bounded: arrays are projects × years, so a million projects go in slices
+        parts = [
+            appraise(
+                projects.slice(start, chunk_size),
+                config,
+                subsidy_schedule,
+                sensitivities=sensitivities,
+            )
+            for start in range(0, projects.height, chunk_size)
+        ]
+        return Appraisal(
+            pl.concat([part.metrics for part in parts]),
+            pl.concat([part.sensitivities for part in parts]),
+            projects,
+            config,
+            subsidy_schedule,
+        )
     x = _inputs(projects, config)
     subsidies = _subsidy_matrix(projects, subsidy_schedule, x)
     base = _model(x, config, subsidies, config.carbon_price)
@@ -300,7 +340,7 @@ def appraise(
     else:
         table = pl.DataFrame()
     metric_frame = pl.DataFrame({"project_id": projects["project_id"], **metrics})
-    return Appraisal(metric_frame, table, projects["project_id"], base)
+    return Appraisal(metric_frame, table, projects, config, subsidy_schedule)
 
 
 def _scaled(x: _Arrays, driver: str, factor: float) -> _Arrays:

@@ -105,7 +105,11 @@ def demo(out_dir: Path, quiet: bool) -> None:
     type=float,
     help="Default discount rate where a project gives none (default 0.06).",
 )
-@click.option("--no-sensitivities", is_flag=True, help="Skip the tornado table (faster).")
+@click.option(
+    "--sensitivities",
+    is_flag=True,
+    help="Also compute the tornado table (±10 %% capex, tariff, generation, opex; carbon prices).",
+)
 @click.option(
     "--funding-cost",
     type=click.FloatRange(0, 1),
@@ -131,7 +135,7 @@ def screen(
     target_dscr: float,
     carbon_price: float,
     discount_rate: float | None,
-    no_sensitivities: bool,
+    sensitivities: bool,
     funding_cost: float | None,
     factors_dir: Path | None,
     sheet: str | None,
@@ -146,7 +150,7 @@ def screen(
         "emissions": _emissions_config(grid_policy, grid_series, factors_dir),
         "subsidies": _subsidy_config(funding_cost),
         "appraisal": _appraisal_config(debt_profile, target_dscr, carbon_price, discount_rate),
-        "sensitivities": not no_sensitivities,
+        "sensitivities": sensitivities,
     }
     _screen(pipeline, out_dir, strict=strict, quiet=quiet, options=options)
 

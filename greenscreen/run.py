@@ -165,7 +165,7 @@ def screen(
     emissions: EmissionsConfig | None = None,
     subsidies: SubsidyConfig | None = None,
     appraisal: AppraisalConfig | None = None,
-    sensitivities: bool = True,
+    sensitivities: bool = False,
     **read_options: Any,
 ) -> ScreenResult:
     """Screen a pipeline: read and validate it, then classify it against every rulebook.
@@ -188,7 +188,8 @@ def screen(
         Financial defaults and choices (tax, discount rate, debt profile, carbon price);
         default :class:`~greenscreen.appraisal.AppraisalConfig`.
     sensitivities
-        Also compute the tornado table (±10 % capex, tariff, generation, opex; carbon prices).
+        Also compute the tornado table (±10 % capex, tariff, generation, opex; carbon
+        prices): eleven more model runs, so off by default for batches.
     **read_options
         Passed to :func:`~greenscreen.io.read_pipeline` (``sheet``, ``encoding``, ``strict``…).
     """
