@@ -5,6 +5,7 @@ Public API (small and flat)::
     read_pipeline(source)  -> Pipeline (typed projects + rejects)
     screen(source)         -> ScreenResult (results, decisions, rejects; .write(out_dir))
     explain(result, id)    -> one project's decision trace
+    appraise(projects)     -> cash flows, DSCR, IRR, NPV, LCOE for every project
     load_rulebook(id|path) -> a validated rulebook
     write_template(path)   -> the Excel input template
 """
@@ -12,6 +13,7 @@ Public API (small and flat)::
 __version__ = "0.1.0"
 
 from greenscreen._template import write_template
+from greenscreen.appraisal import appraise
 from greenscreen.errors import GreenscreenError, PipelineError, RulebookError
 from greenscreen.io import Pipeline, read_pipeline
 from greenscreen.rulebook import load_rulebook, load_rulebooks
@@ -27,6 +29,7 @@ __all__ = [
     "RulebookError",
     "ScreenResult",
     "__version__",
+    "appraise",
     "explain",
     "load_rulebook",
     "load_rulebooks",
