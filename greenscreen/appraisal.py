@@ -450,11 +450,12 @@ def _model(
     pv_cfads = np.sum(np.where(loan_years, cfads / (1 + rate[:, None]) ** (k + 1), 0.0), axis=1)
     llcr = np.where(debt > 0, pv_cfads / np.where(debt > 0, debt, 1), np.nan)
 
-    project_pre = -capex_draw + np.where(operating, ebitda, 0.0)
+    # EBITDA outside operation is only subsidy paid during construction: it counts too
+    project_pre = -capex_draw + ebitda
     project_post = project_pre - tax
     shield = np.minimum(interest, np.maximum(ebit, 0.0)) * x.tax[:, None] * operating
     equity_draw = capex_draw * (1 - share[:, None])
-    equity_cf = -equity_draw + np.where(operating, cfads - service + shield, 0.0)
+    equity_cf = -equity_draw + np.where(operating, cfads - service + shield, ebitda)
 
     valid = ~np.isnan(x.capex) & (n[:, 0] > 0) & (by_tariff | ~np.isnan(x.revenue))
     irr_post, why_post = irr(project_post)

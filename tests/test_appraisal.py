@@ -286,3 +286,21 @@ def test_doubling_the_tariff_never_lowers_the_irr(tariff: float, capex: float, t
     irrs = appraise(frames, sensitivities=False).metrics["project_irr"].to_numpy()
     if np.isfinite(irrs).all():
         assert irrs[1] >= irrs[0] - 1e-12
+
+
+def test_subsidies_paid_during_construction_count() -> None:
+    """A grant of 100 paid in construction year 0 (start = approval_date) adds 100 at t = 0."""
+    schedule = pl.DataFrame(
+        {
+            "project_id": ["P"],
+            "year_index": [0],
+            "start": ["approval_date"],
+            "amount": [100.0],
+            "up_to": [False],
+        }
+    )
+    plain = appraise(project(), sensitivities=False).metrics.row(0, named=True)
+    granted = appraise(project(), subsidy_schedule=schedule, sensitivities=False).metrics.row(
+        0, named=True
+    )
+    assert granted["npv"] - plain["npv"] == pytest.approx(100.0)
