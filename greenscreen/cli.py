@@ -156,6 +156,55 @@ def screen(
 
 
 @cli.command()
+@click.argument("pipeline", type=click.Path(path_type=Path))
+@click.option("--project", "project_ids", multiple=True, help="project_id to pack (repeatable).")
+@click.option("--all", "all_projects", is_flag=True, help="Pack every accepted project.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Directory for the packs (one file per project).",
+)
+@click.option("--lang", type=click.Choice(["en", "zh"]), default="en", show_default=True)
+@click.option(
+    "--format", "formats", default="xlsx", show_default=True, help="Comma-separated: xlsx."
+)
+@click.option("--rulebooks", "rulebook_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--sheet", help="Excel sheet name.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
+def pack(
+    pipeline: Path,
+    project_ids: tuple[str, ...],
+    all_projects: bool,
+    out_dir: Path,
+    lang: str,
+    formats: str,
+    rulebook_dir: Path | None,
+    sheet: str | None,
+    quiet: bool,
+) -> None:
+    """Write appraisal packs (Excel with live formulas) for --project ID … or --all."""
+    from greenscreen.report import write_packs
+    from greenscreen.run import screen as run_screen
+
+    if not project_ids and not all_projects:
+        raise click.UsageError("give --project ID (repeatable) or --all")
+    wanted = {f.strip() for f in formats.split(",") if f.strip()}
+    unknown = wanted - {"xlsx"}
+    if unknown:
+        raise click.BadParameter(
+            f"unknown format(s): {', '.join(sorted(unknown))}", param_hint="--format"
+        )
+    result = run_screen(pipeline, rulebooks=rulebook_dir, sheet=sheet, sensitivities=True)
+    ids = None if all_projects else list(project_ids)
+    paths = write_packs(result, out_dir, ids, lang=lang, formats=tuple(sorted(wanted)))  # type: ignore[arg-type]
+    if not quiet:
+        for path in paths:
+            _out.print(f"wrote {path}")
+
+
+@cli.command()
 @click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
 def template(out: Path) -> None:
     """Write the Excel input template (pipeline template v1) to OUT.xlsx."""

@@ -1,0 +1,49 @@
+"""Output file names derived from project ids: safe on every OS, confined to the output dir."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from pathlib import Path
+
+from greenscreen.errors import GreenscreenError
+
+_RESERVED = {
+    "CON",
+    "PRN",
+    "AUX",
+    "NUL",
+    *(f"COM{i}" for i in range(1, 10)),
+    *(f"LPT{i}" for i in range(1, 10)),
+}
+
+
+def safe_stem(project_id: str, max_length: int = 80) -> str:
+    """A file-name stem for a project id: letters, digits, CJK, ``-``, ``_`` and ``.`` only.
+
+    Anything else (path separators, ``..``, NUL, control, zero-width and bidi characters) is
+    replaced; reserved Windows names and changed ids get a short hash of the original id, so two
+    ids never map to the same name.
+    """
+    text = unicodedata.normalize("NFKC", project_id)
+    # letters and digits of any script (categories L*, N*) and -_. survive; separators,
+    # control, format (zero-width, bidi) and other characters become "_"
+    cleaned = "".join(
+        ch if ch in "-_." or unicodedata.category(ch)[0] in "LN" else "_" for ch in text
+    )
+    cleaned = re.sub(r"_+", "_", cleaned).strip("._ ") or "project"
+    cleaned = cleaned[:max_length]
+    if cleaned != project_id or cleaned.upper().split(".")[0] in _RESERVED:
+        digest = hashlib.sha256(project_id.encode("utf-8")).hexdigest()[:8]
+        cleaned = f"{cleaned}_{digest}"
+    return cleaned
+
+
+def confined(directory: Path, name: str) -> Path:
+    """``directory / name``, refusing anything that would land outside ``directory``."""
+    root = directory.resolve()
+    path = (root / name).resolve()
+    if path.parent != root:
+        raise GreenscreenError(f"refusing to write {name!r} outside {root}")
+    return path

@@ -1,0 +1,141 @@
+"""Bilingual labels for the packs (English and simplified Chinese)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+Lang = Literal["en", "zh"]
+
+LABELS: dict[str, tuple[str, str]] = {
+    # sheets
+    "sheet_summary": ("Summary", "摘要"),
+    "sheet_inputs": ("Inputs", "输入"),
+    "sheet_cashflow": ("CashFlow", "现金流"),
+    "sheet_emissions": ("Emissions", "减排"),
+    "sheet_taxonomy": ("Taxonomy", "分类判定"),
+    "sheet_subsidies": ("Subsidies", "补贴"),
+    "sheet_sources": ("Sources", "来源"),
+    # summary
+    "title": ("Green loan appraisal pack", "绿色贷款评估报告"),
+    "project": ("Project", "项目"),
+    "borrower": ("Borrower", "借款人"),
+    "activity": ("Activity", "活动类型"),
+    "province": ("Province", "省份"),
+    "decisions": ("Decisions by rulebook", "各分类标准判定"),
+    "rulebook": ("Rulebook", "标准"),
+    "status": ("Status", "结论"),
+    "item": ("Item", "条目"),
+    "applies": ("Governs this loan", "适用于本笔贷款"),
+    "missing": ("Ask the client for", "需补充的信息"),
+    "key_metrics": ("Key metrics", "关键指标"),
+    "metric": ("Metric", "指标"),
+    "value": ("Value", "数值"),
+    "unit": ("Unit", "单位"),
+    "source": ("Source", "来源"),
+    "verification": ("Verification", "核验状态"),
+    "note": ("Note", "说明"),
+    # metrics
+    "avoided_year": ("Avoided emissions per year", "年减排量"),
+    "avoided_life": ("Avoided emissions over the life", "全生命周期减排量"),
+    "attributable": ("Attributable to the loan per year", "归属于贷款的年减排量"),
+    "subsidy_total": ("Subsidies (committed)", "补贴（确定部分）"),
+    "npv": ("NPV (post-tax, t = 0 undiscounted)", "净现值（税后，首期不折现）"),
+    "project_irr": ("Project IRR (post-tax)", "项目内部收益率（税后）"),
+    "project_irr_pretax": ("Project IRR (pre-tax)", "项目内部收益率（税前）"),
+    "equity_irr": ("Equity IRR", "资本金内部收益率"),
+    "min_dscr": ("Minimum DSCR", "最低偿债覆盖率"),
+    "avg_dscr": ("Average DSCR", "平均偿债覆盖率"),
+    "llcr": ("LLCR", "贷款期覆盖率"),
+    "lcoe": ("LCOE", "平准化度电成本"),
+    "debt": ("Debt at COD", "投产时贷款余额"),
+    "breakeven": ("Breakeven tariff (computed by greenscreen)", "盈亏平衡电价（greenscreen计算）"),
+    "payback": ("Payback (computed by greenscreen)", "投资回收期（greenscreen计算）"),
+    # cash flow rows
+    "year": ("Year index (t)", "年份序号 (t)"),
+    "building": ("Construction (1/0)", "建设期 (1/0)"),
+    "operating": ("Operation (1/0)", "运营期 (1/0)"),
+    "op_year": ("Operating year k", "运营年 k"),
+    "capex": ("Capex", "资本性支出"),
+    "draw": ("Debt drawn", "贷款提款"),
+    "idc": ("Interest during construction", "建设期利息"),
+    "con_balance": ("Debt balance in construction", "建设期贷款余额"),
+    "generation": ("Generation", "发电量"),
+    "energy_revenue": ("Energy revenue", "售电收入"),
+    "carbon_revenue": ("Carbon revenue", "碳收入"),
+    "subsidies": ("Subsidies", "补贴"),
+    "revenue": ("Revenue", "收入合计"),
+    "opex": ("Opex", "运营成本"),
+    "ebitda": ("EBITDA", "息税折旧摊销前利润"),
+    "depreciation": ("Depreciation", "折旧"),
+    "ebit": ("EBIT", "息税前利润"),
+    "tax": ("Tax", "所得税"),
+    "cfads": ("CFADS", "可用于偿债的现金流"),
+    "in_loan": ("Loan year (1/0)", "还款期 (1/0)"),
+    "amortising": ("Amortising (1/0)", "还本期 (1/0)"),
+    "sculpt_target": ("Sculpted debt service target", "雕塑式还款目标"),
+    "opening": ("Opening balance", "期初余额"),
+    "interest": ("Interest", "利息"),
+    "principal": ("Principal", "本金"),
+    "debt_service": ("Debt service", "还本付息"),
+    "closing": ("Closing balance", "期末余额"),
+    "dscr": ("DSCR", "偿债覆盖率"),
+    "project_cf_pre": ("Project cash flow (pre-tax)", "项目现金流（税前）"),
+    "project_cf": ("Project cash flow (post-tax)", "项目现金流（税后）"),
+    "shield": ("Interest tax shield", "利息抵税"),
+    "equity_cf": ("Equity cash flow", "资本金现金流"),
+    "discount": ("Discount factor", "折现系数"),
+    # emissions
+    "method": ("Method", "方法"),
+    "ef": ("Grid emission factor", "电网排放因子"),
+    "om": ("Operating margin (OM)", "电量边际 (OM)"),
+    "bm": ("Build margin (BM)", "容量边际 (BM)"),
+    "w_om": ("OM weight", "OM 权重"),
+    "share": ("Attributable share (loan / investment)", "归属比例（贷款/总投资）"),
+    "f1": ("First-year fraction (from COD, 365 days)", "首年比例（按投产日，365天）"),
+    "flags": ("Plausibility flags", "合理性提示"),
+    # taxonomy / subsidies
+    "criterion": ("Criterion", "判定条件"),
+    "result": ("Result", "结果"),
+    "value_seen": ("Value seen", "输入值"),
+    "threshold": ("Threshold", "阈值"),
+    "clause": ("Clause", "条款"),
+    "programme": ("Programme", "项目/政策"),
+    "award": ("Award", "奖补类型"),
+    "base": ("Base", "基数"),
+    "rate": ("Rate", "标准"),
+    "cap": ("Cap", "上限"),
+    "gross": ("Gross amount", "测算金额"),
+    "final": ("Final amount", "核定金额"),
+    "payments": ("Payments by model year", "按年度拨付"),
+    "reasons": ("Reasons", "依据"),
+    # sources
+    "tool": ("Tool", "工具"),
+    "input_file": ("Input file", "输入文件"),
+    "input_hash": ("Input SHA-256", "输入文件哈希"),
+    "rulebooks": ("Rulebooks", "分类标准"),
+    "factors": ("Emission factors", "排放因子"),
+    "assumptions": ("Appraisal assumptions", "财务假设"),
+    "chart_cashflow": ("Cash flow", "现金流"),
+    "chart_dscr": ("DSCR", "偿债覆盖率"),
+    "chart_emissions": ("Avoided emissions", "减排量"),
+}
+
+STATUS_ZH = {
+    "aligned": "符合（一致）",
+    "eligible": "符合",
+    "not_eligible": "不符合",
+    "excluded": "排除",
+    "insufficient_data": "信息不足",
+}
+
+
+def t(key: str, lang: Lang) -> str:
+    """The label for ``key`` in ``lang``."""
+    en, zh = LABELS[key]
+    return zh if lang == "zh" else en
+
+
+def status_text(status: str | None, lang: Lang) -> str:
+    if status is None:
+        return ""
+    return f"{STATUS_ZH.get(status, status)} ({status})" if lang == "zh" else status

@@ -1,0 +1,241 @@
+"""Excel appraisal packs: live formulas recalculate (LibreOffice) to the engine's numbers.
+
+The packs are written *without* cached formula results, converted by LibreOffice headless
+with forced recalculation (DESIGN.md: OOXMLRecalcMode = 0 in a throw-away profile), and read
+back: every compared figure can only have come from the formulas.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import openpyxl
+import polars as pl
+import pytest
+
+from greenscreen import screen
+from greenscreen._resources import data_file
+from greenscreen.appraisal import AppraisalConfig
+from greenscreen.report import write_excel_pack, write_packs
+
+SOFFICE = shutil.which("soffice") or shutil.which("libreoffice")
+PROFILE_XCU = (
+    '<?xml version="1.0" encoding="UTF-8"?>\n'
+    '<oor:items xmlns:oor="http://openoffice.org/2001/registry">\n'
+    '<item oor:path="/org.openoffice.Office.Calc/Formula/Load">'
+    '<prop oor:name="OOXMLRecalcMode" oor:op="fuse"><value>0</value></prop></item>\n'
+    "</oor:items>\n"
+)
+COMPARED = {
+    "cf_npv": "npv",
+    "cf_irr": "project_irr",
+    "cf_equity_irr": "equity_irr",
+    "cf_min_dscr": "min_dscr",
+    "cf_llcr": "llcr",
+    "cf_lcoe": "lcoe",
+    "cf_debt": "debt_amount",
+    "em_avoided": "avoided_tco2e_per_year",
+    "em_lifetime": "avoided_tco2e_lifetime",
+    "em_attributable": "attributable_tco2e_per_year",
+    "sub_total": "subsidy_total",
+}
+CASES = [  # (project, debt profile, language)
+    ("GS-009", "annuity", "en"),  # Inner Mongolia wind
+    ("GS-001", "annuity", "zh"),  # Baoji PV: negative IRR
+    ("GS-003", "equal_principal", "en"),  # Chongqing building: award subsidy
+    ("GS-004", "sculpted", "zh"),  # Lingang storage: subsidy over 3 years
+    ("GS-008", "sculpted", "en"),  # Yunnan hydro: 4 construction years, IDC
+    ("GS-013", "equal_principal", "zh"),  # nuclear: long construction and grace
+    ("GS-030", "annuity", "en"),  # landfill gas: methane method
+]
+
+
+def recalculate(files: list[Path], out: Path) -> list[Path]:
+    """LibreOffice headless, forced recalculation on load, saved back to xlsx."""
+    if SOFFICE is None:
+        pytest.skip("LibreOffice (soffice) is not installed; .ci/run installs libreoffice-calc")
+    profile = out / "profile"
+    (profile / "user").mkdir(parents=True, exist_ok=True)
+    (profile / "user" / "registrymodifications.xcu").write_text(PROFILE_XCU, encoding="utf-8")
+    target = out / "recalculated"
+    subprocess.run(
+        [
+            SOFFICE,
+            f"-env:UserInstallation={profile.as_uri()}",
+            "--headless",
+            "--convert-to",
+            "xlsx",
+            "--outdir",
+            str(target),
+            *map(str, files),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    return [target / f.name for f in files]
+
+
+def named_value(book: openpyxl.Workbook, name: str) -> object:
+    sheet, ref = next(iter(book.defined_names[name].destinations))
+    return book[sheet][ref.replace("$", "")].value
+
+
+@pytest.fixture(scope="module")
+def recalculated(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[tuple[str, str, str], tuple[Path, dict]]:
+    out = tmp_path_factory.mktemp("packs")
+    files, expected = [], {}
+    for profile in {case[1] for case in CASES}:
+        result = screen(
+            data_file("sample_pipeline.csv"),
+            appraisal=AppraisalConfig(debt_profile=profile, carbon_price=61.05),  # type: ignore[arg-type]
+        )
+        for pid, case_profile, lang in CASES:
+            if case_profile != profile:
+                continue
+            path = write_excel_pack(
+                result, pid, out / f"{pid}_{profile}_{lang}.xlsx", lang=lang, cached_values=False
+            )  # type: ignore[arg-type]
+            files.append(path)
+            expected[(pid, profile, lang)] = result.results.filter(pl.col("project_id") == pid).row(
+                0, named=True
+            )
+    converted = recalculate(files, out)
+    return {key: (path, expected[key]) for key, path in zip(expected, converted, strict=True)}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", CASES, ids=["-".join(c) for c in CASES])
+def test_formulas_recalculate_to_the_engine(recalculated: dict, case: tuple[str, str, str]) -> None:
+    """Issue #7: NPV, IRR, min DSCR, LCOE, avoided tCO2e and subsidy totals within 1e-6."""
+    path, row = recalculated[case]
+    book = openpyxl.load_workbook(path, data_only=True)
+    compared = 0
+    for name, column in COMPARED.items():
+        engine = row[column]
+        sheet_value = named_value(book, name)
+        if engine is None or (isinstance(engine, float) and math.isnan(engine)):
+            assert sheet_value in ("n/a", 0, None), (name, sheet_value)
+            continue
+        assert isinstance(sheet_value, (int, float)), (name, sheet_value)
+        assert sheet_value == pytest.approx(engine, rel=1e-6, abs=1e-9), name
+        compared += 1
+    assert compared >= 6
+    errors = [
+        (sheet.title, cell.coordinate, cell.value)
+        for sheet in book
+        for line in sheet.iter_rows()
+        for cell in line
+        if isinstance(cell.value, str)
+        and cell.value.startswith(("#DIV/0", "#REF", "#NAME", "#VALUE", "#NUM", "#N/A", "Err:"))
+    ]
+    assert errors == []
+
+
+def test_pipeline_text_is_never_a_formula_or_link(tmp_path: Path) -> None:
+    """Issue #7: formula injection stays text."""
+    hostile = {
+        "project_id": "@SUM(1+1)*cmd|' /C calc'!A0",
+        "project_name": '=HYPERLINK("http://x","y")',
+        "borrower": "+cmd|' /C calc'!A0",
+        "description": "-2+3 solar",
+        "activity": "solar_pv",
+        "capacity_mw": 10,
+        "full_load_hours": 1500,
+        "tariff_per_mwh": 300,
+        "total_investment": 40_000_000,
+        "operating_years": 20,
+    }
+    result = screen([hostile])
+    path = write_excel_pack(result, hostile["project_id"], tmp_path / "h.xlsx")
+    book = openpyxl.load_workbook(path)
+    texts = {
+        cell.value
+        for sheet in book
+        for line in sheet.iter_rows()
+        for cell in line
+        if cell.data_type == "s"
+    }
+    assert any(hostile["project_name"] in str(v) for v in texts)
+    assert hostile["borrower"] in texts
+    formulas = [
+        cell.value
+        for sheet in book
+        for line in sheet.iter_rows()
+        for cell in line
+        if cell.data_type == "f"
+    ]
+    assert not any("HYPERLINK" in f or "cmd|" in f for f in formulas)
+    with zipfile.ZipFile(path) as archive:
+        assert not any("hyperlink" in name.lower() for name in archive.namelist())
+
+
+def test_packs_are_byte_identical(tmp_path: Path) -> None:
+    result = screen(data_file("sample_pipeline.csv"))
+    a = write_excel_pack(result, "GS-009", tmp_path / "a.xlsx").read_bytes()
+    b = write_excel_pack(result, "GS-009", tmp_path / "b.xlsx").read_bytes()
+    assert a == b
+
+
+def test_pack_file_names_cannot_leave_the_directory(tmp_path: Path) -> None:
+    ids = ["../../escape", "CON", "a/b\\c", "名称\u202e"]
+    rows = [{"project_id": pid, "activity": "solar_pv", "total_investment": 1e6} for pid in ids]
+    result = screen(rows)
+    out = tmp_path / "packs"
+    written = write_packs(result, out, None)
+    assert len(written) == 4 and len({p.name for p in written}) == 4
+    for path in written:
+        assert path.parent == out.resolve()
+        assert path.is_file()
+    assert not (tmp_path / "escape.xlsx").exists()
+
+
+def test_cli_pack(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "greenscreen",
+            "pack",
+            str(data_file("sample_pipeline.csv")),
+            "--project",
+            "GS-009",
+            "--project",
+            "GS-003",
+            "--lang",
+            "zh",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in tmp_path.glob("*.xlsx")) == ["GS-003.xlsx", "GS-009.xlsx"]
+    book = openpyxl.load_workbook(tmp_path / "GS-009.xlsx")
+    assert book.sheetnames[:3] == ["摘要", "输入", "现金流"]
+    missing = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "greenscreen",
+            "pack",
+            str(data_file("sample_pipeline.csv")),
+            "--project",
+            "GS-999",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert missing.returncode == 1 and "no project 'GS-999'" in missing.stderr
