@@ -60,7 +60,9 @@ class _Pack:
     # -- formats ---------------------------------------------------------------------------
     def _formats(self) -> dict[str, Any]:
         book = self.book
-        money = '0!.0,"万"' if self.lang == "zh" else "#,##0"
+        # Chinese banks read money in 万: a literal "." (backslash-escaped) and a scaling
+        # comma show 20,000,000 as 2000.0万 in Excel, WPS and LibreOffice alike
+        money = '0\\.0,"万"' if self.lang == "zh" else "#,##0"
         return {
             "title": book.add_format({"bold": True, "font_size": 14}),
             "h": book.add_format(
@@ -863,10 +865,11 @@ class _Pack:
 
     def _summary(self, sheet: Any) -> None:
         r, lang = self.row, self.lang
-        sheet.set_column(0, 0, 40)
-        sheet.set_column(1, 1, 24)
-        sheet.set_column(2, 4, 18)
-        sheet.set_column(5, 5, 60)
+        sheet.set_column(0, 0, 42)
+        sheet.set_column(1, 1, 26)
+        sheet.set_column(2, 3, 12)
+        sheet.set_column(4, 4, 34)
+        sheet.set_column(5, 5, 70)
         sheet.write_string(0, 0, t("title", lang), self.f["title"])
         facts = [
             (t("project", lang), f"{self.pid}  {r.get('project_name') or ''}"),
@@ -878,27 +881,17 @@ class _Pack:
             self.text(sheet, i, 0, label, self.f["label"])
             self.text(sheet, i, 1, value)
         row = 7
-        sheet.write_row(
-            row,
-            0,
-            [
-                t("rulebook", lang),
-                t("status", lang),
-                t("item", lang),
-                t("applies", lang),
-                "",
-                t("missing", lang),
-            ],
-            self.f["h"],
-        )
+        heads = [t("rulebook", lang), t("status", lang), t("item", lang), t("applies", lang)]
+        sheet.write_row(row, 0, heads + [t("missing", lang), t("source", lang)], self.f["h"])
         for book in self.result.rulebooks:
             row += 1
-            self.text(sheet, row, 0, f"{book.id} — {book.title.get(lang)}", self.f["text"])
+            self.text(sheet, row, 0, book.id)
             self.text(sheet, row, 1, status_text(r.get(f"{book.id}__status"), lang))
             self.text(sheet, row, 2, r.get(f"{book.id}__item") or "")
             self.text(sheet, row, 3, "yes" if r.get(f"{book.id}__applies") else "no")
             missing = r.get(f"{book.id}__missing")
-            self.text(sheet, row, 5, ", ".join(missing) if missing else "", self.f["text"])
+            self.text(sheet, row, 4, ", ".join(missing) if missing else "")
+            self.text(sheet, row, 5, f"{book.title.get(lang)} ({book.version})")
         row += 2
         sheet.write_row(row, 0, [t("metric", lang), t("value", lang)], self.f["h"])
         metrics = [
@@ -935,7 +928,7 @@ class _Pack:
             number = self.number(value, float("nan"))
             if formula.startswith("=em_") and r.get("avoided_tco2e_per_year") is None:
                 self.text(sheet, row, 1, "n/a")
-                self.text(sheet, row, 5, r.get("emissions_note") or "", self.f["text"])
+                self.text(sheet, row, 4, r.get("emissions_note") or "")
             elif math.isnan(number):
                 sheet.write_formula(row, 1, formula, self.f[kind])
             else:
@@ -960,17 +953,28 @@ class _Pack:
                 {"name": t(key, self.lang), "categories": categories, "values": ref(key)}
             )
         chart.set_title({"name": t("chart_cashflow", self.lang)})
-        chart.set_size({"width": 620, "height": 300})
+        chart.set_x_axis({"label_position": "low", "name": t("year", self.lang)})
+        chart.set_y_axis({"num_format": self.f["money"].num_format})
+        chart.set_legend({"position": "bottom"})
+        chart.set_size({"width": 720, "height": 320})
         sheet.insert_chart(row, 0, chart)
         dscr = self.book.add_chart({"type": "line"})
         dscr.add_series(
             {"name": t("dscr", self.lang), "categories": categories, "values": ref("dscr")}
         )
         dscr.set_title({"name": t("chart_dscr", self.lang)})
-        dscr.set_size({"width": 460, "height": 300})
+        dscr.set_x_axis({"label_position": "low", "name": t("year", self.lang)})
+        dscr.set_y_axis({"num_format": "0.00"})
+        dscr.set_legend({"none": True})
+        dscr.set_size({"width": 520, "height": 320})
         sheet.insert_chart(row, 4, dscr)
 
     def close(self) -> None:
+        for sheet in self.book.worksheets():  # A4 landscape, one page wide, labelled footer
+            sheet.set_paper(9)
+            sheet.set_landscape()
+            sheet.fit_to_pages(1, 0)
+            sheet.set_footer(f"&Lgreenscreen {__version__}&R&P / &N")
         self.book.close()
 
 
