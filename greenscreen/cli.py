@@ -123,6 +123,14 @@ def demo(out_dir: Path, quiet: bool) -> None:
 )
 @click.option("--sheet", help="Excel sheet name (default: 'pipeline', else the first sheet).")
 @click.option("--encoding", help="CSV encoding (default: UTF-8, else GBK/GB18030).")
+@click.option(
+    "--portfolio-max-rows",
+    type=int,
+    default=100_000,
+    show_default=True,
+    help="Write portfolio.xlsx up to this many projects (0: never).",
+)
+@click.option("--lang", type=click.Choice(["en", "zh"]), default="en", show_default=True)
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
 def screen(
     pipeline: Path,
@@ -140,6 +148,8 @@ def screen(
     factors_dir: Path | None,
     sheet: str | None,
     encoding: str | None,
+    portfolio_max_rows: int,
+    lang: str,
     quiet: bool,
 ) -> None:
     """Screen PIPELINE (CSV, Excel, Parquet, JSON) and write the results to --out."""
@@ -299,7 +309,13 @@ def explain(
 
 
 def _screen(
-    source: Path, out_dir: Path, *, strict: bool, quiet: bool, options: dict[str, Any]
+    source: Path,
+    out_dir: Path,
+    *,
+    strict: bool,
+    quiet: bool,
+    options: dict[str, Any],
+    write_options: dict[str, Any] | None = None,
 ) -> None:
     from greenscreen.run import screen as run_screen
 
@@ -308,7 +324,14 @@ def _screen(
     say(f"greenscreen {__version__}: screening {source}")
     result = run_screen(source, **options)
     pipeline = result.pipeline
-    paths = result.write(out_dir)
+    write_options = write_options or {}
+    max_rows = write_options.get("portfolio_max_rows", 100_000)
+    paths = result.write(
+        out_dir,
+        portfolio=max_rows > 0,
+        portfolio_max_rows=max(max_rows, 0),
+        lang=write_options.get("lang", "en"),
+    )
     say(pipeline.summary())
     for note in pipeline.notes:
         say(f"  note: {note}")
@@ -328,6 +351,10 @@ def _screen(
     if "subsidies" in paths:
         say(f"  {paths['subsidies']}  (programme × award; payments in subsidy_schedule.parquet)")
     say(f"  {paths['rejects']}  ({result.rejects.height} reject rows)")
+    if "portfolio" in paths:
+        say(f"  {paths['portfolio']}  (batch workbook: results table, summary, charts)")
+    elif not quiet:
+        say(f"  portfolio.xlsx not written: {result.results.height:,} projects > the row limit")
     say(f"  {paths['run']}  (input hash, column mapping, counts)")
     say(f"done in {time.perf_counter() - started:.2f} s")
     if strict and pipeline.rejects.height:

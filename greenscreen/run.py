@@ -23,6 +23,9 @@ from greenscreen.emissions import EmissionsConfig, estimate
 from greenscreen.engine import DECISION_SCHEMA, evaluate
 from greenscreen.errors import GreenscreenError, did_you_mean
 from greenscreen.io import Pipeline, read_pipeline
+from greenscreen.report.labels import Lang
+from greenscreen.report.portfolio import MAX_ROWS as PORTFOLIO_MAX_ROWS
+from greenscreen.report.portfolio import write_portfolio
 from greenscreen.rulebook import Rulebook, bundled_rulebooks, load_rulebooks
 from greenscreen.schema import TEMPLATE_VERSION
 from greenscreen.subsidy import (
@@ -110,11 +113,20 @@ class ScreenResult:
             },
         }
 
-    def write(self, out_dir: str | Path) -> dict[str, Path]:
+    def write(
+        self,
+        out_dir: str | Path,
+        *,
+        portfolio: bool = True,
+        portfolio_max_rows: int = PORTFOLIO_MAX_ROWS,
+        lang: Lang = "en",
+    ) -> dict[str, Path]:
         """Write results.parquet/.csv, decisions.parquet, rejects.csv and run.json to ``out_dir``.
 
         Each file is written to a temporary name and moved into place, so an interrupted run
         never leaves a half-written output. CSVs carry a UTF-8 BOM so Excel shows Chinese text.
+        ``portfolio.xlsx`` (the batch workbook) is written up to ``portfolio_max_rows``
+        projects; above that Excel is the wrong tool and the Parquet results hold everything.
         """
         out = Path(out_dir)
         try:
@@ -128,6 +140,7 @@ class ScreenResult:
             "subsidies": out / "subsidies.parquet",
             "schedule": out / "subsidy_schedule.parquet",
             "sensitivities": out / "sensitivities.parquet",
+            "portfolio": out / "portfolio.xlsx",
             "rejects": out / "rejects.csv",
             "run": out / "run.json",
         }
@@ -142,6 +155,13 @@ class ScreenResult:
             _atomic(paths["schedule"], lambda p: schedule.write_parquet(p, statistics=False))
         else:
             del paths["subsidies"], paths["schedule"]
+        if portfolio and self.results.height <= portfolio_max_rows:
+            _atomic(
+                paths["portfolio"],
+                lambda p: write_portfolio(self, p, lang=lang, max_rows=portfolio_max_rows),
+            )
+        else:
+            del paths["portfolio"]
         if self.appraisal is not None and self.appraisal.sensitivities.height:
             table = self.appraisal.sensitivities
             _atomic(paths["sensitivities"], lambda p: table.write_parquet(p, statistics=False))

@@ -72,7 +72,9 @@ def test_screen_with_rejects_exits_zero_and_prints_counts(tmp_path: Path) -> Non
 def test_outputs_are_byte_identical_across_runs(tmp_path: Path) -> None:
     for name in ("a", "b"):
         assert run("demo", "-q", "--out", str(tmp_path / name)).returncode == 0
-    for file in ("results.parquet", "results.csv", "rejects.csv", "run.json"):
+    files = ("results.parquet", "results.csv", "rejects.csv", "run.json", "portfolio.xlsx")
+    files += ("decisions.parquet", "subsidies.parquet", "subsidy_schedule.parquet")
+    for file in files:
         assert (tmp_path / "a" / file).read_bytes() == (tmp_path / "b" / file).read_bytes(), file
 
 

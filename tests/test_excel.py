@@ -239,3 +239,44 @@ def test_cli_pack(tmp_path: Path) -> None:
         timeout=120,
     )
     assert missing.returncode == 1 and "no project 'GS-999'" in missing.stderr
+
+
+@pytest.mark.slow
+def test_portfolio_workbook_recalculates_to_the_results(tmp_path: Path) -> None:
+    """portfolio.xlsx: an Excel table of the results, and summary formulas (COUNTIF/SUM over
+    the table) that LibreOffice recalculates to the engine's totals."""
+    result = screen(data_file("sample_pipeline.csv"))
+    paths = result.write(tmp_path / "out")
+    portfolio = paths["portfolio"]
+    book = openpyxl.load_workbook(portfolio)
+    assert book.sheetnames == ["Summary", "Results", "Rejects", "Sources"]
+    assert "results" in book["Results"].tables
+    assert book["Results"].freeze_panes == "B2"
+    (recalculated,) = recalculate([portfolio], tmp_path)
+    values = openpyxl.load_workbook(recalculated, data_only=True)["Summary"]
+    cells = {values.cell(r, 1).value: values.cell(r, 2).value for r in range(1, 12)}
+    frame = result.results
+    assert cells["Projects"] == frame.height
+    assert cells["Loan amount"] == pytest.approx(frame["loan_amount"].sum(), rel=1e-9)
+    assert cells["Avoided emissions per year [tCO2e/yr]"] == pytest.approx(
+        frame["avoided_tco2e_per_year"].sum(), rel=1e-9
+    )
+    assert cells["Subsidies (committed)"] == pytest.approx(frame["subsidy_total"].sum(), rel=1e-9)
+    rows = {values.cell(r, 1).value: r for r in range(1, 60)}
+    excluded_col = (
+        1
+        + list(("aligned", "eligible", "insufficient_data", "excluded", "not_eligible")).index(
+            "excluded"
+        )
+        + 1
+    )
+    assert (
+        values.cell(rows["cn_exclusions"], excluded_col).value
+        == frame.filter(pl.col("cn_exclusions__status") == "excluded").height
+    )
+
+
+def test_portfolio_is_skipped_above_the_row_limit(tmp_path: Path) -> None:
+    result = screen(data_file("sample_pipeline.csv"))
+    paths = result.write(tmp_path, portfolio_max_rows=10)
+    assert "portfolio" not in paths and not (tmp_path / "portfolio.xlsx").exists()
