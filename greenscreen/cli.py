@@ -178,7 +178,11 @@ def screen(
 )
 @click.option("--lang", type=click.Choice(["en", "zh"]), default="en", show_default=True)
 @click.option(
-    "--format", "formats", default="xlsx", show_default=True, help="Comma-separated: xlsx."
+    "--format",
+    "formats",
+    default="xlsx,html",
+    show_default=True,
+    help="Comma-separated: xlsx, html.",
 )
 @click.option("--rulebooks", "rulebook_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--sheet", help="Excel sheet name.")
@@ -194,14 +198,14 @@ def pack(
     sheet: str | None,
     quiet: bool,
 ) -> None:
-    """Write appraisal packs (Excel with live formulas) for --project ID … or --all."""
+    """Write appraisal packs (Excel with live formulas, HTML) for --project ID … or --all."""
     from greenscreen.report import write_packs
     from greenscreen.run import screen as run_screen
 
     if not project_ids and not all_projects:
         raise click.UsageError("give --project ID (repeatable) or --all")
     wanted = {f.strip() for f in formats.split(",") if f.strip()}
-    unknown = wanted - {"xlsx"}
+    unknown = wanted - {"xlsx", "html"}
     if unknown:
         raise click.BadParameter(
             f"unknown format(s): {', '.join(sorted(unknown))}", param_hint="--format"
@@ -355,6 +359,7 @@ def _screen(
         say(f"  {paths['portfolio']}  (batch workbook: results table, summary, charts)")
     elif not quiet:
         say(f"  portfolio.xlsx not written: {result.results.height:,} projects > the row limit")
+    say(f"  {paths['portfolio_html']}  (report; packs: greenscreen pack … --all --out DIR/packs)")
     say(f"  {paths['run']}  (input hash, column mapping, counts)")
     say(f"done in {time.perf_counter() - started:.2f} s")
     if strict and pipeline.rejects.height:

@@ -23,6 +23,7 @@ from greenscreen.emissions import EmissionsConfig, estimate
 from greenscreen.engine import DECISION_SCHEMA, evaluate
 from greenscreen.errors import GreenscreenError, did_you_mean
 from greenscreen.io import Pipeline, read_pipeline
+from greenscreen.report.html import write_portfolio_html
 from greenscreen.report.labels import Lang
 from greenscreen.report.portfolio import MAX_ROWS as PORTFOLIO_MAX_ROWS
 from greenscreen.report.portfolio import write_portfolio
@@ -141,6 +142,7 @@ class ScreenResult:
             "schedule": out / "subsidy_schedule.parquet",
             "sensitivities": out / "sensitivities.parquet",
             "portfolio": out / "portfolio.xlsx",
+            "portfolio_html": out / "portfolio.html",
             "rejects": out / "rejects.csv",
             "run": out / "run.json",
         }
@@ -162,6 +164,11 @@ class ScreenResult:
             )
         else:
             del paths["portfolio"]
+        # links point at packs written with: greenscreen pack PIPELINE --all --out DIR/packs
+        _atomic(
+            paths["portfolio_html"],
+            lambda p: write_portfolio_html(self, p, lang=lang, link_prefix="packs/"),
+        )
         if self.appraisal is not None and self.appraisal.sensitivities.height:
             table = self.appraisal.sensitivities
             _atomic(paths["sensitivities"], lambda p: table.write_parquet(p, statistics=False))

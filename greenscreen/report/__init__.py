@@ -1,4 +1,4 @@
-"""Bank-ready appraisal packs: Excel workbooks with live formulas (and, later, HTML)."""
+"""Bank-ready appraisal packs: Excel workbooks with live formulas and self-contained HTML."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ import polars as pl
 from greenscreen.errors import GreenscreenError, did_you_mean
 from greenscreen.report._files import confined, safe_stem
 from greenscreen.report.excel import write_excel_pack
+from greenscreen.report.html import write_html_pack, write_portfolio_html
 from greenscreen.report.labels import Lang
 
-__all__ = ["write_excel_pack", "write_packs"]
+__all__ = ["write_excel_pack", "write_html_pack", "write_packs", "write_portfolio_html"]
 
 
 def write_packs(
@@ -45,4 +46,8 @@ def write_packs(
         stem = safe_stem(pid)
         if "xlsx" in formats:
             written.append(write_excel_pack(result, pid, confined(out, f"{stem}.xlsx"), lang=lang))
+        if "html" in formats:
+            written.append(write_html_pack(result, pid, confined(out, f"{stem}.html"), lang=lang))
+    if "html" in formats and len(ids) > 1:  # an index linking the packs
+        written.append(write_portfolio_html(result, confined(out, "index.html"), lang=lang))
     return written

@@ -1,0 +1,245 @@
+"""Self-contained HTML appraisal packs and the portfolio report.
+
+jinja2 templates from ``templates/`` (autoescape on: pipeline text is always escaped), inline
+CSS with an A4 print stylesheet, charts as inline SVG from pygal. Nothing is fetched when the
+page is viewed: no scripts, fonts, images or styles from anywhere.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pygal
+from pygal.style import Style
+
+from greenscreen import __version__
+from greenscreen._resources import bundled_dir
+from greenscreen.report._files import safe_stem
+from greenscreen.report.labels import Lang, status_text, t
+from greenscreen.report.view import project_view
+
+_STYLE = Style(
+    background="white",
+    plot_background="white",
+    foreground="#333333",
+    foreground_strong="#1F4E79",
+    foreground_subtle="#999999",
+    colors=("#1F4E79", "#70AD47", "#C55A11", "#7F7F7F", "#FFC000"),
+    font_family="'Noto Sans CJK SC', 'Microsoft YaHei', 'PingFang SC', sans-serif",
+)
+
+
+@cache
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(bundled_dir("templates"))),
+        autoescape=jinja2.select_autoescape(["html", "j2"], default=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    env.filters.update(number=_number, percent=_percent, money=_money)
+    return env
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and (math.isnan(value) or math.isinf(value)))
+
+
+def _number(value: Any, digits: int = 0) -> str:
+    return "—" if _missing(value) else f"{value:,.{digits}f}"
+
+
+def _percent(value: Any) -> str:
+    return "—" if _missing(value) else f"{value * 100:.2f} %"
+
+
+def _money(value: Any, lang: str = "en") -> str:
+    if _missing(value):
+        return "—"
+    return f"{value / 1e4:,.1f} 万" if lang == "zh" else f"{value:,.0f}"
+
+
+def _short_money(value: Any, lang: str) -> str:
+    """Axis labels: 万/亿 in Chinese, M/bn in English."""
+    if _missing(value):
+        return ""
+    if lang == "zh":
+        return f"{value / 1e8:,.1f}亿" if abs(value) >= 1e8 else f"{value / 1e4:,.0f}万"
+    return f"{value / 1e9:,.1f}bn" if abs(value) >= 1e9 else f"{value / 1e6:,.1f}M"
+
+
+def _svg(chart: Any, key: str) -> str:
+    """pygal's SVG made deterministic and script-free: a fixed id instead of a random uuid,
+    no generation-date comment, no inline script (the charts are static)."""
+    svg = chart.render(is_unicode=True)
+    svg = re.sub(
+        r"chart-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", f"chart-{key}", svg
+    )
+    svg = re.sub(r"<!--Generated with pygal.*?-->", "", svg)
+    return re.sub(r"<script.*?</script>", "", svg, flags=re.S)
+
+
+def _base(kind: Any, title: str, **options: Any) -> Any:
+    settings: dict[str, Any] = {
+        "js": [],
+        "style": _STYLE,
+        "disable_xml_declaration": True,
+        "width": 760,
+        "height": 320,
+        "title": title,
+        "legend_at_bottom": True,
+        "print_values": False,
+        "truncate_legend": -1,
+    }
+    settings.update(options)
+    return kind(**settings)
+
+
+def _charts(view: dict[str, Any], lang: Lang) -> dict[str, str]:
+    charts: dict[str, str] = {}
+    flows = view["cash_flows"]
+    if flows:
+        years = [str(r["year"]) for r in flows]
+        bar = _base(
+            pygal.Bar, t("chart_cashflow", lang), x_labels_major_every=5, show_minor_x_labels=False
+        )
+        bar.x_labels = years
+        for key in ("project_cf", "cfads", "debt_service"):
+            bar.add(t(key, lang), [None if _missing(r[key]) else r[key] for r in flows])
+        charts["cashflow"] = _svg(bar, "cashflow")
+        dscr = [None if _missing(r["dscr"]) else r["dscr"] for r in flows]
+        if any(v is not None for v in dscr):
+            line = _base(
+                pygal.Line,
+                t("chart_dscr", lang),
+                show_legend=False,
+                x_labels_major_every=5,
+                show_minor_x_labels=False,
+            )
+            line.x_labels = years
+            line.add(t("dscr", lang), dscr)
+            charts["dscr"] = _svg(line, "dscr")
+    tornado = [s for s in view["sensitivities"] if not s["driver"].startswith("carbon_price")]
+    if tornado:
+        chart = _base(
+            pygal.HorizontalBar,
+            "NPV sensitivity (±10 %)",
+            formatter=lambda v: _short_money(v, lang),
+        )
+        drivers = sorted({s["driver"] for s in tornado})
+        chart.x_labels = drivers
+        for direction in ("low", "high"):
+            values = {s["driver"]: s["npv_delta"] for s in tornado if s["direction"] == direction}
+            chart.add(
+                f"{direction} (−10 %)" if direction == "low" else f"{direction} (+10 %)",
+                [values.get(d) for d in drivers],
+            )
+        charts["tornado"] = _svg(chart, "tornado")
+    return charts
+
+
+def render_html_pack(result: Any, project_id: str, *, lang: Lang = "en") -> str:
+    """The HTML of one project's pack (a complete, self-contained document)."""
+    view = project_view(result, project_id, lang)
+    template = _environment().get_template("pack.html.j2")
+    return template.render(
+        v=view,
+        lang=lang,
+        t=lambda key: t(key, lang),
+        charts=_charts(view, lang),
+        version=__version__,
+    )
+
+
+def write_html_pack(result: Any, project_id: str, path: str | Path, *, lang: Lang = "en") -> Path:
+    """Write one project's self-contained, printable HTML pack."""
+    path = Path(path)
+    path.write_text(render_html_pack(result, project_id, lang=lang), encoding="utf-8")
+    return path
+
+
+TABLE_ROWS = 5_000
+
+
+def render_portfolio(
+    result: Any, *, lang: Lang = "en", pack_suffix: str | None = ".html", link_prefix: str = ""
+) -> str:
+    """The portfolio report: tiles, status breakdowns and a static table of projects linking
+    to their packs (``{link_prefix}{safe id}{pack_suffix}``). The table lists at most
+    :data:`TABLE_ROWS` projects (the Parquet results and portfolio.xlsx hold them all)."""
+    frame = result.results
+    counts = []
+    for book in result.rulebooks:
+        column = f"{book.id}__status"
+        values = dict(frame[column].value_counts().iter_rows()) if column in frame.columns else {}
+        counts.append({"id": book.id, "title": book.title.get(lang), "counts": values})
+    statuses = ["aligned", "eligible", "insufficient_data", "excluded", "not_eligible"]
+    chart = _base(pygal.StackedBar, t("decisions", lang), height=360)
+    chart.x_labels = [c["id"] for c in counts]
+    for status in statuses:
+        chart.add(status, [c["counts"].get(status, 0) for c in counts])
+
+    def total(column: str) -> float:
+        return float(frame[column].fill_nan(None).sum()) if column in frame.columns else 0.0
+
+    tiles = [
+        ("projects", f"{frame.height:,}"),
+        ("rejected rows", f"{result.pipeline.n_rejected:,}"),
+        ("loan amount", _money(total("loan_amount"), lang)),
+        (t("avoided_year", lang), _number(total("avoided_tco2e_per_year"))),
+        (t("attributable", lang), _number(total("attributable_tco2e_per_year"))),
+        (t("subsidy_total", lang), _money(total("subsidy_total"), lang)),
+    ]
+    columns = [
+        c for c in ("project_id", "project_name", "activity", "province") if c in frame.columns
+    ]
+    rows = []
+    for rec in frame.head(TABLE_ROWS).iter_rows(named=True):
+        rows.append(
+            {
+                "link": f"{link_prefix}{safe_stem(rec['project_id'])}{pack_suffix}"
+                if pack_suffix
+                else None,
+                "cells": [rec.get(c) for c in columns],
+                "statuses": [(b.id, rec.get(f"{b.id}__status")) for b in result.rulebooks],
+                "avoided": rec.get("avoided_tco2e_per_year"),
+                "npv": rec.get("npv"),
+                "min_dscr": rec.get("min_dscr"),
+            }
+        )
+    template = _environment().get_template("portfolio.html.j2")
+    return template.render(
+        lang=lang,
+        t=lambda key: t(key, lang),
+        status_text=lambda s: status_text(s, lang),
+        source=result.pipeline.source.name,
+        tiles=tiles,
+        counts=counts,
+        statuses=statuses,
+        chart=_svg(chart, "portfolio"),
+        columns=columns,
+        rulebooks=[b.id for b in result.rulebooks],
+        rows=rows,
+        truncated=max(frame.height - TABLE_ROWS, 0),
+        version=__version__,
+    )
+
+
+def write_portfolio_html(
+    result: Any,
+    path: str | Path,
+    *,
+    lang: Lang = "en",
+    pack_suffix: str | None = ".html",
+    link_prefix: str = "",
+) -> Path:
+    path = Path(path)
+    html = render_portfolio(result, lang=lang, pack_suffix=pack_suffix, link_prefix=link_prefix)
+    path.write_text(html, encoding="utf-8")
+    return path

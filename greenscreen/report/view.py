@@ -1,0 +1,143 @@
+"""The view model of one project's appraisal pack, shared by the Excel and HTML writers so
+their figures cannot drift apart."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import polars as pl
+
+from greenscreen import __version__
+from greenscreen.report.labels import Lang, status_text, t
+
+#: (key, results column, unit, kind) of the key metrics, in display order
+METRICS: list[tuple[str, str, str, str]] = [
+    ("avoided_year", "avoided_tco2e_per_year", "tCO2e/yr", "num"),
+    ("avoided_life", "avoided_tco2e_lifetime", "tCO2e", "num"),
+    ("attributable", "attributable_tco2e_per_year", "tCO2e/yr", "num"),
+    ("subsidy_total", "subsidy_total", "currency", "money"),
+    ("npv", "npv", "currency", "money"),
+    ("project_irr", "project_irr", "", "pct"),
+    ("equity_irr", "equity_irr", "", "pct"),
+    ("min_dscr", "min_dscr", "×", "ratio"),
+    ("llcr", "llcr", "×", "ratio"),
+    ("lcoe", "lcoe", "currency/MWh", "num"),
+]
+
+
+def clean(value: Any) -> Any:
+    """None for NaN/inf, the value otherwise."""
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return None
+    return value
+
+
+def project_view(result: Any, project_id: str, lang: Lang) -> dict[str, Any]:
+    """Everything a pack shows for one project, with labels in ``lang``."""
+    row = result.results.filter(pl.col("project_id") == project_id).row(0, named=True)
+    decisions = []
+    for book in result.rulebooks:
+        code = row.get(f"{book.id}__item")
+        decisions.append(
+            {
+                "id": book.id,
+                "title": book.title.get(lang),
+                "version": book.version,
+                "status": row.get(f"{book.id}__status"),
+                "status_text": status_text(row.get(f"{book.id}__status"), lang),
+                "item": code or "",
+                "item_name": book.item(code).name.get(lang) if code else "",
+                "applies": bool(row.get(f"{book.id}__applies")),
+                "missing": row.get(f"{book.id}__missing") or [],
+                "flags": row.get(f"{book.id}__flags") or [],
+                "ghg_mark": row.get(f"{book.id}__ghg_mark"),
+            }
+        )
+    criteria = (
+        result.decisions.filter(pl.col("project_id") == project_id)
+        .sort("rulebook", "selected", descending=[False, True], maintain_order=True)
+        .to_dicts()
+    )
+    metrics = [
+        {
+            "key": key,
+            "label": t(key, lang),
+            "value": clean(row.get(column)),
+            "unit": unit,
+            "kind": kind,
+        }
+        for key, column, unit, kind in METRICS
+    ]
+    emissions = {
+        "method": row.get("emissions_method"),
+        "note": row.get("emissions_note"),
+        "ef": clean(row.get("grid_ef_tco2_per_mwh")),
+        "ef_source": row.get("ef_source"),
+        "ef_verification": row.get("ef_verification"),
+        "share": clean(row.get("attributable_share")),
+        "per_million": clean(row.get("tco2e_per_million_lent")),
+        "coal": clean(row.get("standard_coal_saved_tce_per_year")),
+        "quality": row.get("data_quality_score"),
+        "quality_basis": row.get("data_quality_basis"),
+        "flags": row.get("emissions_flags") or [],
+    }
+    awards, schedule = [], []
+    if result.subsidies is not None:
+        awards = result.subsidies.awards.filter(pl.col("project_id") == project_id).to_dicts()
+        schedule = result.subsidies.schedule.filter(pl.col("project_id") == project_id).to_dicts()
+    cash_flows: list[dict[str, Any]] = []
+    sensitivities: list[dict[str, Any]] = []
+    if result.appraisal is not None:
+        cash_flows = result.appraisal.cash_flows_for([project_id]).to_dicts()
+        if result.appraisal.sensitivities.height:
+            sensitivities = result.appraisal.sensitivities.filter(
+                pl.col("project_id") == project_id
+            ).to_dicts()
+    meta = result.metadata()
+    sources = [
+        (t("tool", lang), f"greenscreen {__version__}"),
+        (t("input_file", lang), f"{meta['input']['name']} ({meta['input']['format']})"),
+        (t("input_hash", lang), str(meta["input"]["sha256"])),
+        *[
+            (t("rulebooks", lang), f"{b['id']} {b['version']} ({b['verification']})")
+            for b in meta["rulebooks"]
+        ],
+        *[
+            ("programmes", f"{p['id']} {p['version']} ({p['kind']}, {p['verification']})")
+            for p in meta["programmes"]
+        ],
+        (t("factors", lang), row.get("ef_source") or "—"),
+        *[
+            (t("assumptions", lang), f"{k} = {v}")
+            for k, v in meta["appraisal"].items()
+            if k != "carbon_scenarios"
+        ],
+    ]
+    return {
+        "lang": lang,
+        "project_id": project_id,
+        "row": row,
+        "facts": [
+            (t("project", lang), f"{project_id}  {row.get('project_name') or ''}".strip()),
+            (t("borrower", lang), row.get("borrower") or ""),
+            (
+                t("activity", lang),
+                f"{row.get('activity') or '—'} ({row.get('activity_source') or '—'})",
+            ),
+            (t("province", lang), row.get("province") or ""),
+            ("approval_date", str(row.get("approval_date") or "—")),
+            ("cod", str(row.get("cod") or "—")),
+        ],
+        "description": row.get("description") or "",
+        "decisions": decisions,
+        "criteria": criteria,
+        "metrics": metrics,
+        "irr_reason": row.get("irr_reason") or "",
+        "emissions": emissions,
+        "awards": awards,
+        "schedule": schedule,
+        "cash_flows": cash_flows,
+        "sensitivities": sensitivities,
+        "sources": sources,
+    }
