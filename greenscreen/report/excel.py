@@ -24,6 +24,7 @@ from xlsxwriter.utility import xl_col_to_name, xl_rowcol_to_cell
 
 from greenscreen import __version__
 from greenscreen.report.labels import Lang, status_text, t
+from greenscreen.report.view import project_view
 
 _FIXED_TIME = dt.datetime(2025, 1, 1)  # document properties: byte-identical output
 _FIRST_YEAR_COL = 3  # column D holds year t = 0 on the CashFlow sheet
@@ -56,6 +57,7 @@ class _Pack:
         )
         self.f = self._formats()
         self.names: dict[str, str] = {}
+        self.view = project_view(result, project_id, lang)
 
     # -- formats ---------------------------------------------------------------------------
     def _formats(self) -> dict[str, Any]:
@@ -832,34 +834,10 @@ class _Pack:
         sheet.autofilter(0, 0, max(decisions.height, 1), len(heads) - 1)
 
     def _sources(self, sheet: Any) -> None:
-        lang = self.lang
-        meta = self.result.metadata()
         sheet.set_column(0, 0, 28)
         sheet.set_column(1, 1, 90)
-        rows: list[tuple[str, str]] = [
-            (t("tool", lang), f"greenscreen {__version__}"),
-            (t("input_file", lang), f"{meta['input']['name']} ({meta['input']['format']})"),
-            (t("input_hash", lang), str(meta["input"]["sha256"])),
-        ]
-        rows += [
-            (
-                t("rulebooks", lang),
-                f"{b['id']} {b['version']} (effective {b['effective']}, {b['verification']})",
-            )
-            for b in meta["rulebooks"]
-        ]
-        rows += [(t("factors", lang), f"{self.row.get('ef_source') or '—'}")]
-        rows += [
-            (t("assumptions", lang), f"{key} = {value}")
-            for key, value in meta["appraisal"].items()
-            if key != "carbon_scenarios"
-        ]
-        rows += [
-            ("programmes", f"{p['id']} {p['version']} ({p['kind']}, {p['verification']})")
-            for p in meta["programmes"]
-        ]
-        sheet.write_row(0, 0, [t("metric", lang), t("value", lang)], self.f["h"])
-        for i, (label, value) in enumerate(rows, start=1):
+        sheet.write_row(0, 0, [t("metric", self.lang), t("value", self.lang)], self.f["h"])
+        for i, (label, value) in enumerate(self.view["sources"], start=1):
             self.text(sheet, i, 0, label, self.f["label"])
             self.text(sheet, i, 1, value, self.f["text"])
 
@@ -871,27 +849,20 @@ class _Pack:
         sheet.set_column(4, 4, 34)
         sheet.set_column(5, 5, 70)
         sheet.write_string(0, 0, t("title", lang), self.f["title"])
-        facts = [
-            (t("project", lang), f"{self.pid}  {r.get('project_name') or ''}"),
-            (t("borrower", lang), r.get("borrower") or ""),
-            (t("activity", lang), f"{r.get('activity') or ''} ({r.get('activity_source') or ''})"),
-            (t("province", lang), r.get("province") or ""),
-        ]
-        for i, (label, value) in enumerate(facts, start=2):
+        for i, (label, value) in enumerate(self.view["facts"][:4], start=2):
             self.text(sheet, i, 0, label, self.f["label"])
             self.text(sheet, i, 1, value)
         row = 7
         heads = [t("rulebook", lang), t("status", lang), t("item", lang), t("applies", lang)]
         sheet.write_row(row, 0, heads + [t("missing", lang), t("source", lang)], self.f["h"])
-        for book in self.result.rulebooks:
+        for decision in self.view["decisions"]:
             row += 1
-            self.text(sheet, row, 0, book.id)
-            self.text(sheet, row, 1, status_text(r.get(f"{book.id}__status"), lang))
-            self.text(sheet, row, 2, r.get(f"{book.id}__item") or "")
-            self.text(sheet, row, 3, "yes" if r.get(f"{book.id}__applies") else "no")
-            missing = r.get(f"{book.id}__missing")
-            self.text(sheet, row, 4, ", ".join(missing) if missing else "")
-            self.text(sheet, row, 5, f"{book.title.get(lang)} ({book.version})")
+            self.text(sheet, row, 0, decision["id"])
+            self.text(sheet, row, 1, decision["status_text"])
+            self.text(sheet, row, 2, decision["item"])
+            self.text(sheet, row, 3, "yes" if decision["applies"] else "no")
+            self.text(sheet, row, 4, ", ".join(decision["missing"]))
+            self.text(sheet, row, 5, f"{decision['title']} ({decision['version']})")
         row += 2
         sheet.write_row(row, 0, [t("metric", lang), t("value", lang)], self.f["h"])
         metrics = [
