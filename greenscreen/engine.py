@@ -262,8 +262,26 @@ def evaluate(projects: pl.DataFrame, rulebooks: Sequence[Rulebook]) -> Screening
                 c for c in columns if c.name.endswith(("__status", "__item"))
             )
         decisions.append(book_decisions)
+    summary = summary.with_columns(_inherit_missing(book) for book in rulebooks if book.depends_on)
     table = pl.concat(decisions, how="vertical") if decisions else DECISION_SCHEMA.to_frame().lazy()
     return Screening(summary=summary, decisions_lazy=table)
+
+
+def _inherit_missing(book: Rulebook) -> pl.Expr:
+    """A criterion over another rulebook's status is unknown because that rulebook lacks data:
+    ask the client for *its* missing fields, not for ``eu_taxonomy__status``."""
+    own = pl.col(f"{book.id}__missing")
+    internal = [f"{dep}__{part}" for dep in book.depends_on for part in ("status", "item")]
+    inherited = [
+        pl.when(own.list.contains(f"{dep}__status"))
+        .then(pl.col(f"{dep}__missing"))
+        .otherwise(pl.lit([], dtype=pl.List(pl.String)))
+        for dep in book.depends_on
+    ]
+    merged = pl.concat_list(
+        own.list.eval(pl.element().filter(~pl.element().is_in(internal))), *inherited
+    ).list.unique(maintain_order=True)
+    return pl.when(own.is_null()).then(own).otherwise(merged).alias(f"{book.id}__missing")
 
 
 def _dependency_order(rulebooks: Sequence[Rulebook]) -> list[Rulebook]:

@@ -259,6 +259,16 @@ def test_cgt_crosswalk_needs_both_sides() -> None:
     assert one(activity="coal_power")["cgt_2022__status"] == "not_eligible"
 
 
+def test_cgt_asks_for_the_eu_side_fields_not_for_an_internal_status() -> None:
+    # The CGT pair is undecided because the EU side lacks the lifecycle figure: the client is
+    # asked for that figure, never for "eu_taxonomy__status".
+    row = one(activity="hydropower", power_density_w_m2=4, cn_hydro_in_13fyp_base="yes")
+    assert row["eu_taxonomy__status"] == "insufficient_data"
+    assert row["cgt_2022__status"] == "insufficient_data"
+    assert set(row["eu_taxonomy__missing"]) <= set(row["cgt_2022__missing"])
+    assert not any(f.endswith(("__status", "__item")) for f in row["cgt_2022__missing"])
+
+
 def test_the_rule_basis_is_recorded() -> None:
     assert one(activity="solar_pv")["rules_basis"] == "current rules (no approval_date)"
     assert one(activity="solar_pv", approval_date="2024-06-01")["rules_basis"] == "approval_date"

@@ -112,10 +112,13 @@ def test_portfolio_report_links_packs(sample, tmp_path: Path) -> None:  # type: 
     html = index.read_text(encoding="utf-8")
     assert 'href="GS-009.html"' in html and 'href="GS-001.html"' in html
     page = browser.visit(index)
-    assert page.title.startswith("greenscreen portfolio")
+    assert page.title.startswith("Green loan pipeline screening")
     assert all(url.startswith("file://") for url in page.requests)
     paths = sample.write(tmp_path / "out")
     report = paths["portfolio_html"].read_text(encoding="utf-8")
     assert 'href="packs/GS-009.html"' in report
     big = write_portfolio_html(sample, tmp_path / "p.html")
     assert big.stat().st_size > 10_000
+    zh = write_portfolio_html(sample, tmp_path / "zh.html", lang="zh").read_text(encoding="utf-8")
+    assert "<title>绿色贷款项目筛查汇总" in zh and "信息不足 (insufficient_data)" in zh
+    assert "greenscreen portfolio" not in zh

@@ -20,18 +20,27 @@ from pygal.style import Style
 from greenscreen import __version__
 from greenscreen._resources import bundled_dir
 from greenscreen.report._files import safe_stem
-from greenscreen.report.labels import Lang, status_text, t
-from greenscreen.report.view import project_view
+from greenscreen.report.labels import LABELS, STATUS_ZH, Lang, status_text, t
+from greenscreen.report.view import project_view, province_text
 
-_STYLE = Style(
-    background="white",
-    plot_background="white",
-    foreground="#333333",
-    foreground_strong="#1F4E79",
-    foreground_subtle="#999999",
-    colors=("#1F4E79", "#70AD47", "#C55A11", "#7F7F7F", "#FFC000"),
-    font_family="'Noto Sans CJK SC', 'Microsoft YaHei', 'PingFang SC', sans-serif",
-)
+_STYLE_OPTIONS: dict[str, Any] = {
+    "background": "white",
+    "plot_background": "white",
+    "foreground": "#333333",
+    "foreground_strong": "#1F4E79",
+    "foreground_subtle": "#999999",
+    "font_family": "'Noto Sans CJK SC', 'Microsoft YaHei', 'PingFang SC', sans-serif",
+}
+_STYLE = Style(colors=("#1F4E79", "#70AD47", "#C55A11", "#7F7F7F", "#FFC000"), **_STYLE_OPTIONS)
+#: decision statuses in display order, with the colours the badges use
+STATUSES = {
+    "aligned": "#2E7D32",
+    "eligible": "#8BC34A",
+    "insufficient_data": "#F2C94C",
+    "excluded": "#D9534F",
+    "not_eligible": "#BDBDBD",
+}
+_STATUS_STYLE = Style(colors=tuple(STATUSES.values()), **_STYLE_OPTIONS)
 
 
 @cache
@@ -101,13 +110,29 @@ def _base(kind: Any, title: str, **options: Any) -> Any:
     return kind(**settings)
 
 
+def _short_status(status: str | None, lang: Lang) -> str:
+    """A badge that fits a table cell: 信息不足 / insufficient data."""
+    if not status:
+        return ""
+    return STATUS_ZH.get(status, status) if lang == "zh" else status.replace("_", " ")
+
+
+def _label(key: str, lang: Lang) -> str:
+    """A label for a template key or a data value (driver, phase); unknown values show as is."""
+    return t(key, lang) if key in LABELS else key
+
+
 def _charts(view: dict[str, Any], lang: Lang) -> dict[str, str]:
     charts: dict[str, str] = {}
     flows = view["cash_flows"]
     if flows:
         years = [str(r["year"]) for r in flows]
         bar = _base(
-            pygal.Bar, t("chart_cashflow", lang), x_labels_major_every=5, show_minor_x_labels=False
+            pygal.Bar,
+            t("chart_cashflow", lang),
+            x_labels_major_every=5,
+            show_minor_x_labels=False,
+            value_formatter=lambda v: _short_money(v, lang),
         )
         bar.x_labels = years
         for key in ("project_cf", "cfads", "debt_service"):
@@ -129,17 +154,15 @@ def _charts(view: dict[str, Any], lang: Lang) -> dict[str, str]:
     if tornado:
         chart = _base(
             pygal.HorizontalBar,
-            "NPV sensitivity (±10 %)",
+            t("npv_sensitivity", lang),
             formatter=lambda v: _short_money(v, lang),
         )
         drivers = sorted({s["driver"] for s in tornado})
-        chart.x_labels = drivers
+        chart.x_labels = [_label(d, lang) for d in drivers]
         for direction in ("low", "high"):
-            values = {s["driver"]: s["npv_delta"] for s in tornado if s["direction"] == direction}
-            chart.add(
-                f"{direction} (−10 %)" if direction == "low" else f"{direction} (+10 %)",
-                [values.get(d) for d in drivers],
-            )
+            rows = [s for s in tornado if s["direction"] == direction]
+            values = {s["driver"]: s["npv_delta"] for s in rows}
+            chart.add(f"{rows[0]['change'] * 100:+.0f} %", [values.get(d) for d in drivers])
         charts["tornado"] = _svg(chart, "tornado")
     return charts
 
@@ -151,7 +174,8 @@ def render_html_pack(result: Any, project_id: str, *, lang: Lang = "en") -> str:
     return template.render(
         v=view,
         lang=lang,
-        t=lambda key: t(key, lang),
+        t=lambda key: _label(key, lang),
+        status_text=lambda s: status_text(s, lang),
         charts=_charts(view, lang),
         version=__version__,
     )
@@ -179,19 +203,19 @@ def render_portfolio(
         column = f"{book.id}__status"
         values = dict(frame[column].value_counts().iter_rows()) if column in frame.columns else {}
         counts.append({"id": book.id, "title": book.title.get(lang), "counts": values})
-    statuses = ["aligned", "eligible", "insufficient_data", "excluded", "not_eligible"]
-    chart = _base(pygal.StackedBar, t("decisions", lang), height=360)
+    statuses = list(STATUSES)
+    chart = _base(pygal.StackedBar, t("decisions", lang), height=360, style=_STATUS_STYLE)
     chart.x_labels = [c["id"] for c in counts]
     for status in statuses:
-        chart.add(status, [c["counts"].get(status, 0) for c in counts])
+        chart.add(status_text(status, lang), [c["counts"].get(status, 0) for c in counts])
 
     def total(column: str) -> float:
         return float(frame[column].fill_nan(None).sum()) if column in frame.columns else 0.0
 
     tiles = [
-        ("projects", f"{frame.height:,}"),
-        ("rejected rows", f"{result.pipeline.n_rejected:,}"),
-        ("loan amount", _money(total("loan_amount"), lang)),
+        (t("n_projects", lang), f"{frame.height:,}"),
+        (t("n_rejected", lang), f"{result.pipeline.n_rejected:,}"),
+        (t("loan_total", lang), _money(total("loan_amount"), lang)),
         (t("avoided_year", lang), _number(total("avoided_tco2e_per_year"))),
         (t("attributable", lang), _number(total("attributable_tco2e_per_year"))),
         (t("subsidy_total", lang), _money(total("subsidy_total"), lang)),
@@ -206,7 +230,10 @@ def render_portfolio(
                 "link": f"{link_prefix}{safe_stem(rec['project_id'])}{pack_suffix}"
                 if pack_suffix
                 else None,
-                "cells": [rec.get(c) for c in columns],
+                "cells": [
+                    province_text(rec.get(c), lang) if c == "province" else rec.get(c)
+                    for c in columns
+                ],
                 "statuses": [(b.id, rec.get(f"{b.id}__status")) for b in result.rulebooks],
                 "avoided": rec.get("avoided_tco2e_per_year"),
                 "npv": rec.get("npv"),
@@ -216,8 +243,9 @@ def render_portfolio(
     template = _environment().get_template("portfolio.html.j2")
     return template.render(
         lang=lang,
-        t=lambda key: t(key, lang),
+        t=lambda key: _label(key, lang),
         status_text=lambda s: status_text(s, lang),
+        short_status=lambda s: _short_status(s, lang),
         source=result.pipeline.source.name,
         tiles=tiles,
         counts=counts,

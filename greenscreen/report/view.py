@@ -4,11 +4,12 @@ their figures cannot drift apart."""
 from __future__ import annotations
 
 import math
+from functools import cache
 from typing import Any
 
 import polars as pl
 
-from greenscreen import __version__
+from greenscreen import __version__, schema
 from greenscreen.report.labels import Lang, status_text, t
 
 #: (key, results column, unit, kind) of the key metrics, in display order
@@ -31,6 +32,30 @@ def clean(value: Any) -> Any:
     if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
         return None
     return value
+
+
+def _activity_text(row: dict[str, Any], lang: Lang) -> str:
+    """``solar_pv — 太阳能光伏发电 (inferred)``: the id, its name, and where it came from."""
+    activity = row.get("activity")
+    if not activity:
+        return "—"
+    names = schema.activities().filter(pl.col("id") == activity)
+    name = names[f"name_{lang}"][0] if names.height else ""
+    source = row.get("activity_source")
+    origin = f" ({t('activity_' + source, lang)})" if source in ("input", "inferred") else ""
+    return f"{activity} — {name}{origin}" if name else f"{activity}{origin}"
+
+
+@cache
+def _province_zh() -> dict[str, str]:
+    return dict(schema.provinces().select("name_en", "name_zh").iter_rows())
+
+
+def province_text(province: str | None, lang: Lang) -> str:
+    """The province as stored (English) or, in Chinese packs, its Chinese name."""
+    if not province:
+        return "—"
+    return _province_zh().get(province, province) if lang == "zh" else province
 
 
 def project_view(result: Any, project_id: str, lang: Lang) -> dict[str, Any]:
@@ -104,7 +129,7 @@ def project_view(result: Any, project_id: str, lang: Lang) -> dict[str, Any]:
             for b in meta["rulebooks"]
         ],
         *[
-            ("programmes", f"{p['id']} {p['version']} ({p['kind']}, {p['verification']})")
+            (t("programmes", lang), f"{p['id']} {p['version']} ({p['kind']}, {p['verification']})")
             for p in meta["programmes"]
         ],
         (t("factors", lang), row.get("ef_source") or "—"),
@@ -121,13 +146,10 @@ def project_view(result: Any, project_id: str, lang: Lang) -> dict[str, Any]:
         "facts": [
             (t("project", lang), f"{project_id}  {row.get('project_name') or ''}".strip()),
             (t("borrower", lang), row.get("borrower") or ""),
-            (
-                t("activity", lang),
-                f"{row.get('activity') or '—'} ({row.get('activity_source') or '—'})",
-            ),
-            (t("province", lang), row.get("province") or ""),
-            ("approval_date", str(row.get("approval_date") or "—")),
-            ("cod", str(row.get("cod") or "—")),
+            (t("activity", lang), _activity_text(row, lang)),
+            (t("province", lang), province_text(row.get("province"), lang)),
+            (t("approval_date", lang), str(row.get("approval_date") or "—")),
+            (t("cod", lang), str(row.get("cod") or "—")),
         ],
         "description": row.get("description") or "",
         "decisions": decisions,
