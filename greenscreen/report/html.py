@@ -156,6 +156,7 @@ def _charts(view: dict[str, Any], lang: Lang) -> dict[str, str]:
             pygal.HorizontalBar,
             t("npv_sensitivity", lang),
             formatter=lambda v: _short_money(v, lang),
+            value_formatter=lambda v: _short_money(v, lang),
         )
         drivers = sorted({s["driver"] for s in tornado})
         chart.x_labels = [_label(d, lang) for d in drivers]
@@ -176,6 +177,7 @@ def render_html_pack(result: Any, project_id: str, *, lang: Lang = "en") -> str:
         lang=lang,
         t=lambda key: _label(key, lang),
         status_text=lambda s: status_text(s, lang),
+        short_status=lambda s: _short_status(s, lang),
         charts=_charts(view, lang),
         version=__version__,
     )

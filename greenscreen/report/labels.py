@@ -143,6 +143,10 @@ LABELS: dict[str, tuple[str, str]] = {
     "loan_total": ("Loan amount", "贷款金额合计"),
     "project_id": ("Project", "项目编号"),
     "project_name": ("Name", "项目名称"),
+    "pass": ("pass", "满足"),
+    "fail": ("fail", "不满足"),
+    "unknown": ("unknown", "待补充"),
+    "carbon_scenario": ("Carbon price", "碳价情景"),
     "npv_short": ("NPV", "净现值"),
     "avoided_short": ("tCO2e / year", "年减排量 (tCO2e)"),
     "more_rows": (
