@@ -17,6 +17,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from greenscreen import __version__
@@ -27,6 +28,7 @@ EXIT_ERROR, EXIT_REJECTS, EXIT_INTERNAL = 1, 2, 3
 
 # not a terminal (a pipe, a CI log): wide enough that tables keep their columns
 _out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+_err = Console(stderr=True, highlight=False)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -46,8 +48,15 @@ def cli() -> None:
 )
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
 def demo(out_dir: Path, quiet: bool) -> None:
-    """Screen the bundled, illustrative sample pipeline."""
-    _screen(data_file("sample_pipeline.csv"), out_dir, strict=False, quiet=quiet, options={})
+    """Screen the bundled, illustrative sample pipeline and write every project's pack."""
+    _screen(
+        data_file("sample_pipeline.csv"),
+        out_dir,
+        strict=False,
+        quiet=quiet,
+        options={"sensitivities": True},
+        write_options={"packs": True},
+    )
 
 
 @cli.command()
@@ -130,7 +139,18 @@ def demo(out_dir: Path, quiet: bool) -> None:
     show_default=True,
     help="Write portfolio.xlsx up to this many projects (0: never).",
 )
-@click.option("--lang", type=click.Choice(["en", "zh"]), default="en", show_default=True)
+@click.option(
+    "--lang",
+    type=click.Choice(["en", "zh"]),
+    default="en",
+    show_default=True,
+    help="Language of portfolio.xlsx, portfolio.html and the packs.",
+)
+@click.option(
+    "--packs",
+    is_flag=True,
+    help="Also write every project's pack (xlsx and html, with sensitivities) to OUT/packs.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
 def screen(
     pipeline: Path,
@@ -150,6 +170,7 @@ def screen(
     encoding: str | None,
     portfolio_max_rows: int,
     lang: str,
+    packs: bool,
     quiet: bool,
 ) -> None:
     """Screen PIPELINE (CSV, Excel, Parquet, JSON) and write the results to --out."""
@@ -160,9 +181,12 @@ def screen(
         "emissions": _emissions_config(grid_policy, grid_series, factors_dir),
         "subsidies": _subsidy_config(funding_cost),
         "appraisal": _appraisal_config(debt_profile, target_dscr, carbon_price, discount_rate),
-        "sensitivities": sensitivities,
+        "sensitivities": sensitivities or packs,  # packs show the tornado
     }
-    _screen(pipeline, out_dir, strict=strict, quiet=quiet, options=options)
+    write_options = {"portfolio_max_rows": portfolio_max_rows, "lang": lang, "packs": packs}
+    _screen(
+        pipeline, out_dir, strict=strict, quiet=quiet, options=options, write_options=write_options
+    )
 
 
 @cli.command()
@@ -199,7 +223,6 @@ def pack(
     quiet: bool,
 ) -> None:
     """Write appraisal packs (Excel with live formulas, HTML) for --project ID … or --all."""
-    from greenscreen.report import write_packs
     from greenscreen.run import screen as run_screen
 
     if not project_ids and not all_projects:
@@ -210,12 +233,16 @@ def pack(
         raise click.BadParameter(
             f"unknown format(s): {', '.join(sorted(unknown))}", param_hint="--format"
         )
+    if not wanted:
+        raise click.BadParameter("give at least one of xlsx, html", param_hint="--format")
     result = run_screen(pipeline, rulebooks=rulebook_dir, sheet=sheet, sensitivities=True)
     ids = None if all_projects else list(project_ids)
-    paths = write_packs(result, out_dir, ids, lang=lang, formats=tuple(sorted(wanted)))  # type: ignore[arg-type]
+    paths = _write_packs(result, out_dir, ids, lang, tuple(sorted(wanted)), quiet)
     if not quiet:
-        for path in paths:
+        for path in paths[:20]:
             _out.print(f"wrote {path}")
+        if len(paths) > 20:
+            _out.print(f"… and {len(paths) - 20:,} more files in {out_dir.resolve()}")
 
 
 @cli.command()
@@ -312,6 +339,38 @@ def explain(
     _out.print(explain_project(result, project_id, lang=lang), markup=False)
 
 
+def _write_packs(
+    result: Any,
+    out_dir: Path,
+    ids: list[str] | None,
+    lang: str,
+    formats: tuple[str, ...],
+    quiet: bool,
+) -> list[Path]:
+    """write_packs with a progress bar on stderr (hidden when quiet or not a terminal)."""
+    from greenscreen.report import write_packs
+
+    total = result.results.height if ids is None else len(ids)
+    with Progress(
+        TextColumn("packs"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=_err,
+        disable=quiet,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("packs", total=total)
+        return write_packs(
+            result,
+            out_dir,
+            ids,
+            lang=lang,  # type: ignore[arg-type]
+            formats=formats,
+            progress=lambda _pid: bar.advance(task),
+        )
+
+
 def _screen(
     source: Path,
     out_dir: Path,
@@ -336,6 +395,11 @@ def _screen(
         portfolio_max_rows=max(max_rows, 0),
         lang=write_options.get("lang", "en"),
     )
+    packs_dir = out_dir / "packs"
+    if write_options.get("packs"):
+        _write_packs(
+            result, packs_dir, None, write_options.get("lang", "en"), ("html", "xlsx"), quiet
+        )
     say(pipeline.summary())
     for note in pipeline.notes:
         say(f"  note: {note}")
@@ -357,9 +421,15 @@ def _screen(
     say(f"  {paths['rejects']}  ({result.rejects.height} reject rows)")
     if "portfolio" in paths:
         say(f"  {paths['portfolio']}  (batch workbook: results table, summary, charts)")
-    elif not quiet:
+    elif max_rows <= 0:
+        say("  portfolio.xlsx not written (--portfolio-max-rows 0)")
+    else:
         say(f"  portfolio.xlsx not written: {result.results.height:,} projects > the row limit")
-    say(f"  {paths['portfolio_html']}  (report; packs: greenscreen pack … --all --out DIR/packs)")
+    if write_options.get("packs"):
+        say(f"  {paths['portfolio_html']}  (report, linking the packs)")
+        say(f"  {packs_dir}/  ({result.results.height:,} appraisal packs, .xlsx and .html)")
+    else:
+        say(f"  {paths['portfolio_html']}  (report; for its pack links: --packs)")
     say(f"  {paths['run']}  (input hash, column mapping, counts)")
     say(f"done in {time.perf_counter() - started:.2f} s")
     if strict and pipeline.rejects.height:

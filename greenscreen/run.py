@@ -7,9 +7,7 @@ capability (rulebooks, emissions, subsidies, appraisal) adds its columns to ``re
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -23,6 +21,7 @@ from greenscreen.emissions import EmissionsConfig, estimate
 from greenscreen.engine import DECISION_SCHEMA, evaluate
 from greenscreen.errors import GreenscreenError, did_you_mean
 from greenscreen.io import Pipeline, read_pipeline
+from greenscreen.report._files import atomic_write
 from greenscreen.report.html import write_portfolio_html
 from greenscreen.report.labels import Lang
 from greenscreen.report.portfolio import MAX_ROWS as PORTFOLIO_MAX_ROWS
@@ -146,36 +145,38 @@ class ScreenResult:
             "rejects": out / "rejects.csv",
             "run": out / "run.json",
         }
-        _atomic(paths["results"], lambda p: self.results.write_parquet(p, statistics=False))
-        _atomic(paths["results_csv"], lambda p: _csv(self.results).write_csv(p, include_bom=True))
-        _atomic(paths["decisions"], self._write_decisions)
-        _atomic(paths["rejects"], lambda p: self.rejects.write_csv(p, include_bom=True))
+        atomic_write(paths["results"], lambda p: self.results.write_parquet(p, statistics=False))
+        atomic_write(
+            paths["results_csv"], lambda p: _csv(self.results).write_csv(p, include_bom=True)
+        )
+        atomic_write(paths["decisions"], self._write_decisions)
+        atomic_write(paths["rejects"], lambda p: self.rejects.write_csv(p, include_bom=True))
         if self.subsidies is not None:
             awards = self.subsidies.awards.drop("_start_year", strict=False)
             schedule = self.subsidies.schedule
-            _atomic(paths["subsidies"], lambda p: awards.write_parquet(p, statistics=False))
-            _atomic(paths["schedule"], lambda p: schedule.write_parquet(p, statistics=False))
+            atomic_write(paths["subsidies"], lambda p: awards.write_parquet(p, statistics=False))
+            atomic_write(paths["schedule"], lambda p: schedule.write_parquet(p, statistics=False))
         else:
             del paths["subsidies"], paths["schedule"]
         if portfolio and self.results.height <= portfolio_max_rows:
-            _atomic(
+            atomic_write(
                 paths["portfolio"],
                 lambda p: write_portfolio(self, p, lang=lang, max_rows=portfolio_max_rows),
             )
         else:
             del paths["portfolio"]
         # links point at packs written with: greenscreen pack PIPELINE --all --out DIR/packs
-        _atomic(
+        atomic_write(
             paths["portfolio_html"],
             lambda p: write_portfolio_html(self, p, lang=lang, link_prefix="packs/"),
         )
         if self.appraisal is not None and self.appraisal.sensitivities.height:
             table = self.appraisal.sensitivities
-            _atomic(paths["sensitivities"], lambda p: table.write_parquet(p, statistics=False))
+            atomic_write(paths["sensitivities"], lambda p: table.write_parquet(p, statistics=False))
         else:
             del paths["sensitivities"]
         text = json.dumps(self.metadata(), ensure_ascii=False, indent=2) + "\n"
-        _atomic(paths["run"], lambda p: Path(p).write_text(text, encoding="utf-8"))
+        atomic_write(paths["run"], lambda p: Path(p).write_text(text, encoding="utf-8"))
         return paths
 
     def _write_decisions(self, path: str) -> None:
@@ -260,27 +261,6 @@ def _csv(frame: pl.DataFrame) -> pl.DataFrame:
     """CSV cannot hold nested types; lists are joined with '; '."""
     nested = [c for c, t in frame.schema.items() if isinstance(t, pl.List)]
     return frame.with_columns(pl.col(nested).list.join("; ")) if nested else frame
-
-
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _current_umask()
-
-
-def _atomic(path: Path, write: Callable[[str], object]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def explain(result: ScreenResult, project_id: str, *, lang: str = "en") -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -49,6 +50,22 @@ def test_demo_writes_the_output_contract(tmp_path: Path) -> None:
         "blank_rows_ignored": 0,
     }
     assert len(run_record["input"]["sha256"]) == 64
+    # every pack link in the portfolio report resolves to a written pack
+    report = (tmp_path / "demo" / "portfolio.html").read_text(encoding="utf-8")
+    links = re.findall(r'href="(packs/[^"]+)"', report)
+    assert len(links) == 35
+    assert all((tmp_path / "demo" / link).is_file() for link in links)
+    assert len(list((tmp_path / "demo" / "packs").glob("*.xlsx"))) == 35
+
+
+def test_screen_lang_and_portfolio_row_limit_are_applied(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "p.csv", HEADER, GOOD_ROWS, "utf-8")
+    out = tmp_path / "o"
+    done = run("screen", str(path), "--out", str(out), "--lang", "zh", "--portfolio-max-rows", "0")
+    assert done.returncode == 0, done.stderr
+    assert not (out / "portfolio.xlsx").exists()
+    assert "<title>绿色贷款项目筛查汇总" in (out / "portfolio.html").read_text(encoding="utf-8")
+    assert not (out / "packs").exists()
 
 
 def test_screen_with_rejects_exits_zero_and_prints_counts(tmp_path: Path) -> None:
@@ -74,6 +91,7 @@ def test_outputs_are_byte_identical_across_runs(tmp_path: Path) -> None:
         assert run("demo", "-q", "--out", str(tmp_path / name)).returncode == 0
     files = ("results.parquet", "results.csv", "rejects.csv", "run.json", "portfolio.xlsx")
     files += ("decisions.parquet", "subsidies.parquet", "subsidy_schedule.parquet")
+    files += ("portfolio.html", "packs/GS-003.html", "packs/GS-003.xlsx", "packs/index.html")
     for file in files:
         assert (tmp_path / "a" / file).read_bytes() == (tmp_path / "b" / file).read_bytes(), file
 
@@ -120,5 +138,7 @@ def test_output_files_follow_the_umask(tmp_path: Path) -> None:
         timeout=120,
     )
     assert done.returncode == 0
-    for path in (tmp_path / "d").iterdir():
+    files = [p for p in (tmp_path / "d").rglob("*") if p.is_file()]
+    assert len(files) > 35  # the outputs and the packs
+    for path in files:
         assert path.stat().st_mode & 0o777 == 0o644, path.name

@@ -189,8 +189,9 @@ def test_pack_file_names_cannot_leave_the_directory(tmp_path: Path) -> None:
     rows = [{"project_id": pid, "activity": "solar_pv", "total_investment": 1e6} for pid in ids]
     result = screen(rows)
     out = tmp_path / "packs"
-    written = write_packs(result, out, None)
-    assert len(written) == 4 and len({p.name for p in written}) == 4
+    written = write_packs(result, out, None)  # xlsx and html per project, and index.html
+    assert len(written) == 9 and len({p.name for p in written}) == 9
+    assert sorted(out.iterdir()) == sorted(written)  # no temporary files left behind
     for path in written:
         assert path.parent == out.resolve()
         assert path.is_file()

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from greenscreen.errors import GreenscreenError, did_you_mean
-from greenscreen.report._files import confined, safe_stem
+from greenscreen.report._files import atomic_write, confined, safe_stem
 from greenscreen.report.excel import write_excel_pack
 from greenscreen.report.html import write_html_pack, write_portfolio_html
 from greenscreen.report.labels import Lang
@@ -22,19 +23,25 @@ def write_packs(
     project_ids: list[str] | None = None,
     *,
     lang: Lang = "en",
-    formats: tuple[str, ...] = ("xlsx",),
+    formats: tuple[str, ...] = ("xlsx", "html"),
+    progress: Callable[[str], None] | None = None,
 ) -> list[Path]:
-    """Write one pack per project (all accepted projects when ``project_ids`` is None).
+    """Write one pack per project (all accepted projects when ``project_ids`` is None);
+    ``progress(project_id)`` is called after each project.
 
     File names come from :func:`~greenscreen.report._files.safe_stem` and cannot leave
     ``out_dir``.
     """
+    unknown = set(formats) - {"xlsx", "html"}
+    if unknown or not formats:
+        raise GreenscreenError(f"pack formats are xlsx and html, not {sorted(unknown)}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     known = result.results["project_id"].to_list()
     ids = known if project_ids is None else project_ids
+    known_set = set(known)
     for pid in ids:
-        if pid not in set(known):
+        if pid not in known_set:
             rejected = result.rejects.filter(pl.col("project_id") == pid)
             if rejected.height:
                 raise GreenscreenError(
@@ -44,10 +51,15 @@ def write_packs(
     written = []
     for pid in ids:
         stem = safe_stem(pid)
-        if "xlsx" in formats:
-            written.append(write_excel_pack(result, pid, confined(out, f"{stem}.xlsx"), lang=lang))
-        if "html" in formats:
-            written.append(write_html_pack(result, pid, confined(out, f"{stem}.html"), lang=lang))
+        for fmt in formats:
+            path = confined(out, f"{stem}.{fmt}")
+            writer = write_excel_pack if fmt == "xlsx" else write_html_pack
+            atomic_write(path, lambda tmp: writer(result, pid, tmp, lang=lang))  # noqa: B023
+            written.append(path)
+        if progress is not None:
+            progress(pid)
     if "html" in formats and len(ids) > 1:  # an index linking the packs
-        written.append(write_portfolio_html(result, confined(out, "index.html"), lang=lang))
+        index = confined(out, "index.html")
+        atomic_write(index, lambda tmp: write_portfolio_html(result, tmp, lang=lang))
+        written.append(index)
     return written

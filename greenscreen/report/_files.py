@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import tempfile
 import unicodedata
+from collections.abc import Callable
 from pathlib import Path
 
 from greenscreen.errors import GreenscreenError
@@ -47,3 +50,28 @@ def confined(directory: Path, name: str) -> Path:
     if path.parent != root:
         raise GreenscreenError(f"refusing to write {name!r} outside {root}")
     return path
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
+def atomic_write(path: Path, write: Callable[[str], object]) -> None:
+    """``write(tmp)`` into a hidden temporary file next to ``path``, then rename it into place:
+    an interrupted run never leaves a half-written output."""
+    fd, tmp = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}"
+    )
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the usual mode
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
