@@ -1,4 +1,4 @@
-"""Time the Excel outputs: the portfolio workbook and per-project packs.
+"""Time the report outputs: portfolio.xlsx, portfolio.html and per-project packs (xlsx, html).
 
 .venv/bin/python benchmarks/bench_excel.py --rows 100000 --packs 50
 """
@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench_read import synthetic  # noqa: E402
 
 from greenscreen import screen  # noqa: E402
-from greenscreen.report import write_packs  # noqa: E402
+from greenscreen.report import write_packs, write_portfolio_html  # noqa: E402
 from greenscreen.report.portfolio import write_portfolio  # noqa: E402
 
 
@@ -37,12 +37,17 @@ def main() -> None:
             f"portfolio rows={result.results.height:,} {elapsed:.1f}s size={size:.1f} MiB "
             f"peak RSS {peak:.2f} GiB (before writing {before:.2f} GiB)"
         )
-        ids = result.results["project_id"].head(args.packs).to_list()
         start = time.perf_counter()
-        write_packs(result, Path(tmp) / "packs", ids)
+        html = write_portfolio_html(result, Path(tmp) / "portfolio.html")
         elapsed = time.perf_counter() - start
-        per_pack = elapsed / max(len(ids), 1) * 1000
-        print(f"packs n={len(ids)} {elapsed:.1f}s = {per_pack:.0f} ms per pack")
+        print(f"portfolio.html {elapsed:.2f}s size={html.stat().st_size / 1024**2:.1f} MiB")
+        ids = result.results["project_id"].head(args.packs).to_list()
+        for fmt in ("xlsx", "html"):
+            start = time.perf_counter()
+            write_packs(result, Path(tmp) / fmt, ids, formats=(fmt,))
+            elapsed = time.perf_counter() - start
+            per_pack = elapsed / max(len(ids), 1) * 1000
+            print(f"{fmt} packs n={len(ids)} {elapsed:.1f}s = {per_pack:.0f} ms per pack")
 
 
 if __name__ == "__main__":
