@@ -2,4 +2,5 @@
 
 from greenscreen.cli import main
 
-main()
+if __name__ == "__main__":  # pack workers are spawned processes that import this module
+    main()

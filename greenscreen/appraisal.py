@@ -230,6 +230,25 @@ class Appraisal:
     def cash_flows(self) -> pl.DataFrame:
         return self.cash_flows_for(None)
 
+    def subset(self, project_ids: pl.Series) -> Appraisal:
+        """The appraisal of some projects only (for their packs); ``project_ids`` is an
+        imploded String series (one list value)."""
+
+        def only(frame: pl.DataFrame | None) -> pl.DataFrame | None:
+            if frame is None or "project_id" not in frame.columns:
+                return frame
+            return frame.filter(pl.col("project_id").is_in(project_ids))
+
+        return Appraisal(
+            self.metrics.filter(pl.col("project_id").is_in(project_ids)),
+            self.sensitivities.filter(pl.col("project_id").is_in(project_ids))
+            if "project_id" in self.sensitivities.columns
+            else self.sensitivities,
+            self._projects.filter(pl.col("project_id").is_in(project_ids)),
+            self._config,
+            only(self._schedule),
+        )
+
     def cash_flows_for(self, project_ids: list[str] | None) -> pl.DataFrame:
         """The annual model of some projects (all when None), recomputed from the inputs so
         a batch never holds projects × years arrays in memory."""

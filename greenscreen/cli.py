@@ -13,7 +13,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -23,6 +23,9 @@ from rich.table import Table
 from greenscreen import __version__
 from greenscreen._resources import data_file
 from greenscreen.errors import GreenscreenError, PipelineError
+
+if TYPE_CHECKING:
+    from greenscreen.report import PackList
 
 EXIT_ERROR, EXIT_REJECTS, EXIT_INTERNAL = 1, 2, 3
 
@@ -35,6 +38,15 @@ _err = Console(stderr=True, highlight=False)
 @click.version_option(__version__, "-V", "--version", prog_name="greenscreen")
 def cli() -> None:
     """Screen project-finance pipelines for green loans."""
+
+
+_workers_option = click.option(
+    "--workers",
+    type=click.IntRange(0),
+    default=0,
+    show_default=True,
+    help="Processes writing packs (0: one per CPU when there are 200 packs or more).",
+)
 
 
 @cli.command()
@@ -146,6 +158,7 @@ def demo(out_dir: Path, quiet: bool) -> None:
     show_default=True,
     help="Language of portfolio.xlsx, portfolio.html and the packs.",
 )
+@_workers_option
 @click.option(
     "--packs",
     is_flag=True,
@@ -170,6 +183,7 @@ def screen(
     encoding: str | None,
     portfolio_max_rows: int,
     lang: str,
+    workers: int,
     packs: bool,
     quiet: bool,
 ) -> None:
@@ -183,7 +197,12 @@ def screen(
         "appraisal": _appraisal_config(debt_profile, target_dscr, carbon_price, discount_rate),
         "sensitivities": sensitivities or packs,  # packs show the tornado
     }
-    write_options = {"portfolio_max_rows": portfolio_max_rows, "lang": lang, "packs": packs}
+    write_options = {
+        "portfolio_max_rows": portfolio_max_rows,
+        "lang": lang,
+        "packs": packs,
+        "workers": workers,
+    }
     _screen(
         pipeline, out_dir, strict=strict, quiet=quiet, options=options, write_options=write_options
     )
@@ -210,6 +229,7 @@ def screen(
 )
 @click.option("--rulebooks", "rulebook_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--sheet", help="Excel sheet name.")
+@_workers_option
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
 def pack(
     pipeline: Path,
@@ -220,6 +240,7 @@ def pack(
     formats: str,
     rulebook_dir: Path | None,
     sheet: str | None,
+    workers: int,
     quiet: bool,
 ) -> None:
     """Write appraisal packs (Excel with live formulas, HTML) for --project ID … or --all."""
@@ -237,12 +258,14 @@ def pack(
         raise click.BadParameter("give at least one of xlsx, html", param_hint="--format")
     result = run_screen(pipeline, rulebooks=rulebook_dir, sheet=sheet, sensitivities=True)
     ids = None if all_projects else list(project_ids)
-    paths = _write_packs(result, out_dir, ids, lang, tuple(sorted(wanted)), quiet)
+    paths = _write_packs(result, out_dir, ids, lang, tuple(sorted(wanted)), quiet, workers)
     if not quiet:
         for path in paths[:20]:
             _out.print(f"wrote {path}")
         if len(paths) > 20:
             _out.print(f"… and {len(paths) - 20:,} more files in {out_dir.resolve()}")
+        if paths.skipped:
+            _out.print(f"{paths.skipped:,} projects' packs were already up to date (not rewritten)")
 
 
 @cli.command()
@@ -346,11 +369,14 @@ def _write_packs(
     lang: str,
     formats: tuple[str, ...],
     quiet: bool,
-) -> list[Path]:
+    workers: int = 0,
+) -> PackList:
     """write_packs with a progress bar on stderr (hidden when quiet or not a terminal)."""
     from greenscreen.report import write_packs
 
     total = result.results.height if ids is None else len(ids)
+    if workers == 0:
+        workers = (os.cpu_count() or 1) if total >= 200 else 1
     with Progress(
         TextColumn("packs"),
         BarColumn(),
@@ -368,6 +394,7 @@ def _write_packs(
             lang=lang,  # type: ignore[arg-type]
             formats=formats,
             progress=lambda _pid: bar.advance(task),
+            workers=workers,
         )
 
 
@@ -398,7 +425,13 @@ def _screen(
     packs_dir = out_dir / "packs"
     if write_options.get("packs"):
         _write_packs(
-            result, packs_dir, None, write_options.get("lang", "en"), ("html", "xlsx"), quiet
+            result,
+            packs_dir,
+            None,
+            write_options.get("lang", "en"),
+            ("html", "xlsx"),
+            quiet,
+            write_options.get("workers", 0),
         )
     say(pipeline.summary())
     for note in pipeline.notes:

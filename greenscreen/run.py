@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -178,6 +178,27 @@ class ScreenResult:
         text = json.dumps(self.metadata(), ensure_ascii=False, indent=2) + "\n"
         atomic_write(paths["run"], lambda p: Path(p).write_text(text, encoding="utf-8"))
         return paths
+
+    def subset(self, project_ids: Sequence[str]) -> ScreenResult:
+        """The same run restricted to some projects: what their packs need, small enough to
+        hand to another process. Run-level records (rejects, counts, versions) are kept."""
+        keep = pl.Series("project_id", list(project_ids), dtype=pl.String).implode()
+
+        def only(frame: pl.DataFrame) -> pl.DataFrame:
+            return frame.filter(pl.col("project_id").is_in(keep))
+
+        decisions = self.decisions.lazy() if "decisions" in self.__dict__ else self.decisions_lazy
+        subsidies = self.subsidies and Subsidies(
+            only(self.subsidies.awards), only(self.subsidies.schedule), only(self.subsidies.summary)
+        )
+        return replace(
+            self,
+            results=only(self.results),
+            pipeline=replace(self.pipeline, projects=only(self.pipeline.projects)),
+            decisions_lazy=decisions.filter(pl.col("project_id").is_in(keep)).collect().lazy(),
+            subsidies=subsidies,
+            appraisal=self.appraisal and self.appraisal.subset(keep),
+        )
 
     def _write_decisions(self, path: str) -> None:
         if "decisions" in self.__dict__:  # already materialised

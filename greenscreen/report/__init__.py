@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+import json
+import multiprocessing
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +18,24 @@ from greenscreen.report.excel import write_excel_pack
 from greenscreen.report.html import write_html_pack, write_portfolio_html
 from greenscreen.report.labels import Lang
 
-__all__ = ["write_excel_pack", "write_html_pack", "write_packs", "write_portfolio_html"]
+__all__ = [
+    "MANIFEST",
+    "PackList",
+    "write_excel_pack",
+    "write_html_pack",
+    "write_packs",
+    "write_portfolio_html",
+]
+
+
+MANIFEST = ".greenscreen-packs.json"
+
+
+class PackList(list[Path]):
+    """The pack files for the requested projects; ``skipped`` counts projects whose packs were
+    already written by an earlier run with the same inputs and options (resume)."""
+
+    skipped: int = 0
 
 
 def write_packs(
@@ -25,20 +46,67 @@ def write_packs(
     lang: Lang = "en",
     formats: tuple[str, ...] = ("xlsx", "html"),
     progress: Callable[[str], None] | None = None,
-) -> list[Path]:
-    """Write one pack per project (all accepted projects when ``project_ids`` is None);
-    ``progress(project_id)`` is called after each project.
+    workers: int = 1,
+    chunk_size: int = 100,
+) -> PackList:
+    """Write one pack per project (all accepted projects when ``project_ids`` is None).
 
     File names come from :func:`~greenscreen.report._files.safe_stem` and cannot leave
-    ``out_dir``.
+    ``out_dir``; each file is written atomically. Resumable: ``out_dir/.greenscreen-packs.json``
+    records a fingerprint of the run (version, input hash, rulebooks, options, language) and of
+    each project's results row, and packs whose fingerprint matches and whose files exist are
+    not written again. ``workers > 1`` writes chunks of ``chunk_size`` projects in that many
+    processes. ``progress(project_id)`` is called after each project, written or skipped.
     """
     unknown = set(formats) - {"xlsx", "html"}
     if unknown or not formats:
         raise GreenscreenError(f"pack formats are xlsx and html, not {sorted(unknown)}")
+    formats = tuple(f for f in ("xlsx", "html") if f in formats)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise GreenscreenError(f"cannot create pack directory {out}: {exc}") from exc
     known = result.results["project_id"].to_list()
-    ids = known if project_ids is None else project_ids
+    ids = known if project_ids is None else list(dict.fromkeys(project_ids))
+    _check_ids(result, ids, known)
+
+    run_key, row_keys = _fingerprints(result, ids, lang, formats)
+    manifest = _read_manifest(out, run_key)
+    files = {pid: [confined(out, f"{safe_stem(pid)}.{fmt}") for fmt in formats] for pid in ids}
+    todo = [
+        pid
+        for pid in ids
+        if manifest.get(pid) != row_keys[pid] or not all(p.exists() for p in files[pid])
+    ]
+    done = set(ids) - set(todo)
+    if progress is not None:
+        for pid in ids:
+            if pid in done:
+                progress(pid)
+    for pid in todo:
+        manifest.pop(pid, None)
+
+    chunks = [todo[i : i + chunk_size] for i in range(0, len(todo), chunk_size)]
+    narrowed = result.subset(todo) if workers > 1 and len(chunks) > 1 else result
+    for chunk in _run_chunks(narrowed, out, chunks, lang, formats, workers):
+        for pid in chunk:
+            manifest[pid] = row_keys[pid]
+            if progress is not None:
+                progress(pid)
+        _write_manifest(out, run_key, manifest)  # after every chunk: an interruption resumes
+
+    written = PackList(p for pid in ids for p in files[pid])
+    written.skipped = len(done)
+    if "html" in formats and len(ids) > 1:  # an index linking the packs
+        index = confined(out, "index.html")
+        packed = result.subset(ids)
+        atomic_write(index, lambda tmp: write_portfolio_html(packed, tmp, lang=lang))
+        written.append(index)
+    return written
+
+
+def _check_ids(result: Any, ids: list[str], known: list[str]) -> None:
     known_set = set(known)
     for pid in ids:
         if pid not in known_set:
@@ -48,18 +116,78 @@ def write_packs(
                     f"project {pid} was rejected: {'; '.join(rejected['reason'])}"
                 )
             raise GreenscreenError(f"no project '{pid}' in the pipeline" + did_you_mean(pid, known))
-    written = []
+
+
+def _fingerprints(
+    result: Any, ids: list[str], lang: str, formats: tuple[str, ...]
+) -> tuple[str, dict[str, str]]:
+    """A key for the run (everything a pack shows that is not in its results row) and one
+    per project (its results row)."""
+    meta = result.metadata()
+    meta.pop("counts", None)
+    run = {"meta": meta, "lang": lang, "formats": formats, "polars": pl.__version__}
+    run_key = hashlib.sha256(json.dumps(run, sort_keys=True, default=str).encode()).hexdigest()
+    rows = result.results.filter(pl.col("project_id").is_in(ids))
+    hashes = rows.hash_rows(seed=0).cast(pl.String)
+    return run_key, dict(zip(rows["project_id"].to_list(), hashes.to_list(), strict=True))
+
+
+def _read_manifest(out: Path, run_key: str) -> dict[str, str]:
+    try:
+        data = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict) or data.get("run") != run_key:
+        return {}  # another run, other options: write everything again
+    projects = data.get("projects")
+    return dict(projects) if isinstance(projects, dict) else {}
+
+
+def _write_manifest(out: Path, run_key: str, projects: dict[str, str]) -> None:
+    text = json.dumps({"run": run_key, "projects": projects}, ensure_ascii=False, sort_keys=True)
+    atomic_write(out / MANIFEST, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def _write_chunk(
+    result: Any, out: Path, ids: list[str], lang: Lang, formats: tuple[str, ...]
+) -> list[str]:
     for pid in ids:
         stem = safe_stem(pid)
         for fmt in formats:
-            path = confined(out, f"{stem}.{fmt}")
             writer = write_excel_pack if fmt == "xlsx" else write_html_pack
+            path = confined(out, f"{stem}.{fmt}")
             atomic_write(path, lambda tmp: writer(result, pid, tmp, lang=lang))  # noqa: B023
-            written.append(path)
-        if progress is not None:
-            progress(pid)
-    if "html" in formats and len(ids) > 1:  # an index linking the packs
-        index = confined(out, "index.html")
-        atomic_write(index, lambda tmp: write_portfolio_html(result, tmp, lang=lang))
-        written.append(index)
-    return written
+    return ids
+
+
+def _run_chunks(
+    result: Any,
+    out: Path,
+    chunks: list[list[str]],
+    lang: Lang,
+    formats: tuple[str, ...],
+    workers: int,
+) -> Iterator[list[str]]:
+    """Yield each chunk of project ids once its packs are written."""
+    if workers <= 1 or len(chunks) <= 1:
+        for chunk in chunks:
+            yield _write_chunk(result, out, chunk, lang, formats)
+        return
+    # spawn, not fork: polars' thread pool does not survive a fork. Each worker receives only
+    # its chunk's slice of the run.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        pending = {
+            pool.submit(_write_chunk, result.subset(chunk), out, chunk, lang, formats)
+            for chunk in chunks[: workers * 2]
+        }
+        queued = iter(chunks[workers * 2 :])
+        while pending:
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                yield future.result()
+                chunk = next(queued, [])
+                if chunk:
+                    pending.add(
+                        pool.submit(_write_chunk, result.subset(chunk), out, chunk, lang, formats)
+                    )
