@@ -17,7 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from greenscreen import __version__
@@ -412,16 +419,32 @@ def _screen(
     say = (lambda *a: None) if quiet else _out.print
     started = time.perf_counter()
     say(f"greenscreen {__version__}: screening {source}")
-    result = run_screen(source, **options)
-    pipeline = result.pipeline
     write_options = write_options or {}
     max_rows = write_options.get("portfolio_max_rows", 100_000)
-    paths = result.write(
-        out_dir,
-        portfolio=max_rows > 0,
-        portfolio_max_rows=max(max_rows, 0),
-        lang=write_options.get("lang", "en"),
-    )
+    stages = ["read", "rulebooks", "emissions", "subsidies", "appraisal", "write"]
+    with Progress(
+        TextColumn("{task.description:<10}"),
+        BarColumn(),
+        TextColumn("stage {task.completed:.0f}/{task.total:.0f}"),
+        TimeElapsedColumn(),
+        console=_err,
+        disable=quiet,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("read", total=len(stages))
+
+        def on_stage(name: str) -> None:
+            bar.update(task, description=name, completed=stages.index(name))
+
+        result = run_screen(source, on_stage=on_stage, **options)
+        on_stage("write")
+        paths = result.write(
+            out_dir,
+            portfolio=max_rows > 0,
+            portfolio_max_rows=max(max_rows, 0),
+            lang=write_options.get("lang", "en"),
+        )
+    pipeline = result.pipeline
     packs_dir = out_dir / "packs"
     if write_options.get("packs"):
         _write_packs(

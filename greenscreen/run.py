@@ -7,7 +7,7 @@ capability (rulebooks, emissions, subsidies, appraisal) adds its columns to ``re
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
@@ -215,6 +215,7 @@ def screen(
     subsidies: SubsidyConfig | None = None,
     appraisal: AppraisalConfig | None = None,
     sensitivities: bool = False,
+    on_stage: Callable[[str], object] | None = None,
     **read_options: Any,
 ) -> ScreenResult:
     """Screen a pipeline: read and validate it, then classify it against every rulebook.
@@ -239,9 +240,14 @@ def screen(
     sensitivities
         Also compute the tornado table (±10 % capex, tariff, generation, opex; carbon
         prices): eleven more model runs, so off by default for batches.
+    on_stage
+        Called with the name of each stage as it starts (``read``, ``rulebooks``,
+        ``emissions``, ``subsidies``, ``appraisal``): for progress displays.
     **read_options
         Passed to :func:`~greenscreen.io.read_pipeline` (``sheet``, ``encoding``, ``strict``…).
     """
+    stage = on_stage or (lambda name: None)
+    stage("read")
     pipeline = source if isinstance(source, Pipeline) else read_pipeline(source, **read_options)
     programmes: tuple[Programme, ...] = bundled_programmes()
     if rulebooks is None:
@@ -253,15 +259,19 @@ def screen(
         books = tuple(rulebooks)
     screened = {book.id for book in books}
     programmes = tuple(p for p in programmes if set(p.depends_on) <= screened)
+    stage("rulebooks")
     screening = evaluate(pipeline.projects, books)
     # activity may have been inferred from the description: the engine's column replaces it
     added = [c for c in screening.summary.columns if c not in ("project_id", "activity")]
     results = pipeline.projects.with_columns(screening.summary.select("activity", *added))
+    stage("emissions")
     config = emissions or EmissionsConfig()
     avoided = estimate(results, config)
     results = results.with_columns(avoided.drop("project_id"))
+    stage("subsidies")
     awarded = evaluate_programmes(results, programmes, subsidies or SubsidyConfig())
     results = results.with_columns(awarded.summary.drop("project_id"))
+    stage("appraisal")
     finance_config = appraisal or AppraisalConfig()
     finance = appraise(results, finance_config, awarded.schedule, sensitivities=sensitivities)
     results = results.with_columns(finance.metrics.drop("project_id"))
