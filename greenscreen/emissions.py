@@ -188,11 +188,11 @@ def _load_factors(factors_dir: str | None, _stamps: tuple[tuple[str, int, int], 
         path = Path(factors_dir) / name if factors_dir else None
         if path is None or not path.is_file():
             path = data_file(f"factors/{name}")
-        text = "".join(
-            line
-            for line in path.read_text(encoding="utf-8").splitlines(keepends=True)
-            if not line.startswith("#")
-        )
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+        except UnicodeDecodeError as exc:
+            raise GreenscreenError(f"factor file {path} is not UTF-8 text: {exc}") from exc
+        text = "".join(line for line in lines if not line.startswith("#"))
         try:
             return pl.read_csv(io.StringIO(text), infer_schema=False)
         except pl.exceptions.PolarsError as exc:
@@ -221,16 +221,31 @@ def _load_factors(factors_dir: str | None, _stamps: tuple[tuple[str, int, int], 
         pl.col("vintage").cast(pl.Int32, strict=False),
         pl.col("value_tco2_per_mwh").cast(pl.Float64, strict=False),
     )
-    bad = grid.filter(pl.col("vintage").is_null() | pl.col("value_tco2_per_mwh").is_null())
+    bad = grid.filter(pl.col("vintage").is_null() | ~_factor_ok("value_tco2_per_mwh"))
     if bad.height:
         raise GreenscreenError(
-            f"grid_factors.csv: rows without a numeric vintage or value: {bad.head(3).to_dicts()}"
+            "grid_factors.csv: rows without a numeric vintage or a finite, non-negative value: "
+            f"{bad.head(3).to_dicts()}"
         )
-    fuels = tables["fuels.csv"].with_columns(
+    raw_fuels = tables["fuels.csv"]
+    fuels = raw_fuels.with_columns(
         pl.col("tco2_per_t").cast(pl.Float64, strict=False),
         pl.col("density_kg_per_l").cast(pl.Float64, strict=False),
     )
+    given = pl.col("tco2_per_t").str.strip_chars().fill_null("") != ""
+    bad = raw_fuels.filter(given).with_columns(pl.col("tco2_per_t").cast(pl.Float64, strict=False))
+    bad = bad.filter(~_factor_ok("tco2_per_t"))
+    if bad.height:
+        raise GreenscreenError(
+            f"fuels.csv: tco2_per_t must be a finite, non-negative number: {bad.head(3).to_dicts()}"
+        )
     return Factors(grid, tables["grid_regions.csv"], fuels, tables["constants.csv"])
+
+
+def _factor_ok(column: str) -> pl.Expr:
+    """A factor is a finite number ≥ 0 (null, NaN, inf and negatives are errors in the file)."""
+    value = pl.col(column)
+    return (value.is_finite() & (value >= 0)).fill_null(False)
 
 
 # --------------------------------------------------------------------------------------------

@@ -15,7 +15,14 @@ if TYPE_CHECKING:
 
 
 class GreenscreenError(Exception):
-    """Base class of every error greenscreen raises on purpose."""
+    """Base class of every error greenscreen raises on purpose.
+
+    Its text is one line (the CLI prints it after ``error:``): a multi-line message quoted from
+    a parser (YAML, CSV, Excel) is joined into one.
+    """
+
+    def __str__(self) -> str:
+        return " ".join(line.strip() for line in super().__str__().splitlines() if line.strip())
 
 
 class PipelineError(GreenscreenError):

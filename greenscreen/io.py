@@ -13,8 +13,9 @@ import csv
 import hashlib
 import io
 import json
+import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -210,7 +211,13 @@ def _read_raw(
             # polars parses UTF-8 bytes natively; other encodings are re-encoded once
             utf8 = data if enc == "utf-8-sig" else text.encode("utf-8")
             header = text[: text.find("\n")] if "\n" in text else text
-            frame = _read_csv(utf8, header, separator or ("\t" if suffix == ".tsv" else None))
+            sep = separator or ("\t" if suffix == ".tsv" else None)
+            try:
+                frame = _read_csv(utf8, header, sep)
+            except pl.exceptions.PolarsError as exc:
+                raise PipelineError(
+                    f"cannot read {path.name} as csv: {_csv_problem(text, header, sep, exc)}"
+                ) from exc
             return frame, SourceInfo(path.name, "csv", digest, enc), 2
     except GreenscreenError:
         raise
@@ -240,12 +247,36 @@ def _decode(data: bytes, encoding: str | None, name: str) -> tuple[str, str]:
     )
 
 
-def _read_csv(data: bytes, header: str, separator: str | None) -> pl.DataFrame:
+def _separator(header: str, separator: str | None) -> str:
     if separator is None:
         try:
             separator = csv.Sniffer().sniff(header, delimiters=",;\t|").delimiter
         except csv.Error:
             separator = ","
+    return separator
+
+
+def _csv_problem(text: str, header: str, separator: str | None, exc: Exception) -> str:
+    """Say which row of a CSV polars could not read: a stray separator, an unclosed quote."""
+    sep = _separator(header, separator)
+    try:
+        rows = csv.reader(io.StringIO(text, newline=""), delimiter=sep, strict=True)
+        width = None
+        for fields in rows:
+            if width is None:
+                width = len(fields)
+            elif len(fields) > width:
+                return (
+                    f"row {rows.line_num} has {len(fields)} fields but the header has {width} "
+                    f"(a stray '{sep}' or an unquoted value containing it?)"
+                )
+    except csv.Error as error:
+        return f"row {rows.line_num}: {error} (an unclosed quote?)"
+    return str(exc).strip().splitlines()[0]
+
+
+def _read_csv(data: bytes, header: str, separator: str | None) -> pl.DataFrame:
+    separator = _separator(header, separator)
     return pl.read_csv(
         io.BytesIO(data),
         separator=separator,
@@ -254,9 +285,20 @@ def _read_csv(data: bytes, header: str, separator: str | None) -> pl.DataFrame:
     )
 
 
+_OLE2 = bytes.fromhex("D0CF11E0A1B11AE1")  # Compound File header: encrypted Office files, .xls
+
+
 def _read_excel(path: Path, sheet: str | int | None) -> tuple[pl.DataFrame, str]:
     import fastexcel
 
+    if path.suffix.lower() in {".xlsx", ".xlsm"}:
+        with path.open("rb") as handle:
+            if handle.read(8) == _OLE2:
+                raise PipelineError(
+                    f"{path.name} is not an xlsx workbook but an OLE2 container: a "
+                    "password-protected (encrypted) workbook, or an old .xls renamed; remove the "
+                    "password or save it as .xlsx"
+                )
     try:
         names = fastexcel.read_excel(path).sheet_names
     except Exception as exc:  # fastexcel raises its own hierarchy for corrupt/encrypted files
@@ -320,7 +362,7 @@ def _map_columns(
             if raw[column].null_count() == raw.height:
                 raw = raw.drop(column)  # an empty, unnamed spreadsheet column carries nothing
                 continue
-        match = resolve_header(column)
+        match = resolve_header(column) or _duplicate_of(column, raw.columns)
         if match is None:
             extras.append(column)
         elif match.field in matches:
@@ -349,6 +391,18 @@ def _map_columns(
 
 
 _DERIVED = {"source_row", "province_code"}
+# a repeated header, as renamed by the readers: polars "name_duplicated_0", fastexcel "name_1"
+_REPEATED = re.compile(r"^(?P<base>.+?)_(?:duplicated_)?\d+$")
+
+
+def _duplicate_of(column: str, columns: list[str]) -> HeaderMatch | None:
+    """The field of a repeated header (a second ``project_id`` column): two columns for one
+    field is an error, not an extra column silently ignored."""
+    found = _REPEATED.match(column)
+    if found is None or found["base"] not in columns:
+        return None
+    match = resolve_header(found["base"])
+    return None if match is None else replace(match, header=column)
 
 
 def _is_placeholder_header(column: str) -> bool:
@@ -600,8 +654,13 @@ def _typed(name: str, spec: FieldSpec, present: bool) -> pl.Expr:
     return value.cast(spec.dtype).alias(name)
 
 
+_INT_LIMIT = 2**53  # whole numbers beyond this are not exact in a float cell (and overflow Int64)
+
+
 def _out_of_range(number: pl.Expr, spec: FieldSpec) -> pl.Expr:
     checks = []
+    if spec.kind == "int":
+        checks.append(number.abs() > _INT_LIMIT)
     if spec.ge is not None:
         checks.append(number < spec.ge)
     if spec.gt is not None:
@@ -625,12 +684,19 @@ def _reason(spec: FieldSpec, code: str, header: str) -> str:
         "invalid_number": f"{what} must be a number{unit and f' in{unit}'}",
         "not_finite": f"{what} must be a finite number",
         "not_whole_number": f"{what} must be a whole number",
-        "out_of_range": f"{what} must be {spec.range_text()}{unit}",
+        "out_of_range": f"{what} must be {_range_text(spec)}{unit}",
         "invalid_date": f"{what} is not a valid calendar date (expected YYYY-MM-DD)",
         "date_range": f"{what} must be between 1900 and 2100",
         "bad_code": f"{what} is not valid: {spec.description}",
         "unknown_activity": "unknown activity",
     }[code]
+
+
+def _range_text(spec: FieldSpec) -> str:
+    text = spec.range_text()
+    if spec.kind == "int" and spec.le is None:
+        text = " and ".join(filter(None, [text, f"≤ {_INT_LIMIT:,}"]))
+    return text
 
 
 def _problems(frame: pl.DataFrame, spec: FieldSpec, match: HeaderMatch) -> pl.DataFrame:

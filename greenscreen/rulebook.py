@@ -48,7 +48,9 @@ DERIVED_INPUTS: dict[str, tuple[pl.DataType, str]] = {
 # SQL functions a condition may call: pure, no I/O. Anything else is rejected at load.
 _FUNCTIONS = {"coalesce", "abs", "lower", "upper", "length", "round", "greatest", "least", "nullif"}
 _FORBIDDEN_WORDS = {"select", "from", "join", "union", "with", "into", "over", "table"}
-_STRING = re.compile(r"'(?:[^']|'')*'")
+# string literals, comments and quoted identifiers, matched left to right: a comment or a quoted
+# name must not hide a function call from the allowlist (sqrt/**/(x), "read_csv"('f'))
+_TOKENS = re.compile(r"'(?:[^']|'')*'|--[^\n]*|/\*.*?(?:\*/|$)|\"(?:[^\"]|\"\")*\"|`[^`]*`", re.S)
 _CALL = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*\(")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -429,7 +431,7 @@ def compile_condition(
             criterion=where.criterion,
         )
 
-    bare = _STRING.sub("''", condition)
+    bare = _TOKENS.sub(_neutral, condition)
     for name in _CALL.findall(bare):
         if name.lower() not in _FUNCTIONS | {"in"}:
             raise fail(
@@ -448,6 +450,17 @@ def compile_condition(
         if name not in known:
             raise fail(f"unknown input field '{name}'" + did_you_mean(name, known))
     return expr, used
+
+
+def _neutral(match: re.Match[str]) -> str:
+    """What the allowlist scan sees of a token: '' for a string, a space for a comment, the
+    bare name of a quoted identifier (so "read_csv"( is checked like read_csv()."""
+    token = match.group()
+    if token.startswith("'"):
+        return "''"
+    if token.startswith(("--", "/*")):
+        return " "
+    return re.sub(r"\W", "_", token[1:-1]) or "_"
 
 
 @cache

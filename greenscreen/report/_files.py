@@ -37,7 +37,10 @@ def safe_stem(project_id: str, max_length: int = 80) -> str:
     )
     cleaned = re.sub(r"_+", "_", cleaned).strip("._ ") or "project"
     cleaned = cleaned[:max_length]
-    if cleaned != project_id or cleaned.upper().split(".")[0] in _RESERVED:
+    reserved = cleaned.upper().split(".")[0] in _RESERVED
+    if reserved:  # Windows reads NUL.txt_1234.xlsx as the device NUL: change the first part
+        cleaned = f"_{cleaned}"
+    if cleaned != project_id:
         digest = hashlib.sha256(project_id.encode("utf-8")).hexdigest()[:8]
         cleaned = f"{cleaned}_{digest}"
     return cleaned

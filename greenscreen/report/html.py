@@ -151,7 +151,8 @@ def _charts(view: dict[str, Any], lang: Lang) -> dict[str, str]:
             line.add(t("dscr", lang), dscr)
             charts["dscr"] = _svg(line, "dscr")
     tornado = [s for s in view["sensitivities"] if not s["driver"].startswith("carbon_price")]
-    if tornado:
+    # no NPV without the financial inputs: NaN deltas everywhere, and pygal cannot scale NaN
+    if any(not _missing(s["npv_delta"]) for s in tornado):
         chart = _base(
             pygal.HorizontalBar,
             t("npv_sensitivity", lang),
@@ -162,7 +163,9 @@ def _charts(view: dict[str, Any], lang: Lang) -> dict[str, str]:
         chart.x_labels = [_label(d, lang) for d in drivers]
         for direction in ("low", "high"):
             rows = [s for s in tornado if s["direction"] == direction]
-            values = {s["driver"]: s["npv_delta"] for s in rows}
+            values = {
+                s["driver"]: None if _missing(s["npv_delta"]) else s["npv_delta"] for s in rows
+            }
             chart.add(f"{rows[0]['change'] * 100:+.0f} %", [values.get(d) for d in drivers])
         charts["tornado"] = _svg(chart, "tornado")
     return charts
