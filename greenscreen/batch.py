@@ -1,0 +1,316 @@
+"""Screening files larger than memory: the pipeline is read and screened in batches of rows,
+each batch's outputs go to part files, and the parts are streamed into the usual outputs.
+
+Memory is bounded by the batch size, not by the file. The outputs are the same files as
+:meth:`ScreenResult.write <greenscreen.run.ScreenResult.write>` writes (without the portfolio
+workbook, which Excel could not hold); row numbers in rejects are those of the whole file, and
+a project_id repeated anywhere in the file rejects every copy, as in a single read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from greenscreen.errors import GreenscreenError, PipelineError
+from greenscreen.io import Pipeline, SourceInfo, read_pipeline
+from greenscreen.report._files import atomic_write
+from greenscreen.report.html import write_portfolio_html
+from greenscreen.report.labels import Lang
+from greenscreen.run import ScreenResult, screen
+
+#: outputs assembled from per-batch parts (name → file)
+_PARTS = {
+    "results": "results.parquet",
+    "decisions": "decisions.parquet",
+    "subsidies": "subsidies.parquet",
+    "schedule": "subsidy_schedule.parquet",
+}
+
+
+@dataclass(frozen=True)
+class BatchRun:
+    """What a batched run wrote, and its counts (input = accepted + rejected + blank)."""
+
+    paths: dict[str, Path]
+    n_input_rows: int
+    n_accepted: int
+    n_rejected: int
+    n_blank: int
+    batches: int
+
+    def summary(self) -> str:
+        text = (
+            f"{self.n_input_rows:,} rows read in {self.batches} batches: {self.n_accepted:,} "
+            f"accepted, {self.n_rejected:,} rejected"
+        )
+        return text + (f", {self.n_blank:,} blank rows ignored" if self.n_blank else "")
+
+
+def screen_batched(
+    path: str | Path,
+    out_dir: str | Path,
+    *,
+    batch_rows: int = 250_000,
+    lang: Lang = "en",
+    on_batch: Callable[[int, int], object] | None = None,
+    **options: Any,
+) -> BatchRun:
+    """Screen a UTF-8 CSV or Parquet pipeline of any size in batches of ``batch_rows`` rows and
+    write the outputs to ``out_dir``. ``options`` are those of :func:`greenscreen.screen`;
+    ``on_batch(rows_done, rows_total)`` reports progress."""
+    source = Path(path)
+    if batch_rows < 1:
+        raise GreenscreenError("batch_rows must be at least 1")
+    if not source.is_file():
+        raise PipelineError(f"pipeline file not found: {source}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    parts = out / ".greenscreen-parts"
+    shutil.rmtree(parts, ignore_errors=True)
+    parts.mkdir()
+    try:
+        return _run(source, out, parts, batch_rows, lang, on_batch, options)
+    finally:
+        shutil.rmtree(parts, ignore_errors=True)
+
+
+def _scan(source: Path, options: dict[str, Any]) -> tuple[pl.LazyFrame, int, str]:
+    """The file as a lazy table of text columns, its row count, and its format."""
+    suffix = source.suffix.lower()
+    if suffix == ".parquet":
+        frame = pl.scan_parquet(source)
+        return frame, frame.select(pl.len()).collect().item(), "parquet"
+    if suffix not in {".csv", ".txt", ".tsv"}:
+        raise PipelineError(
+            f"batch mode reads CSV or Parquet, not {suffix or 'a file without suffix'}; "
+            "screen it without --batch-rows or convert it"
+        )
+    with source.open("rb") as handle:
+        head = handle.read(1 << 16)
+    try:
+        header = head.decode("utf-8-sig").splitlines()[0] if head.strip() else ""
+    except UnicodeDecodeError as exc:
+        if len(head) < (1 << 16) or exc.start < len(head) - 4:  # not a cut multi-byte char
+            raise PipelineError(
+                f"{source.name} is not UTF-8 (a GBK export?); batch mode reads UTF-8 CSV or "
+                "Parquet: save it as UTF-8, or screen it without --batch-rows"
+            ) from None
+        header = head[: exc.start].decode("utf-8-sig").splitlines()[0]
+    if not header:
+        raise PipelineError(f"{source.name} is empty")
+    from greenscreen.io import _separator  # the reader's own separator sniffing
+
+    frame = pl.scan_csv(
+        source,
+        separator=_separator(header, options.get("separator")),
+        infer_schema=False,
+        encoding="utf8",
+    )
+    try:
+        rows = frame.select(pl.len()).collect().item()
+    except pl.exceptions.ComputeError as exc:
+        raise PipelineError(f"{source.name}: {str(exc).splitlines()[0]}") from None
+    return frame, rows, "csv"
+
+
+def _batches(frame: pl.LazyFrame, batch_rows: int) -> Iterator[tuple[int, pl.DataFrame]]:
+    """(offset of the first row, batch) over the file, streamed."""
+    offset = 0
+    for batch in frame.collect_batches(chunk_size=batch_rows):
+        for start in range(0, batch.height, batch_rows):  # chunk_size is a hint
+            piece = batch.slice(start, batch_rows)
+            yield offset, piece
+            offset += piece.height
+
+
+def _shifted(pipeline: Pipeline, by: int) -> Pipeline:
+    """Row numbers of a batch made those of the whole file."""
+    return replace(
+        pipeline,
+        projects=pipeline.projects.with_columns(pl.col("source_row") + by),
+        rejects=pipeline.rejects.with_columns(pl.col("row") + by),
+    )
+
+
+def _run(
+    source: Path,
+    out: Path,
+    parts: Path,
+    batch_rows: int,
+    lang: Lang,
+    on_batch: Callable[[int, int], object] | None,
+    options: dict[str, Any],
+) -> BatchRun:
+    frame, total, fmt = _scan(source, options)
+    first_row = 2 if fmt == "csv" else 1  # the file's row number of the first data row
+    read_options = {k: options.pop(k) for k in ("sheet", "encoding", "separator") if k in options}
+    read_options.pop("sheet", None)
+
+    # Pass 1: read and validate every batch; keep (project_id, row) of every row with an id,
+    # so that an id repeated in two batches rejects every copy, as a single read would.
+    pipelines: list[str] = []
+    ids: list[pl.DataFrame] = []
+    n_blank = 0
+    info = SourceInfo(name=source.name, format=fmt)
+    notes: tuple[str, ...] = ()
+    for k, (offset, batch) in enumerate(_batches(frame, batch_rows)):
+        pipeline = _shifted(read_pipeline(batch, **read_options), offset + first_row - 1)
+        if k == 0:  # the column mapping and unit conversions are the same for every batch
+            info = replace(
+                pipeline.source,
+                name=source.name,
+                format=fmt,
+                encoding="utf-8" if fmt == "csv" else None,
+            )
+            notes = pipeline.notes
+        n_blank += pipeline.n_blank
+        dup = pipeline.rejects.filter(pl.col("code") == "duplicate_id")
+        ids.append(
+            pl.concat(
+                [
+                    pipeline.projects.select("project_id", row=pl.col("source_row")),
+                    dup.select("project_id", "row").unique(),
+                ]
+            )
+        )
+        stem = str(parts / f"pipeline-{k:05d}")
+        pipeline.projects.write_parquet(f"{stem}-projects.parquet")
+        pipeline.rejects.filter(pl.col("code") != "duplicate_id").write_parquet(
+            f"{stem}-rejects.parquet"
+        )
+        pipelines.append(stem)
+        if on_batch is not None:
+            on_batch(offset + batch.height, 2 * total)
+    seen = pl.concat(ids) if ids else pl.DataFrame({"project_id": [], "row": []})
+    repeated = (
+        seen.group_by("project_id")
+        .agg(pl.col("row").sort().alias("rows"))
+        .filter(pl.col("rows").list.len() > 1)
+    )
+    duplicate_rejects = (
+        seen.join(repeated, on="project_id")
+        .select(
+            "row",
+            "project_id",
+            field=pl.lit("project_id"),
+            column=pl.lit("project_id"),
+            value=pl.col("project_id"),
+            reason=pl.format(
+                "duplicate project_id: appears in rows {}; all copies are rejected",
+                pl.col("rows").cast(pl.List(pl.String)).list.join(", "),
+            ),
+            code=pl.lit("duplicate_id"),
+        )
+        .sort("row")
+    )
+    repeated_ids = repeated["project_id"].implode()
+    del seen, ids
+
+    # Pass 2: screen each batch and write its parts.
+    last: ScreenResult | None = None
+    for k, part in enumerate(pipelines):
+        projects = pl.read_parquet(f"{part}-projects.parquet")
+        rejects = pl.read_parquet(f"{part}-rejects.parquet")
+        projects = projects.filter(~pl.col("project_id").is_in(repeated_ids))
+        pipeline = Pipeline(projects, rejects, info, projects.height, 0, notes)
+        result = screen(pipeline, **options)
+        result.results.write_parquet(parts / f"results-{k:05d}.parquet", statistics=False)
+        result.decisions_lazy.sink_parquet(parts / f"decisions-{k:05d}.parquet")
+        if result.subsidies is not None:
+            awards = result.subsidies.awards.drop("_start_year", strict=False)
+            awards.write_parquet(parts / f"subsidies-{k:05d}.parquet")
+            result.subsidies.schedule.write_parquet(parts / f"schedule-{k:05d}.parquet")
+        rejects.write_parquet(parts / f"rejects-{k:05d}.parquet")
+        last = result
+        if on_batch is not None:
+            on_batch(total + min((k + 1) * batch_rows, total), 2 * total)
+    rejects_all = pl.concat(
+        [pl.read_parquet(p) for p in sorted(parts.glob("rejects-*.parquet"))] + [duplicate_rejects],
+        how="vertical_relaxed",
+    ).sort("row", maintain_order=True)
+    return _finish(source, out, parts, last, rejects_all, total, n_blank, len(pipelines), lang)
+
+
+def _finish(
+    source: Path,
+    out: Path,
+    parts: Path,
+    last: ScreenResult | None,
+    rejects: pl.DataFrame,
+    total: int,
+    n_blank: int,
+    batches: int,
+    lang: Lang,
+) -> BatchRun:
+    paths: dict[str, Path] = {}
+    for key, name in _PARTS.items():
+        files = sorted(parts.glob(f"{key}-*.parquet"))
+        if not files:
+            continue
+        paths[key] = out / name
+        atomic_write(paths[key], _sink(pl.scan_parquet(files)))
+    if "results" in paths:
+        results = pl.scan_parquet(paths["results"])
+        nested = [c for c, t in results.collect_schema().items() if isinstance(t, pl.List)]
+        flat = results.with_columns(pl.col(nested).list.join("; ")) if nested else results
+        paths["results_csv"] = out / "results.csv"
+        atomic_write(paths["results_csv"], lambda p: flat.sink_csv(p, include_bom=True))
+    paths["rejects"] = out / "rejects.csv"
+    atomic_write(paths["rejects"], lambda p: rejects.write_csv(p, include_bom=True))
+    n_rejected = rejects["row"].n_unique() if rejects.height else 0
+    accepted = total - n_blank - n_rejected
+    if last is not None:
+        meta = last.metadata()
+        meta["input"]["sha256"] = _sha256(source)
+        meta["counts"] = {
+            "input_rows": total,
+            "accepted": accepted,
+            "rejected": n_rejected,
+            "reject_rows": rejects.height,
+            "blank_rows_ignored": n_blank,
+            "batches": batches,
+        }
+        text = json.dumps(meta, ensure_ascii=False, indent=2, default=str) + "\n"
+        paths["run"] = out / "run.json"
+        atomic_write(paths["run"], lambda p: Path(p).write_text(text, encoding="utf-8"))
+        if "results" in paths:
+            paths["portfolio_html"] = out / "portfolio.html"
+            narrow = _portfolio_view(last, paths["results"], rejects, total, n_blank)
+            atomic_write(
+                paths["portfolio_html"], lambda p: write_portfolio_html(narrow, p, lang=lang)
+            )
+    return BatchRun(paths, total, accepted, n_rejected, n_blank, batches)
+
+
+def _sink(frame: pl.LazyFrame) -> Callable[[str], None]:
+    return lambda path: frame.sink_parquet(path, statistics=False)
+
+
+def _portfolio_view(
+    last: ScreenResult, results: Path, rejects: pl.DataFrame, total: int, n_blank: int
+) -> ScreenResult:
+    """The columns the portfolio report reads, for the whole run (a few per project)."""
+    wanted = ["project_id", "project_name", "activity", "province", "loan_amount"]
+    wanted += [f"{b.id}__status" for b in last.rulebooks]
+    wanted += ["avoided_tco2e_per_year", "attributable_tco2e_per_year", "subsidy_total"]
+    wanted += ["npv", "min_dscr"]
+    columns = pl.scan_parquet(results).collect_schema().names()
+    frame = pl.scan_parquet(results).select([c for c in wanted if c in columns]).collect()
+    pipeline = replace(last.pipeline, rejects=rejects, n_input_rows=total, n_blank=n_blank)
+    return replace(last, results=frame, pipeline=pipeline)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
