@@ -32,6 +32,7 @@ _PARTS = {
     "decisions": "decisions.parquet",
     "subsidies": "subsidies.parquet",
     "schedule": "subsidy_schedule.parquet",
+    "sensitivities": "sensitivities.parquet",
 }
 
 
@@ -228,6 +229,8 @@ def _run(
             awards = result.subsidies.awards.drop("_start_year", strict=False)
             awards.write_parquet(parts / f"subsidies-{k:05d}.parquet")
             result.subsidies.schedule.write_parquet(parts / f"schedule-{k:05d}.parquet")
+        if result.appraisal is not None and result.appraisal.sensitivities.height:
+            result.appraisal.sensitivities.write_parquet(parts / f"sensitivities-{k:05d}.parquet")
         rejects.write_parquet(parts / f"rejects-{k:05d}.parquet")
         last = result
         if on_batch is not None:

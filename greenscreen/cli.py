@@ -165,6 +165,12 @@ def demo(out_dir: Path, quiet: bool) -> None:
     show_default=True,
     help="Language of portfolio.xlsx, portfolio.html and the packs.",
 )
+@click.option(
+    "--batch-rows",
+    type=click.IntRange(1),
+    help="Read and screen the file in batches of this many rows (UTF-8 CSV or Parquet): "
+    "memory bounded by the batch, for pipelines larger than memory.",
+)
 @_workers_option
 @click.option(
     "--packs",
@@ -190,6 +196,7 @@ def screen(
     encoding: str | None,
     portfolio_max_rows: int,
     lang: str,
+    batch_rows: int | None,
     workers: int,
     packs: bool,
     quiet: bool,
@@ -204,6 +211,13 @@ def screen(
         "appraisal": _appraisal_config(debt_profile, target_dscr, carbon_price, discount_rate),
         "sensitivities": sensitivities or packs,  # packs show the tornado
     }
+    if batch_rows is not None:
+        if packs:
+            raise click.UsageError(
+                "--packs needs the whole run in memory; write packs with greenscreen pack"
+            )
+        _screen_batched(pipeline, out_dir, batch_rows, strict, quiet, options, lang)
+        return
     write_options = {
         "portfolio_max_rows": portfolio_max_rows,
         "lang": lang,
@@ -367,6 +381,54 @@ def explain(
 
     result = run_screen(pipeline, rulebooks=rulebook_dir, sheet=sheet)
     _out.print(explain_project(result, project_id, lang=lang), markup=False)
+
+
+def _screen_batched(
+    source: Path,
+    out_dir: Path,
+    batch_rows: int,
+    strict: bool,
+    quiet: bool,
+    options: dict[str, Any],
+    lang: str,
+) -> None:
+    from greenscreen.batch import screen_batched
+
+    say = (lambda *a: None) if quiet else _out.print
+    started = time.perf_counter()
+    say(f"greenscreen {__version__}: screening {source} in batches of {batch_rows:,} rows")
+    with Progress(
+        TextColumn("rows"),
+        BarColumn(),
+        TextColumn("{task.fields[phase]}"),
+        TimeRemainingColumn(),
+        console=_err,
+        disable=quiet,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("rows", total=None, phase="")
+
+        def on_batch(done: int, total: int) -> None:
+            phase = "validating" if done <= total // 2 else "screening"
+            bar.update(task, completed=done, total=total, phase=phase)
+
+        run = screen_batched(
+            source,
+            out_dir,
+            batch_rows=batch_rows,
+            lang=lang,  # type: ignore[arg-type]
+            on_batch=on_batch,
+            **options,
+        )
+    say(run.summary())
+    say(f"outputs in {out_dir.resolve()}:")
+    for path in run.paths.values():
+        say(f"  {path}")
+    say(f"done in {time.perf_counter() - started:.2f} s")
+    if strict and run.n_rejected:
+        rejects = run.paths["rejects"]
+        click.echo(f"error: {run.n_rejected} rows rejected (strict mode); see {rejects}", err=True)
+        sys.exit(EXIT_REJECTS)
 
 
 def _write_packs(

@@ -1,0 +1,94 @@
+"""Batched screening gives the same outputs as one read, with memory bounded by the batch."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from greenscreen import screen
+from greenscreen._resources import data_file
+from greenscreen.batch import screen_batched
+from greenscreen.errors import PipelineError
+
+
+@pytest.fixture(scope="module")
+def pipeline_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample pipeline plus a bad value, a blank row and an id repeated across batches."""
+    rows = pl.read_csv(data_file("sample_pipeline.csv"), infer_schema_length=0)
+    bad = rows.slice(5, 1).with_columns(project_id=pl.lit("GS-X"), capacity_mw=pl.lit("n/a"))
+    blank = pl.DataFrame(
+        {c: [None] for c in rows.columns}, schema=dict.fromkeys(rows.columns, pl.String)
+    )
+    path = tmp_path_factory.mktemp("batch") / "pipeline.csv"
+    pl.concat([rows, bad, blank, rows.head(1)]).write_csv(path)
+    return path
+
+
+def _sorted(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.sort(frame.columns, nulls_last=True)
+
+
+def _assert_same(a: pl.DataFrame, b: pl.DataFrame) -> None:
+    assert a.schema == b.schema
+    a, b = _sorted(a), _sorted(b)
+    for column in a.columns:
+        if a.schema[column] == pl.Float64:  # summation order differs with the batch shape
+            assert ((a[column] - b[column]).abs() <= 1e-9 * (1 + a[column].abs())).all(), column
+            assert a[column].is_null().equals(b[column].is_null()), column
+        else:
+            assert a[column].equals(b[column]), column
+
+
+def test_batches_give_the_outputs_of_one_read(pipeline_csv: Path, tmp_path: Path) -> None:
+    whole = screen(pipeline_csv)
+    whole.write(tmp_path / "one", portfolio=False)
+    run = screen_batched(pipeline_csv, tmp_path / "batch", batch_rows=7)
+
+    assert run.batches == 6
+    assert (run.n_input_rows, run.n_accepted, run.n_rejected, run.n_blank) == (38, 34, 3, 1)
+    for name in ("results", "decisions", "subsidies", "subsidy_schedule"):
+        _assert_same(
+            pl.read_parquet(tmp_path / "one" / f"{name}.parquet"),
+            pl.read_parquet(tmp_path / "batch" / f"{name}.parquet"),
+        )
+    one = pl.read_csv(tmp_path / "one" / "rejects.csv")
+    batched = pl.read_csv(tmp_path / "batch" / "rejects.csv")
+    assert one.equals(batched)
+    # the id repeated in the first and the last batch rejects both copies, file row numbers
+    duplicate = batched.filter(pl.col("code") == "duplicate_id")
+    assert duplicate["row"].to_list() == [2, 39]
+    assert (
+        duplicate["reason"][0]
+        == "duplicate project_id: appears in rows 2, 39; all copies are rejected"
+    )
+
+    meta_one = json.loads((tmp_path / "one" / "run.json").read_text(encoding="utf-8"))
+    meta_batch = json.loads((tmp_path / "batch" / "run.json").read_text(encoding="utf-8"))
+    assert meta_batch["input"]["sha256"] == meta_one["input"]["sha256"]
+    assert meta_batch["counts"] == {**meta_one["counts"], "batches": 6}
+    assert not (tmp_path / "batch" / ".greenscreen-parts").exists()
+    report = (tmp_path / "batch" / "portfolio.html").read_text(encoding="utf-8")
+    assert "GS-003" in report
+
+
+def test_parquet_batches(pipeline_csv: Path, tmp_path: Path) -> None:
+    path = tmp_path / "pipeline.parquet"
+    pl.read_csv(pipeline_csv, infer_schema=False).write_parquet(path)
+    run = screen_batched(path, tmp_path / "out", batch_rows=10)
+    assert (run.n_accepted, run.n_rejected) == (34, 3)
+    rows = pl.read_csv(tmp_path / "out" / "rejects.csv")["row"].to_list()
+    assert rows == [1, 36, 38]  # Parquet has no header row: data row 1 is row 1
+
+
+def test_batch_mode_refuses_what_it_cannot_stream(tmp_path: Path) -> None:
+    gbk = tmp_path / "gbk.csv"
+    gbk.write_bytes("项目编号,活动类型\nA,solar_pv\n".encode("gbk"))
+    with pytest.raises(PipelineError, match="not UTF-8"):
+        screen_batched(gbk, tmp_path / "o", batch_rows=10)
+    workbook = tmp_path / "pipeline.xlsx"
+    pl.DataFrame({"project_id": ["A"], "activity": ["solar_pv"]}).write_excel(workbook)
+    with pytest.raises(PipelineError, match="CSV or Parquet"):
+        screen_batched(workbook, tmp_path / "o")
