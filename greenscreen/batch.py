@@ -14,6 +14,7 @@ import json
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -256,16 +257,13 @@ def _finish(
     paths: dict[str, Path] = {}
     for key, name in _PARTS.items():
         files = sorted(parts.glob(f"{key}-*.parquet"))
-        if not files:
-            continue
-        paths[key] = out / name
-        atomic_write(paths[key], _sink(pl.scan_parquet(files)))
+        if files:
+            paths[key] = out / name
+            atomic_write(paths[key], partial(_append_parquet, files))
     if "results" in paths:
-        results = pl.scan_parquet(paths["results"])
-        nested = [c for c, t in results.collect_schema().items() if isinstance(t, pl.List)]
-        flat = results.with_columns(pl.col(nested).list.join("; ")) if nested else results
+        files = sorted(parts.glob("results-*.parquet"))
         paths["results_csv"] = out / "results.csv"
-        atomic_write(paths["results_csv"], lambda p: flat.sink_csv(p, include_bom=True))
+        atomic_write(paths["results_csv"], lambda tmp: _append_csv(files, tmp))
     paths["rejects"] = out / "rejects.csv"
     atomic_write(paths["rejects"], lambda p: rejects.write_csv(p, include_bom=True))
     n_rejected = rejects["row"].n_unique() if rejects.height else 0
@@ -286,29 +284,37 @@ def _finish(
         atomic_write(paths["run"], lambda p: Path(p).write_text(text, encoding="utf-8"))
         if "results" in paths:
             paths["portfolio_html"] = out / "portfolio.html"
-            narrow = _portfolio_view(last, paths["results"], rejects, total, n_blank)
+            pipeline = replace(last.pipeline, rejects=rejects, n_input_rows=total, n_blank=n_blank)
+            whole = replace(last, pipeline=pipeline)
+            scan = pl.scan_parquet(paths["results"])
             atomic_write(
-                paths["portfolio_html"], lambda p: write_portfolio_html(narrow, p, lang=lang)
+                paths["portfolio_html"],
+                lambda p: write_portfolio_html(whole, p, lang=lang, results=scan),
             )
     return BatchRun(paths, total, accepted, n_rejected, n_blank, batches)
 
 
-def _sink(frame: pl.LazyFrame) -> Callable[[str], None]:
-    return lambda path: frame.sink_parquet(path, statistics=False)
+def _append_parquet(files: list[Path], path: str) -> None:
+    """The parts, in order, as one Parquet file, a row group at a time. pyarrow's writer
+    appends; polars' multi-file sink buffers every part (memory grew with the part count)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(files[0])
+    with pq.ParquetWriter(path, schema, write_statistics=False) as writer:
+        for file in files:
+            for batch in pq.ParquetFile(file).iter_batches(batch_size=65_536):
+                writer.write_table(pa.Table.from_batches([batch]).cast(schema))
 
 
-def _portfolio_view(
-    last: ScreenResult, results: Path, rejects: pl.DataFrame, total: int, n_blank: int
-) -> ScreenResult:
-    """The columns the portfolio report reads, for the whole run (a few per project)."""
-    wanted = ["project_id", "project_name", "activity", "province", "loan_amount"]
-    wanted += [f"{b.id}__status" for b in last.rulebooks]
-    wanted += ["avoided_tco2e_per_year", "attributable_tco2e_per_year", "subsidy_total"]
-    wanted += ["npv", "min_dscr"]
-    columns = pl.scan_parquet(results).collect_schema().names()
-    frame = pl.scan_parquet(results).select([c for c in wanted if c in columns]).collect()
-    pipeline = replace(last.pipeline, rejects=rejects, n_input_rows=total, n_blank=n_blank)
-    return replace(last, results=frame, pipeline=pipeline)
+def _append_csv(files: list[Path], path: str) -> None:
+    """results.csv from the parts, one part in memory at a time (lists joined with '; ')."""
+    with open(path, "wb") as handle:
+        for k, file in enumerate(files):
+            part = pl.read_parquet(file)
+            nested = [c for c, t in part.schema.items() if isinstance(t, pl.List)]
+            part = part.with_columns(pl.col(nested).list.join("; ")) if nested else part
+            part.write_csv(handle, include_header=k == 0, include_bom=k == 0)
 
 
 def _sha256(path: Path) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import polars as pl
 import pygal
 from pygal.style import Style
 
@@ -196,17 +197,32 @@ def write_html_pack(result: Any, project_id: str, path: str | Path, *, lang: Lan
 TABLE_ROWS = 5_000
 
 
+_TOTALS = ("loan_amount", "avoided_tco2e_per_year", "attributable_tco2e_per_year", "subsidy_total")
+
+
 def render_portfolio(
-    result: Any, *, lang: Lang = "en", pack_suffix: str | None = ".html", link_prefix: str = ""
+    result: Any,
+    *,
+    lang: Lang = "en",
+    pack_suffix: str | None = ".html",
+    link_prefix: str = "",
+    results: pl.LazyFrame | None = None,
 ) -> str:
     """The portfolio report: tiles, status breakdowns and a static table of projects linking
     to their packs (``{link_prefix}{safe id}{pack_suffix}``). The table lists at most
-    :data:`TABLE_ROWS` projects (the Parquet results and portfolio.xlsx hold them all)."""
-    frame = result.results
+    :data:`TABLE_ROWS` projects (the Parquet results and portfolio.xlsx hold them all).
+    ``results`` (default ``result.results``) may be a scan of a results file larger than
+    memory: counts and totals are aggregated lazily."""
+    lazy = result.results.lazy() if results is None else results
+    present = set(lazy.collect_schema().names())
+    frame = lazy.head(TABLE_ROWS).collect()
+    height = lazy.select(pl.len()).collect().item()
     counts = []
     for book in result.rulebooks:
         column = f"{book.id}__status"
-        values = dict(frame[column].value_counts().iter_rows()) if column in frame.columns else {}
+        values = (
+            dict(lazy.group_by(column).len().collect().iter_rows()) if column in present else {}
+        )
         counts.append({"id": book.id, "title": book.title.get(lang), "counts": values})
     statuses = list(STATUSES)
     chart = _base(pygal.StackedBar, t("decisions", lang), height=360, style=_STATUS_STYLE)
@@ -214,11 +230,14 @@ def render_portfolio(
     for status in statuses:
         chart.add(status_text(status, lang), [c["counts"].get(status, 0) for c in counts])
 
+    sums = [pl.col(c).fill_nan(None).sum() for c in _TOTALS if c in present]
+    totals = lazy.select(sums).collect().row(0, named=True) if sums else {}
+
     def total(column: str) -> float:
-        return float(frame[column].fill_nan(None).sum()) if column in frame.columns else 0.0
+        return float(totals.get(column) or 0.0)
 
     tiles = [
-        (t("n_projects", lang), f"{frame.height:,}"),
+        (t("n_projects", lang), f"{height:,}"),
         (t("n_rejected", lang), f"{result.pipeline.n_rejected:,}"),
         (t("loan_total", lang), _money(total("loan_amount"), lang)),
         (t("avoided_year", lang), _number(total("avoided_tco2e_per_year"))),
@@ -259,7 +278,7 @@ def render_portfolio(
         columns=columns,
         rulebooks=[b.id for b in result.rulebooks],
         rows=rows,
-        truncated=max(frame.height - TABLE_ROWS, 0),
+        truncated=max(height - TABLE_ROWS, 0),
         version=__version__,
     )
 
@@ -271,8 +290,11 @@ def write_portfolio_html(
     lang: Lang = "en",
     pack_suffix: str | None = ".html",
     link_prefix: str = "",
+    results: pl.LazyFrame | None = None,
 ) -> Path:
     path = Path(path)
-    html = render_portfolio(result, lang=lang, pack_suffix=pack_suffix, link_prefix=link_prefix)
+    html = render_portfolio(
+        result, lang=lang, pack_suffix=pack_suffix, link_prefix=link_prefix, results=results
+    )
     path.write_text(html, encoding="utf-8")
     return path
