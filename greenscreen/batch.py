@@ -301,7 +301,7 @@ def _append_parquet(files: list[Path], path: str) -> None:
     import pyarrow.parquet as pq
 
     schema = pq.read_schema(files[0])
-    with pq.ParquetWriter(path, schema, write_statistics=False) as writer:
+    with pq.ParquetWriter(path, schema, compression="zstd", write_statistics=False) as writer:
         for file in files:
             for batch in pq.ParquetFile(file).iter_batches(batch_size=65_536):
                 writer.write_table(pa.Table.from_batches([batch]).cast(schema))
