@@ -518,9 +518,9 @@ def _model(
         "project_irr": masked(irr_post),
         "equity_irr": masked(irr_equity),
         # astype(str): with no projects np.where gives float64, which becomes an Object column
-        "irr_reason": np.where(
-            valid, _join_reasons(why_pre, why_post, why_equity), reason
-        ).astype(str),
+        "irr_reason": np.where(valid, _join_reasons(why_pre, why_post, why_equity), reason).astype(
+            str
+        ),
         "npv": masked(value),
         "payback_years": masked(payback),
         "lcoe": masked(lcoe),
