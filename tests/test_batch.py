@@ -92,3 +92,22 @@ def test_batch_mode_refuses_what_it_cannot_stream(tmp_path: Path) -> None:
     pl.DataFrame({"project_id": ["A"], "activity": ["solar_pv"]}).write_excel(workbook)
     with pytest.raises(PipelineError, match="CSV or Parquet"):
         screen_batched(workbook, tmp_path / "o")
+
+
+def test_cli_batch_rows(pipeline_csv: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "greenscreen", "screen", str(pipeline_csv), *args]
+        return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+    done = run("--out", str(tmp_path / "o"), "--batch-rows", "10")
+    assert done.returncode == 0, done.stderr
+    assert "38 rows read in 4 batches: 34 accepted, 3 rejected, 1 blank rows ignored" in done.stdout
+    assert pl.read_parquet(tmp_path / "o" / "results.parquet").height == 34
+    strict = run("--out", str(tmp_path / "s"), "--batch-rows", "10", "--strict", "-q")
+    assert strict.returncode == 2 and "3 rows rejected (strict mode)" in strict.stderr
+    both = run("--out", str(tmp_path / "p"), "--batch-rows", "10", "--packs")
+    assert both.returncode == 2 and "--packs needs the whole run" in both.stderr
+    assert "Traceback" not in done.stderr + strict.stderr + both.stderr
