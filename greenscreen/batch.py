@@ -123,10 +123,28 @@ def _scan(source: Path, options: dict[str, Any]) -> tuple[pl.LazyFrame, int, str
     return frame, rows, "csv"
 
 
-def _batches(frame: pl.LazyFrame, batch_rows: int) -> Iterator[tuple[int, pl.DataFrame]]:
-    """(offset of the first row, batch) over the file, streamed."""
+def _batches(
+    frame: pl.LazyFrame, batch_rows: int, name: str, first_row: int
+) -> Iterator[tuple[int, pl.DataFrame]]:
+    """(offset of the first row, batch) over the file, streamed. A file that turns out to be
+    unreadable part-way (a ragged row, invalid UTF-8) is a PipelineError naming where."""
     offset = 0
-    for batch in frame.collect_batches(chunk_size=batch_rows):
+    batches = iter(frame.collect_batches(chunk_size=batch_rows))
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except pl.exceptions.PolarsError as exc:
+            problem = str(exc).strip().splitlines()[0]
+            hint = (
+                "; save it as UTF-8 or screen it without --batch-rows"
+                if "utf-8" in problem.lower()
+                else ""
+            )
+            raise PipelineError(
+                f"cannot read {name} in batches after row {offset + first_row - 1}: {problem}{hint}"
+            ) from None
         for start in range(0, batch.height, batch_rows):  # chunk_size is a hint
             piece = batch.slice(start, batch_rows)
             yield offset, piece
@@ -163,7 +181,7 @@ def _run(
     n_blank = 0
     info = SourceInfo(name=source.name, format=fmt)
     notes: tuple[str, ...] = ()
-    for k, (offset, batch) in enumerate(_batches(frame, batch_rows)):
+    for k, (offset, batch) in enumerate(_batches(frame, batch_rows, source.name, first_row)):
         pipeline = _shifted(read_pipeline(batch, **read_options), offset + first_row - 1)
         if k == 0:  # the column mapping and unit conversions are the same for every batch
             info = replace(

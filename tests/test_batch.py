@@ -111,3 +111,21 @@ def test_cli_batch_rows(pipeline_csv: Path, tmp_path: Path) -> None:
     both = run("--out", str(tmp_path / "p"), "--batch-rows", "10", "--packs")
     assert both.returncode == 2 and "--packs needs the whole run" in both.stderr
     assert "Traceback" not in done.stderr + strict.stderr + both.stderr
+
+
+def test_a_file_broken_part_way_is_a_clear_error(tmp_path: Path) -> None:
+    lines = ["project_id,activity,capacity_mw"] + [f"P{i},solar_pv,{i}" for i in range(3000)]
+    lines[2500] = "P2499x,solar_pv,1,extra"  # a stray separator deep in the file
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(PipelineError, match="cannot read ragged.csv in batches after row"):
+        screen_batched(ragged, tmp_path / "o", batch_rows=1000)
+    body = "\n".join(
+        ["project_id,activity,capacity_mw"] + [f"P{i},solar_pv,1" for i in range(20000)]
+    )
+    mixed = tmp_path / "mixed.csv"  # UTF-8 for the first 64 KiB, then a GBK line
+    mixed.write_bytes(body.encode() + "\nP-x,光伏,1\n".encode("gbk"))
+    with pytest.raises(PipelineError, match="invalid utf-8.*without --batch-rows"):
+        screen_batched(mixed, tmp_path / "o2", batch_rows=1000)
+    assert not (tmp_path / "o" / ".greenscreen-parts").exists()
+    assert not (tmp_path / "o" / "results.parquet").exists()
