@@ -173,6 +173,11 @@ def _run(
     first_row = 2 if fmt == "csv" else 1  # the file's row number of the first data row
     read_options = {k: options.pop(k) for k in ("sheet", "encoding", "separator") if k in options}
     read_options.pop("sheet", None)
+    if total <= batch_rows:  # one batch: the in-memory run writes the same outputs
+        result = screen(source, **read_options, **options)
+        paths = result.write(out, portfolio=False, lang=lang)
+        p = result.pipeline
+        return BatchRun(paths, p.n_input_rows, p.n_accepted, p.n_rejected, p.n_blank, 1)
 
     # Pass 1: read and validate every batch; keep (project_id, row) of every row with an id,
     # so that an id repeated in two batches rejects every copy, as a single read would.

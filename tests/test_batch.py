@@ -129,3 +129,12 @@ def test_a_file_broken_part_way_is_a_clear_error(tmp_path: Path) -> None:
         screen_batched(mixed, tmp_path / "o2", batch_rows=1000)
     assert not (tmp_path / "o" / ".greenscreen-parts").exists()
     assert not (tmp_path / "o" / "results.parquet").exists()
+
+
+def test_a_file_within_one_batch_is_screened_in_memory(tmp_path: Path) -> None:
+    header_only = tmp_path / "header_only.csv"
+    header_only.write_text("project_id,activity\n", encoding="utf-8")
+    run = screen_batched(header_only, tmp_path / "o", batch_rows=10)
+    assert (run.n_input_rows, run.n_accepted, run.batches) == (0, 0, 1)
+    assert pl.read_parquet(tmp_path / "o" / "results.parquet").height == 0
+    assert (tmp_path / "o" / "run.json").is_file()
