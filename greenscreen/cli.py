@@ -341,7 +341,20 @@ def rulebooks_check(directory: Path) -> None:
 
 
 def _rulebook_table(books: list[Any]) -> None:
-    table = Table("id", "version", "effective", "kind", "items", "criteria", "verified", "title")
+    table = Table(
+        "id",
+        "version",
+        "effective",
+        "kind",
+        "items",
+        "GB/T rows",
+        "criteria",
+        "measured",
+        "attestation",
+        "crosswalk",
+        "verified",
+        "title",
+    )
     for book in books:
         counts = book.counts()
         table.add_row(
@@ -350,7 +363,11 @@ def _rulebook_table(books: list[Any]) -> None:
             str(book.effective or ""),
             book.kind,
             str(counts["items"]),
+            str(counts["industry_rows"]),
             str(counts["criteria"]),
+            str(counts["measured"]),
+            str(counts["attestation"]),
+            str(counts["crosswalk"]),
             f"{counts['verified_share']:.0%}",
             book.title.get("en"),
         )

@@ -213,12 +213,33 @@ class Rulebook(_Model):
         raise KeyError(code)
 
     def counts(self) -> dict[str, Any]:
+        """Items, GB/T 4754 rows in scopes, criteria by kind and the share verified.
+
+        A criterion is *measured* when it reads a template or derived input or a number/date
+        the rulebook declares (values the project data carries), *attestation* when it reads
+        only yes/no or document evidence fields the rulebook declares (a fact the analyst
+        confirms), and *crosswalk* otherwise (another rulebook's result).
+        """
         leaves = self.leaf_items
         criteria = [c for item in leaves for c in item.criteria]
         verified = sum(item.verification == "verified" for item in leaves)
+        # a declared number or date (a refrigerant GWP, a measured PUE) is measured too
+        declared = {f.name for f in self.fields if f.type in ("boolean", "text")}
+        template = set(FIELDS) | set(DERIVED_INPUTS) | {f.name for f in self.fields} - declared
+        kinds = {"measured": 0, "attestation": 0, "crosswalk": 0}
+        for criterion in criteria:
+            words = set(_WORD.findall(_TOKENS.sub(_neutral, criterion.condition)))
+            if words & template:
+                kinds["measured"] += 1
+            elif words & declared:
+                kinds["attestation"] += 1
+            else:
+                kinds["crosswalk"] += 1
         return {
             "items": len(leaves),
+            "industry_rows": sum(len(i.scope.industry_codes) for i in leaves if i.scope),
             "criteria": len(criteria),
+            **kinds,
             "verified_share": verified / len(leaves) if leaves else 0.0,
         }
 

@@ -212,3 +212,17 @@ def test_cross_references_must_exist(tmp_path: Path) -> None:
         load_rulebooks(tmp_path)
     write(tmp_path, _broken(item={"xref": [{"rulebook": "eu_taxonomy", "item": "4.1"}]}))
     assert any(b.id == "bank_local" for b in load_rulebooks(tmp_path))
+
+
+def test_counts_split_criteria_into_measured_attestation_and_crosswalk() -> None:
+    from greenscreen.rulebook import bundled_rulebooks
+
+    counts = {book.id: book.counts() for book in bundled_rulebooks()}
+    # GLP: the four core components and reporting are facts the analyst confirms
+    assert (counts["glp_2025"]["measured"], counts["glp_2025"]["attestation"]) == (0, 7)
+    # CGT: every criterion reads the China or EU rulebook's result
+    assert counts["cgt_2022"]["crosswalk"] == counts["cgt_2022"]["criteria"] == 42
+    gfsp = counts["cn_gfsp_2025"]
+    assert gfsp["measured"] + gfsp["attestation"] + gfsp["crosswalk"] == gfsp["criteria"]
+    assert gfsp["measured"] >= 2  # star rating (6.1.1), GB 40879 grade (6.6.2)
+    assert gfsp["industry_rows"] > gfsp["items"]  # items list their GB/T 4754 rows
