@@ -1,0 +1,314 @@
+"""Build cn_gfsp_2025_items.csv from the table conversion, checked against the official text.
+
+    python taxonomies/sources/build_cn_gfsp_2025_items.py TABLE_CSV TABLE_XLSX [OFFICIAL_TXT] [OUT]
+
+TABLE_CSV is the third-party table conversion (shared/reference/sources/
+cn_gfsp_2025_catalogue_table.csv: header + 1,084 rows, columns 领域, 国民经济行业代码,
+国民经济行业类别名称, 条件/标准, 备注, 温室气体减排贡献). TABLE_XLSX is the workbook it was
+exported from (cn_gfsp_2025_catalogue_table.xlsx); only its merged-cell ranges are read: the CSV
+leaves a 条件/标准 or 备注 cell that spans several GB/T rows in the PDF empty after its first row,
+and such a cell is copied to the rows it spans (with a note). OFFICIAL_TXT defaults to
+cn_gfsp_2025_catalogue_columns.txt and OUT to cn_gfsp_2025_items.csv, both beside this script;
+English item names come from cn_gfsp_2025_names_en.csv beside it.
+
+Every table row is either a level-1 heading, a level-2 heading or one GB/T row of the current
+level-3 item; anything else is an error, and on any error nothing is written (exit 1). The output
+is sorted as the source and written with fixed quoting and line endings, so reruns are identical.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+FIELDS = (
+    "code",
+    "name_zh",
+    "name_en",
+    "level1_code",
+    "level1_name_zh",
+    "level2_code",
+    "level2_name_zh",
+    "row",
+    "industry_code",
+    "industry_name_zh",
+    "conditions_zh",
+    "remarks_zh",
+    "ghg_mark",
+    "verified",
+    "note",
+)
+TABLE_HEADER = 6
+LEVEL1 = re.compile(r"(\d)\.(\S.*)", re.S)
+LEVEL2 = re.compile(r"(\d\.\d{1,2})\s+(\S.*)", re.S)
+LEVEL3 = re.compile(r"(\d\.\d{1,2}\.\d{1,2})\s*(\S.*)", re.S)
+WIDE = re.compile(r"[^\x00-\x7f]")
+SECTION = re.compile(r"^===== (?:列：)?(.+?) =====$", re.M)
+
+# Where the table conversion and the official PDF disagree, the PDF wins. Each correction names the
+# item, GB/T row, column, the table's text and the PDF's text (whitespace-insensitive); a correction
+# whose table text is no longer found is an error, so none is applied silently to changed input.
+CORRECTIONS: tuple[tuple[str, int, str, str, str], ...] = (
+    ("1.1.15", 3, "conditions_zh", "3《.", "3.《"),  # converter swapped 3. and 《
+    ("1.2.1", 2, "conditions_zh", "2《.", "2.《"),
+    ("2.1.1", 1, "conditions_zh", "2《.", "2.《"),
+    ("2.2.6", 1, "remarks_zh", "6129其他一般馆", "6129其他一般旅馆"),
+    ("3.2.8", 1, "conditions_zh", "利用技术改造等活动。", "利用技术改造等活动"),  # PDF: no 。
+    ("5.1.13", 9, "conditions_zh", "竹👉", "竹笋"),  # converter put 👉 for 笋
+    ("5.1.13", 10, "conditions_zh", "👉干、腌👉等竹👉", "笋干、腌笋等竹笋"),
+)
+# A 领域 cell without a code that continues the name of the item above it (a page break split the
+# cell); accepted only for these names, as found in the official text.
+NAME_CONTINUATIONS = {("7.4.9", "生态保护修复", "产品和生态系统评估")}
+# Item names the table cut short (the PDF cell continues on the next page): table name -> PDF name.
+NAME_CORRECTIONS = {
+    ("4.2.6", "地热能利用设"): "地热能利用设施建设和运营",
+    ("6.4.6", "入河入海排污口排查整"): "入河入海排污口排查整治及规范化建设",
+}
+MERGED_COLUMNS = {4: "conditions_zh", 5: "remarks_zh"}  # xlsx column number -> field
+
+
+def squash(text: str) -> str:
+    """All whitespace removed: how texts are compared with the official text."""
+    return re.sub(r"\s+", "", text)
+
+
+def replace_loose(text: str, old: str, new: str) -> str:
+    """Replace ``old`` in ``text`` ignoring whitespace (the table breaks lines anywhere)."""
+    pattern = r"\s*".join(re.escape(char) for char in squash(old))
+    return re.sub(pattern, lambda _: new, text)
+
+
+def unwrap(text: str) -> str:
+    """Remove the line breaks of the PDF layout: join directly next to CJK text or full-width
+    punctuation, with one space between two ASCII characters (``GB\\n32030`` → ``GB 32030``)."""
+    lines = [line.strip() for line in text.strip().splitlines()]
+    out = ""
+    for line in lines:
+        if not line:
+            continue
+        if out and not WIDE.match(out[-1]) and not WIDE.match(line[0]):
+            out += " "
+        out += line
+    return out
+
+
+def sections(official: str) -> dict[str, str]:
+    """The whitespace-free text of each column section of the columns file."""
+    marks = list(SECTION.finditer(official))
+    out = {}
+    for mark, following in zip(marks, [*marks[1:], None], strict=True):
+        end = following.start() if following else len(official)
+        out[mark[1]] = squash(official[mark.end() : end])
+    return out
+
+
+def merged_ranges(
+    workbook: Path, rows: list[list[str]], errors: list[str]
+) -> dict[int, list[tuple[int, int]]]:
+    """Vertical spans (first, last table record) of merged 条件/标准 and 备注 cells.
+
+    The workbook has a title row above the header, so its row r is CSV record r - 2; every
+    record's six cells must equal the workbook's (whitespace aside)."""
+    from openpyxl import load_workbook  # a dev dependency; only this script needs it
+
+    sheet = load_workbook(workbook, read_only=False).active
+    assert sheet is not None
+    values = [
+        [squash(str(v)) if v is not None else "" for v in line[:TABLE_HEADER]]
+        for line in sheet.iter_rows(min_row=2, values_only=True)
+    ]
+    while values and not any(values[-1]):
+        values.pop()
+    if values != [[squash(c) for c in cells] for cells in rows]:
+        errors.append(f"{workbook} does not hold the same cells as the table CSV")
+        return {}
+    out: dict[int, list[tuple[int, int]]] = {4: [], 5: []}
+    for cells in sheet.merged_cells.ranges:
+        if cells.max_row > cells.min_row and cells.min_col in out:
+            out[cells.min_col].append((cells.min_row - 2, cells.max_row - 2))
+    return out
+
+
+def fill_merged(
+    rows: list[list[str]], spans: dict[int, list[tuple[int, int]]], errors: list[str]
+) -> dict[int, list[tuple[str, int]]]:
+    """Copy each merged 条件/标准 / 备注 cell into the rows it spans.
+
+    Returns, per filled table record, the column label and the record the text came from."""
+    filled: dict[int, list[tuple[str, int]]] = {}
+    for column, ranges in spans.items():
+        label = "条件/标准" if column == 4 else "备注"
+        for first, last in sorted(ranges):
+            text = rows[first][column - 1]
+            if any(rows[r][0].strip() for r in range(first + 1, last + 1)):
+                errors.append(f"merged {label} cell over records {first}-{last} spans two items")
+                continue
+            for record in range(first + 1, last + 1):
+                if rows[record][column - 1].strip():
+                    errors.append(f"table record {record}: merged {label} cell is not empty")
+                    continue
+                rows[record][column - 1] = text
+                filled.setdefault(record, []).append((label, first))
+    return filled
+
+
+def build(
+    table: Path, workbook: Path, official: Path, names_en: Path
+) -> tuple[list[dict[str, str]], list[str]]:
+    with table.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.reader(handle))
+    errors: list[str] = []
+    filled = fill_merged(rows, merged_ranges(workbook, rows, errors), errors)
+    row_of: dict[int, str] = {}  # table record -> GB/T row within its item
+    columns = sections(official.read_text(encoding="utf-8"))
+    conditions_text, remarks_text = columns["条件/标准"], columns["备注"]
+    with names_en.open(encoding="utf-8", newline="") as handle:
+        english = {r["code"]: r for r in csv.DictReader(handle)}
+    out: list[dict[str, str]] = []
+    if len(rows[0]) != TABLE_HEADER or squash(rows[0][0]) != "领域":
+        return [], [f"unexpected table header {rows[0]!r}"]
+    level1 = level2 = ("", "")
+    item: dict[str, str] | None = None
+    used_corrections: set[int] = set()
+    used_names: set[str] = set()
+    headings = 0
+    for number, cells in enumerate(rows[1:], start=1):  # table record (CSV line - 1)
+        if len(cells) != TABLE_HEADER:
+            errors.append(f"table record {number}: {len(cells)} cells, expected {TABLE_HEADER}")
+            continue
+        area, code, name, conditions, remarks, mark = (c.strip() for c in cells)
+        rest = any((code, name, conditions, remarks, mark))
+        compact = squash(area)
+        if area and (m3 := LEVEL3.fullmatch(area)):
+            if not m3[1].startswith(level2[0] + "."):
+                errors.append(f"table record {number}: item {m3[1]} outside level 2 {level2[0]}")
+                continue
+            item = {"code": m3[1], "name_zh": squash(m3[2]), "row": "0", "note": ""}
+            if (fixed := NAME_CORRECTIONS.get((m3[1], item["name_zh"]))) is not None:
+                was = item["name_zh"]
+                item["note"] = f"name: table has {was!r}, PDF has {fixed!r} (PDF followed)"
+                item["name_zh"] = fixed
+                used_names.add(m3[1])
+        elif area and (m2 := LEVEL2.fullmatch(area)) and not rest:
+            if not m2[1].startswith(level1[0] + "."):
+                errors.append(f"table record {number}: level 2 {m2[1]} outside {level1[0]}")
+            level2, item, headings = (m2[1], squash(m2[2])), None, headings + 1
+            continue
+        elif area and (m1 := LEVEL1.fullmatch(compact)) and not rest:
+            level1, level2, item, headings = (m1[1], m1[2]), ("", ""), None, headings + 1
+            continue
+        elif item is not None and (item["code"], item["name_zh"], compact) in NAME_CONTINUATIONS:
+            used_names.add(item["code"])
+            item["note"] = (
+                f"name: the table splits it as {item['name_zh']!r} + {compact!r} over two rows; "
+                "joined as in the PDF"
+            )
+            item["name_zh"] += compact
+            for done in out:
+                if done["code"] == item["code"]:
+                    done["name_zh"] = item["name_zh"]
+                    done["note"] = "; ".join(filter(None, [item["note"], done["note"]]))
+        elif area:
+            errors.append(f"table record {number}: 领域 {area!r} is no heading or item code")
+            continue
+        elif item is None:
+            errors.append(f"table record {number}: GB/T row outside any level-3 item")
+            continue
+        if not rest:
+            errors.append(f"table record {number}: empty row in item {item['code']}")
+            continue
+        item["row"] = str(int(item["row"]) + 1)
+        row_of[number] = item["row"]
+        values = {
+            "industry_code": unwrap(code),
+            "industry_name_zh": unwrap(name),
+            "conditions_zh": unwrap(conditions),
+            "remarks_zh": unwrap(remarks),
+        }
+        notes = [item["note"]] if item["note"] else []
+        notes += [
+            f"{label}: one cell spanning several GB/T rows in the PDF; text of row {row_of[first]}"
+            for label, first in filled.get(number, [])
+        ]
+        for index, (c_code, c_row, column, old, new) in enumerate(CORRECTIONS):
+            if (c_code, str(c_row)) == (item["code"], item["row"]):
+                if squash(old) not in squash(values[column]):
+                    errors.append(f"correction {index} ({c_code} row {c_row}) no longer applies")
+                    continue
+                values[column] = replace_loose(values[column], old, new)
+                used_corrections.add(index)
+                notes.append(f"{column}: table has {old!r}, PDF has {new!r} (PDF followed)")
+        ghg = squash(mark)
+        if ghg not in ("", "√", "√√"):
+            errors.append(f"table record {number}: 温室气体减排贡献 {mark!r}")
+            continue
+        verified = bool(values["conditions_zh"]) and squash(values["conditions_zh"]) in (
+            conditions_text
+        )
+        if not values["conditions_zh"]:
+            notes.append("no 条件/标准 text in the table")
+        elif not verified:
+            notes.append("条件/标准 not found verbatim in the official text")
+        if values["remarks_zh"] and squash(values["remarks_zh"]) not in remarks_text:
+            notes.append("备注 not found verbatim in the official text")
+        out.append(
+            {
+                "code": item["code"],
+                "name_zh": item["name_zh"],
+                "name_en": "",  # filled below, once names split over rows are joined
+                "level1_code": level1[0],
+                "level1_name_zh": level1[1],
+                "level2_code": level2[0],
+                "level2_name_zh": level2[1],
+                "row": item["row"],
+                **values,
+                "ghg_mark": ghg,
+                "verified": "true" if verified else "false",
+                "note": "; ".join(notes),
+            }
+        )
+    for row in out:
+        translation = english.get(row["code"])
+        if translation is None or translation["name_zh"] != row["name_zh"]:
+            errors.append(f"cn_gfsp_2025_names_en.csv: no row {row['code']} {row['name_zh']}")
+        else:
+            row["name_en"] = translation["name_en"]
+    for index in sorted(set(range(len(CORRECTIONS))) - used_corrections):
+        errors.append(f"correction {index} {CORRECTIONS[index][:3]} matched no row")
+    expected_names = {c for c, _, _ in NAME_CONTINUATIONS} | {c for c, _ in NAME_CORRECTIONS}
+    errors.extend(f"name fix for {c} matched no row" for c in sorted(expected_names - used_names))
+    if len(out) + headings + len(errors) < len(rows) - 1:
+        errors.append("table rows unaccounted for")  # every record: a heading, a row or an error
+    extra = set(english) - {r["code"] for r in out}
+    errors.extend(f"cn_gfsp_2025_names_en.csv: {code} is not in the table" for code in extra)
+    return out, errors
+
+
+def main(argv: list[str]) -> int:
+    if not 2 <= len(argv) <= 4:
+        print(__doc__, file=sys.stderr)
+        return 2
+    table, workbook = Path(argv[0]), Path(argv[1])
+    official = Path(argv[2]) if len(argv) > 2 else HERE / "cn_gfsp_2025_catalogue_columns.txt"
+    target = Path(argv[3]) if len(argv) > 3 else HERE / "cn_gfsp_2025_items.csv"
+    rows, errors = build(table, workbook, official, HERE / "cn_gfsp_2025_names_en.csv")
+    if errors:
+        print("\n".join(errors), file=sys.stderr)
+        print(f"{len(errors)} errors; nothing written", file=sys.stderr)
+        return 1
+    with target.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=FIELDS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    unverified = sum(r["verified"] == "false" for r in rows)
+    items = len({r["code"] for r in rows})
+    print(f"{target}: {items} items, {len(rows)} GB/T rows, {unverified} not verified")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
