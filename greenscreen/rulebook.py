@@ -419,6 +419,14 @@ def _check(book: Rulebook, file: str) -> None:
 
 def input_fields(book: Rulebook) -> dict[str, pl.DataType]:
     """Fields a condition of ``book`` may reference, with their types."""
+    return condition_fields(book.fields, book.depends_on)
+
+
+def condition_fields(
+    declared: Iterable[FieldDecl], depends_on: Iterable[str]
+) -> dict[str, pl.DataType]:
+    """Template and derived inputs, the declared evidence fields, and the status and item of
+    the rulebooks depended on: what a rulebook or programme condition may reference."""
     fields: dict[str, pl.DataType] = {name: spec.dtype for name, spec in FIELDS.items()}
     fields.update({name: dtype for name, (dtype, _) in DERIVED_INPUTS.items()})
     types = {
@@ -427,8 +435,8 @@ def input_fields(book: Rulebook) -> dict[str, pl.DataType]:
         "text": pl.String(),
         "date": pl.Date(),
     }
-    fields.update({f.name: types[f.type] for f in book.fields})
-    for dep in book.depends_on:
+    fields.update({f.name: types[f.type] for f in declared})
+    for dep in depends_on:
         fields.update({f"{dep}__status": pl.String(), f"{dep}__item": pl.String()})
     return fields
 

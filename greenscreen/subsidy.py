@@ -35,7 +35,6 @@ from greenscreen._resources import bundled_dir
 from greenscreen.engine import _combine, _evidence, _gates, with_derived_inputs
 from greenscreen.errors import GreenscreenError, RulebookError
 from greenscreen.rulebook import (
-    DERIVED_INPUTS,
     Criterion,
     FieldDecl,
     Scope,
@@ -44,8 +43,8 @@ from greenscreen.rulebook import (
     _nth,
     _Where,
     compile_condition,
+    condition_fields,
 )
-from greenscreen.schema import FIELDS
 
 SCHEMA_TYPE = "greenscreen.programme"
 
@@ -196,18 +195,7 @@ def load_programme(path: str | Path) -> Programme:
 
 
 def programme_fields(programme: Programme) -> dict[str, pl.DataType]:
-    fields: dict[str, pl.DataType] = {name: spec.dtype for name, spec in FIELDS.items()}
-    fields.update({name: dtype for name, (dtype, _) in DERIVED_INPUTS.items()})
-    types = {
-        "boolean": pl.Boolean(),
-        "number": pl.Float64(),
-        "text": pl.String(),
-        "date": pl.Date(),
-    }
-    fields.update({f.name: types[f.type] for f in programme.fields})
-    for dep in programme.depends_on:
-        fields.update({f"{dep}__status": pl.String(), f"{dep}__item": pl.String()})
-    return fields
+    return condition_fields(programme.fields, programme.depends_on)
 
 
 # --------------------------------------------------------------------------------------------
