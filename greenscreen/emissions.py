@@ -324,25 +324,17 @@ def _with_grid_factor(
         bm = grid.filter((pl.col("series") == "ccer_bm") & (pl.col("vintage") == config.cm_vintage))
         if om.height == 0 or bm.height == 0:
             raise GreenscreenError(f"no CCER OM/BM factors of vintage {config.cm_vintage}")
-        frame = frame.join(
-            om.select(
-                pl.col("region").alias("_cdm_grid"),
-                pl.col("value_tco2_per_mwh").alias("_om"),
-                pl.col("verification").alias("_om_v"),
-            ),
-            on="_cdm_grid",
-            how="left",
-            maintain_order="left",
-        ).join(
-            bm.select(
-                pl.col("region").alias("_cdm_grid"),
-                pl.col("value_tco2_per_mwh").alias("_bm"),
-                pl.col("verification").alias("_bm_v"),
-            ),
-            on="_cdm_grid",
-            how="left",
-            maintain_order="left",
-        )
+        for table, value, verification in ((om, "_om", "_om_v"), (bm, "_bm", "_bm_v")):
+            frame = frame.join(
+                table.select(
+                    pl.col("region").alias("_cdm_grid"),
+                    pl.col("value_tco2_per_mwh").alias(value),
+                    pl.col("verification").alias(verification),
+                ),
+                on="_cdm_grid",
+                how="left",
+                maintain_order="left",
+            )
         published = pl.lit("ccer_combined_margin")
         region = pl.col("_cdm_grid")
         vintage = pl.lit(config.cm_vintage, pl.Int32)
