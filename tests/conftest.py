@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import polars as pl
@@ -37,3 +39,14 @@ def good_csv(tmp_path: Path) -> Path:
 @pytest.fixture
 def good_frame() -> pl.DataFrame:
     return pl.DataFrame([dict(zip(HEADER, row, strict=True)) for row in GOOD_ROWS])
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """``python -m greenscreen ARGS`` as a user runs it: exit code, stdout, stderr."""
+    return subprocess.run(
+        [sys.executable, "-m", "greenscreen", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+    )

@@ -17,7 +17,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ import polars as pl
 import pytest
 import xlsxwriter
 import yaml
+from conftest import run_cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -43,16 +43,6 @@ CORPUS = Path(__file__).parent / "data" / "adversarial"
 HOSTILE_TEXT = CORPUS / "hostile_text.csv"
 HOSTILE_IDS = CORPUS / "hostile_ids.csv"
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-
-
-def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "greenscreen", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=300,
-    )
 
 
 def assert_clean_failure(done: subprocess.CompletedProcess[str], message: str) -> None:

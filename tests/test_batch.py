@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import polars as pl
 import pytest
+from conftest import run_cli
 
 from greenscreen import screen
 from greenscreen._resources import data_file
@@ -95,12 +97,8 @@ def test_batch_mode_refuses_what_it_cannot_stream(tmp_path: Path) -> None:
 
 
 def test_cli_batch_rows(pipeline_csv: Path, tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        command = [sys.executable, "-m", "greenscreen", "screen", str(pipeline_csv), *args]
-        return subprocess.run(command, capture_output=True, text=True, timeout=120)
+        return run_cli("screen", str(pipeline_csv), *args)
 
     done = run("--out", str(tmp_path / "o"), "--batch-rows", "10")
     assert done.returncode == 0, done.stderr

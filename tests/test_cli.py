@@ -11,29 +11,19 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from conftest import GOOD_ROWS, HEADER, write_csv
+from conftest import GOOD_ROWS, HEADER, run_cli, write_csv
 
 from greenscreen import __version__
 
 
-def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "greenscreen", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=120,
-    )
-
-
 def test_version() -> None:
-    done = run("--version")
+    done = run_cli("--version")
     assert done.returncode == 0
     assert __version__ in done.stdout
 
 
 def test_demo_writes_the_output_contract(tmp_path: Path) -> None:
-    done = run("demo", "--out", str(tmp_path / "demo"))
+    done = run_cli("demo", "--out", str(tmp_path / "demo"))
     assert done.returncode == 0, done.stderr
     assert "35 accepted, 0 rejected" in done.stdout
     assert str((tmp_path / "demo").resolve()) in done.stdout
@@ -61,7 +51,9 @@ def test_demo_writes_the_output_contract(tmp_path: Path) -> None:
 def test_screen_lang_and_portfolio_row_limit_are_applied(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "p.csv", HEADER, GOOD_ROWS, "utf-8")
     out = tmp_path / "o"
-    done = run("screen", str(path), "--out", str(out), "--lang", "zh", "--portfolio-max-rows", "0")
+    done = run_cli(
+        "screen", str(path), "--out", str(out), "--lang", "zh", "--portfolio-max-rows", "0"
+    )
     assert done.returncode == 0, done.stderr
     assert not (out / "portfolio.xlsx").exists()
     assert "<title>绿色贷款项目筛查汇总" in (out / "portfolio.html").read_text(encoding="utf-8")
@@ -71,7 +63,7 @@ def test_screen_lang_and_portfolio_row_limit_are_applied(tmp_path: Path) -> None
 def test_screen_with_rejects_exits_zero_and_prints_counts(tmp_path: Path) -> None:
     rows = [*GOOD_ROWS, ("P11", "solar", "Henan", "1", "1", "2025-01-01")]
     path = write_csv(tmp_path / "p.csv", HEADER, rows, "utf-8")
-    done = run("screen", str(path), "--out", str(tmp_path / "o"))
+    done = run_cli("screen", str(path), "--out", str(tmp_path / "o"))
     assert done.returncode == 0, done.stderr
     assert "11 rows read from p.csv: 10 accepted, 1 rejected" in done.stdout
     rejects = pl.read_csv(tmp_path / "o" / "rejects.csv")
@@ -80,7 +72,7 @@ def test_screen_with_rejects_exits_zero_and_prints_counts(tmp_path: Path) -> Non
         rejects.row(0, named=True)["reason"] == "unknown activity 'solar'; did you mean 'solar_pv'?"
     )
 
-    strict = run("screen", str(path), "--out", str(tmp_path / "o2"), "--strict", "--quiet")
+    strict = run_cli("screen", str(path), "--out", str(tmp_path / "o2"), "--strict", "--quiet")
     assert strict.returncode == 2
     assert strict.stdout == ""
     assert "1 rows rejected (strict mode)" in strict.stderr
@@ -88,7 +80,7 @@ def test_screen_with_rejects_exits_zero_and_prints_counts(tmp_path: Path) -> Non
 
 def test_outputs_are_byte_identical_across_runs(tmp_path: Path) -> None:
     for name in ("a", "b"):
-        assert run("demo", "-q", "--out", str(tmp_path / name)).returncode == 0
+        assert run_cli("demo", "-q", "--out", str(tmp_path / name)).returncode == 0
     files = ("results.parquet", "results.csv", "rejects.csv", "run.json", "portfolio.xlsx")
     files += ("decisions.parquet", "subsidies.parquet", "subsidy_schedule.parquet")
     files += ("portfolio.html", "packs/GS-003.html", "packs/GS-003.xlsx", "packs/index.html")
@@ -112,20 +104,20 @@ def test_user_errors_are_one_line_messages(
 ) -> None:
     (tmp_path / "empty.csv").write_text("")
     (tmp_path / "noid.csv").write_text("name,activity\nx,solar_pv\n")
-    done = run(*args, cwd=tmp_path)
+    done = run_cli(*args, cwd=tmp_path)
     assert done.returncode in (1, 2)
     assert message in done.stderr
     assert "Traceback" not in done.stderr + done.stdout
 
 
 def test_template_command(tmp_path: Path) -> None:
-    done = run("template", str(tmp_path / "t.xlsx"))
+    done = run_cli("template", str(tmp_path / "t.xlsx"))
     assert done.returncode == 0
     assert (tmp_path / "t.xlsx").stat().st_size > 10_000
 
 
 def test_rulebooks_command_lists_the_bundled_rulebooks() -> None:
-    done = run("rulebooks")
+    done = run_cli("rulebooks")
     assert done.returncode == 0
     for rulebook in ("cn_exclusions", "eu_taxonomy", "glp_2025", "pboc_cerf"):
         assert rulebook in done.stdout

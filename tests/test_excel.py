@@ -10,13 +10,13 @@ from __future__ import annotations
 import math
 import shutil
 import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 import openpyxl
 import polars as pl
 import pytest
+from conftest import run_cli
 
 from greenscreen import screen
 from greenscreen._resources import data_file
@@ -200,46 +200,24 @@ def test_pack_file_names_cannot_leave_the_directory(tmp_path: Path) -> None:
 
 
 def test_cli_pack(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "greenscreen",
-            "pack",
-            str(data_file("sample_pipeline.csv")),
-            "--project",
-            "GS-009",
-            "--project",
-            "GS-003",
-            "--lang",
-            "zh",
-            "--out",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
+    sample = str(data_file("sample_pipeline.csv"))
+    done = run_cli(
+        "pack",
+        sample,
+        "--project",
+        "GS-009",
+        "--project",
+        "GS-003",
+        "--lang",
+        "zh",
+        "--out",
+        str(tmp_path),
     )
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in tmp_path.glob("*.xlsx")) == ["GS-003.xlsx", "GS-009.xlsx"]
     book = openpyxl.load_workbook(tmp_path / "GS-009.xlsx")
     assert book.sheetnames[:3] == ["摘要", "输入", "现金流"]
-    missing = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "greenscreen",
-            "pack",
-            str(data_file("sample_pipeline.csv")),
-            "--project",
-            "GS-999",
-            "--out",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    missing = run_cli("pack", sample, "--project", "GS-999", "--out", str(tmp_path))
     assert missing.returncode == 1 and "no project 'GS-999'" in missing.stderr
 
 
