@@ -21,7 +21,7 @@ from typing import Any
 import polars as pl
 
 from greenscreen.errors import GreenscreenError, PipelineError
-from greenscreen.io import Pipeline, SourceInfo, read_pipeline
+from greenscreen.io import Pipeline, SourceInfo, duplicate_id_rejects, read_pipeline
 from greenscreen.report._files import atomic_write
 from greenscreen.report.html import write_portfolio_html
 from greenscreen.report.labels import Lang
@@ -171,8 +171,8 @@ def _run(
 ) -> BatchRun:
     frame, total, fmt = _scan(source, options)
     first_row = 2 if fmt == "csv" else 1  # the file's row number of the first data row
-    read_options = {k: options.pop(k) for k in ("sheet", "encoding", "separator") if k in options}
-    read_options.pop("sheet", None)
+    options.pop("sheet", None)  # CSV and Parquet have no sheets
+    read_options = {k: options.pop(k) for k in ("encoding", "separator") if k in options}
     if total <= batch_rows:  # one batch: the in-memory run writes the same outputs
         result = screen(source, **read_options, **options)
         paths = result.write(out, portfolio=False, lang=lang)
@@ -214,29 +214,12 @@ def _run(
         pipelines.append(stem)
         if on_batch is not None:
             on_batch(offset + batch.height, 2 * total)
-    seen = pl.concat(ids) if ids else pl.DataFrame({"project_id": [], "row": []})
-    repeated = (
-        seen.group_by("project_id")
-        .agg(pl.col("row").sort().alias("rows"))
-        .filter(pl.col("rows").list.len() > 1)
+    seen = (
+        pl.concat(ids) if ids else pl.DataFrame(schema={"project_id": pl.String, "row": pl.Int64})
     )
-    duplicate_rejects = (
-        seen.join(repeated, on="project_id")
-        .select(
-            "row",
-            "project_id",
-            field=pl.lit("project_id"),
-            column=pl.lit("project_id"),
-            value=pl.col("project_id"),
-            reason=pl.format(
-                "duplicate project_id: appears in rows {}; all copies are rejected",
-                pl.col("rows").cast(pl.List(pl.String)).list.join(", "),
-            ),
-            code=pl.lit("duplicate_id"),
-        )
-        .sort("row")
-    )
-    repeated_ids = repeated["project_id"].implode()
+    id_column = next((m.header for m in info.columns if m.field == "project_id"), "project_id")
+    duplicate_rejects = duplicate_id_rejects(seen, id_column).sort("row")
+    repeated_ids = duplicate_rejects["project_id"].unique().implode()
     del seen, ids
 
     # Pass 2: screen each batch and write its parts.

@@ -784,6 +784,31 @@ def _province_problems(out: pl.DataFrame, matches: dict[str, HeaderMatch]) -> pl
     )
 
 
+def duplicate_id_rejects(rows: pl.DataFrame, column: str) -> pl.DataFrame:
+    """Reject rows for every copy of a project_id that appears more than once.
+
+    ``rows``: (row, project_id) of every row with an id; ``column``: the id's input header.
+    Shared with batch mode, which collects the ids of the whole file batch by batch.
+    """
+    repeated = (
+        rows.group_by("project_id")
+        .agg(pl.col("row").sort().alias("_rows"))
+        .filter(pl.col("_rows").list.len() > 1)
+    )
+    return rows.join(repeated, on="project_id", how="inner", maintain_order="left").select(
+        "row",
+        "project_id",
+        pl.lit("project_id").alias("field"),
+        pl.lit(column).alias("column"),
+        pl.col("project_id").alias("value"),
+        pl.format(
+            "duplicate project_id: appears in rows {}; all copies are rejected",
+            pl.col("_rows").cast(pl.List(pl.String)).list.join(", "),
+        ).alias("reason"),
+        pl.lit("duplicate_id").alias("code"),
+    )
+
+
 def _row_problems(out: pl.DataFrame, matches: dict[str, HeaderMatch]) -> pl.DataFrame:
     """Row-level rules: project_id present and unique; activity or description present."""
     pid_header = matches["project_id"].header
@@ -796,22 +821,8 @@ def _row_problems(out: pl.DataFrame, matches: dict[str, HeaderMatch]) -> pl.Data
         pl.lit("project_id is required").alias("reason"),
         pl.lit("missing_required").alias("code"),
     )
-    rows_by_id = (
-        out.filter(pl.col("_pid").is_not_null())
-        .group_by("_pid")
-        .agg(pl.col("_row").sort().alias("_rows"))
-        .filter(pl.col("_rows").list.len() > 1)
-    )
-    duplicates = out.join(rows_by_id, on="_pid", how="inner").select(
-        *base,
-        pl.lit("project_id").alias("field"),
-        pl.lit(pid_header).alias("column"),
-        pl.col("_pid").alias("value"),
-        pl.format(
-            "duplicate project_id: appears in rows {}; all copies are rejected",
-            pl.col("_rows").cast(pl.List(pl.String)).list.join(", "),
-        ).alias("reason"),
-        pl.lit("duplicate_id").alias("code"),
+    duplicates = duplicate_id_rejects(
+        out.filter(pl.col("_pid").is_not_null()).select(*base), pid_header
     )
     nothing = out.filter(pl.col("activity").is_null() & pl.col("description").is_null())
     # a row whose activity is present but unknown already has its own reject row
