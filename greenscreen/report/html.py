@@ -21,7 +21,7 @@ from pygal.style import Style
 from greenscreen import __version__
 from greenscreen._resources import bundled_dir
 from greenscreen.report._files import safe_stem
-from greenscreen.report.labels import LABELS, STATUS_ZH, Lang, status_text, t
+from greenscreen.report.labels import LABELS, Lang, short_status, status_text, t
 from greenscreen.report.view import project_view, province_text
 
 _STYLE_OPTIONS: dict[str, Any] = {
@@ -111,16 +111,20 @@ def _base(kind: Any, title: str, **options: Any) -> Any:
     return kind(**settings)
 
 
-def _short_status(status: str | None, lang: Lang) -> str:
-    """A badge that fits a table cell: 信息不足 / insufficient data."""
-    if not status:
-        return ""
-    return STATUS_ZH.get(status, status) if lang == "zh" else status.replace("_", " ")
-
-
 def _label(key: str, lang: Lang) -> str:
     """A label for a template key or a data value (driver, phase); unknown values show as is."""
     return t(key, lang) if key in LABELS else key
+
+
+def _language(lang: Lang) -> dict[str, Any]:
+    """What every template gets for its language: the label and status functions."""
+    return {
+        "lang": lang,
+        "t": lambda key: _label(key, lang),
+        "status_text": lambda s: status_text(s, lang),
+        "short_status": lambda s: short_status(s, lang),
+        "version": __version__,
+    }
 
 
 def _charts(view: dict[str, Any], lang: Lang) -> dict[str, str]:
@@ -178,12 +182,8 @@ def render_html_pack(result: Any, project_id: str, *, lang: Lang = "en") -> str:
     template = _environment().get_template("pack.html.j2")
     return template.render(
         v=view,
-        lang=lang,
-        t=lambda key: _label(key, lang),
-        status_text=lambda s: status_text(s, lang),
-        short_status=lambda s: _short_status(s, lang),
         charts=_charts(view, lang),
-        version=__version__,
+        **_language(lang),
     )
 
 
@@ -266,10 +266,6 @@ def render_portfolio(
         )
     template = _environment().get_template("portfolio.html.j2")
     return template.render(
-        lang=lang,
-        t=lambda key: _label(key, lang),
-        status_text=lambda s: status_text(s, lang),
-        short_status=lambda s: _short_status(s, lang),
         source=result.pipeline.source.name,
         tiles=tiles,
         counts=counts,
@@ -279,7 +275,7 @@ def render_portfolio(
         rulebooks=[b.id for b in result.rulebooks],
         rows=rows,
         truncated=max(height - TABLE_ROWS, 0),
-        version=__version__,
+        **_language(lang),
     )
 
 

@@ -181,3 +181,10 @@ def status_text(status: str | None, lang: Lang) -> str:
     if status is None:
         return ""
     return f"{STATUS_ZH.get(status, status)} ({status})" if lang == "zh" else status
+
+
+def short_status(status: str | None, lang: Lang) -> str:
+    """A badge that fits a table cell: 信息不足 / insufficient data."""
+    if not status:
+        return ""
+    return STATUS_ZH.get(status, status) if lang == "zh" else status.replace("_", " ")
