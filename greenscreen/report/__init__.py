@@ -88,7 +88,8 @@ def write_packs(
         manifest.pop(pid, None)
 
     chunks = [todo[i : i + chunk_size] for i in range(0, len(todo), chunk_size)]
-    narrowed = result.subset(todo) if workers > 1 and len(chunks) > 1 else result
+    # each pack filters the run for its project: hand the writers a chunk's slice, not the run
+    narrowed = result.subset(todo) if len(chunks) > 1 else result
     for chunk in _run_chunks(narrowed, out, chunks, lang, formats, workers):
         for pid in chunk:
             manifest[pid] = row_keys[pid]
@@ -169,9 +170,13 @@ def _run_chunks(
     workers: int,
 ) -> Iterator[list[str]]:
     """Yield each chunk of project ids once its packs are written."""
-    if workers <= 1 or len(chunks) <= 1:
+    if len(chunks) <= 1:
         for chunk in chunks:
             yield _write_chunk(result, out, chunk, lang, formats)
+        return
+    if workers <= 1:
+        for chunk in chunks:
+            yield _write_chunk(result.subset(chunk), out, chunk, lang, formats)
         return
     # spawn, not fork: polars' thread pool does not survive a fork. Each worker receives only
     # its chunk's slice of the run.
