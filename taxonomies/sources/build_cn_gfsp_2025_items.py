@@ -69,6 +69,12 @@ NAME_CORRECTIONS = {
     ("6.4.6", "入河入海排污口排查整"): "入河入海排污口排查整治及规范化建设",
 }
 MERGED_COLUMNS = {4: "conditions_zh", 5: "remarks_zh"}  # xlsx column number -> field
+# A table row holding only the end of the previous row's 条件/标准 (a page break split the cell):
+# (item, text) -> appended to the row above. Accepted only for these.
+TEXT_CONTINUATIONS = {("4.1.1", "活动。")}
+# GB/T 4754 codes of the 01–09 divisions lost their leading zero in the table (0711 → 711);
+# the PDF prints four digits. A padded code must be in the official text.
+SHORT_CODE = re.compile(r"\d{3}")
 
 
 def squash(text: str) -> str:
@@ -175,6 +181,8 @@ def build(
     item: dict[str, str] | None = None
     used_corrections: set[int] = set()
     used_names: set[str] = set()
+    used_continuations: set[str] = set()
+    layout = squash(official.with_name("cn_gfsp_2025_catalogue.txt").read_text(encoding="utf-8"))
     headings = 0
     for number, cells in enumerate(rows[1:], start=1):  # table record (CSV line - 1)
         if len(cells) != TABLE_HEADER:
@@ -218,6 +226,26 @@ def build(
         elif item is None:
             errors.append(f"table record {number}: GB/T row outside any level-3 item")
             continue
+        elif (item["code"], squash(conditions)) in TEXT_CONTINUATIONS and not (
+            code or name or remarks or mark
+        ):
+            if out and out[-1]["code"] == item["code"]:
+                out[-1]["conditions_zh"] += unwrap(conditions)
+                out[-1]["note"] = "; ".join(
+                    filter(
+                        None,
+                        [
+                            out[-1]["note"],
+                            f"条件/标准: the table puts the end {squash(conditions)!r} in a row "
+                            "of its own (page break); joined as in the PDF",
+                        ],
+                    )
+                )
+                out[-1]["verified"] = (
+                    "true" if squash(out[-1]["conditions_zh"]) in conditions_text else "false"
+                )
+                used_continuations.add(item["code"])
+            continue
         if not rest:
             errors.append(f"table record {number}: empty row in item {item['code']}")
             continue
@@ -230,6 +258,12 @@ def build(
             "remarks_zh": unwrap(remarks),
         }
         notes = [item["note"]] if item["note"] else []
+        if SHORT_CODE.fullmatch(values["industry_code"]):
+            padded = "0" + values["industry_code"]
+            if padded + squash(values["industry_name_zh"])[:2] not in layout:
+                errors.append(f"table record {number}: code {padded} not in the official text")
+            notes.append(f"industry_code: table has {values['industry_code']}, PDF has {padded}")
+            values["industry_code"] = padded
         notes += [
             f"{label}: one cell spanning several GB/T rows in the PDF; text of row {row_of[first]}"
             for label, first in filled.get(number, [])
@@ -281,7 +315,9 @@ def build(
         errors.append(f"correction {index} {CORRECTIONS[index][:3]} matched no row")
     expected_names = {c for c, _, _ in NAME_CONTINUATIONS} | {c for c, _ in NAME_CORRECTIONS}
     errors.extend(f"name fix for {c} matched no row" for c in sorted(expected_names - used_names))
-    if len(out) + headings + len(errors) < len(rows) - 1:
+    expected = {c for c, _ in TEXT_CONTINUATIONS}
+    errors.extend(f"continuation {c} matched no row" for c in sorted(expected - used_continuations))
+    if len(out) + headings + len(used_continuations) + len(errors) < len(rows) - 1:
         errors.append("table rows unaccounted for")  # every record: a heading, a row or an error
     extra = set(english) - {r["code"] for r in out}
     errors.extend(f"cn_gfsp_2025_names_en.csv: {code} is not in the table" for code in extra)
