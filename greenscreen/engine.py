@@ -28,6 +28,7 @@ from greenscreen.rulebook import (
     Criterion,
     Item,
     Rulebook,
+    Scope,
     compile_condition,
     input_fields,
 )
@@ -168,17 +169,22 @@ def _dated(expr: pl.Expr, since: object, until: object) -> pl.Expr:
     return expr
 
 
-def _compile(book: Rulebook) -> list[_Compiled]:
+def _compile(book: Rulebook, frame: pl.DataFrame | None = None) -> list[_Compiled]:
+    """Scope and criterion expressions of the leaf items; with ``frame``, only of the items
+    some project of it can be in scope of (see :func:`_reachable`)."""
     fields = input_fields(book)
     compiled = []
+    present = _present(frame) if frame is not None else None
     for item in book.leaf_items:
         scope = item.scope
         assert scope is not None
+        if present is not None and not _reachable(scope, *present):
+            continue
         parts: list[pl.Expr] = []
         codes = [c.lstrip("ABCDEFGHIJKLMNOPQRST") for c in scope.industry_codes]
         if scope.activities:
             parts.append(pl.col("activity").is_in(scope.activities).fill_null(False))
-            if codes:  # a given industry code must confirm the activity
+            if codes and scope.industry_confirms:  # a given industry code must confirm it
                 cls = pl.col("industry_class")
                 parts.append(cls.is_null() | cls.is_in(codes))
         elif codes:
@@ -198,6 +204,25 @@ def _compile(book: Rulebook) -> list[_Compiled]:
             criteria.append((criterion, expr, used))
         compiled.append(_Compiled(item, in_scope, criteria))
     return compiled
+
+
+def _present(frame: pl.DataFrame) -> tuple[set[str], set[str]]:
+    """The activities and GB/T classes that occur in the pipeline."""
+    return (
+        set(frame["activity"].drop_nulls().unique().to_list()),
+        set(frame["industry_class"].drop_nulls().unique().to_list()),
+    )
+
+
+def _reachable(scope: Scope, acts: set[str], classes: set[str]) -> bool:
+    """Can a project with one of these activities / classes be in the scope? An item no project
+    can reach is out of scope for all and is skipped: a 271-item catalogue then costs what the
+    items a pipeline touches cost, and the results are the same."""
+    if scope.condition or scope.all_projects:
+        return True
+    if scope.activities:
+        return not acts.isdisjoint(scope.activities)
+    return not classes.isdisjoint(c.lstrip("ABCDEFGHIJKLMNOPQRST") for c in scope.industry_codes)
 
 
 def _combine(criteria: list[tuple[Criterion, str]]) -> pl.Expr:
@@ -317,12 +342,12 @@ def _evaluate_book(frame: pl.DataFrame, book: Rulebook) -> tuple[list[pl.Series]
     one state per item (2 pass, 1 unknown, 0 fail, null out of scope); the rulebook's status
     is the best state over its items and its item the first item in file order with it.
     """
-    compiled = _compile(book)
+    compiled = _compile(book, frame)
     exprs: list[pl.Expr] = []
     for k, comp in enumerate(compiled):
         exprs.append(comp.scope.alias(f"s{k}"))
         exprs += [expr.alias(f"c{k}_{j}") for j, (_, expr, _) in enumerate(comp.criteria)]
-    work = frame.select("project_id", "activity", "approval_date", *exprs)
+    work = frame.select("project_id", "activity", "approval_date", "industry_class", *exprs)
     work = work.with_columns(
         _combine([(c, f"c{k}_{j}") for j, (c, _, _) in enumerate(comp.criteria)]).alias(f"r{k}")
         for k, comp in enumerate(compiled)
@@ -390,19 +415,17 @@ def _evaluate_book(frame: pl.DataFrame, book: Rulebook) -> tuple[list[pl.Series]
         .alias("_status"),
     )
     window = book.applies_to_approvals
-    marks = {k: compiled[k].item.ghg_mark for k in status_items if compiled[k].item.ghg_mark}
-    ghg = (
-        [pl.col("_sel").replace_strict(marks, default=None, return_dtype=pl.String)]
-        if marks
-        else []
-    )
+    ghg, work = _ghg_marks(work, compiled, status_items)
     summary = work.select(
         pl.col("_status").alias(f"{book.id}__status"),
         pl.col("_item").alias(f"{book.id}__item"),
         *(e.alias(f"{book.id}__ghg_mark") for e in ghg),
         _dated(pl.lit(True), window.from_, window.before).alias(f"{book.id}__applies"),
         *([_flags(compiled, flag_items).alias(f"{book.id}__flags")] if flag_items else []),
-    ).with_columns(_missing(work, compiled, gating).alias(f"{book.id}__missing"))
+    ).with_columns(
+        _missing(work, compiled, gating).alias(f"{book.id}__missing"),
+        _criteria_used(work, compiled, status_items).alias(f"{book.id}__criteria"),
+    )
     return summary.get_columns(), _decisions(frame, work, book, compiled)
 
 
@@ -423,6 +446,84 @@ def _missing(
         lookup, on=["_sel", "_mask"], how="left", maintain_order="left", nulls_equal=False
     )
     return joined["_fields"]
+
+
+def _ghg_marks(
+    work: pl.DataFrame, compiled: list[_Compiled], status_items: list[int]
+) -> tuple[list[pl.Expr], pl.DataFrame]:
+    """The GHG mark (√ / √√) of the selected item; where an item's GB/T rows carry different
+    marks (e.g. 3.2.9: 7514 √, 7516 none), the mark of the row the project's industry code
+    names, and none without a code."""
+    if not any(compiled[k].item.ghg_mark or compiled[k].item.rows for k in status_items):
+        return [], work
+    marks = {k: compiled[k].item.ghg_mark for k in status_items if compiled[k].item.ghg_mark}
+    mark = pl.col("_sel").replace_strict(marks, default=None, return_dtype=pl.String)
+    by_row: dict[tuple[int, str], str | None] = {}
+    ambiguous: set[tuple[int, str]] = set()
+    for k in status_items:
+        rows = compiled[k].item.rows
+        if len({row.ghg_mark for row in rows}) < 2:
+            continue
+        for row in rows:
+            if row.industry_code is None:
+                continue
+            key = (k, row.industry_code)
+            if key in by_row and by_row[key] != row.ghg_mark:
+                ambiguous.add(key)  # one code in two rows with different marks: say nothing
+            by_row[key] = row.ghg_mark
+    pairs = [(k, code, m) for (k, code), m in by_row.items() if (k, code) not in ambiguous]
+    if pairs:
+        lookup = pl.DataFrame(
+            {
+                "_sel": [k for k, _, _ in pairs],
+                "industry_class": [code for _, code, _ in pairs],
+                "_row_mark": [m for _, _, m in pairs],
+            },
+            schema={"_sel": pl.Int32, "industry_class": pl.String, "_row_mark": pl.String},
+        )
+        work = work.join(lookup, on=["_sel", "industry_class"], how="left", maintain_order="left")
+        mixed = [k for k, _, _ in pairs]
+        mark = pl.when(pl.col("_sel").is_in(mixed)).then(pl.col("_row_mark")).otherwise(mark)
+    return [mark], work
+
+
+def _criteria_used(
+    work: pl.DataFrame, compiled: list[_Compiled], status_items: list[int]
+) -> pl.Series:
+    """The selected item's criteria and their results: ``star-1=pass; gbt51350=unknown``.
+
+    Each project's results are packed into one integer (3 states per criterion), and only the
+    distinct (item, results) pairs are turned into text, as for the missing fields."""
+    with_criteria = [k for k in status_items if compiled[k].criteria]
+    states = [
+        pl.when(pl.col("_sel") == k).then(
+            pl.sum_horizontal(
+                pl.col(f"c{k}_{j}").cast(pl.Int64).fill_null(2) * (3**j)
+                for j in range(len(compiled[k].criteria))
+            )
+        )
+        for k in with_criteria
+        if len(compiled[k].criteria) <= 39  # 3**39 < 2**63
+    ]
+    packed = work.select(
+        "_sel", (pl.coalesce(states) if states else pl.lit(None, pl.Int64)).alias("_states")
+    )
+    pairs = packed.filter(pl.col("_sel").is_not_null()).unique()
+    words = ("fail", "pass", "unknown")  # 0 false, 1 true, 2 null
+    texts = []
+    for k, code in pairs.iter_rows():  # distinct combinations only
+        criteria = compiled[k].criteria
+        if code is None:
+            texts.append("" if not criteria else None)
+            continue
+        texts.append(
+            "; ".join(f"{c.id}={words[code // 3**j % 3]}" for j, (c, _, _) in enumerate(criteria))
+        )
+    lookup = pairs.with_columns(pl.Series("_text", texts, dtype=pl.String))
+    joined = packed.join(
+        lookup, on=["_sel", "_states"], how="left", maintain_order="left", nulls_equal=True
+    )
+    return joined["_text"]
 
 
 def _flags(compiled: list[_Compiled], flag_items: list[int]) -> pl.Expr:

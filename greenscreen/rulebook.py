@@ -108,6 +108,9 @@ class Scope(_Model):
 
     activities: list[str] = []
     industry_codes: list[str] = []
+    #: With activities: does a given industry code have to be one of ``industry_codes``? Not
+    #: when a row of the item names no code (e.g. 4.3.2's 各用电、用热（冷）行业).
+    industry_confirms: bool = True
     condition: str | None = None
     all_projects: bool = False
 
@@ -123,11 +126,24 @@ class XRef(_Model):
     item: str
 
 
+class IndustryRow(_Model):
+    """One GB/T 4754 row of a China catalogue item as printed: the code (None where the
+    catalogue prints '-' or nothing), the class name, 条件/标准, 备注 and the GHG mark."""
+
+    industry_code: str | None = None
+    industry_name: str
+    conditions: str | None = None
+    remarks: str | None = None
+    ghg_mark: Literal["√", "√√"] | None = None
+
+
 class Item(_Model):
     code: str
     name: Text
     parent: str | None = None
     scope: Scope | None = None  # None: a heading that only groups other items
+    #: the catalogue's own rows, verbatim (checked against the official text)
+    rows: list[IndustryRow] = []
     criteria: list[Criterion] = []
     effect: Literal["status", "flag"] = "status"
     verification: Verification = "unverified"
@@ -237,7 +253,9 @@ class Rulebook(_Model):
                 kinds["crosswalk"] += 1
         return {
             "items": len(leaves),
-            "industry_rows": sum(len(i.scope.industry_codes) for i in leaves if i.scope),
+            "industry_rows": sum(
+                len(i.rows) or len(i.scope.industry_codes) for i in leaves if i.scope
+            ),
             "criteria": len(criteria),
             **kinds,
             "verified_share": verified / len(leaves) if leaves else 0.0,
