@@ -174,11 +174,12 @@ def _compile(book: Rulebook, frame: pl.DataFrame | None = None) -> list[_Compile
     some project of it can be in scope of (see :func:`_reachable`)."""
     fields = input_fields(book)
     compiled = []
-    present = _present(frame) if frame is not None else None
+    claim = book.item_field
+    present = _present(frame, claim) if frame is not None else None
     for item in book.leaf_items:
         scope = item.scope
         assert scope is not None
-        if present is not None and not _reachable(scope, *present):
+        if present is not None and not (_reachable(scope, *present[:2]) or item.code in present[2]):
             continue
         parts: list[pl.Expr] = []
         codes = [c.lstrip("ABCDEFGHIJKLMNOPQRST") for c in scope.industry_codes]
@@ -192,7 +193,12 @@ def _compile(book: Rulebook, frame: pl.DataFrame | None = None) -> list[_Compile
         if scope.condition:
             expr, _ = compile_condition(scope.condition, fields)
             parts.append(expr.fill_null(False))
+        if scope.claimed_only:
+            parts = [pl.lit(False)]
         in_scope = pl.all_horizontal(parts) if parts else pl.lit(True)
+        if claim:  # a project that names an item is screened under that item only
+            named = pl.col(claim).str.strip_chars()
+            in_scope = pl.when(named.is_not_null()).then(named == item.code).otherwise(in_scope)
         in_scope = _dated(in_scope, item.since, item.until)
         criteria = []
         for criterion in item.criteria:
@@ -206,11 +212,17 @@ def _compile(book: Rulebook, frame: pl.DataFrame | None = None) -> list[_Compile
     return compiled
 
 
-def _present(frame: pl.DataFrame) -> tuple[set[str], set[str]]:
-    """The activities and GB/T classes that occur in the pipeline."""
+def _present(frame: pl.DataFrame, claim: str | None) -> tuple[set[str], set[str], set[str]]:
+    """The activities, GB/T classes and claimed item codes that occur in the pipeline."""
+    claims = (
+        frame[claim].cast(pl.String).str.strip_chars().drop_nulls().unique().to_list()
+        if claim and claim in frame.columns
+        else []
+    )
     return (
         set(frame["activity"].drop_nulls().unique().to_list()),
         set(frame["industry_class"].drop_nulls().unique().to_list()),
+        set(claims),
     )
 
 

@@ -113,11 +113,21 @@ class Scope(_Model):
     industry_confirms: bool = True
     condition: str | None = None
     all_projects: bool = False
+    #: reached only by a project that names the item in the rulebook's ``item_field``
+    claimed_only: bool = False
 
     @model_validator(mode="after")
     def _says_something(self) -> Scope:
-        if not (self.activities or self.industry_codes or self.condition or self.all_projects):
-            raise ValueError("scope needs activities, industry_codes, condition or all_projects")
+        if not (
+            self.activities
+            or self.industry_codes
+            or self.condition
+            or self.all_projects
+            or self.claimed_only
+        ):
+            raise ValueError(
+                "scope needs activities, industry_codes, condition, all_projects or claimed_only"
+            )
         return self
 
 
@@ -202,6 +212,9 @@ class Rulebook(_Model):
     #: rulebooks whose results (``R__status``, ``R__item``) this one's conditions read
     depends_on: list[str] = []
     fields: list[FieldDecl] = []
+    #: an input naming the item a project claims (e.g. ``4.2.4``): a project that names one is
+    #: screened under that item only, whatever its activity or industry code
+    item_field: str | None = None
     items: list[Item]
     notes: str | None = None
     #: set by the loader, not the file
@@ -397,6 +410,11 @@ def _check(book: Rulebook, file: str) -> None:
             raise RulebookError("duplicate item code", file=file, item=item.code)
         codes.add(item.code)
     known_fields = input_fields(book)
+    if book.item_field and known_fields.get(book.item_field) != pl.String:
+        raise RulebookError(
+            f"item_field '{book.item_field}' must be a text input the rulebook declares",
+            file=file,
+        )
     activities = set(activity_ids())
     for item in book.items:
         if item.parent and item.parent not in codes:

@@ -30,7 +30,7 @@ def write(path: Path, data: list[dict[str, str]]) -> Path:
 
 def test_the_table_holds_the_whole_catalogue() -> None:
     data = rows()
-    assert len(data) == 1036  # GB/T rows: 1,084 table rows less 9 + 38 headings and 4.1.1's split row
+    assert len(data) == 1036  # 1,084 table rows less 9 + 38 headings and 4.1.1's split row
     assert len({r["code"] for r in data}) == 271
     assert len({r["level2_code"] for r in data}) == 38
     assert len({r["level1_code"] for r in data}) == 9
