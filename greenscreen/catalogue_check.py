@@ -1,12 +1,17 @@
-"""Check the 2025 Green Finance Support Project Catalogue item table against the official text.
+"""Check the 2025 Green Finance Support Project Catalogue against the official text.
 
-``check_items(items_csv, official_text)`` reads the item CSV (one row per GB/T 4754 row, columns
-``code``, ``name_zh``, ``row``, ``conditions_zh``, ``verified`` …; see taxonomies/sources/README.md)
-and a text extraction of the official PDF, and reports
+``check_items(items, official_text)`` reads either the item CSV (one row per GB/T 4754 row,
+columns ``code``, ``name_zh``, ``row``, ``conditions_zh``, ``remarks_zh``, ``verified`` …; see
+taxonomies/sources/README.md) or a rulebook YAML whose items carry ``rows`` (the shipped
+``taxonomies/cn_gfsp_2025.yaml``), and a text extraction of the official PDF, and reports
 
 * level-3 item codes found on one side only, and item names that differ (whitespace ignored);
-* every ``conditions_zh`` not found in the official text once all whitespace is removed from both;
-* rows whose ``verified`` flag disagrees with that search.
+* every condition (条件/标准) and remark (备注) not found in the official text once all
+  whitespace is removed from both;
+* CSV rows whose ``verified`` flag disagrees with that search.
+
+Without arguments, ``python -m greenscreen.catalogue_check`` checks the bundled rulebook against
+the bundled column text.
 
 The official text may be the column-by-column extraction
 (taxonomies/sources/cn_gfsp_2025_catalogue_columns.txt, where each cell is contiguous) or plain
@@ -25,6 +30,10 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import yaml
+
+from greenscreen._resources import bundled_dir
 
 __all__ = ["NameMismatch", "Report", "check_items", "official_items", "main"]
 
@@ -56,6 +65,8 @@ class Report:
     conditions_checked: int = 0
     conditions_not_found: tuple[tuple[str, str], ...] = ()  # (item code, GB/T row)
     verified_flag_wrong: tuple[tuple[str, str], ...] = field(default=())
+    remarks_checked: int = 0
+    remarks_not_found: tuple[tuple[str, str], ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -65,6 +76,7 @@ class Report:
             or self.name_mismatches
             or self.conditions_not_found
             or self.verified_flag_wrong
+            or self.remarks_not_found
         )
 
     def render(self) -> str:
@@ -83,6 +95,9 @@ class Report:
             ),
             f"conditions found in the official text: {found} of {self.conditions_checked}",
             *(f"  not found: {code} row {row}" for code, row in self.conditions_not_found),
+            f"remarks found in the official text: "
+            f"{self.remarks_checked - len(self.remarks_not_found)} of {self.remarks_checked}",
+            *(f"  not found: {code} row {row}" for code, row in self.remarks_not_found),
             f"rows whose verified flag disagrees: {len(self.verified_flag_wrong)}",
             *(f"  {code} row {row}" for code, row in self.verified_flag_wrong),
             "OK" if self.ok else "MISMATCH",
@@ -127,11 +142,31 @@ def _area_part(segment: str) -> str:
     return "".join(words)
 
 
-def check_items(items_csv: str | Path, official_text: str | Path) -> Report:
-    """Compare the item CSV with the official text; see the module docstring."""
+def _rulebook_rows(path: Path) -> list[dict[str, str]]:
+    """The catalogue rows of a rulebook YAML, in the item CSV's column names."""
+    book = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return [
+        {
+            "code": item["code"],
+            "name_zh": item["name"]["zh"],
+            "row": str(n),
+            "conditions_zh": row.get("conditions") or "",
+            "remarks_zh": row.get("remarks") or "",
+        }
+        for item in book.get("items", [])
+        for n, row in enumerate(item.get("rows", []), start=1)
+    ]
+
+
+def check_items(items: str | Path, official_text: str | Path) -> Report:
+    """Compare the item CSV or rulebook with the official text; see the module docstring."""
     text = Path(official_text).read_text(encoding="utf-8")
-    with Path(items_csv).open(encoding="utf-8", newline="") as handle:
-        rows = list(csv.DictReader(handle))
+    items = Path(items)
+    if items.suffix in (".yaml", ".yml"):
+        rows = _rulebook_rows(items)
+    else:
+        with items.open(encoding="utf-8", newline="") as handle:
+            rows = list(csv.DictReader(handle))
     official = official_items(text)
     table: dict[str, str] = {}
     mismatches: list[NameMismatch] = []
@@ -152,6 +187,10 @@ def check_items(items_csv: str | Path, official_text: str | Path) -> Report:
             not_found.append((row["code"], row["row"]))
         if "verified" in row and (row["verified"] == "true") != found:
             flag_wrong.append((row["code"], row["row"]))
+    remarks = [r for r in rows if r.get("remarks_zh")]
+    remarks_missing = [
+        (r["code"], r["row"]) for r in remarks if _squash(r["remarks_zh"]) not in haystack
+    ]
     return Report(
         official_codes=len(official),
         items_codes=len(table),
@@ -161,6 +200,8 @@ def check_items(items_csv: str | Path, official_text: str | Path) -> Report:
         conditions_checked=len(rows),
         conditions_not_found=tuple(not_found),
         verified_flag_wrong=tuple(flag_wrong),
+        remarks_checked=len(remarks),
+        remarks_not_found=tuple(remarks_missing),
     )
 
 
@@ -170,9 +211,16 @@ def _code_key(code: str) -> tuple[int, ...]:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    if not args:
+        taxonomies = bundled_dir("taxonomies")
+        args = [
+            str(taxonomies / "cn_gfsp_2025.yaml"),
+            str(taxonomies / "sources" / "cn_gfsp_2025_catalogue_columns.txt"),
+        ]
     if len(args) != 2:
         print(
-            "usage: python -m greenscreen.catalogue_check ITEMS_CSV OFFICIAL_TXT", file=sys.stderr
+            "usage: python -m greenscreen.catalogue_check [ITEMS_CSV|RULEBOOK_YAML OFFICIAL_TXT]",
+            file=sys.stderr,
         )
         return 2
     report = check_items(args[0], args[1])

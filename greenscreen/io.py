@@ -377,9 +377,10 @@ def _map_columns(
             f"{name}: no project_id column (项目编号). Columns found: "
             f"{', '.join(raw.columns[:20])}" + did_you_mean("project_id", raw.columns)
         )
-    if "activity" not in matches and "description" not in matches:
+    if not {"activity", "description", "industry_code"} & set(matches):
         raise PipelineError(
-            f"{name}: needs an activity (活动类型) or a description (项目描述) column; "
+            f"{name}: needs an activity (活动类型), a description (项目描述) or an "
+            "industry_code (国民经济行业代码) column; "
             f"columns found: {', '.join(raw.columns[:20])}"
         )
     # Columns greenscreen derives itself (e.g. from a results file read back) are kept under
@@ -824,7 +825,11 @@ def _row_problems(out: pl.DataFrame, matches: dict[str, HeaderMatch]) -> pl.Data
     duplicates = duplicate_id_rejects(
         out.filter(pl.col("_pid").is_not_null()).select(*base), pid_header
     )
-    nothing = out.filter(pl.col("activity").is_null() & pl.col("description").is_null())
+    nothing = out.filter(
+        pl.col("activity").is_null()
+        & pl.col("description").is_null()
+        & pl.col("industry_code").is_null()
+    )
     # a row whose activity is present but unknown already has its own reject row
     if "activity" in matches:
         nothing = nothing.filter(pl.col(_t("activity")).is_null())
@@ -833,7 +838,7 @@ def _row_problems(out: pl.DataFrame, matches: dict[str, HeaderMatch]) -> pl.Data
         pl.lit("activity").alias("field"),
         pl.lit(matches["activity"].header if "activity" in matches else "activity").alias("column"),
         pl.lit(None, dtype=pl.String).alias("value"),
-        pl.lit("activity or description is required").alias("reason"),
+        pl.lit("activity, description or industry_code is required").alias("reason"),
         pl.lit("missing_required").alias("code"),
     )
     return pl.concat([missing_id, duplicates, no_activity], how="vertical")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -111,3 +113,96 @@ def test_cli_passes_on_the_committed_table(capsys: pytest.CaptureFixture[str]) -
     out = capsys.readouterr().out
     assert "conditions found in the official text: 1036 of 1036" in out
     assert out.rstrip().endswith("OK")
+
+
+# ---- the shipped rulebook (taxonomies/cn_gfsp_2025.yaml) -------------------------------------
+RULEBOOK = SOURCES.parent / "cn_gfsp_2025.yaml"
+GENERATOR = SOURCES / "build_cn_gfsp_2025_rulebook.py"
+
+
+def test_the_shipped_rulebook_passes_the_harness(capsys: pytest.CaptureFixture[str]) -> None:
+    """Acceptance 1: all 271 codes and names equal to the official text, and no condition or
+    remark string of the rulebook that is not in it (whitespace-normalised)."""
+    report = check_items(RULEBOOK, COLUMNS)
+    assert (report.official_codes, report.items_codes) == (271, 271)
+    assert report.missing_in_items == report.missing_in_official == ()
+    assert report.name_mismatches == ()
+    assert (report.conditions_checked, report.conditions_not_found) == (1036, ())
+    assert (report.remarks_checked, report.remarks_not_found) == (218, ())
+    assert report.ok
+    # codes and names agree with the layout text of the PDF as well
+    layout = check_items(RULEBOOK, LAYOUT)
+    assert (layout.official_codes, layout.name_mismatches, layout.missing_in_items) == (271, (), ())
+    assert main([]) == 0  # no arguments: the bundled rulebook against the bundled text
+    assert capsys.readouterr().out.rstrip().endswith("OK")
+
+
+def test_the_harness_catches_a_damaged_rulebook(tmp_path: Path) -> None:
+    text = RULEBOOK.read_text(encoding="utf-8")
+    damaged = tmp_path / "cn_gfsp_2025.yaml"
+    damaged.write_text(
+        text.replace("水力发电设施中列入", "水力发电设施中纳入").replace(
+            "zh: 绿色数据中心建设\n", "zh: 数据中心建设\n"
+        ),
+        encoding="utf-8",
+    )
+    report = check_items(damaged, COLUMNS)
+    assert report.conditions_not_found == (("4.2.4", "1"),)
+    assert [(m.code, m.items_name) for m in report.name_mismatches] == [("6.6.2", "数据中心建设")]
+    assert main([str(damaged), str(COLUMNS)]) == 1
+
+
+def test_the_rulebook_is_what_the_generator_writes(tmp_path: Path) -> None:
+    """The YAML is generated (item table + activity map + hand-written criteria): a catalogue
+    revision is a diff of those inputs, and a hand edit of the output is caught here."""
+    out = tmp_path / "cn_gfsp_2025.yaml"
+    done = subprocess.run(
+        [sys.executable, str(GENERATOR), str(out)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "271 items, 1036 GB/T rows" in done.stdout
+    assert out.read_bytes() == RULEBOOK.read_bytes()
+
+
+def test_the_activity_map_is_many_to_many_and_matches_the_rulebook() -> None:
+    from greenscreen.rulebook import bundled_rulebooks
+    from greenscreen.schema import activity_ids
+
+    with (SOURCES / "cn_gfsp_2025_activity_map.csv").open(encoding="utf-8") as handle:
+        pairs = [(r["activity"], r["item_code"]) for r in csv.DictReader(handle)]
+    book = next(b for b in bundled_rulebooks() if b.id == "cn_gfsp_2025")
+    scoped = {
+        (activity, item.code)
+        for item in book.leaf_items
+        for activity in (item.scope.activities if item.scope else [])
+    }
+    assert scoped == set(pairs)
+    items_of: dict[str, set[str]] = {}
+    activities_of: dict[str, set[str]] = {}
+    for activity, code in pairs:
+        items_of.setdefault(activity, set()).add(code)
+        activities_of.setdefault(code, set()).add(activity)
+    assert items_of["hydropower"] == {"4.2.4", "4.3.4"}  # one activity, several items
+    assert items_of["building_new"] == {"6.1.1", "6.1.2"}
+    assert activities_of["4.2.1"] == {"wind_onshore", "wind_offshore"}  # one item, several
+    assert set(items_of) <= set(activity_ids())
+    # activities the catalogue does not finance (fossil power, heavy industry) map to no item
+    unmapped = set(activity_ids()) - set(items_of)
+    assert unmapped == {"coal_power", "gas_power", "cement", "steel", "aluminium", "chemicals"}
+
+
+def test_every_item_has_criteria_of_a_known_kind() -> None:
+    from greenscreen.rulebook import bundled_rulebooks
+
+    book = next(b for b in bundled_rulebooks() if b.id == "cn_gfsp_2025")
+    counts = book.counts()
+    assert (counts["items"], counts["industry_rows"]) == (271, 1036)
+    assert counts["measured"] + counts["attestation"] == counts["criteria"]
+    assert counts["measured"] >= 3  # 6.1.1 star rating, 6.6.2 GB 40879 level / PUE, 9.1.2
+    declared = {f.name for f in book.fields}
+    for item in book.leaf_items:
+        assert item.rows, item.code
+        for criterion in item.criteria:
+            if criterion.id == "conditions":  # the generic attestation
+                assert criterion.condition == f"cn_gfsp_{item.code.replace('.', '_')}_met = TRUE"
+                assert criterion.condition.split(" ")[0] in declared

@@ -240,11 +240,87 @@ def test_data_centre_gb40879_grade(grade: int, status: str) -> None:
     )
 
 
-def test_user_side_battery_is_4_3_2_with_direct_reduction_mark() -> None:
-    row = one(
-        activity="battery_storage", province="上海", storage_energy_mwh=30, storage_power_mw=10
+@pytest.mark.parametrize(("pue", "status"), [(1.25, "eligible"), (1.6, "not_eligible")])
+def test_data_centre_pue_against_gb40879_level_2(pue: float, status: str) -> None:
+    # 2025 catalogue 6.6.2 绿色数据中心建设 (4910 / 4920, √√): 电能比不低于 GB 40879 2 级. Without
+    # an assessed level the measured PUE is compared with the level-2 limit 1.30 (GB 40879-2021
+    # 表1 as commonly quoted; shipped as unverified because the standard is not in the sources).
+    result = screen([{"project_id": "P", "activity": "data_centre", "pue": pue}])
+    row = result.results.row(0, named=True)
+    assert (row["cn_gfsp_2025__status"], row["cn_gfsp_2025__item"]) == (status, "6.6.2")
+    assert row["cn_gfsp_2025__ghg_mark"] == "√√"
+    rule = result.decisions.filter(
+        (pl.col("rulebook") == "cn_gfsp_2025") & (pl.col("criterion") == "gb40879-level2")
+    ).row(0, named=True)
+    assert rule["value"] == f"data_centre_gb40879_grade=(missing); pue={pue}"
+    assert rule["verification"] == "unverified"
+    # an assessed level decides over the PUE
+    graded = one(activity="data_centre", pue=pue, data_centre_gb40879_grade=3)
+    assert graded["cn_gfsp_2025__status"] == "not_eligible"
+
+
+def test_unrated_building_is_not_eligible_under_6_1_1() -> None:
+    # 2025 catalogue 6.1.1 绿色建筑建设和运营: 达到1星级及以上绿色建筑标准. Screened under 6.1.1
+    # (the claimed item), an unrated building is not eligible; a 2-star one is.
+    unrated = one(activity="building_new", green_building_star=0, cn_gfsp_2025_item="6.1.1")
+    assert (unrated["cn_gfsp_2025__status"], unrated["cn_gfsp_2025__item"]) == (
+        "not_eligible",
+        "6.1.1",
     )
-    assert (row["cn_gfsp_2025__item"], row["cn_gfsp_2025__ghg_mark"]) == ("4.3.2", "√√")
+    assert unrated["cn_gfsp_2025__criteria"] == "star-1=fail"
+    rated = one(activity="building_new", green_building_star=2, cn_gfsp_2025_item="6.1.1")
+    assert (rated["cn_gfsp_2025__status"], rated["cn_gfsp_2025__criteria"]) == (
+        "eligible",
+        "star-1=pass",
+    )
+
+
+def test_user_side_battery_is_4_3_2_with_direct_reduction_mark() -> None:
+    # 2025 catalogue 4.3.2 新型储能设施建设和运营: electrochemical storage of power users
+    # (各用电、用热（冷）行业, no GB/T code in the PDF) is in scope whatever the user's industry.
+    row = one(
+        activity="battery_storage",
+        province="上海",
+        storage_energy_mwh=30,
+        storage_power_mw=10,
+        cycles_per_year=600,
+        industry_code="C3825",
+        lingang_user_side_storage="是",
+        approval_date="2025-11-01",
+    )
+    assert (row["cn_gfsp_2025__status"], row["cn_gfsp_2025__item"]) == ("eligible", "4.3.2")
+    assert row["cn_gfsp_2025__ghg_mark"] == "√√"
+    assert row["cn_gfsp_2025__criteria"] == ""  # the 条件/标准 only describe the activity
+
+
+def test_an_industry_code_alone_reaches_the_catalogue_items_of_its_row() -> None:
+    # GB/T 4754 3441 泵及真空设备制造 is a row of 1.1.5 节能泵及真空设备制造 (√): without an activity
+    # the code puts the project in scope and the item's 条件/标准 must be attested.
+    row = one(industry_code="C3441", description="磁悬浮真空泵生产线")
+    assert (row["cn_gfsp_2025__status"], row["cn_gfsp_2025__item"]) == (
+        "insufficient_data",
+        "1.1.5",
+    )
+    assert row["cn_gfsp_2025__missing"] == ["cn_gfsp_1_1_5_met"]
+    assert row["cn_gfsp_2025__ghg_mark"] == "√"
+    met = one(industry_code="3441", cn_gfsp_1_1_5_met="是")
+    assert (met["cn_gfsp_2025__status"], met["cn_gfsp_2025__item"]) == ("eligible", "1.1.5")
+
+
+def test_ghg_mark_follows_the_row_when_an_items_rows_differ() -> None:
+    # 2025 catalogue 3.2.9 木材高效加工及循环利用: 7514 √, 7516 no mark (PDF p. 76).
+    marked = one(industry_code="M7514", cn_gfsp_2025_item="3.2.9")
+    unmarked = one(industry_code="M7516", cn_gfsp_2025_item="3.2.9")
+    assert marked["cn_gfsp_2025__item"] == unmarked["cn_gfsp_2025__item"] == "3.2.9"
+    assert (marked["cn_gfsp_2025__ghg_mark"], unmarked["cn_gfsp_2025__ghg_mark"]) == ("√", None)
+
+
+def test_a_claimed_item_is_the_only_item_screened() -> None:
+    # Naming 4.2.9 (热泵) for a solar project screens it under 4.2.9 only; an unknown code is in
+    # the scope of no item.
+    assert one(activity="solar_pv", cn_gfsp_2025_item="4.2.9")["cn_gfsp_2025__item"] == "4.2.9"
+    wrong = one(activity="solar_pv", cn_gfsp_2025_item="4.2.99")
+    assert (wrong["cn_gfsp_2025__status"], wrong["cn_gfsp_2025__item"]) == ("not_eligible", None)
 
 
 def test_cgt_crosswalk_needs_both_sides() -> None:
