@@ -294,7 +294,7 @@ def test_user_side_battery_is_4_3_2_with_direct_reduction_mark() -> None:
 
 
 def test_an_industry_code_alone_reaches_the_catalogue_items_of_its_row() -> None:
-    # GB/T 4754 3441 泵及真空设备制造 is a row of 1.1.5 节能泵及真空设备制造 (√): without an activity
+    # GB/T 4754 3441 泵及真空设备制造 is a row of 1.1.5 节能泵及真空设备制造 (√): with no activity
     # the code puts the project in scope and the item's 条件/标准 must be attested.
     row = one(industry_code="C3441", description="磁悬浮真空泵生产线")
     assert (row["cn_gfsp_2025__status"], row["cn_gfsp_2025__item"]) == (
