@@ -190,6 +190,8 @@ def _compile(book: Rulebook, frame: pl.DataFrame | None = None) -> list[_Compile
                 parts.append(cls.is_null() | cls.is_in(codes))
         elif codes:
             parts.append(pl.col("industry_class").is_in(codes).fill_null(False))
+            if scope.codes_only_without_activity:
+                parts.append(pl.col("activity").is_null())
         if scope.condition:
             expr, _ = compile_condition(scope.condition, fields)
             parts.append(expr.fill_null(False))
@@ -463,10 +465,14 @@ def _missing(
 def _ghg_marks(
     work: pl.DataFrame, compiled: list[_Compiled], status_items: list[int]
 ) -> tuple[list[pl.Expr], pl.DataFrame]:
-    """The GHG mark (√ / √√) of the selected item; where an item's GB/T rows carry different
-    marks (e.g. 3.2.9: 7514 √, 7516 none), the mark of the row the project's industry code
-    names, and none without a code."""
-    if not any(compiled[k].item.ghg_mark or compiled[k].item.rows for k in status_items):
+    """The GHG mark (√ / √√) of the selected item. Where an item's GB/T rows carry different
+    marks (e.g. 3.2.9: 7514 √, 7516 none): the mark of the row the project's industry code
+    names, else that of the rows its activity corresponds to (``activity_ghg_marks``), else
+    none."""
+    if not any(
+        compiled[k].item.ghg_mark or compiled[k].item.rows or compiled[k].item.activity_ghg_marks
+        for k in status_items
+    ):
         return [], work
     marks = {k: compiled[k].item.ghg_mark for k in status_items if compiled[k].item.ghg_mark}
     mark = pl.col("_sel").replace_strict(marks, default=None, return_dtype=pl.String)
@@ -484,25 +490,48 @@ def _ghg_marks(
                 ambiguous.add(key)  # one code in two rows with different marks: say nothing
             by_row[key] = row.ghg_mark
     pairs = [(k, code, m) for (k, code), m in by_row.items() if (k, code) not in ambiguous]
+    by_activity = [
+        (k, activity, m)
+        for k in status_items
+        for activity, m in compiled[k].item.activity_ghg_marks.items()
+    ]
+    if by_activity:
+        lookup = pl.DataFrame(
+            {
+                "_sel": [k for k, _, _ in by_activity],
+                "activity": [a for _, a, _ in by_activity],
+                "_activity_mark": [m for _, _, m in by_activity],
+            },
+            schema={"_sel": pl.Int32, "activity": pl.String, "_activity_mark": pl.String},
+        )
+        work = work.join(lookup, on=["_sel", "activity"], how="left", maintain_order="left")
+        mark = pl.coalesce(mark, pl.col("_activity_mark"))
     if pairs:
         lookup = pl.DataFrame(
             {
                 "_sel": [k for k, _, _ in pairs],
                 "industry_class": [code for _, code, _ in pairs],
                 "_row_mark": [m for _, _, m in pairs],
+                "_row_known": [True] * len(pairs),
             },
-            schema={"_sel": pl.Int32, "industry_class": pl.String, "_row_mark": pl.String},
+            schema={
+                "_sel": pl.Int32,
+                "industry_class": pl.String,
+                "_row_mark": pl.String,
+                "_row_known": pl.Boolean,
+            },
         )
         work = work.join(lookup, on=["_sel", "industry_class"], how="left", maintain_order="left")
-        mixed = [k for k, _, _ in pairs]
-        mark = pl.when(pl.col("_sel").is_in(mixed)).then(pl.col("_row_mark")).otherwise(mark)
+        # the row the industry code names decides (a row may have no mark); else the activity's
+        mark = pl.when(pl.col("_row_known")).then(pl.col("_row_mark")).otherwise(mark)
     return [mark], work
 
 
 def _criteria_used(
     work: pl.DataFrame, compiled: list[_Compiled], status_items: list[int]
 ) -> pl.Series:
-    """The selected item's criteria and their results: ``star-1=pass; gbt51350=unknown``.
+    """The selected item's criteria and their results: ``star-1=pass; gbt51350=unknown``, or
+    ``scope=pass`` for an item whose conditions only describe the activity.
 
     Each project's results are packed into one integer (3 states per criterion), and only the
     distinct (item, results) pairs are turned into text, as for the missing fields."""
@@ -525,8 +554,8 @@ def _criteria_used(
     texts = []
     for k, code in pairs.iter_rows():  # distinct combinations only
         criteria = compiled[k].criteria
-        if code is None:
-            texts.append("" if not criteria else None)
+        if code is None:  # no criteria: being in scope (activity / GB/T code) is the test
+            texts.append("scope=pass" if not criteria else None)
             continue
         texts.append(
             "; ".join(f"{c.id}={words[code // 3**j % 3]}" for j, (c, _, _) in enumerate(criteria))

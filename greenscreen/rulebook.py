@@ -111,6 +111,10 @@ class Scope(_Model):
     #: With activities: does a given industry code have to be one of ``industry_codes``? Not
     #: when a row of the item names no code (e.g. 4.3.2's 各用电、用热（冷）行业).
     industry_confirms: bool = True
+    #: Without activities: do the codes reach only projects that give no activity? (A catalogue
+    #: item named by an industry's rows should not claim a project whose activity says what it
+    #: is, e.g. a coal unit in 4411 火力发电; a flag such as CBAM exposure should.)
+    codes_only_without_activity: bool = False
     condition: str | None = None
     all_projects: bool = False
     #: reached only by a project that names the item in the rulebook's ``item_field``
@@ -158,6 +162,8 @@ class Item(_Model):
     effect: Literal["status", "flag"] = "status"
     verification: Verification = "unverified"
     ghg_mark: Literal["√", "√√"] | None = None
+    #: where the rows' marks differ: the mark of the rows an activity corresponds to
+    activity_ghg_marks: dict[str, Literal["√", "√√"]] = {}
     xref: list[XRef] = []
     since: dt.date | None = None
     until: dt.date | None = None

@@ -290,7 +290,7 @@ def test_user_side_battery_is_4_3_2_with_direct_reduction_mark() -> None:
     )
     assert (row["cn_gfsp_2025__status"], row["cn_gfsp_2025__item"]) == ("eligible", "4.3.2")
     assert row["cn_gfsp_2025__ghg_mark"] == "√√"
-    assert row["cn_gfsp_2025__criteria"] == ""  # the 条件/标准 only describe the activity
+    assert row["cn_gfsp_2025__criteria"] == "scope=pass"  # the 条件/标准 describe the activity
 
 
 def test_an_industry_code_alone_reaches_the_catalogue_items_of_its_row() -> None:
