@@ -206,3 +206,39 @@ def test_every_item_has_criteria_of_a_known_kind() -> None:
             if criterion.id == "conditions":  # the generic attestation
                 assert criterion.condition == f"cn_gfsp_{item.code.replace('.', '_')}_met = TRUE"
                 assert criterion.condition.split(" ")[0] in declared
+
+
+# ---- the legacy rulebook (taxonomies/cn_gbepc_2021.yaml) --------------------------------------
+def test_the_legacy_rulebook_is_what_its_generator_writes(tmp_path: Path) -> None:
+    out = tmp_path / "cn_gbepc_2021.yaml"
+    done = subprocess.run(
+        [sys.executable, str(SOURCES / "build_cn_gbepc_2021_rulebook.py"), str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "212 items, 167 verified against the 2019 text" in done.stdout
+    assert out.read_bytes() == (SOURCES.parent / "cn_gbepc_2021.yaml").read_bytes()
+
+
+def test_the_legacy_rulebook_holds_every_2019_item_and_marks_fossil_clean_use_removed() -> None:
+    from greenscreen import screen
+    from greenscreen.rulebook import bundled_rulebooks
+
+    book = next(b for b in bundled_rulebooks() if b.id == "cn_gbepc_2021")
+    codes = {item.code for item in book.leaf_items}
+    assert len(codes) == 212 and "CCUS" in codes  # 211 items of 2019 + CCUS (2021)
+    text = (SOURCES / "cn_gic_2019_explanations.txt").read_text(encoding="utf-8")
+    squashed = "".join(text.split())
+    for item in book.leaf_items:
+        if item.code != "CCUS":  # every 2019 code and name is in the official 2019 text
+            assert f"{item.code}{item.name.zh}" in squashed, item.code
+    # 2019 3.3.2 煤炭清洁利用 is not in the 2021 catalogue: named, it is not eligible and says why
+    result = screen([{"project_id": "P", "activity": "coal_power", "cn_gbepc_2021_item": "3.3.2"}])
+    row = result.results.row(0, named=True)
+    assert (row["cn_gbepc_2021__status"], row["cn_gbepc_2021__item"]) == ("not_eligible", "3.3.2")
+    assert row["cn_gbepc_2021__criteria"] == "removed-2021=fail"
+    # an item outside greenscreen's activities, named by the analyst, needs its attestation
+    named = screen([{"project_id": "P", "description": "节水灌溉", "cn_gbepc_2021_item": "4.1.2"}])
+    assert named.results.row(0, named=True)["cn_gbepc_2021__missing"] == ["cn_gbepc_4_1_2_met"]
