@@ -7,7 +7,9 @@ taxonomies/sources/README.md) or a rulebook YAML whose items carry ``rows`` (the
 
 * level-3 item codes found on one side only, and item names that differ (whitespace ignored);
 * every condition (条件/标准) and remark (备注) not found in the official text once all
-  whitespace is removed from both;
+  whitespace is removed from both, and, for a rulebook, every criterion text in Chinese (the
+  criteria quote the catalogue in ``text.zh``; greenscreen's own wording is in ``text.en`` and
+  ``threshold``);
 * CSV rows whose ``verified`` flag disagrees with that search.
 
 Without arguments, ``python -m greenscreen.catalogue_check`` checks the bundled rulebook against
@@ -30,6 +32,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -67,6 +70,9 @@ class Report:
     verified_flag_wrong: tuple[tuple[str, str], ...] = field(default=())
     remarks_checked: int = 0
     remarks_not_found: tuple[tuple[str, str], ...] = ()
+    #: a rulebook's criterion texts (zh) that quote the catalogue: (item code, criterion id)
+    quotes_checked: int = 0
+    quotes_not_found: tuple[tuple[str, str], ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -77,6 +83,7 @@ class Report:
             or self.conditions_not_found
             or self.verified_flag_wrong
             or self.remarks_not_found
+            or self.quotes_not_found
         )
 
     def render(self) -> str:
@@ -98,6 +105,9 @@ class Report:
             f"remarks found in the official text: "
             f"{self.remarks_checked - len(self.remarks_not_found)} of {self.remarks_checked}",
             *(f"  not found: {code} row {row}" for code, row in self.remarks_not_found),
+            f"criterion texts (zh) found in the official text: "
+            f"{self.quotes_checked - len(self.quotes_not_found)} of {self.quotes_checked}",
+            *(f"  not found: {code} criterion {cid}" for code, cid in self.quotes_not_found),
             f"rows whose verified flag disagrees: {len(self.verified_flag_wrong)}",
             *(f"  {code} row {row}" for code, row in self.verified_flag_wrong),
             "OK" if self.ok else "MISMATCH",
@@ -142,9 +152,8 @@ def _area_part(segment: str) -> str:
     return "".join(words)
 
 
-def _rulebook_rows(path: Path) -> list[dict[str, str]]:
-    """The catalogue rows of a rulebook YAML, in the item CSV's column names."""
-    book = yaml.safe_load(path.read_text(encoding="utf-8"))
+def _rulebook_rows(book: dict[str, Any]) -> list[dict[str, str]]:
+    """The catalogue rows of a rulebook, in the item CSV's column names."""
     return [
         {
             "code": item["code"],
@@ -162,8 +171,16 @@ def check_items(items: str | Path, official_text: str | Path) -> Report:
     """Compare the item CSV or rulebook with the official text; see the module docstring."""
     text = Path(official_text).read_text(encoding="utf-8")
     items = Path(items)
+    quotes: list[tuple[str, str, str]] = []  # (item, criterion, zh text)
     if items.suffix in (".yaml", ".yml"):
-        rows = _rulebook_rows(items)
+        book = yaml.safe_load(items.read_text(encoding="utf-8"))
+        rows = _rulebook_rows(book)
+        quotes = [
+            (item["code"], criterion["id"], criterion["text"]["zh"])
+            for item in book.get("items", [])
+            for criterion in item.get("criteria", [])
+            if (criterion.get("text") or {}).get("zh")
+        ]
     else:
         with items.open(encoding="utf-8", newline="") as handle:
             rows = list(csv.DictReader(handle))
@@ -202,6 +219,8 @@ def check_items(items: str | Path, official_text: str | Path) -> Report:
         verified_flag_wrong=tuple(flag_wrong),
         remarks_checked=len(remarks),
         remarks_not_found=tuple(remarks_missing),
+        quotes_checked=len(quotes),
+        quotes_not_found=tuple((c, i) for c, i, zh in quotes if _squash(zh) not in haystack),
     )
 
 

@@ -129,6 +129,7 @@ def test_the_shipped_rulebook_passes_the_harness(capsys: pytest.CaptureFixture[s
     assert report.name_mismatches == ()
     assert (report.conditions_checked, report.conditions_not_found) == (1036, ())
     assert (report.remarks_checked, report.remarks_not_found) == (218, ())
+    assert (report.quotes_checked, report.quotes_not_found) == (76, ())  # criteria quote it too
     assert report.ok
     # codes and names agree with the layout text of the PDF as well
     layout = check_items(RULEBOOK, LAYOUT)
@@ -141,13 +142,14 @@ def test_the_harness_catches_a_damaged_rulebook(tmp_path: Path) -> None:
     text = RULEBOOK.read_text(encoding="utf-8")
     damaged = tmp_path / "cn_gfsp_2025.yaml"
     damaged.write_text(
-        text.replace("水力发电设施中列入", "水力发电设施中纳入").replace(
-            "zh: 绿色数据中心建设\n", "zh: 数据中心建设\n"
-        ),
+        text.replace("水力发电设施中列入", "水力发电设施中纳入")
+        .replace("zh: 绿色数据中心建设\n", "zh: 数据中心建设\n")
+        .replace("中达到1星级及以上", "中达到2星级及以上"),
         encoding="utf-8",
     )
     report = check_items(damaged, COLUMNS)
     assert report.conditions_not_found == (("4.2.4", "1"),)
+    assert ("6.1.1", "star-1") in report.quotes_not_found
     assert [(m.code, m.items_name) for m in report.name_mismatches] == [("6.6.2", "数据中心建设")]
     assert main([str(damaged), str(COLUMNS)]) == 1
 
