@@ -16,9 +16,10 @@ unknown; one passed alternative passes the group.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import NamedTuple
 
 import polars as pl
 
@@ -179,11 +180,13 @@ def _compile(book: Rulebook, frame: pl.DataFrame | None = None) -> list[_Compile
     for item in book.leaf_items:
         scope = item.scope
         assert scope is not None
-        if present is not None and not (_reachable(scope, *present[:2]) or item.code in present[2]):
+        if present is not None and not _reachable(item.code, scope, present):
             continue
         parts: list[pl.Expr] = []
-        codes = [c.lstrip("ABCDEFGHIJKLMNOPQRST") for c in scope.industry_codes]
-        if scope.activities:
+        codes = _classes(scope)
+        if scope.claimed_only:
+            parts.append(pl.lit(False))
+        elif scope.activities:
             parts.append(pl.col("activity").is_in(scope.activities).fill_null(False))
             if codes and scope.industry_confirms:  # a given industry code must confirm it
                 cls = pl.col("industry_class")
@@ -195,8 +198,6 @@ def _compile(book: Rulebook, frame: pl.DataFrame | None = None) -> list[_Compile
         if scope.condition:
             expr, _ = compile_condition(scope.condition, fields)
             parts.append(expr.fill_null(False))
-        if scope.claimed_only:
-            parts = [pl.lit(False)]
         in_scope = pl.all_horizontal(parts) if parts else pl.lit(True)
         if claim:  # a project that names an item is screened under that item only
             named = pl.col(claim).str.strip_chars()
@@ -214,29 +215,43 @@ def _compile(book: Rulebook, frame: pl.DataFrame | None = None) -> list[_Compile
     return compiled
 
 
-def _present(frame: pl.DataFrame, claim: str | None) -> tuple[set[str], set[str], set[str]]:
-    """The activities, GB/T classes and claimed item codes that occur in the pipeline."""
-    claims = (
-        frame[claim].cast(pl.String).str.strip_chars().drop_nulls().unique().to_list()
+def _classes(scope: Scope) -> list[str]:
+    """The scope's GB/T 4754 codes as classes (section letter dropped, as ``industry_class``)."""
+    return [c.lstrip("ABCDEFGHIJKLMNOPQRST") for c in scope.industry_codes]
+
+
+class _Present(NamedTuple):
+    """What occurs in a pipeline: activities, GB/T classes and claimed item codes."""
+
+    activities: set[str]
+    classes: set[str]
+    claims: set[str]
+
+
+def _present(frame: pl.DataFrame, claim: str | None) -> _Present:
+    def values(column: pl.Series) -> set[str]:
+        return set(column.drop_nulls().unique().to_list())
+
+    return _Present(
+        values(frame["activity"]),
+        values(frame["industry_class"]),
+        values(frame[claim].cast(pl.String).str.strip_chars())
         if claim and claim in frame.columns
-        else []
-    )
-    return (
-        set(frame["activity"].drop_nulls().unique().to_list()),
-        set(frame["industry_class"].drop_nulls().unique().to_list()),
-        set(claims),
+        else set(),
     )
 
 
-def _reachable(scope: Scope, acts: set[str], classes: set[str]) -> bool:
-    """Can a project with one of these activities / classes be in the scope? An item no project
-    can reach is out of scope for all and is skipped: a 271-item catalogue then costs what the
-    items a pipeline touches cost, and the results are the same."""
-    if scope.condition or scope.all_projects:
+def _reachable(code: str, scope: Scope, present: _Present) -> bool:
+    """Can some project of the pipeline be in the item's scope? An item no project can reach is
+    out of scope for all and is skipped: a 271-item catalogue then costs what the items a
+    pipeline touches cost, and the results are the same."""
+    if code in present.claims or scope.condition or scope.all_projects:
         return True
+    if scope.claimed_only:
+        return False
     if scope.activities:
-        return not acts.isdisjoint(scope.activities)
-    return not classes.isdisjoint(c.lstrip("ABCDEFGHIJKLMNOPQRST") for c in scope.industry_codes)
+        return not present.activities.isdisjoint(scope.activities)
+    return not present.classes.isdisjoint(_classes(scope))
 
 
 def _combine(criteria: list[tuple[Criterion, str]]) -> pl.Expr:
@@ -447,19 +462,30 @@ def _missing(
     work: pl.DataFrame, compiled: list[_Compiled], gating: dict[int, list[int]]
 ) -> pl.Series:
     """Fields of the selected item's gating criteria that are unknown (insufficient_data)."""
-    pairs = work.select("_sel", "_mask").filter(pl.col("_mask").is_not_null()).unique()
-    lists = []
-    for k, mask in pairs.iter_rows():  # distinct combinations only: a handful
-        fields: list[str] = []
+
+    def fields(k: int, mask: int | None) -> list[str] | None:
+        if mask is None:
+            return None
+        out: list[str] = []
         for n, j in enumerate(gating.get(k, [])):
             if mask >> n & 1:
-                fields += [f for f in compiled[k].criteria[j][2] if f not in fields]
-        lists.append(fields)
-    lookup = pairs.with_columns(pl.Series("_fields", lists, dtype=pl.List(pl.String)))
-    joined = work.select("_sel", "_mask").join(
-        lookup, on=["_sel", "_mask"], how="left", maintain_order="left", nulls_equal=False
-    )
-    return joined["_fields"]
+                out += [f for f in compiled[k].criteria[j][2] if f not in out]
+        return out
+
+    return _per_distinct(work.select("_sel", "_mask"), fields, pl.List(pl.String))
+
+
+def _per_distinct(
+    keys: pl.DataFrame, describe: Callable[[int, int | None], object], dtype: pl.DataType
+) -> pl.Series:
+    """``describe(selected item, packed code)`` for every row of ``keys`` (columns ``_sel`` and
+    an integer code), called once per distinct pair: a million projects have a handful of
+    (item, results) combinations. Rows without a selected item get null."""
+    pairs = keys.filter(pl.col("_sel").is_not_null()).unique()
+    values = [describe(k, code) for k, code in pairs.iter_rows()]
+    lookup = pairs.with_columns(pl.Series("_value", values, dtype=dtype))
+    joined = keys.join(lookup, on=keys.columns, how="left", maintain_order="left", nulls_equal=True)
+    return joined["_value"]
 
 
 def _ghg_marks(
@@ -495,36 +521,24 @@ def _ghg_marks(
         for k in status_items
         for activity, m in compiled[k].item.activity_ghg_marks.items()
     ]
-    if by_activity:
-        lookup = pl.DataFrame(
-            {
-                "_sel": [k for k, _, _ in by_activity],
-                "activity": [a for _, a, _ in by_activity],
-                "_activity_mark": [m for _, _, m in by_activity],
-            },
-            schema={"_sel": pl.Int32, "activity": pl.String, "_activity_mark": pl.String},
-        )
-        work = work.join(lookup, on=["_sel", "activity"], how="left", maintain_order="left")
-        mark = pl.coalesce(mark, pl.col("_activity_mark"))
-    if pairs:
-        lookup = pl.DataFrame(
-            {
-                "_sel": [k for k, _, _ in pairs],
-                "industry_class": [code for _, code, _ in pairs],
-                "_row_mark": [m for _, _, m in pairs],
-                "_row_known": [True] * len(pairs),
-            },
-            schema={
-                "_sel": pl.Int32,
-                "industry_class": pl.String,
-                "_row_mark": pl.String,
-                "_row_known": pl.Boolean,
-            },
-        )
-        work = work.join(lookup, on=["_sel", "industry_class"], how="left", maintain_order="left")
-        # the row the industry code names decides (a row may have no mark); else the activity's
-        mark = pl.when(pl.col("_row_known")).then(pl.col("_row_mark")).otherwise(mark)
+    # the activity's rows, then (deciding) the row the industry code names; a row may have none
+    work, mark = _mark_by(work, "activity", by_activity, mark)
+    work, mark = _mark_by(work, "industry_class", pairs, mark)
     return [mark], work
+
+
+def _mark_by(
+    work: pl.DataFrame, key: str, entries: Sequence[tuple[int, str, str | None]], mark: pl.Expr
+) -> tuple[pl.DataFrame, pl.Expr]:
+    """Where (selected item, ``key``) is one of ``entries``, its mark replaces ``mark``."""
+    if not entries:
+        return work, mark
+    value, known = f"_mark_{key}", f"_known_{key}"
+    lookup = pl.DataFrame(
+        entries, schema={"_sel": pl.Int32, key: pl.String, value: pl.String}, orient="row"
+    ).with_columns(pl.lit(True).alias(known))
+    work = work.join(lookup, on=["_sel", key], how="left", maintain_order="left")
+    return work, pl.when(pl.col(known)).then(pl.col(value)).otherwise(mark)
 
 
 def _criteria_used(
@@ -549,22 +563,17 @@ def _criteria_used(
     packed = work.select(
         "_sel", (pl.coalesce(states) if states else pl.lit(None, pl.Int64)).alias("_states")
     )
-    pairs = packed.filter(pl.col("_sel").is_not_null()).unique()
     words = ("fail", "pass", "unknown")  # 0 false, 1 true, 2 null
-    texts = []
-    for k, code in pairs.iter_rows():  # distinct combinations only
+
+    def text(k: int, code: int | None) -> str | None:
         criteria = compiled[k].criteria
         if code is None:  # no criteria: being in scope (activity / GB/T code) is the test
-            texts.append("scope=pass" if not criteria else None)
-            continue
-        texts.append(
-            "; ".join(f"{c.id}={words[code // 3**j % 3]}" for j, (c, _, _) in enumerate(criteria))
+            return "scope=pass" if not criteria else None
+        return "; ".join(
+            f"{c.id}={words[code // 3**j % 3]}" for j, (c, _, _) in enumerate(criteria)
         )
-    lookup = pairs.with_columns(pl.Series("_text", texts, dtype=pl.String))
-    joined = packed.join(
-        lookup, on=["_sel", "_states"], how="left", maintain_order="left", nulls_equal=True
-    )
-    return joined["_text"]
+
+    return _per_distinct(packed, text, pl.String())
 
 
 def _flags(compiled: list[_Compiled], flag_items: list[int]) -> pl.Expr:
