@@ -170,17 +170,16 @@ def _dated(expr: pl.Expr, since: object, until: object) -> pl.Expr:
     return expr
 
 
-def _compile(book: Rulebook, frame: pl.DataFrame | None = None) -> list[_Compiled]:
-    """Scope and criterion expressions of the leaf items; with ``frame``, only of the items
-    some project of it can be in scope of (see :func:`_reachable`)."""
+def _compile(book: Rulebook, present: _Present | None = None) -> list[_Compiled]:
+    """Scope and criterion expressions of the leaf items; with ``present``, only of the items
+    some project of the pipeline can be in scope of (see :func:`_reachable`)."""
     fields = input_fields(book)
     compiled = []
     claim = book.item_field
-    present = _present(frame, claim) if frame is not None else None
     for item in book.leaf_items:
         scope = item.scope
         assert scope is not None
-        if present is not None and not _reachable(item.code, scope, present):
+        if present is not None and not _reachable(item.code, scope, present, claim):
             continue
         parts: list[pl.Expr] = []
         codes = _classes(scope)
@@ -221,31 +220,32 @@ def _classes(scope: Scope) -> list[str]:
 
 
 class _Present(NamedTuple):
-    """What occurs in a pipeline: activities, GB/T classes and claimed item codes."""
+    """What occurs in a pipeline: activities, GB/T classes and, per claim field, item codes."""
 
     activities: set[str]
     classes: set[str]
-    claims: set[str]
+    claims: dict[str, set[str]]
 
 
-def _present(frame: pl.DataFrame, claim: str | None) -> _Present:
+def _present(frame: pl.DataFrame, rulebooks: Sequence[Rulebook]) -> _Present:
+    """Read once per screen, for all rulebooks."""
+
     def values(column: pl.Series) -> set[str]:
         return set(column.drop_nulls().unique().to_list())
 
+    fields = {book.item_field for book in rulebooks if book.item_field} & set(frame.columns)
     return _Present(
         values(frame["activity"]),
         values(frame["industry_class"]),
-        values(frame[claim].cast(pl.String).str.strip_chars())
-        if claim and claim in frame.columns
-        else set(),
+        {f: values(frame[f].cast(pl.String).str.strip_chars()) for f in fields},
     )
 
 
-def _reachable(code: str, scope: Scope, present: _Present) -> bool:
+def _reachable(code: str, scope: Scope, present: _Present, claim: str | None) -> bool:
     """Can some project of the pipeline be in the item's scope? An item no project can reach is
     out of scope for all and is skipped: a 271-item catalogue then costs what the items a
     pipeline touches cost, and the results are the same."""
-    if code in present.claims or scope.condition or scope.all_projects:
+    if code in present.claims.get(claim or "", ()) or scope.condition or scope.all_projects:
         return True
     if scope.claimed_only:
         return False
@@ -294,8 +294,10 @@ def evaluate(projects: pl.DataFrame, rulebooks: Sequence[Rulebook]) -> Screening
         were applied: by approval_date, or the current ones when it is missing), and per
         rulebook R the columns
         ``R__status``, ``R__item``, ``R__applies`` (R governs the loan by approval date),
-        ``R__missing`` (fields to request when insufficient_data) and, for rulebooks with
-        flag items, ``R__flags``. ``decisions``: see :data:`DECISION_SCHEMA`, built lazily.
+        ``R__missing`` (fields to request when insufficient_data), ``R__criteria`` (the
+        selected item's criteria and results), ``R__ghg_mark`` where items carry marks and, for
+        rulebooks with flag items, ``R__flags``. ``decisions``: see :data:`DECISION_SCHEMA`,
+        built lazily.
     """
     frame = prepare(projects, rulebooks)
     summary = frame.select(
@@ -308,8 +310,9 @@ def evaluate(projects: pl.DataFrame, rulebooks: Sequence[Rulebook]) -> Screening
         .alias("rules_basis"),
     )
     decisions: list[pl.LazyFrame] = []
+    present = _present(frame, rulebooks)
     for book in _dependency_order(rulebooks):
-        columns, book_decisions = _evaluate_book(frame, book)
+        columns, book_decisions = _evaluate_book(frame, book, present)
         summary = summary.with_columns(columns)
         if any(book.id in other.depends_on for other in rulebooks):
             frame = frame.with_columns(
@@ -364,14 +367,16 @@ def _dependency_order(rulebooks: Sequence[Rulebook]) -> list[Rulebook]:
     return ordered
 
 
-def _evaluate_book(frame: pl.DataFrame, book: Rulebook) -> tuple[list[pl.Series], pl.LazyFrame]:
+def _evaluate_book(
+    frame: pl.DataFrame, book: Rulebook, present: _Present
+) -> tuple[list[pl.Series], pl.LazyFrame]:
     """Columns of the summary for one rulebook, and its decisions (lazy).
 
     Staged like the reader: scope and criterion columns, then one item result per item, then
     one state per item (2 pass, 1 unknown, 0 fail, null out of scope); the rulebook's status
     is the best state over its items and its item the first item in file order with it.
     """
-    compiled = _compile(book, frame)
+    compiled = _compile(book, present)
     exprs: list[pl.Expr] = []
     for k, comp in enumerate(compiled):
         exprs.append(comp.scope.alias(f"s{k}"))
