@@ -139,7 +139,17 @@ def _list_columns() -> list[_ListColumn]:
         ("activity", table["id"].to_list(), table["name_zh"].to_list()),
         ("province", provinces()["name_zh"].to_list(), provinces()["name_en"].to_list()),
         ("currency", list(_CURRENCIES), [""] * len(_CURRENCIES)),
+        ("powertrain", list(_POWERTRAINS), list(_POWERTRAINS.values())),
     ]
+
+
+_POWERTRAINS = {
+    "bev": "纯电动 battery electric",
+    "fcev": "燃料电池 fuel cell",
+    "phev": "插电式混合动力 plug-in hybrid",
+    "hev": "混合动力 hybrid",
+    "ice": "燃油 combustion engine",
+}
 
 
 def _write_lists(workbook: Any, styles: dict[str, Any], lists: list[_ListColumn]) -> None:

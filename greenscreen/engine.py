@@ -156,8 +156,15 @@ def _keywords() -> list[tuple[str, list[str]]]:
 @dataclass(frozen=True)
 class _Compiled:
     item: Item
+    #: in scope: true / false, or null where a regional rule meets a project without a province
     scope: pl.Expr
     criteria: list[tuple[Criterion, pl.Expr, list[str]]]
+    #: per criterion: for which projects it is in force (None: all)
+    in_force: list[pl.Expr | None]
+    #: per criterion: does it decide although its inputs are missing (``coalesce``)?
+    defaults: list[bool]
+    #: the activity matches but the given industry code is not one of the item's rows
+    conflict: pl.Expr | None
 
 
 def _dated(expr: pl.Expr, since: object, until: object) -> pl.Expr:
@@ -183,13 +190,16 @@ def _compile(book: Rulebook, present: _Present | None = None) -> list[_Compiled]
             continue
         parts: list[pl.Expr] = []
         codes = _classes(scope)
+        conflict: pl.Expr | None = None
         if scope.claimed_only:
             parts.append(pl.lit(False))
         elif scope.activities:
-            parts.append(pl.col("activity").is_in(scope.activities).fill_null(False))
+            activity = pl.col("activity").is_in(scope.activities).fill_null(False)
+            parts.append(activity)
             if codes and scope.industry_confirms:  # a given industry code must confirm it
                 cls = pl.col("industry_class")
                 parts.append(cls.is_null() | cls.is_in(codes))
+                conflict = activity & cls.is_not_null() & ~cls.is_in(codes)
         elif codes:
             parts.append(pl.col("industry_class").is_in(codes).fill_null(False))
             if scope.codes_only_without_activity:
@@ -197,21 +207,60 @@ def _compile(book: Rulebook, present: _Present | None = None) -> list[_Compiled]
         if scope.condition:
             expr, _ = compile_condition(scope.condition, fields)
             parts.append(expr.fill_null(False))
+        if scope.provinces:  # a regional rule; null (unknown) for a Chinese project without one
+            parts.append(
+                pl.when(pl.col("country") == "CN")
+                .then(pl.col("province").is_in(scope.provinces))
+                .otherwise(pl.lit(False))
+            )
         in_scope = pl.all_horizontal(parts) if parts else pl.lit(True)
         if claim:  # a project that names an item is screened under that item only
             named = pl.col(claim).str.strip_chars()
             in_scope = pl.when(named.is_not_null()).then(named == item.code).otherwise(in_scope)
+            if conflict is not None:
+                conflict = conflict & named.is_null()
         in_scope = _dated(in_scope, item.since, item.until)
-        criteria = []
+        if conflict is not None:
+            conflict = _dated(conflict, item.since, item.until)
+        criteria, in_force, defaults = [], [], []
         for criterion in item.criteria:
             expr, used = compile_condition(criterion.condition, fields)
             expr = expr.cast(pl.Boolean)
-            if criterion.since or criterion.until:  # not in force for this loan: neutral
-                in_force = _dated(pl.lit(True), criterion.since, criterion.until)
-                expr = pl.when(in_force).then(expr).otherwise(pl.lit(True))
+            force = _in_force(criterion)
+            if force is not None:  # not in force for this project: neutral (an alternative
+                # not in force offers nothing; see _combine for a group with none in force)
+                expr = pl.when(force).then(expr).otherwise(pl.lit(criterion.alternative is None))
             criteria.append((criterion, expr, used))
-        compiled.append(_Compiled(item, in_scope, criteria))
+            in_force.append(force)
+            defaults.append(_decides_without(criterion.condition, used, fields))
+        compiled.append(_Compiled(item, in_scope, criteria, in_force, defaults, conflict))
     return compiled
+
+
+def _in_force(criterion: Criterion) -> pl.Expr | None:
+    """For which projects a criterion is in force: its dates (by approval_date) and its GB/T
+    rows (``applies_to``); None when always."""
+    force: pl.Expr | None = None
+    if criterion.since or criterion.until:
+        force = _dated(pl.lit(True), criterion.since, criterion.until)
+    if criterion.applies_to:
+        cls = pl.col("industry_class")
+        rows = criterion.applies_to
+        by_activity = pl.col("activity").is_in(rows.activities) if rows.activities else True
+        concerned = cls.is_in(rows.industry_codes) | (cls.is_null() & by_activity)
+        concerned = concerned.fill_null(False)
+        force = concerned if force is None else force & concerned
+    return force
+
+
+def _decides_without(condition: str, used: list[str], fields: dict[str, pl.DataType]) -> bool:
+    """Does the condition give true or false when all its inputs are missing (a ``coalesce``
+    default)? Then a decision it takes may rest on missing evidence, which is reported."""
+    if not used:
+        return False
+    empty = pl.DataFrame({name: pl.Series([None], dtype=fields[name]) for name in used})
+    expr, _ = compile_condition(condition, fields)
+    return empty.select(expr.cast(pl.Boolean).alias("v"))["v"][0] is not None
 
 
 def _classes(scope: Scope) -> list[str]:
@@ -251,21 +300,34 @@ def _reachable(code: str, scope: Scope, present: _Present, claim: str | None) ->
         return False
     if scope.activities:
         return not present.activities.isdisjoint(scope.activities)
+    if not scope.industry_codes:  # a regional rule without activities or codes
+        return True
     return not present.classes.isdisjoint(_classes(scope))
 
 
-def _combine(criteria: list[tuple[Criterion, str]]) -> pl.Expr:
-    """Kleene AND over required criteria and over OR-groups of alternatives."""
-    groups: dict[str, list[pl.Expr]] = {}
+def _combine(
+    criteria: list[tuple[Criterion, str]], forces: dict[str, str] | None = None
+) -> pl.Expr:
+    """Kleene AND over required criteria and over OR-groups of alternatives. ``forces`` maps a
+    criterion column to its in-force column: a group none of whose members is in force for a
+    project does not constrain it."""
+    forces = forces or {}
+    groups: dict[str, list[str]] = {}
     required: list[pl.Expr] = []
     for criterion, column in criteria:
         if not _gates(criterion):
             continue
         if criterion.alternative:
-            groups.setdefault(criterion.alternative, []).append(pl.col(column))
+            groups.setdefault(criterion.alternative, []).append(column)
         else:
             required.append(pl.col(column))
-    terms = required + [pl.any_horizontal(members) for members in groups.values()]
+    terms = required
+    for members in groups.values():
+        group = pl.any_horizontal(pl.col(m) for m in members)
+        if all(m in forces for m in members):
+            group = pl.when(pl.any_horizontal(pl.col(forces[m]) for m in members)).then(group)
+            group = group.otherwise(pl.lit(True))
+        terms.append(group)
     return pl.all_horizontal(terms) if terms else pl.lit(True)
 
 
@@ -375,28 +437,42 @@ def _evaluate_book(
     Staged like the reader: scope and criterion columns, then one item result per item, then
     one state per item (2 pass, 1 unknown, 0 fail, null out of scope); the rulebook's status
     is the best state over its items and its item the first item in file order with it.
+
+    Unknowns are never decisions: an item whose regional scope meets a project without a
+    province, or whose activity matches while the given industry code is not one of its rows
+    (a conflict, flagged), is unknown; so is a rulebook for a project whose activity is neither
+    given nor inferred (and no industry code decides it): ``insufficient_data`` naming
+    ``province``, ``industry_code`` or ``activity``.
     """
     compiled = _compile(book, present)
     exprs: list[pl.Expr] = []
     for k, comp in enumerate(compiled):
         exprs.append(comp.scope.alias(f"s{k}"))
         exprs += [expr.alias(f"c{k}_{j}") for j, (_, expr, _) in enumerate(comp.criteria)]
-    work = frame.select("project_id", "activity", "approval_date", "industry_class", *exprs)
-    work = work.with_columns(
-        _combine([(c, f"c{k}_{j}") for j, (c, _, _) in enumerate(comp.criteria)]).alias(f"r{k}")
-        for k, comp in enumerate(compiled)
+        exprs += [f.alias(f"f{k}_{j}") for j, f in enumerate(comp.in_force) if f is not None]
+        if comp.conflict is not None:
+            exprs.append(comp.conflict.alias(f"x{k}"))
+        if comp.item.effect == "status":
+            inputs = _inputs(comp, _gating(comp))
+            if len(inputs) <= 62:
+                exprs += [pl.col(f).is_null().alias(f"n{k}_{b}") for b, f in enumerate(inputs)]
+        exprs += [
+            _reads_missing(comp, j).alias(f"m{k}_{j}")
+            for j, default in enumerate(comp.defaults)
+            if default
+        ]
+    noid = pl.col("activity").is_null()  # nothing says what the project is
+    if any(item.scope and item.scope.industry_codes for item in book.leaf_items):
+        noid = noid & pl.col("industry_class").is_null()
+    if book.item_field:
+        noid = noid & pl.col(book.item_field).is_null()
+    work = frame.select(
+        "project_id", "activity", "approval_date", "industry_class", noid.alias("_noid"), *exprs
     )
     work = work.with_columns(
-        pl.when(~pl.col(f"s{k}"))
-        .then(None)
-        .when(pl.col(f"r{k}"))
-        .then(pl.lit(_PASS, pl.Int8))
-        .when(pl.col(f"r{k}").is_null())
-        .then(pl.lit(_UNKNOWN, pl.Int8))
-        .otherwise(pl.lit(_FAIL, pl.Int8))
-        .alias(f"st{k}")
-        for k in range(len(compiled))
+        _combine(*_columns(k, comp)).alias(f"r{k}") for k, comp in enumerate(compiled)
     )
+    work = work.with_columns(_state(k, comp).alias(f"st{k}") for k, comp in enumerate(compiled))
     status_items = [k for k, c in enumerate(compiled) if c.item.effect == "status"]
     flag_items = [k for k, c in enumerate(compiled) if c.item.effect == "flag"]
     best = (
@@ -404,33 +480,26 @@ def _evaluate_book(
         if status_items
         else pl.lit(None, pl.Int8)
     )
-    work = work.with_columns(best.alias("_best"))
-    # Integers until the end: the selected item's index and a bitmask of its unknown gating
-    # criteria; the few distinct (index, mask) pairs are then mapped to codes and field lists.
+    # no item in scope and nothing says what the project is: unknown, ask for the activity
+    unidentified = best.is_null() & pl.col("_noid")
+    work = work.with_columns(
+        pl.when(unidentified).then(pl.lit(_UNKNOWN, pl.Int8)).otherwise(best).alias("_best"),
+        unidentified.alias("_unidentified"),
+    )
+    # Integers until the end: the selected item's index and a bitmask of the criteria behind
+    # its missing fields; the few distinct (index, mask) pairs are then mapped to codes and
+    # field lists.
     selected = [
         pl.when(pl.col(f"st{k}") == pl.col("_best")).then(pl.lit(k, pl.Int32)) for k in status_items
     ]
     work = work.with_columns(
         (pl.coalesce(selected) if selected else pl.lit(None, pl.Int32)).alias("_sel")
     )
-    gating = {
-        k: [j for j, (c, _, used) in enumerate(compiled[k].criteria) if _gates(c) and used]
-        for k in status_items
-    }
-    masks = [
-        pl.when(pl.col("_sel") == k).then(
-            pl.sum_horizontal(
-                pl.col(f"c{k}_{j}").is_null().cast(pl.Int64) * (1 << n)
-                for n, j in enumerate(gating[k])
-            )
-        )
-        for k in status_items
-        if gating[k]
-    ]
+    gating = {k: _gating(compiled[k]) for k in status_items}
+    nulls = _null_mask(compiled, gating)
     work = work.with_columns(
-        pl.when(pl.col("_best") == _UNKNOWN)
-        .then(pl.coalesce(masks) if masks else pl.lit(0, pl.Int64))
-        .alias("_mask")
+        _missing_mask(compiled, gating).alias("_mask"),
+        (pl.coalesce(nulls) if nulls else pl.lit(None, pl.Int64)).alias("_nulls"),
     )
     codes = {k: compiled[k].item.code for k in status_items}
     statuses = book.status_map
@@ -450,12 +519,18 @@ def _evaluate_book(
     )
     window = book.applies_to_approvals
     ghg, work = _ghg_marks(work, compiled, status_items)
+    flags = _flags(compiled, flag_items)
     summary = work.select(
         pl.col("_status").alias(f"{book.id}__status"),
         pl.col("_item").alias(f"{book.id}__item"),
         *(e.alias(f"{book.id}__ghg_mark") for e in ghg),
         _dated(pl.lit(True), window.from_, window.before).alias(f"{book.id}__applies"),
-        *([_flags(compiled, flag_items).alias(f"{book.id}__flags")] if flag_items else []),
+        *([flags.alias(f"{book.id}__flags")] if flags is not None else []),
+        *(
+            [_sc_met(compiled, status_items).alias(f"{book.id}__sc_met")]
+            if has_components(book)
+            else []
+        ),
     ).with_columns(
         _missing(work, compiled, gating).alias(f"{book.id}__missing"),
         _criteria_used(work, compiled, status_items).alias(f"{book.id}__criteria"),
@@ -463,31 +538,189 @@ def _evaluate_book(
     return summary.get_columns(), _decisions(frame, work, book, compiled)
 
 
+def _columns(k: int, comp: _Compiled) -> tuple[list[tuple[Criterion, str]], dict[str, str]]:
+    """The item's criteria with their result columns, and their in-force columns."""
+    columns = [(c, f"c{k}_{j}") for j, (c, _, _) in enumerate(comp.criteria)]
+    forces = {f"c{k}_{j}": f"f{k}_{j}" for j, f in enumerate(comp.in_force) if f is not None}
+    return columns, forces
+
+
+def _state(k: int, comp: _Compiled) -> pl.Expr:
+    """An item's state for each project: pass, unknown, fail, or null (out of scope)."""
+    scope, result = pl.col(f"s{k}"), pl.col(f"r{k}")
+    state = (
+        pl.when(scope & result)
+        .then(pl.lit(_PASS, pl.Int8))
+        .when(scope & result.is_null())
+        .then(pl.lit(_UNKNOWN, pl.Int8))
+        .when(scope)
+        .then(pl.lit(_FAIL, pl.Int8))
+        # region unknown: a failed criterion fails the item anywhere, else it is unknown
+        .when(scope.is_null() & result.not_().fill_null(False))
+        .then(pl.lit(_FAIL, pl.Int8))
+        .when(scope.is_null())
+        .then(pl.lit(_UNKNOWN, pl.Int8))
+    )
+    if comp.conflict is not None:
+        state = state.when(pl.col(f"x{k}")).then(pl.lit(_UNKNOWN, pl.Int8))
+    return state.otherwise(None)
+
+
+def has_components(book: Rulebook) -> bool:
+    """Does the rulebook split its criteria into SC / DNSH / minimum safeguards (EU-style)?"""
+    return any(c.component for item in book.leaf_items for c in item.criteria)
+
+
+_NOT_SC = ("dnsh", "minimum_safeguards")
+
+
+def _sc_met(compiled: list[_Compiled], status_items: list[int]) -> pl.Expr:
+    """The substantial-contribution result of the selected item: its gating criteria other
+    than DNSH and minimum safeguards, in Kleene logic (null when none is selected)."""
+    results = []
+    for k in status_items:
+        columns, forces = _columns(k, compiled[k])
+        criteria = [(c, col) for c, col in columns if c.component not in _NOT_SC]
+        results.append(pl.when(pl.col("_sel") == k).then(_combine(criteria, forces)))
+    return pl.coalesce(results) if results else pl.lit(None, pl.Boolean)
+
+
+def _gating(comp: _Compiled) -> list[int]:
+    """Criteria whose unknown (or defaulted) inputs are asked for: gating ones reading inputs."""
+    return [j for j, (c, _, used) in enumerate(comp.criteria) if _gates(c) and used]
+
+
+# bits after an item's criteria in the missing-fields mask: scope facts that were unknown
+_REGION_BIT, _CONFLICT_BIT = 0, 1
+
+
+def _missing_mask(compiled: list[_Compiled], gating: dict[int, list[int]]) -> pl.Expr:
+    """Per project, a bitmask over the selected item's gating criteria (then its unknown
+    region and its code conflict): for an unknown status the criteria that are unknown, for a
+    decided one those that decided on a default although their inputs were missing."""
+    masks = []
+    for k, criteria in gating.items():
+        comp = compiled[k]
+        n = len(criteria)
+        groups: dict[str, list[str]] = {}
+        for j in criteria:
+            if alternative := comp.criteria[j][0].alternative:
+                groups.setdefault(alternative, []).append(f"c{k}_{j}")
+
+        terms = [
+            _unknown_bit(k, comp, j, groups).cast(pl.Int64) * (1 << b)
+            for b, j in enumerate(criteria)
+        ]
+        if comp.conflict is not None:
+            terms.append(pl.col(f"x{k}").cast(pl.Int64) * (1 << (n + _CONFLICT_BIT)))
+        # a regional rule without the project's province: the province decides first
+        unknown = (
+            pl.when(pl.col(f"s{k}").is_null())
+            .then(pl.lit(1 << (n + _REGION_BIT), pl.Int64))
+            .otherwise(pl.sum_horizontal(terms) if terms else pl.lit(0, pl.Int64))
+        )
+        defaulted = [
+            pl.col(f"m{k}_{j}").cast(pl.Int64) * (1 << b)
+            for b, j in enumerate(criteria)
+            if comp.defaults[j]
+        ]
+        masks.append(
+            pl.when(pl.col("_sel") == k).then(
+                pl.when(pl.col("_best") == _UNKNOWN)
+                .then(unknown)
+                .otherwise(pl.sum_horizontal(defaulted) if defaulted else pl.lit(0, pl.Int64))
+            )
+        )
+    return pl.coalesce(masks) if masks else pl.lit(None, pl.Int64)
+
+
+def _inputs(comp: _Compiled, criteria: list[int]) -> list[str]:
+    """The input fields the given criteria of an item read, in order, once each."""
+    return list(dict.fromkeys(f for j in criteria for f in comp.criteria[j][2]))
+
+
+def _null_mask(compiled: list[_Compiled], gating: dict[int, list[int]]) -> list[pl.Expr]:
+    """Per project, a bitmask of which inputs of the selected item's gating criteria are
+    missing (so a criterion reading a given and a missing input asks only for the latter)."""
+    masks = [
+        pl.when(pl.col("_sel") == k).then(
+            pl.sum_horizontal(
+                pl.col(f"n{k}_{b}").cast(pl.Int64) * (1 << b)
+                for b in range(len(_inputs(compiled[k], criteria)))
+            )
+        )
+        for k, criteria in gating.items()
+        if 0 < len(_inputs(compiled[k], criteria)) <= 62
+    ]
+    return masks
+
+
+def _unknown_bit(k: int, comp: _Compiled, j: int, groups: dict[str, list[str]]) -> pl.Expr:
+    """The criterion is unknown and, for an alternative, its group is undecided too (a passed
+    alternative settles the group: the others are not asked for)."""
+    bit = pl.col(f"c{k}_{j}").is_null()
+    if alternative := comp.criteria[j][0].alternative:
+        bit = bit & pl.any_horizontal(pl.col(c) for c in groups[alternative]).is_null()
+    return bit
+
+
+def _reads_missing(comp: _Compiled, j: int) -> pl.Expr:
+    """The criterion is in force and one of its inputs is missing."""
+    missing = pl.any_horizontal(pl.col(name).is_null() for name in comp.criteria[j][2])
+    force = comp.in_force[j]
+    return missing if force is None else missing & force
+
+
 def _missing(
     work: pl.DataFrame, compiled: list[_Compiled], gating: dict[int, list[int]]
 ) -> pl.Series:
-    """Fields of the selected item's gating criteria that are unknown (insufficient_data)."""
+    """The input fields to ask the client for: for ``insufficient_data``, those of the selected
+    item's unknown gating criteria (and ``province`` / ``industry_code`` where the scope was
+    unknown, ``activity`` where nothing identified the project); for a decided status, those a
+    criterion decided without (a ``coalesce`` default), else null."""
 
-    def fields(k: int, mask: int | None) -> list[str] | None:
+    def fields(k: int, mask: int | None, nulls: int | None) -> list[str] | None:
         if mask is None:
             return None
+        criteria = gating.get(k, [])
+        inputs = _inputs(compiled[k], criteria)
+        absent = {f for b, f in enumerate(inputs) if (nulls or 0) >> b & 1}
         out: list[str] = []
-        for n, j in enumerate(gating.get(k, [])):
+        for n, j in enumerate(criteria):
             if mask >> n & 1:
-                out += [f for f in compiled[k].criteria[j][2] if f not in out]
+                used = compiled[k].criteria[j][2]
+                # the inputs that are missing; all of them if none is (an evidence clash)
+                asked = [f for f in used if f in absent] or used
+                out += [f for f in asked if f not in out]
+        if mask >> (len(criteria) + _REGION_BIT) & 1:
+            out.append("province")
+        if mask >> (len(criteria) + _CONFLICT_BIT) & 1:
+            out.append("industry_code")
         return out
 
-    return _per_distinct(work.select("_sel", "_mask"), fields, pl.List(pl.String))
+    found = _per_distinct(work.select("_sel", "_mask", "_nulls"), fields, pl.List(pl.String))
+    decided = (work["_best"] != _UNKNOWN).fill_null(True) & (work["_mask"].fill_null(0) == 0)
+    return (
+        pl.DataFrame({"m": found, "d": decided, "u": work["_unidentified"]})
+        .select(
+            pl.when(pl.col("u"))
+            .then(pl.lit(["activity"], dtype=pl.List(pl.String)))
+            .when(pl.col("d"))
+            .then(pl.lit(None, dtype=pl.List(pl.String)))
+            .otherwise(pl.col("m"))
+        )
+        .to_series()
+    )
 
 
 def _per_distinct(
-    keys: pl.DataFrame, describe: Callable[[int, int | None], object], dtype: pl.DataType
+    keys: pl.DataFrame, describe: Callable[..., object], dtype: pl.DataType
 ) -> pl.Series:
-    """``describe(selected item, packed code)`` for every row of ``keys`` (columns ``_sel`` and
-    an integer code), called once per distinct pair: a million projects have a handful of
-    (item, results) combinations. Rows without a selected item get null."""
+    """``describe(selected item, *packed codes)`` for every row of ``keys`` (columns ``_sel``
+    and integer codes), called once per distinct combination: a million projects have a
+    handful of (item, results) combinations. Rows without a selected item get null."""
     pairs = keys.filter(pl.col("_sel").is_not_null()).unique()
-    values = [describe(k, code) for k, code in pairs.iter_rows()]
+    values = [describe(*row) for row in pairs.iter_rows()]
     lookup = pairs.with_columns(pl.Series("_value", values, dtype=dtype))
     joined = keys.join(lookup, on=keys.columns, how="left", maintain_order="left", nulls_equal=True)
     return joined["_value"]
@@ -549,43 +782,69 @@ def _mark_by(
 def _criteria_used(
     work: pl.DataFrame, compiled: list[_Compiled], status_items: list[int]
 ) -> pl.Series:
-    """The selected item's criteria and their results: ``star-1=pass; gbt51350=unknown``, or
+    """The selected item's criteria and their results: ``star-1=pass; gbt51350=unknown``
+    (``n/a`` where a criterion is not in force for the project: other dates or GB/T rows), or
     ``scope=pass`` for an item whose conditions only describe the activity.
 
-    Each project's results are packed into one integer (3 states per criterion), and only the
+    Each project's results are packed into one integer (4 states per criterion), and only the
     distinct (item, results) pairs are turned into text, as for the missing fields."""
+
+    def state(k: int, j: int) -> pl.Expr:
+        value = pl.col(f"c{k}_{j}").cast(pl.Int64).fill_null(2)
+        if compiled[k].in_force[j] is not None:
+            value = pl.when(pl.col(f"f{k}_{j}")).then(value).otherwise(3)
+        return value * (4**j)
+
     with_criteria = [k for k in status_items if compiled[k].criteria]
     states = [
         pl.when(pl.col("_sel") == k).then(
-            pl.sum_horizontal(
-                pl.col(f"c{k}_{j}").cast(pl.Int64).fill_null(2) * (3**j)
-                for j in range(len(compiled[k].criteria))
-            )
+            pl.sum_horizontal(state(k, j) for j in range(len(compiled[k].criteria)))
         )
         for k in with_criteria
-        if len(compiled[k].criteria) <= 39  # 3**39 < 2**63
+        if len(compiled[k].criteria) <= 31  # 4**31 < 2**63
     ]
     packed = work.select(
         "_sel", (pl.coalesce(states) if states else pl.lit(None, pl.Int64)).alias("_states")
     )
-    words = ("fail", "pass", "unknown")  # 0 false, 1 true, 2 null
+    words = ("fail", "pass", "unknown", "n/a")  # 0 false, 1 true, 2 null, 3 not in force
 
     def text(k: int, code: int | None) -> str | None:
         criteria = compiled[k].criteria
         if code is None:  # no criteria: being in scope (activity / GB/T code) is the test
             return "scope=pass" if not criteria else None
         return "; ".join(
-            f"{c.id}={words[code // 3**j % 3]}" for j, (c, _, _) in enumerate(criteria)
+            f"{c.id}={words[code // 4**j % 4]}" for j, (c, _, _) in enumerate(criteria)
         )
 
     return _per_distinct(packed, text, pl.String())
 
 
-def _flags(compiled: list[_Compiled], flag_items: list[int]) -> pl.Expr:
-    """Codes of the flag items that apply (e.g. CBAM exposure)."""
-    return pl.concat_list(
+#: the flag raised where an activity matches an item but the industry code is not its row
+CONFLICT_FLAG = "industry_code_conflict"
+
+
+def _flags(compiled: list[_Compiled], flag_items: list[int]) -> pl.Expr | None:
+    """Codes of the flag items that apply (e.g. CBAM exposure) and ``industry_code_conflict``
+    where the given industry code is none of the rows of the items the activity matches."""
+    conflicts = [k for k, comp in enumerate(compiled) if comp.conflict is not None]
+    if not flag_items and not conflicts:
+        return None
+    raised = [
         pl.when(pl.col(f"st{k}") == _PASS).then(pl.lit(compiled[k].item.code)) for k in flag_items
-    ).list.drop_nulls()
+    ]
+    if conflicts:
+        any_conflict = pl.any_horizontal(pl.col(f"x{k}") for k in conflicts)
+        # only when no item of the activity accepted the code
+        clash = any_conflict & (pl.col("_sel").is_null() | _selected_conflicts(conflicts))
+        raised.append(pl.when(clash).then(pl.lit(CONFLICT_FLAG)))
+    return pl.concat_list(raised).list.drop_nulls()
+
+
+def _selected_conflicts(conflicts: list[int]) -> pl.Expr:
+    """The selected item is one the activity matched but the industry code did not."""
+    return pl.any_horizontal((pl.col("_sel") == k) & pl.col(f"x{k}") for k in conflicts).fill_null(
+        False
+    )
 
 
 def _result(column: str) -> pl.Expr:
@@ -610,10 +869,14 @@ def _decisions(
     base = work.lazy()  # scope, criterion, state and item columns per project
     parts: list[pl.LazyFrame] = []
     for k, comp in enumerate(compiled):
+        scope = comp.item.scope
+        assert scope is not None
+        # in scope, or unknown (region), or a code conflict: the criteria are shown
+        shown = pl.col(f"s{k}").fill_null(True)
+        if comp.conflict is not None:
+            shown = shown | pl.col(f"x{k}")
         for j, (criterion, _, used) in enumerate(comp.criteria):
-            rows = pl.col(f"s{k}")
-            if criterion.since or criterion.until:  # only loans the criterion is in force for
-                rows = rows & _dated(pl.lit(True), criterion.since, criterion.until)
+            rows = shown if comp.in_force[j] is None else shown & pl.col(f"f{k}_{j}")
             parts.append(
                 pl.concat([base, inputs.select(_seen(used))], how="horizontal")
                 .filter(rows)
@@ -632,6 +895,32 @@ def _decisions(
                     pl.lit(used, dtype=pl.List(pl.String)).alias("fields"),
                 )
             )
+        if scope.provinces:
+            parts.append(
+                _scope_row(
+                    base.filter(pl.col(f"s{k}").is_null()),
+                    book,
+                    comp.item,
+                    "province",
+                    pl.lit("province=(missing)"),
+                    "province in " + ", ".join(scope.provinces) + " (a regional rule)",
+                )
+            )
+        if comp.conflict is not None:
+            parts.append(
+                _scope_row(
+                    base.filter(pl.col(f"x{k}")),
+                    book,
+                    comp.item,
+                    "industry_code",
+                    pl.format(
+                        "industry_code={}; activity={}",
+                        pl.col("industry_class"),
+                        pl.col("activity"),
+                    ),
+                    "industry_code one of the item's GB/T rows: " + ", ".join(_classes(scope)),
+                )
+            )
     parts.append(
         base.filter(pl.col("_item").is_null()).select(
             "project_id",
@@ -639,7 +928,10 @@ def _decisions(
             pl.lit(None, pl.String).alias("item"),
             pl.lit(False).alias("selected"),
             pl.lit("scope").alias("criterion"),
-            pl.lit("fail").alias("result"),
+            pl.when(pl.col("_unidentified"))
+            .then(pl.lit("unknown"))
+            .otherwise(pl.lit("fail"))
+            .alias("result"),
             pl.format("activity={}", pl.col("activity").fill_null("(none)")).alias("value"),
             pl.lit("activity or industry code in the scope of an item").alias("threshold"),
             pl.lit(book.document).alias("clause"),
@@ -649,6 +941,27 @@ def _decisions(
         )
     )
     return pl.concat(parts, how="vertical").cast(dict(DECISION_SCHEMA))  # type: ignore[arg-type]
+
+
+def _scope_row(
+    rows: pl.LazyFrame, book: Rulebook, item: Item, name: str, value: pl.Expr, threshold: str
+) -> pl.LazyFrame:
+    """A decision row for a scope fact that is unknown for the project (its province for a
+    regional rule, or an industry code that contradicts its activity)."""
+    return rows.select(
+        "project_id",
+        pl.lit(book.id).alias("rulebook"),
+        pl.lit(item.code).alias("item"),
+        (pl.col("_item") == item.code).fill_null(False).alias("selected"),
+        pl.lit(name).alias("criterion"),
+        pl.lit("unknown").alias("result"),
+        value.alias("value"),
+        pl.lit(threshold).alias("threshold"),
+        pl.lit(book.document).alias("clause"),
+        pl.lit(item.verification).alias("verification"),
+        pl.lit(True).alias("gate"),
+        pl.lit([name], dtype=pl.List(pl.String)).alias("fields"),
+    )
 
 
 def _seen(used: list[str]) -> pl.Expr:

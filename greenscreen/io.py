@@ -24,6 +24,7 @@ import polars as pl
 from greenscreen.errors import GreenscreenError, PipelineError, did_you_mean
 from greenscreen.schema import (
     FIELDS,
+    VOCABULARIES,
     FieldSpec,
     HeaderMatch,
     _activity_lookup,
@@ -572,6 +573,10 @@ def _convert(
             value = _parse_date(pl.col(_c(name)))
     elif name == "activity":
         value = _label_expr(text).replace_strict(_activity_lookup(), default=None)
+    elif name in VOCABULARIES:
+        value = _label_expr(text).replace_strict(
+            VOCABULARIES[name], default=None, return_dtype=pl.String
+        )
     elif spec.kind == "code" and name != "project_id":
         value = text.str.to_uppercase().str.replace_all(r"\s+", "")
         if name == "country":
@@ -633,6 +638,8 @@ def _error(name: str, spec: FieldSpec) -> pl.Expr | None:
         )
     elif name == "activity":
         code = pl.when(present & value.is_null()).then(pl.lit("unknown_activity"))
+    elif name in VOCABULARIES:
+        code = pl.when(present & value.is_null()).then(pl.lit("unknown_value"))
     elif spec.kind == "code" and spec.pattern and name != "project_id":
         code = pl.when(present & ~value.str.contains(spec.pattern)).then(pl.lit("bad_code"))
     else:
@@ -644,7 +651,12 @@ def _typed(name: str, spec: FieldSpec, present: bool) -> pl.Expr:
     """Stage 4: the typed output column (defaults where the field is absent or blank)."""
     if not present:
         return pl.lit(spec.default, dtype=spec.dtype).alias(name)
-    if spec.kind in ("text", "enum") and name != "activity" or name == "project_id":
+    if (
+        spec.kind in ("text", "enum")
+        and name not in VOCABULARIES
+        and name != "activity"
+        or (name == "project_id")
+    ):
         value = pl.col(_t(name))
     else:
         value = pl.col(_n(name))
@@ -690,6 +702,8 @@ def _reason(spec: FieldSpec, code: str, header: str) -> str:
         "date_range": f"{what} must be between 1900 and 2100",
         "bad_code": f"{what} is not valid: {spec.description}",
         "unknown_activity": "unknown activity",
+        "unknown_value": f"{what} must be one of: "
+        + ", ".join(dict.fromkeys(VOCABULARIES.get(spec.name, {}).values())),
     }[code]
 
 

@@ -26,14 +26,26 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from greenscreen._resources import bundled_dir
 from greenscreen.errors import RulebookError, did_you_mean
-from greenscreen.schema import FIELDS, activity_ids
+from greenscreen.schema import FIELDS, activity_ids, provinces
 
 SCHEMA_TYPE = "greenscreen.rulebook"
 SCHEMA_VERSION = 1
 
 Verification = Literal["verified", "secondary", "unverified"]
-Status = Literal["aligned", "eligible", "not_eligible", "excluded", "insufficient_data"]
-STATUSES: tuple[str, ...] = ("aligned", "eligible", "not_eligible", "excluded", "insufficient_data")
+Status = Literal[
+    "aligned", "eligible", "not_eligible", "excluded", "not_excluded", "insufficient_data"
+]
+STATUSES: tuple[str, ...] = (
+    "aligned",
+    "eligible",
+    "not_eligible",
+    "excluded",
+    "not_excluded",
+    "insufficient_data",
+)
+#: The parts of an EU-style alignment test: a rulebook whose criteria name them reports
+#: ``R__sc_met`` (the substantial-contribution result) beside its status.
+Component = Literal["substantial_contribution", "dnsh", "minimum_safeguards"]
 
 #: Inputs the engine derives before evaluation; rulebooks may use them like template fields.
 DERIVED_INPUTS: dict[str, tuple[pl.DataType, str]] = {
@@ -47,6 +59,8 @@ DERIVED_INPUTS: dict[str, tuple[pl.DataType, str]] = {
 
 # SQL functions a condition may call: pure, no I/O. Anything else is rejected at load.
 _FUNCTIONS = {"coalesce", "abs", "lower", "upper", "length", "round", "greatest", "least", "nullif"}
+# operators that may stand before a parenthesis: ``x IN (…)``, ``a AND (b OR c)``, ``NOT (…)``
+_KEYWORDS_BEFORE_PARENS = {"in", "and", "or", "not"}
 _FORBIDDEN_WORDS = {"select", "from", "join", "union", "with", "into", "over", "table"}
 # string literals, comments and quoted identifiers, matched left to right: a comment or a quoted
 # name must not hide a function call from the allowlist (sqrt/**/(x), "read_csv"('f'))
@@ -84,6 +98,16 @@ class FieldDecl(_Model):
     unit: str | None = None
 
 
+class AppliesTo(_Model):
+    """The GB/T rows of an item a criterion concerns (a catalogue condition printed on one row
+    applies to that row only): a project is concerned when its ``industry_code`` is one of
+    ``industry_codes`` or, without an industry code, when its activity is one of
+    ``activities`` (all activities when that list is empty)."""
+
+    industry_codes: list[str] = Field(min_length=1)
+    activities: list[str] = []
+
+
 class Criterion(_Model):
     """One condition of an item, with the clause it comes from."""
 
@@ -101,6 +125,10 @@ class Criterion(_Model):
     level: Literal["shall", "should"] = "shall"
     since: dt.date | None = None
     until: dt.date | None = None
+    #: only for projects in these GB/T rows (elsewhere the criterion is not in force)
+    applies_to: AppliesTo | None = None
+    #: which part of an alignment test the criterion is (EU: SC, DNSH, minimum safeguards)
+    component: Component | None = None
 
 
 class Scope(_Model):
@@ -116,6 +144,10 @@ class Scope(_Model):
     #: is, e.g. a coal unit in 4411 火力发电; a flag such as CBAM exposure should.)
     codes_only_without_activity: bool = False
     condition: str | None = None
+    #: a regional rule: only projects in these Chinese provinces (English names as in
+    #: ``greenscreen/data/provinces.csv``); a Chinese project without a province is unknown
+    #: for it (insufficient_data naming ``province``), a project outside China out of scope
+    provinces: list[str] = []
     all_projects: bool = False
     #: reached only by a project that names the item in the rulebook's ``item_field``
     claimed_only: bool = False
@@ -126,6 +158,7 @@ class Scope(_Model):
             self.activities
             or self.industry_codes
             or self.condition
+            or self.provinces
             or self.all_projects
             or self.claimed_only
         ):
@@ -183,7 +216,7 @@ _DEFAULT_STATUSES = {
         in_scope_pass="eligible", in_scope_fail="not_eligible", out_of_scope="not_eligible"
     ),
     "exclusion": StatusMap(
-        in_scope_pass="excluded", in_scope_fail="eligible", out_of_scope="eligible"
+        in_scope_pass="excluded", in_scope_fail="not_excluded", out_of_scope="not_excluded"
     ),
     "principles": StatusMap(
         in_scope_pass="aligned", in_scope_fail="not_eligible", out_of_scope="not_eligible"
@@ -278,6 +311,11 @@ class Rulebook(_Model):
             "criteria": len(criteria),
             **kinds,
             "verified_share": verified / len(leaves) if leaves else 0.0,
+            "criteria_verified_share": (
+                sum(c.verification == "verified" for c in criteria) / len(criteria)
+                if criteria
+                else 0.0
+            ),
         }
 
 
@@ -447,6 +485,15 @@ def _check(book: Rulebook, file: str) -> None:
                 )
         if item.scope.condition:
             compile_condition(item.scope.condition, known_fields, _Where(file, item.code, "scope"))
+        known_provinces = set(provinces()["name_en"])
+        for province in item.scope.provinces:
+            if province not in known_provinces:
+                raise RulebookError(
+                    f"scope: unknown province '{province}' (English names of "
+                    "greenscreen/data/provinces.csv)" + did_you_mean(province, known_provinces),
+                    file=file,
+                    item=item.code,
+                )
         ids: set[str] = set()
         for criterion in item.criteria:
             if criterion.id in ids:
@@ -454,6 +501,20 @@ def _check(book: Rulebook, file: str) -> None:
                     "duplicate criterion id", file=file, item=item.code, criterion=criterion.id
                 )
             ids.add(criterion.id)
+            if criterion.applies_to:
+                where = {"file": file, "item": item.code, "criterion": criterion.id}
+                for code in criterion.applies_to.industry_codes:
+                    if not re.fullmatch(r"[A-T]?\d{2,4}", code):
+                        raise RulebookError(
+                            f"applies_to: '{code}' is not a GB/T 4754 code", **where
+                        )
+                for activity in criterion.applies_to.activities:
+                    if activity not in activities:
+                        raise RulebookError(
+                            f"applies_to: unknown activity '{activity}'"
+                            + did_you_mean(activity, activities),
+                            **where,
+                        )
             compile_condition(
                 criterion.condition, known_fields, _Where(file, item.code, criterion.id)
             )
@@ -504,7 +565,7 @@ def compile_condition(
 
     bare = _TOKENS.sub(_neutral, condition)
     for name in _CALL.findall(bare):
-        if name.lower() not in _FUNCTIONS | {"in"}:
+        if name.lower() not in _FUNCTIONS | _KEYWORDS_BEFORE_PARENS:
             raise fail(
                 f"function '{name}' is not allowed (allowed: {', '.join(sorted(_FUNCTIONS))})"
             )

@@ -347,6 +347,14 @@ class ProjectInput(BaseModel):
         aliases=("power density",),
         ge=0,
     )
+    powertrain: str | None = _f(
+        "动力类型",
+        "Vehicle powertrain: bev (battery electric), fcev (fuel cell), phev (plug-in hybrid), "
+        "hev (hybrid), ice (combustion engine); Chinese names accepted",
+        group="thresholds",
+        aliases=("动力系统", "驱动类型", "能源类型", "vehicle powertrain", "drivetrain"),
+        kind="enum",
+    )
     tailpipe_gco2_per_km: float | None = _f(
         "尾气排放",
         "Direct (tailpipe) CO2 emissions per km",
@@ -760,6 +768,41 @@ def _activity_lookup() -> dict[str, str]:
     for column in ("name_en", "name_zh", "id"):
         lookup.update({_label_key(v): i for v, i in zip(table[column], table["id"], strict=True)})
     return lookup
+
+
+#: Closed vocabularies of enum fields other than activity and province: accepted spelling
+#: (normalised like a header) -> canonical value. A value outside one is a reject.
+VOCABULARIES: dict[str, dict[str, str]] = {
+    "powertrain": {
+        **{v: v for v in ("bev", "fcev", "phev", "hev", "ice")},
+        "纯电动": "bev",
+        "纯电动汽车": "bev",
+        "电动": "bev",
+        "battery electric": "bev",
+        "electric": "bev",
+        "ev": "bev",
+        "燃料电池": "fcev",
+        "燃料电池汽车": "fcev",
+        "氢燃料电池": "fcev",
+        "fuel cell": "fcev",
+        "插电式混合动力": "phev",
+        "插电混动": "phev",
+        "插电式混合动力汽车": "phev",
+        "plug-in hybrid": "phev",
+        "混合动力": "hev",
+        "油电混合": "hev",
+        "非插电式混合动力": "hev",
+        "hybrid": "hev",
+        "燃油": "ice",
+        "传统燃油": "ice",
+        "燃油车": "ice",
+        "内燃机": "ice",
+        "diesel": "ice",
+        "petrol": "ice",
+        "gasoline": "ice",
+        "combustion": "ice",
+    },
+}
 
 
 @cache
