@@ -352,7 +352,8 @@ def _rulebook_table(books: list[Any]) -> None:
         "measured",
         "attestation",
         "crosswalk",
-        "verified",
+        "items verified",
+        "criteria verified",
         "title",
     )
     for book in books:
@@ -369,6 +370,7 @@ def _rulebook_table(books: list[Any]) -> None:
             str(counts["attestation"]),
             str(counts["crosswalk"]),
             f"{counts['verified_share']:.0%}",
+            f"{counts['criteria_verified_share']:.0%}",
             book.title.get("en"),
         )
     _out.print(table)

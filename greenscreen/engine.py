@@ -132,7 +132,7 @@ def infer_activity(projects: pl.DataFrame) -> pl.DataFrame:
         guess = (
             pl.when(pl.col("description").str.contains(pattern)).then(pl.lit(act)).otherwise(guess)
         )
-    return projects.with_columns(
+    inferred = projects.with_columns(
         pl.when(pl.col("activity").is_not_null())
         .then(pl.lit("input"))
         .when(guess.is_not_null())
@@ -140,6 +140,54 @@ def infer_activity(projects: pl.DataFrame) -> pl.DataFrame:
         .alias("activity_source"),
         pl.coalesce(pl.col("activity"), guess).alias("activity"),
     )
+    return inferred.with_columns(_candidates(inferred))
+
+
+def _candidates(frame: pl.DataFrame) -> pl.Series:
+    """For a project whose activity is neither given nor inferred: the activities whose
+    keywords its description nearly matches (at least half of a keyword's character pairs,
+    or words for Latin keywords, occur in it), best first, at most three. Computed once per
+    distinct description of those projects only."""
+    blank = frame["activity"].is_null() & frame["description"].is_not_null()
+    empty = pl.Series("activity_candidates", [None] * frame.height, dtype=pl.List(pl.String))
+    if not blank.any():
+        return empty
+    texts = frame.filter(blank)["description"].unique().to_frame("description")
+    text = pl.col("description").str.to_lowercase()
+    scores = []
+    for act, words in _keywords():
+        best: list[pl.Expr] = []
+        for word in words:
+            parts = _keyword_parts(word.lower())
+            if parts:
+                hits = pl.sum_horizontal(text.str.contains(p, literal=True) for p in parts)
+                best.append(hits / len(parts))
+        if best:
+            scores.append(pl.max_horizontal(best).alias(act))
+    scored = texts.with_columns(scores).unpivot(index="description", variable_name="activity")
+    near = (
+        scored.filter(pl.col("value") >= 0.5)
+        .sort(["description", "value", "activity"], descending=[False, True, False])
+        .group_by("description", maintain_order=True)
+        .agg(pl.col("activity").head(3).alias("activity_candidates"))
+    )
+    joined = frame.select("description", blank.alias("_blank")).join(
+        near, on="description", how="left", maintain_order="left"
+    )
+    return (
+        joined.select(pl.when(pl.col("_blank")).then(pl.col("activity_candidates").fill_null([])))
+        .to_series()
+        .alias("activity_candidates")
+    )
+
+
+def _keyword_parts(word: str) -> list[str]:
+    """What must occur for a near match: character pairs of a Chinese keyword, the words
+    (3+ letters) of a Latin one."""
+    if word.isascii():
+        return [w for w in re.findall(r"[a-z0-9]+", word) if len(w) >= 3]
+    chars = word.replace(" ", "")
+    return list(dict.fromkeys(chars[i : i + 2] for i in range(len(chars) - 1))) or [chars]
 
 
 def _keywords() -> list[tuple[str, list[str]]]:
@@ -165,6 +213,10 @@ class _Compiled:
     defaults: list[bool]
     #: the activity matches but the given industry code is not one of the item's rows
     conflict: pl.Expr | None
+    #: the project claims the item (``item_field``) but its activity or industry code is not
+    #: one of the item's
+    claim_clash: pl.Expr | None = None
+    claim_field: str | None = None
 
 
 def _dated(expr: pl.Expr, since: object, until: object) -> pl.Expr:
@@ -214,14 +266,21 @@ def _compile(book: Rulebook, present: _Present | None = None) -> list[_Compiled]
                 .otherwise(pl.lit(False))
             )
         in_scope = pl.all_horizontal(parts) if parts else pl.lit(True)
+        clash: pl.Expr | None = None
         if claim:  # a project that names an item is screened under that item only
             named = pl.col(claim).str.strip_chars()
-            in_scope = pl.when(named.is_not_null()).then(named == item.code).otherwise(in_scope)
+            clash = _claim_clash(scope, codes, (named == item.code).fill_null(False))
+            claimed = named == item.code
+            if clash is not None:
+                claimed = claimed & ~clash
+            in_scope = pl.when(named.is_not_null()).then(claimed).otherwise(in_scope)
             if conflict is not None:
                 conflict = conflict & named.is_null()
         in_scope = _dated(in_scope, item.since, item.until)
         if conflict is not None:
             conflict = _dated(conflict, item.since, item.until)
+        if clash is not None:
+            clash = _dated(clash, item.since, item.until)
         criteria, in_force, defaults = [], [], []
         for criterion in item.criteria:
             expr, used = compile_condition(criterion.condition, fields)
@@ -233,8 +292,23 @@ def _compile(book: Rulebook, present: _Present | None = None) -> list[_Compiled]
             criteria.append((criterion, expr, used))
             in_force.append(force)
             defaults.append(_decides_without(criterion.condition, used, fields))
-        compiled.append(_Compiled(item, in_scope, criteria, in_force, defaults, conflict))
+        compiled.append(
+            _Compiled(item, in_scope, criteria, in_force, defaults, conflict, clash, claim)
+        )
     return compiled
+
+
+def _claim_clash(scope: Scope, codes: list[str], claimed: pl.Expr) -> pl.Expr | None:
+    """A project claims the item while its activity is not one of the item's activities, or
+    its industry code not one of the item's rows: the claim is doubtful, not a pass."""
+    clashes = []
+    if scope.activities:
+        activity = pl.col("activity")
+        clashes.append(activity.is_not_null() & ~activity.is_in(scope.activities))
+    if codes and scope.industry_confirms:
+        cls = pl.col("industry_class")
+        clashes.append(cls.is_not_null() & ~cls.is_in(codes))
+    return claimed & pl.any_horizontal(clashes) if clashes else None
 
 
 def _in_force(criterion: Criterion) -> pl.Expr | None:
@@ -246,9 +320,10 @@ def _in_force(criterion: Criterion) -> pl.Expr | None:
     if criterion.applies_to:
         cls = pl.col("industry_class")
         rows = criterion.applies_to
-        by_activity = pl.col("activity").is_in(rows.activities) if rows.activities else True
-        concerned = cls.is_in(rows.industry_codes) | (cls.is_null() & by_activity)
-        concerned = concerned.fill_null(False)
+        activity = pl.col("activity")
+        by_activity = activity.is_null() | activity.is_in(rows.activities).fill_null(False)
+        codes = [c.lstrip("ABCDEFGHIJKLMNOPQRST") for c in rows.industry_codes]
+        concerned = cls.is_in(codes).fill_null(False) | (cls.is_null() & by_activity)
         force = concerned if force is None else force & concerned
     return force
 
@@ -366,6 +441,7 @@ def evaluate(projects: pl.DataFrame, rulebooks: Sequence[Rulebook]) -> Screening
         "project_id",
         "activity",
         "activity_source",
+        "activity_candidates",
         pl.when(pl.col("approval_date").is_null())
         .then(pl.lit("current rules (no approval_date)"))
         .otherwise(pl.lit("approval_date"))
@@ -452,6 +528,8 @@ def _evaluate_book(
         exprs += [f.alias(f"f{k}_{j}") for j, f in enumerate(comp.in_force) if f is not None]
         if comp.conflict is not None:
             exprs.append(comp.conflict.alias(f"x{k}"))
+        if comp.claim_clash is not None:
+            exprs.append(comp.claim_clash.alias(f"y{k}"))
         if comp.item.effect == "status":
             inputs = _inputs(comp, _gating(comp))
             if len(inputs) <= 62:
@@ -563,6 +641,8 @@ def _state(k: int, comp: _Compiled) -> pl.Expr:
     )
     if comp.conflict is not None:
         state = state.when(pl.col(f"x{k}")).then(pl.lit(_UNKNOWN, pl.Int8))
+    if comp.claim_clash is not None:
+        state = state.when(pl.col(f"y{k}")).then(pl.lit(_UNKNOWN, pl.Int8))
     return state.otherwise(None)
 
 
@@ -591,7 +671,7 @@ def _gating(comp: _Compiled) -> list[int]:
 
 
 # bits after an item's criteria in the missing-fields mask: scope facts that were unknown
-_REGION_BIT, _CONFLICT_BIT = 0, 1
+_REGION_BIT, _CONFLICT_BIT, _CLAIM_BIT = 0, 1, 2
 
 
 def _missing_mask(compiled: list[_Compiled], gating: dict[int, list[int]]) -> pl.Expr:
@@ -613,6 +693,8 @@ def _missing_mask(compiled: list[_Compiled], gating: dict[int, list[int]]) -> pl
         ]
         if comp.conflict is not None:
             terms.append(pl.col(f"x{k}").cast(pl.Int64) * (1 << (n + _CONFLICT_BIT)))
+        if comp.claim_clash is not None:
+            terms.append(pl.col(f"y{k}").cast(pl.Int64) * (1 << (n + _CLAIM_BIT)))
         # a regional rule without the project's province: the province decides first
         unknown = (
             pl.when(pl.col(f"s{k}").is_null())
@@ -696,6 +778,8 @@ def _missing(
             out.append("province")
         if mask >> (len(criteria) + _CONFLICT_BIT) & 1:
             out.append("industry_code")
+        if mask >> (len(criteria) + _CLAIM_BIT) & 1 and compiled[k].claim_field:
+            out.append(str(compiled[k].claim_field))
         return out
 
     found = _per_distinct(work.select("_sel", "_mask", "_nulls"), fields, pl.List(pl.String))
@@ -821,13 +905,16 @@ def _criteria_used(
 
 #: the flag raised where an activity matches an item but the industry code is not its row
 CONFLICT_FLAG = "industry_code_conflict"
+#: the flag raised where a claimed item is not one the project's activity or code belongs to
+CLAIM_FLAG = "claimed_item_conflict"
 
 
 def _flags(compiled: list[_Compiled], flag_items: list[int]) -> pl.Expr | None:
     """Codes of the flag items that apply (e.g. CBAM exposure) and ``industry_code_conflict``
     where the given industry code is none of the rows of the items the activity matches."""
     conflicts = [k for k, comp in enumerate(compiled) if comp.conflict is not None]
-    if not flag_items and not conflicts:
+    clashes = [k for k, comp in enumerate(compiled) if comp.claim_clash is not None]
+    if not flag_items and not conflicts and not clashes:
         return None
     raised = [
         pl.when(pl.col(f"st{k}") == _PASS).then(pl.lit(compiled[k].item.code)) for k in flag_items
@@ -837,6 +924,9 @@ def _flags(compiled: list[_Compiled], flag_items: list[int]) -> pl.Expr | None:
         # only when no item of the activity accepted the code
         clash = any_conflict & (pl.col("_sel").is_null() | _selected_conflicts(conflicts))
         raised.append(pl.when(clash).then(pl.lit(CONFLICT_FLAG)))
+    if clashes:
+        doubtful = pl.any_horizontal((pl.col("_sel") == k) & pl.col(f"y{k}") for k in clashes)
+        raised.append(pl.when(doubtful.fill_null(False)).then(pl.lit(CLAIM_FLAG)))
     return pl.concat_list(raised).list.drop_nulls()
 
 
@@ -875,6 +965,8 @@ def _decisions(
         shown = pl.col(f"s{k}").fill_null(True)
         if comp.conflict is not None:
             shown = shown | pl.col(f"x{k}")
+        if comp.claim_clash is not None:
+            shown = shown | pl.col(f"y{k}")
         for j, (criterion, _, used) in enumerate(comp.criteria):
             rows = shown if comp.in_force[j] is None else shown & pl.col(f"f{k}_{j}")
             parts.append(
@@ -919,6 +1011,23 @@ def _decisions(
                         pl.col("activity"),
                     ),
                     "industry_code one of the item's GB/T rows: " + ", ".join(_classes(scope)),
+                )
+            )
+        if comp.claim_clash is not None and comp.claim_field:
+            parts.append(
+                _scope_row(
+                    base.filter(pl.col(f"y{k}")),
+                    book,
+                    comp.item,
+                    comp.claim_field,
+                    pl.format(
+                        "claimed {}; activity={}; industry_code={}",
+                        pl.lit(comp.item.code),
+                        pl.col("activity").fill_null("(none)"),
+                        pl.col("industry_class").fill_null("(none)"),
+                    ),
+                    "the claimed item's activities / GB/T rows: "
+                    + ", ".join([*scope.activities, *_classes(scope)]),
                 )
             )
     parts.append(

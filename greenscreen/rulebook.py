@@ -101,8 +101,9 @@ class FieldDecl(_Model):
 class AppliesTo(_Model):
     """The GB/T rows of an item a criterion concerns (a catalogue condition printed on one row
     applies to that row only): a project is concerned when its ``industry_code`` is one of
-    ``industry_codes`` or, without an industry code, when its activity is one of
-    ``activities`` (all activities when that list is empty)."""
+    ``industry_codes``; without an industry code, when its activity is one of ``activities``
+    (the activities whose rows these are) or it has no activity either (its row is unknown,
+    so the condition is asked)."""
 
     industry_codes: list[str] = Field(min_length=1)
     activities: list[str] = []

@@ -18,7 +18,7 @@ import polars as pl
 from greenscreen import __version__
 from greenscreen.appraisal import Appraisal, AppraisalConfig, appraise
 from greenscreen.emissions import EmissionsConfig, estimate
-from greenscreen.engine import DECISION_SCHEMA, evaluate
+from greenscreen.engine import CONFLICT_FLAG, DECISION_SCHEMA, evaluate
 from greenscreen.errors import GreenscreenError, did_you_mean
 from greenscreen.io import Pipeline, read_pipeline
 from greenscreen.report._files import atomic_write
@@ -314,6 +314,12 @@ def explain(result: ScreenResult, project_id: str, *, lang: str = "en") -> str:
         f"   province: {project.get('province') or '-'}"
         f"   approval date: {project.get('approval_date') or 'not given (current rules applied)'}",
     ]
+    if project.get("activity") is None:
+        near = project.get("activity_candidates") or []
+        lines.append(
+            "  activity not given and not inferred from the description"
+            + (f"; nearest: {', '.join(near)} (give one as activity)" if near else "")
+        )
     decisions = result.decisions.filter(pl.col("project_id") == project_id)
     for book in result.rulebooks:
         status = project[f"{book.id}__status"]
@@ -325,12 +331,22 @@ def explain(result: ScreenResult, project_id: str, *, lang: str = "en") -> str:
         lines.append(f"{book.id} ({book.title.get(lang)}; {book.version}) — {governs}")
         name = book.item(code).name.get(lang) if code else ""
         lines.append(f"  status: {status}" + (f"   item {code} {name}" if code else ""))
+        if f"{book.id}__sc_met" in project:
+            sc = {True: "met", False: "not met", None: "undecided"}[project[f"{book.id}__sc_met"]]
+            lines.append(
+                f"  substantial contribution: {sc} (aligned also needs DNSH and minimum safeguards)"
+            )
         missing = project.get(f"{book.id}__missing")
         if missing:
             lines.append(f"  ask the client for: {', '.join(missing)}")
         flags = project.get(f"{book.id}__flags")
         if flags:
             lines.append(f"  flags: {', '.join(flags)}")
+        if CONFLICT_FLAG in (flags or []):
+            lines.append(
+                f"  industry_code {project.get('industry_code')} is not a GB/T row of the items"
+                f" its activity {project.get('activity')} matches: check either"
+            )
         rows = decisions.filter(pl.col("rulebook") == book.id).sort(
             "selected", descending=True, maintain_order=True
         )

@@ -21,18 +21,39 @@ def decisions(**project: object) -> pl.DataFrame:
     return screen([{"project_id": "P", **project}]).decisions
 
 
+SAFE = {"eu_dnsh_evidenced": "yes", "eu_minimum_safeguards": "yes"}
+
+
 def test_coal_power_unit_is_excluded() -> None:
-    # cn_exclusions LH-1: 鲁环发 实施意见 二(一): new/expanded 两高 projects without the five
+    # cn_exclusions LH-1: Shandong 实施意见 二(一): new/expanded 两高 projects without the five
     # reduction substitutions are not approved (seed 001 §4.4).
-    row = one(activity="coal_power", capacity_mw=1320, province="山东")
+    row = one(
+        activity="coal_power",
+        capacity_mw=1320,
+        province="山东",
+        new_or_expanded="是",
+        lianggao_five_substitutions="否",
+    )
     assert row["cn_exclusions__status"] == "excluded"
     assert row["cn_exclusions__item"] == "LH-1"
-    # with the substitutions evidenced, the 300 MW rule still applies to small units
-    # (广东省2021年能耗双控工作方案, seed 001 §4.2)
-    small = one(activity="coal_power", capacity_mw=200, lianggao_five_substitutions="是")
+    # the Guangdong 2021 plan closes existing non-compliant units below 300 MW (seed 001 §4.2)
+    small = one(
+        activity="coal_power",
+        capacity_mw=200,
+        province="广东",
+        new_or_expanded="否",
+        coal_unit_meets_standards="否",
+    )
     assert (small["cn_exclusions__status"], small["cn_exclusions__item"]) == ("excluded", "COAL-1")
-    large = one(activity="coal_power", capacity_mw=660, lianggao_five_substitutions="yes")
-    assert large["cn_exclusions__status"] == "eligible"
+    large = one(
+        activity="coal_power",
+        capacity_mw=660,
+        province="广东",
+        new_or_expanded="否",
+        coal_unit_meets_standards="是",
+        industrial_structure_category="允许类",
+    )
+    assert large["cn_exclusions__status"] == "not_excluded"
 
 
 def test_restricted_industry_and_captive_boiler_flags_exclude() -> None:
@@ -40,18 +61,25 @@ def test_restricted_industry_and_captive_boiler_flags_exclude() -> None:
         one(activity="solar_pv", industrial_structure_category="淘汰类")["cn_exclusions__status"]
         == "excluded"
     )
-    assert (
-        one(activity="chemicals", lianggao_five_substitutions="true", coal_captive_boiler="true")[
-            "cn_exclusions__item"
-        ]
-        == "COAL-2"
+    # Shandong 实施意见 三: 两高 projects may in principle not build coal-fired captive boilers
+    boiler = one(
+        activity="chemicals",
+        province="山东",
+        new_or_expanded="true",
+        lianggao_five_substitutions="true",
+        coal_captive_boiler="true",
+        industrial_structure_category="鼓励类",
     )
-    assert one(activity="solar_pv")["cn_exclusions__status"] == "eligible"
+    assert (boiler["cn_exclusions__status"], boiler["cn_exclusions__item"]) == (
+        "excluded",
+        "COAL-2",
+    )
+    assert one(activity="solar_pv")["cn_exclusions__status"] == "not_excluded"
 
 
 def test_cbam_is_a_flag_not_an_exclusion() -> None:
-    row = one(activity="hydrogen_electrolysis")
-    assert row["cn_exclusions__status"] == "eligible"
+    row = one(activity="cement", industrial_structure_category="鼓励类", province="河南")
+    assert row["cn_exclusions__status"] == "not_excluded"
     assert row["cn_exclusions__flags"] == ["CBAM-1"]
     assert one(activity="chemicals", industry_code="C2621", lianggao_five_substitutions="1")[
         "cn_exclusions__flags"
@@ -60,20 +88,26 @@ def test_cbam_is_a_flag_not_an_exclusion() -> None:
 
 def test_hydropower_power_density_above_5_w_m2_is_eu_aligned() -> None:
     # EU Taxonomy, Delegated Regulation (EU) 2021/2139 Annex I 4.5 (b): power density > 5 W/m².
-    row = one(activity="hydropower", power_density_w_m2=6)
+    row = one(activity="hydropower", power_density_w_m2=6, **SAFE)
     assert (row["eu_taxonomy__status"], row["eu_taxonomy__item"]) == ("aligned", "4.5")
     assert row["eu_taxonomy__missing"] is None
+    # without DNSH and minimum-safeguards evidence it is not aligned (Reg. 2020/852 Art. 3)
+    sc_only = one(activity="hydropower", power_density_w_m2=6)
+    assert (sc_only["eu_taxonomy__status"], sc_only["eu_taxonomy__sc_met"]) == (
+        "insufficient_data",
+        True,
+    )
 
 
 def test_hydropower_4_w_m2_without_lifecycle_is_insufficient_data() -> None:
     # Annex I 4.5: (b) fails at 4 W/m², (c) < 100 gCO2e/kWh cannot be decided without a figure.
-    row = one(activity="hydropower", power_density_w_m2=4)
+    row = one(activity="hydropower", power_density_w_m2=4, **SAFE)
     assert row["eu_taxonomy__status"] == "insufficient_data"
     assert "lifecycle_gco2e_per_kwh" in row["eu_taxonomy__missing"]
     assert "power_density_w_m2" not in row["eu_taxonomy__missing"]
     # the life-cycle figure decides it either way
     assert (
-        one(activity="hydropower", power_density_w_m2=4, lifecycle_gco2e_per_kwh=24)[
+        one(activity="hydropower", power_density_w_m2=4, lifecycle_gco2e_per_kwh=24, **SAFE)[
             "eu_taxonomy__status"
         ]
         == "aligned"
@@ -97,7 +131,7 @@ def test_hydropower_decision_rows_record_value_threshold_and_clause() -> None:
     assert rows["sc-b-power-density"]["threshold"] == "> 5 W/m²"
     assert rows["sc-b-power-density"]["clause"].startswith("Annex I 4.5 (b)")
     assert rows["sc-c-lifecycle"]["result"] == "unknown"
-    assert rows["dnsh"]["gate"] is False and rows["dnsh"]["result"] == "unknown"
+    assert rows["dnsh"]["gate"] is True and rows["dnsh"]["result"] == "unknown"
     assert all(r["selected"] for r in rows.values())
 
 
@@ -105,7 +139,8 @@ def test_solar_pv_in_china_is_cerf_eligible() -> None:
     # PBoC CERF clean-energy sub-area "solar" (taxonomy_facts.md B, pandpower.com [S]).
     row = one(activity="solar_pv", province="青海", capacity_mw=100)
     assert (row["pboc_cerf__status"], row["pboc_cerf__item"]) == ("eligible", "1.2")
-    assert row["eu_taxonomy__status"] == "aligned"  # Annex I 4.1 has no threshold
+    # Annex I 4.1 has no SC threshold; aligned also needs DNSH and minimum safeguards
+    assert (row["eu_taxonomy__status"], row["eu_taxonomy__sc_met"]) == ("insufficient_data", True)
 
 
 def test_cerf_2026_extension_is_dated() -> None:
@@ -170,7 +205,12 @@ def test_activity_is_inferred_from_the_description_and_marked() -> None:
     ).results.sort("project_id")
     assert result["activity"].to_list() == ["wind_offshore", "solar_pv", None, "wind_onshore"]
     assert result["activity_source"].to_list() == ["inferred", "inferred", None, "input"]
-    assert result.row(2, named=True)["eu_taxonomy__status"] == "not_eligible"
+    # nothing says what C is: undecided, and the activity is what to ask for
+    unknown = result.row(2, named=True)
+    assert (unknown["eu_taxonomy__status"], unknown["eu_taxonomy__missing"]) == (
+        "insufficient_data",
+        ["activity"],
+    )
 
 
 @pytest.mark.parametrize("n", [1, 500])
@@ -326,11 +366,11 @@ def test_a_claimed_item_is_the_only_item_screened() -> None:
 def test_cgt_crosswalk_needs_both_sides() -> None:
     # cgt_2022 pairs cn_gbepc_2021 3.2.4 (large hydro) with EU Annex I 4.5; aligned only when
     # both sides are met (pairs are greenscreen's, flagged unverified in the file).
-    both = one(activity="hydropower", power_density_w_m2=6, cn_hydro_in_13fyp_base="yes")
+    both = one(activity="hydropower", power_density_w_m2=6, cn_hydro_in_13fyp_base="yes", **SAFE)
     assert (both["cgt_2022__status"], both["cgt_2022__item"]) == ("aligned", "3.2.4~4.5")
-    eu_only = one(activity="hydropower", power_density_w_m2=6, cn_hydro_in_13fyp_base="no")
+    eu_only = one(activity="hydropower", power_density_w_m2=6, cn_hydro_in_13fyp_base="no", **SAFE)
     assert eu_only["cgt_2022__status"] == "not_eligible"
-    undecided = one(activity="hydropower", power_density_w_m2=6)
+    undecided = one(activity="hydropower", power_density_w_m2=6, **SAFE)
     assert undecided["cgt_2022__status"] == "insufficient_data"
     assert one(activity="coal_power")["cgt_2022__status"] == "not_eligible"
 

@@ -858,7 +858,10 @@ class _Pack:
         for decision in self.view["decisions"]:
             row += 1
             self.text(sheet, row, 0, decision["id"])
-            self.text(sheet, row, 1, decision["status_text"])
+            status = decision["status_text"]
+            if decision["sc_text"]:  # EU: the substantial-contribution result beside it
+                status = f"{status} ({decision['sc_text']})"
+            self.text(sheet, row, 1, status)
             self.text(sheet, row, 2, decision["item"])
             self.text(sheet, row, 3, "yes" if decision["applies"] else "no")
             self.text(sheet, row, 4, ", ".join(decision["missing"]))

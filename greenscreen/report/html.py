@@ -21,7 +21,7 @@ from pygal.style import Style
 from greenscreen import __version__
 from greenscreen._resources import bundled_dir
 from greenscreen.report._files import safe_stem
-from greenscreen.report.labels import LABELS, Lang, short_status, status_text, t
+from greenscreen.report.labels import LABELS, Lang, sc_text, short_status, status_text, t
 from greenscreen.report.view import project_view, province_text
 
 _STYLE_OPTIONS: dict[str, Any] = {
@@ -39,6 +39,7 @@ STATUSES = {
     "eligible": "#8BC34A",
     "insufficient_data": "#F2C94C",
     "excluded": "#D9534F",
+    "not_excluded": "#A5D6A7",
     "not_eligible": "#BDBDBD",
 }
 _STATUS_STYLE = Style(colors=tuple(STATUSES.values()), **_STYLE_OPTIONS)
@@ -258,7 +259,13 @@ def render_portfolio(
                     province_text(rec.get(c), lang) if c == "province" else rec.get(c)
                     for c in columns
                 ],
-                "statuses": [(b.id, rec.get(f"{b.id}__status")) for b in result.rulebooks],
+                "statuses": [
+                    (
+                        rec.get(f"{b.id}__status"),
+                        sc_text(rec[f"{b.id}__sc_met"], lang) if f"{b.id}__sc_met" in rec else "",
+                    )
+                    for b in result.rulebooks
+                ],
                 "avoided": rec.get("avoided_tco2e_per_year"),
                 "npv": rec.get("npv"),
                 "min_dscr": rec.get("min_dscr"),

@@ -146,6 +146,12 @@ LABELS: dict[str, tuple[str, str]] = {
     "pass": ("pass", "满足"),
     "fail": ("fail", "不满足"),
     "unknown": ("unknown", "待补充"),
+    "n/a": ("not in force", "不适用"),
+    "no_item_applies": ("no item applies", "无适用条目"),
+    "sc_met": ("substantial contribution", "实质性贡献"),
+    "sc_yes": ("met", "满足"),
+    "sc_no": ("not met", "不满足"),
+    "sc_unknown": ("undecided", "待补充"),
     "carbon_scenario": ("Carbon price", "碳价情景"),
     "npv_short": ("NPV", "净现值"),
     "avoided_short": ("tCO2e / year", "年减排量 (tCO2e)"),
@@ -167,6 +173,7 @@ STATUS_ZH = {
     "eligible": "符合",
     "not_eligible": "不符合",
     "excluded": "排除",
+    "not_excluded": "未排除",
     "insufficient_data": "信息不足",
 }
 
@@ -181,6 +188,12 @@ def status_text(status: str | None, lang: Lang) -> str:
     if status is None:
         return ""
     return f"{STATUS_ZH.get(status, status)} ({status})" if lang == "zh" else status
+
+
+def sc_text(sc_met: bool | None, lang: Lang) -> str:
+    """``substantial contribution: met`` (EU: the SC result beside an alignment status)."""
+    value = {True: "sc_yes", False: "sc_no", None: "sc_unknown"}[sc_met]
+    return f"{t('sc_met', lang)}: {t(value, lang)}"
 
 
 def short_status(status: str | None, lang: Lang) -> str:

@@ -27,6 +27,7 @@ _STATUS_COLOURS = {
     "eligible": "#C6EFCE",
     "insufficient_data": "#FFEB9C",
     "excluded": "#F8CBAD",
+    "not_excluded": "#DCEDC8",
     "not_eligible": "#E7E6E6",
 }
 _FRONT = [
@@ -64,8 +65,9 @@ def portfolio_columns(result: Any) -> list[str]:
     columns = list(_FRONT)
     for book in result.rulebooks:
         columns += [f"{book.id}__status", f"{book.id}__item"]
-        if f"{book.id}__ghg_mark" in result.results.columns:
-            columns.append(f"{book.id}__ghg_mark")
+        for extra in ("ghg_mark", "sc_met"):
+            if f"{book.id}__{extra}" in result.results.columns:
+                columns.append(f"{book.id}__{extra}")
     columns += _BACK
     return [c for c in columns if c in result.results.columns]
 

@@ -10,7 +10,7 @@ from typing import Any
 import polars as pl
 
 from greenscreen import __version__, schema
-from greenscreen.report.labels import Lang, status_text, t
+from greenscreen.report.labels import Lang, sc_text, status_text, t
 
 #: (key, results column, unit, kind) of the key metrics, in display order
 METRICS: list[tuple[str, str, str, str]] = [
@@ -58,6 +58,17 @@ def province_text(province: str | None, lang: Lang) -> str:
     return _province_zh().get(province, province) if lang == "zh" else province
 
 
+def _tone(criterion: dict[str, Any], kind: str | None, lang: Lang) -> tuple[str, str]:
+    """Colour class and text of a criterion result. In an exclusion list a criterion that
+    holds is the bad news (the exclusion applies) and a project no item reaches is fine."""
+    result = criterion["result"]
+    if kind != "exclusion" or result == "unknown":
+        return result, t(result, lang)
+    if criterion["criterion"] == "scope":
+        return "good", t("no_item_applies", lang)
+    return ("bad" if result == "pass" else "good"), t(result, lang)
+
+
 def project_view(result: Any, project_id: str, lang: Lang) -> dict[str, Any]:
     """Everything a pack shows for one project, with labels in ``lang``."""
     row = result.results.filter(pl.col("project_id") == project_id).row(0, named=True)
@@ -77,13 +88,23 @@ def project_view(result: Any, project_id: str, lang: Lang) -> dict[str, Any]:
                 "missing": row.get(f"{book.id}__missing") or [],
                 "flags": row.get(f"{book.id}__flags") or [],
                 "ghg_mark": row.get(f"{book.id}__ghg_mark"),
+                "kind": book.kind,
+                # EU-style books: the substantial-contribution result beside the status
+                "sc_text": (
+                    sc_text(row.get(f"{book.id}__sc_met"), lang)
+                    if f"{book.id}__sc_met" in row
+                    else ""
+                ),
             }
         )
+    kinds = {book.id: book.kind for book in result.rulebooks}
     criteria = (
         result.decisions.filter(pl.col("project_id") == project_id)
         .sort("rulebook", "selected", descending=[False, True], maintain_order=True)
         .to_dicts()
     )
+    for c in criteria:
+        c["tone"], c["result_text"] = _tone(c, kinds.get(c["rulebook"]), lang)
     metrics = [
         {
             "key": key,
