@@ -25,7 +25,7 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
-from rich.table import Table
+from rich.table import Column, Table
 
 from greenscreen import __version__
 from greenscreen._resources import data_file
@@ -342,7 +342,7 @@ def rulebooks_check(directory: Path) -> None:
 
 def _rulebook_table(books: list[Any]) -> None:
     table = Table(
-        "id",
+        Column("id", no_wrap=True),
         "version",
         "effective",
         "kind",

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import NamedTuple
 
 import polars as pl
@@ -333,8 +333,13 @@ def _decides_without(condition: str, used: list[str], fields: dict[str, pl.DataT
     default)? Then a decision it takes may rest on missing evidence, which is reported."""
     if not used:
         return False
-    empty = pl.DataFrame({name: pl.Series([None], dtype=fields[name]) for name in used})
-    expr, _ = compile_condition(condition, fields)
+    return _decides_on_nulls(condition, tuple((name, fields[name]) for name in used))
+
+
+@lru_cache(maxsize=4096)
+def _decides_on_nulls(condition: str, inputs: tuple[tuple[str, pl.DataType], ...]) -> bool:
+    empty = pl.DataFrame({name: pl.Series([None], dtype=dtype) for name, dtype in inputs})
+    expr, _ = compile_condition(condition, dict(inputs))
     return empty.select(expr.cast(pl.Boolean).alias("v"))["v"][0] is not None
 
 

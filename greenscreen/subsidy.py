@@ -184,6 +184,7 @@ def load_programme(path: str | Path) -> Programme:
         if award.code in codes:
             raise RulebookError("duplicate award code", file=name, item=award.code)
         codes.add(award.code)
+        _refuse_unsupported(award, name)
         if award.scope.condition:
             compile_condition(award.scope.condition, fields, _Where(name, award.code, "scope"))
         for criterion in award.criteria:
@@ -192,6 +193,32 @@ def load_programme(path: str | Path) -> Programme:
     if programme.kind == "relending" and programme.relending is None:
         raise RulebookError("a relending programme needs its relending terms", file=name)
     return programme
+
+
+# rulebook keys an award shares the model of but the programme evaluator does not apply: a file
+# that sets one is refused rather than silently screened without it
+_SCOPE_KEYS_NOT_APPLIED = ("industry_codes", "provinces", "claimed_only", "all_projects")
+_CRITERION_KEYS_NOT_APPLIED = ("since", "until", "applies_to", "component")
+
+
+def _refuse_unsupported(award: Award, file: str) -> None:
+    for key in _SCOPE_KEYS_NOT_APPLIED:
+        if getattr(award.scope, key):
+            raise RulebookError(
+                f"scope.{key} is not applied to programme awards; use scope.condition "
+                "(e.g. province = 'Shanghai', approval_date >= DATE '2026-01-16')",
+                file=file,
+                item=award.code,
+            )
+    for criterion in award.criteria:
+        for key in _CRITERION_KEYS_NOT_APPLIED:
+            if getattr(criterion, key):
+                raise RulebookError(
+                    f"{key} is not applied to programme criteria; write it into the condition",
+                    file=file,
+                    item=award.code,
+                    criterion=criterion.id,
+                )
 
 
 def programme_fields(programme: Programme) -> dict[str, pl.DataType]:

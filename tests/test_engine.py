@@ -235,7 +235,7 @@ def test_solar_pv_is_eligible_in_the_2025_catalogue() -> None:
 def test_a_loan_approved_2024_06_01_is_judged_against_the_2021_catalogue() -> None:
     # 2025 catalogue notice: loans approved before it keep the historical standard;
     # cn_gbepc_2021 applies to approvals before 2025-10-01.
-    row = one(activity="wind_onshore", approval_date="2024-06-01")
+    row = one(activity="wind_onshore", approval_date="2024-06-01", cn_gbepc_3_2_1_met="是")
     assert row["cn_gbepc_2021__applies"] is True
     assert row["cn_gfsp_2025__applies"] is False
     assert (row["cn_gbepc_2021__status"], row["cn_gbepc_2021__item"]) == ("eligible", "3.2.1")

@@ -163,7 +163,12 @@ def test_the_format_example_in_taxonomies_readme_is_valid(tmp_path: Path) -> Non
     (tmp_path / "bank.yaml").write_text(example, encoding="utf-8")
     book = load_rulebook(tmp_path / "bank.yaml")
     assert book.id == "bank_hydro_policy"
-    assert [c.id for c in book.item("H-1").criteria] == ["density", "lifecycle", "eia"]
+    assert [c.id for c in book.item("H-1").criteria] == [
+        "density",
+        "lifecycle",
+        "eia",
+        "reservoir-rows",
+    ]
 
 
 def _normalise(text: str) -> str:

@@ -409,3 +409,17 @@ def test_an_industry_code_that_contradicts_the_activity_is_flagged() -> None:
 def test_exclusion_vocabulary_is_documented(status: str) -> None:
     readme = (Path(__file__).resolve().parents[1] / "taxonomies" / "README.md").read_text("utf-8")
     assert status in readme
+
+
+def test_programmes_refuse_rulebook_keys_they_do_not_apply(tmp_path: Path) -> None:
+    # scope.provinces and dated criteria are rulebook features; a programme that set them would
+    # be screened without them, so the loader refuses the file
+    from greenscreen.errors import RulebookError
+    from greenscreen.subsidy import load_programmes
+
+    source = Path(__file__).resolve().parents[1] / "taxonomies" / "prog_lingang_storage.yaml"
+    data = yaml.safe_load(source.read_text("utf-8"))
+    data["awards"][0]["scope"]["provinces"] = ["Shanghai"]
+    (tmp_path / "prog.yaml").write_text(yaml.safe_dump(data, allow_unicode=True), "utf-8")
+    with pytest.raises(RulebookError, match="scope.provinces is not applied"):
+        load_programmes(tmp_path, extra=False)

@@ -7,7 +7,9 @@ cn_gfsp_2025_catalogue_table.csv: header + 1,084 rows, columns 领域, 国民经
 国民经济行业类别名称, 条件/标准, 备注, 温室气体减排贡献). TABLE_XLSX is the workbook it was
 exported from (cn_gfsp_2025_catalogue_table.xlsx); only its merged-cell ranges are read: the CSV
 leaves a 条件/标准 or 备注 cell that spans several GB/T rows in the PDF empty after its first row,
-and such a cell is copied to the rows it spans (with a note). OFFICIAL_TXT defaults to
+and such a cell is copied to the rows it spans (with a note). The workbook does not see a merge
+that a page break interrupts: those are listed below (SPLIT_CONDITIONS, REMARK_CONTINUATIONS),
+read on the rendered PDF pages and checked against the column text. OFFICIAL_TXT defaults to
 cn_gfsp_2025_catalogue_columns.txt and OUT to cn_gfsp_2025_items.csv, both beside this script;
 English item names come from cn_gfsp_2025_names_en.csv beside it.
 
@@ -69,9 +71,30 @@ NAME_CORRECTIONS = {
     ("6.4.6", "入河入海排污口排查整"): "入河入海排污口排查整治及规范化建设",
 }
 MERGED_COLUMNS = {4: "conditions_zh", 5: "remarks_zh"}  # xlsx column number -> field
+MERGED_NOTE = "{label}: one cell spanning several GB/T rows in the PDF; text of row {row}"
 # A table row holding only the end of the previous row's 条件/标准 (a page break split the cell):
 # (item, text) -> appended to the row above. Accepted only for these.
 TEXT_CONTINUATIONS = {("4.1.1", "活动。")}
+# One 条件/标准 cell spanning two GB/T rows, cut at a page break: the table keeps the part on each
+# page in its own row. (item, first row, second row, how the second part starts): the joined text
+# is set on both rows, as for any merged cell. Checked on the rendered PDF pages (2.1.9: pp. 44–45).
+SPLIT_CONDITIONS = (("2.1.9", 1, 2, "件之一的"),)
+# A 备注 cell spanning all rows of an item whose last rows fall on the next page: the table leaves
+# the cell empty there. (item, row) -> the row whose 备注 continues; the source 备注 must be the
+# last text of its page's 备注 column (or run across the page break). Read on the rendered pages
+# 155–156, 159–161, 166–169; a merged cell broken at a page top looks like an empty one, so a lone
+# row is taken as continued where, as in these trade items, the 备注 covers every row of the item
+# on the pages where the item does not break (its clause 2.包括 5181 贸易代理… names the `-` row).
+REMARK_CONTINUATIONS = {
+    ("8.3.1", 2): 1,
+    ("8.4.2", 2): 1,
+    ("8.4.2", 3): 1,
+    ("8.4.3", 2): 1,
+    ("8.5.6", 3): 1,
+    ("8.5.8", 2): 1,
+    ("8.5.9", 2): 1,
+    ("8.5.9", 3): 1,
+}
 # GB/T 4754 codes of the 01–09 divisions lost their leading zero in the table (0711 → 711);
 # the PDF prints four digits. A padded code must be in the official text.
 SHORT_CODE = re.compile(r"\d{3}")
@@ -102,14 +125,82 @@ def unwrap(text: str) -> str:
     return out
 
 
-def sections(official: str) -> dict[str, str]:
-    """The whitespace-free text of each column section of the columns file."""
+def sections(official: str, *, raw: bool = False) -> dict[str, str]:
+    """The whitespace-free text of each column section of the columns file (``raw``: as written,
+    with its line breaks and the form feeds between pages)."""
     marks = list(SECTION.finditer(official))
     out = {}
     for mark, following in zip(marks, [*marks[1:], None], strict=True):
         end = following.start() if following else len(official)
-        out[mark[1]] = squash(official[mark.end() : end])
+        text = official[mark.end() : end]
+        out[mark[1]] = text if raw else squash(text)
     return out
+
+
+def reaches_page_end(text: str, column: str) -> bool:
+    """Is ``text`` (whitespace aside) in ``column`` followed by nothing but the page break, or
+    does it run across one? ``column`` is a raw column section of the columns file."""
+    pattern = r"\s*".join(re.escape(char) for char in squash(text))
+    return any(
+        "\f" in found[0] or re.match(r"[^\S\f]*\f", column[found.end() :])
+        for found in re.finditer(pattern, column)
+    )
+
+
+def join_split_conditions(
+    out: list[dict[str, str]], conditions_text: str, errors: list[str]
+) -> None:
+    """SPLIT_CONDITIONS: one cell over two rows, cut at a page break, joined on both rows."""
+    for code, first, second, start in SPLIT_CONDITIONS:
+        pair = [r for r in out if r["code"] == code and r["row"] in (str(first), str(second))]
+        if len(pair) != 2 or not pair[1]["conditions_zh"].startswith(start):
+            errors.append(f"split condition {code} rows {first}-{second} matched no rows")
+            continue
+        joined = pair[0]["conditions_zh"] + pair[1]["conditions_zh"]
+        if squash(joined) not in conditions_text:
+            errors.append(f"split condition {code}: the joined text is not in the official text")
+            continue
+        codes = f"{pair[0]['industry_code']}, {pair[1]['industry_code']}"
+        for row in pair:
+            row["conditions_zh"] = joined
+            row["verified"] = "true"
+            row["note"] = "; ".join(
+                filter(
+                    None,
+                    [
+                        row["note"],
+                        f"条件/标准: one cell spanning rows {first}-{second} ({codes}) in the PDF, "
+                        "cut at a page break; the table keeps each page's part in its own row; "
+                        "joined as in the PDF",
+                    ],
+                )
+            )
+
+
+def continue_remarks(out: list[dict[str, str]], remarks_column: str, errors: list[str]) -> None:
+    """REMARK_CONTINUATIONS: a 备注 cell continued past a page break into rows left empty."""
+    by_row = {(r["code"], int(r["row"])): r for r in out}
+    for (code, row), source_row in REMARK_CONTINUATIONS.items():
+        target, source = by_row.get((code, row)), by_row.get((code, source_row))
+        if target is None or source is None or not source["remarks_zh"]:
+            errors.append(f"remark continuation {code} row {row}: no such rows or no 备注")
+            continue
+        if target["remarks_zh"]:
+            errors.append(f"remark continuation {code} row {row}: the row has a 备注 already")
+            continue
+        if not reaches_page_end(source["remarks_zh"], remarks_column):
+            errors.append(f"remark continuation {code} row {row}: the 备注 ends before its page")
+            continue
+        target["remarks_zh"] = source["remarks_zh"]
+        # the workbook may merge the empty cells on the new page among themselves: that note goes
+        stale = re.escape(MERGED_NOTE.format(label="备注", row="")) + r"\d+"
+        notes = [n for n in re.split(r"; (?!text of row)", target["note"]) if n]
+        notes = [n for n in notes if not re.fullmatch(stale, n)]
+        notes.append(
+            "备注: one cell spanning several GB/T rows in the PDF, continued past a page break "
+            f"(the table leaves it empty on the next page); text of row {source_row}"
+        )
+        target["note"] = "; ".join(notes)
 
 
 def merged_ranges(
@@ -172,6 +263,7 @@ def build(
     row_of: dict[int, str] = {}  # table record -> GB/T row within its item
     columns = sections(official.read_text(encoding="utf-8"))
     conditions_text, remarks_text = columns["条件/标准"], columns["备注"]
+    remarks_column = sections(official.read_text(encoding="utf-8"), raw=True)["备注"]
     with names_en.open(encoding="utf-8", newline="") as handle:
         english = {r["code"]: r for r in csv.DictReader(handle)}
     out: list[dict[str, str]] = []
@@ -265,7 +357,7 @@ def build(
             notes.append(f"industry_code: table has {values['industry_code']}, PDF has {padded}")
             values["industry_code"] = padded
         notes += [
-            f"{label}: one cell spanning several GB/T rows in the PDF; text of row {row_of[first]}"
+            MERGED_NOTE.format(label=label, row=row_of[first])
             for label, first in filled.get(number, [])
         ]
         for index, (c_code, c_row, column, old, new) in enumerate(CORRECTIONS):
@@ -305,6 +397,8 @@ def build(
                 "note": "; ".join(notes),
             }
         )
+    join_split_conditions(out, conditions_text, errors)
+    continue_remarks(out, remarks_column, errors)
     for row in out:
         translation = english.get(row["code"])
         if translation is None or translation["name_zh"] != row["name_zh"]:

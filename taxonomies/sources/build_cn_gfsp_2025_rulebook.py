@@ -8,9 +8,14 @@ Reads, beside this script:
   GHG mark (built and checked against the official text by build_cn_gfsp_2025_items.py);
 * ``cn_gfsp_2025_activity_map.csv`` — greenscreen activity ↔ item (many-to-many) with the basis;
 * ``cn_gfsp_2025_criteria.yaml`` — the rulebook header, the evidence fields and the hand-written
-  criteria per item (measured or attestation; ``[]`` where being in scope is the test).
+  criteria per item (measured or attestation; ``[]`` where being in scope is the test);
+* ``cn_gfsp_2025_remark_requirements.csv`` — the items (and GB/T rows) whose 备注 states a
+  requirement or an exemption that the 条件/标准 do not (hand-maintained; see the README).
 
 Every other item gets one attestation criterion on a generated field ``cn_gfsp_<code>_met``.
+An item listed as ``requirement`` gets a second one, ``remark`` on ``cn_gfsp_<code>_remark_met``,
+quoting the 备注 verbatim and, when the 备注 is on some rows only, in force on those rows
+(``applies_to``); an ``exemption`` is added to the threshold of the item's attestation.
 Scope: the mapped activities, the GB/T codes of the item's rows and the codes its 备注 name
 ("包括但不限于 5431 普通货物道路运输、…"); an item with a row that names no code (e.g. 4.3.2
 各用电、用热（冷）行业) lets an activity match whatever the industry code; an item with neither
@@ -34,6 +39,9 @@ TARGET = HERE.parent / "cn_gfsp_2025.yaml"
 CLAUSE = "绿色金融支持项目目录（2025年版）"
 # a four-digit GB/T class code followed by its Chinese name, as the 备注 list them
 REMARK_CODE = re.compile(r"(?<![\d./A-Za-z])(\d{4})(?=\s*[\u4e00-\u9fff])")
+# in cn_gfsp_2025_remark_requirements.csv, a verbatim excerpt of the 备注 in the note
+REMARK_QUOTE = re.compile(r"「(.+?)」")
+REMARK_KINDS = ("requirement", "exemption")
 
 
 def _read_csv(name: str) -> list[dict[str, str]]:
@@ -43,6 +51,14 @@ def _read_csv(name: str) -> list[dict[str, str]]:
 
 def attestation_field(code: str) -> str:
     return f"cn_gfsp_{code.replace('.', '_')}_met"
+
+
+def remark_field(code: str) -> str:
+    return f"cn_gfsp_{code.replace('.', '_')}_remark_met"
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"\s+", "", text)
 
 
 def _code_key(code: str) -> tuple[int, ...]:
@@ -66,6 +82,7 @@ def build() -> dict[str, Any]:
     unknown = (set(mapping) | set(overlay["items"])) - set(by_item)
     if unknown:
         raise SystemExit(f"not items of the catalogue: {sorted(unknown, key=_code_key)}")
+    remarks = _remark_requirements(by_item, overlay["items"])
 
     fields = list(overlay["fields"])
     items: list[dict[str, Any]] = []
@@ -79,6 +96,8 @@ def build() -> dict[str, Any]:
                 parent = level.rsplit(".", 1)[0] if "." in level else None
                 items.append({"code": level, "name": {"zh": name}, **_parent(parent)})
         item = _item(code, item_rows, mapping.get(code, []), overlay["items"], fields)
+        if code in remarks:
+            _add_remarks(item, item_rows, remarks[code], activity_rows.get(code, {}), fields)
         if "ghg_mark" not in item and code in activity_rows:
             item["activity_ghg_marks"] = _activity_marks(code, item_rows, activity_rows[code])
         items.append(item)
@@ -94,6 +113,110 @@ def build() -> dict[str, Any]:
         "item has none and a project gets the mark of the row its industry_code names."
     )
     return {**header, "fields": fields, "items": items}
+
+
+def _remark_requirements(
+    by_item: dict[str, list[dict[str, str]]], overlay: dict[str, Any]
+) -> dict[str, list[dict[str, Any]]]:
+    """cn_gfsp_2025_remark_requirements.csv, checked: per item, its entries with ``codes`` (the
+    GB/T codes named, or None for ``all``), ``kind``, ``note`` and the 备注 they concern."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for number, entry in enumerate(_read_csv("cn_gfsp_2025_remark_requirements.csv"), start=2):
+        code, where = entry["code"], f"cn_gfsp_2025_remark_requirements.csv line {number}"
+        rows = by_item.get(code)
+        if rows is None:
+            raise SystemExit(f"{where}: {code} is not an item of the catalogue")
+        if code in overlay:
+            raise SystemExit(f"{where}: {code} has hand-written criteria; encode its 备注 there")
+        if entry["kind"] not in REMARK_KINDS:
+            raise SystemExit(f"{where}: kind {entry['kind']!r}, expected one of {REMARK_KINDS}")
+        codes = None if entry["rows"].strip() == "all" else entry["rows"].split()
+        if codes is None:
+            chosen = rows
+        else:
+            chosen = [r for r in rows if r["industry_code"] in codes]
+            named = {r["industry_code"] for r in chosen}
+            if (
+                not codes
+                or len(set(codes)) != len(codes)
+                or named != set(codes)
+                or not all(re.fullmatch(r"\d{4}", c) for c in codes)  # `-` rows: use `all`
+            ):
+                raise SystemExit(f"{where}: rows {entry['rows']!r} are not GB/T codes of {code}")
+        texts = {r["remarks_zh"] for r in chosen}
+        if len(texts) != 1 or not (remark := texts.pop()):
+            raise SystemExit(f"{where}: the rows of {code} named do not share one 备注")
+        quotes = REMARK_QUOTE.findall(entry["note"])
+        if not quotes or any(_squash(q) not in _squash(remark) for q in quotes):
+            raise SystemExit(f"{where}: the note must quote the 备注 of {code} in 「」 verbatim")
+        for other in out.get(code, []):
+            if other["kind"] == entry["kind"] and (
+                codes is None or other["codes"] is None or set(codes) & set(other["codes"])
+            ):
+                raise SystemExit(f"{where}: rows of {code} listed twice")
+        out.setdefault(code, []).append(
+            {"codes": codes, "kind": entry["kind"], "note": entry["note"], "remark": remark}
+        )
+    return out
+
+
+def _add_remarks(
+    item: dict[str, Any],
+    rows: list[dict[str, str]],
+    entries: list[dict[str, Any]],
+    activity_rows: dict[str, list[str]],
+    fields: list[dict[str, Any]],
+) -> None:
+    """The 备注 requirements (one ``remark`` criterion each, one field per item) and exemptions
+    (added to the threshold of the item's attestation) of one item."""
+    code, name, name_en = item["code"], rows[0]["name_zh"], rows[0]["name_en"]
+    activities = item["scope"].get("activities", [])
+    requirements = [e for e in entries if e["kind"] == "requirement"]
+    for entry in entries:
+        english = REMARK_QUOTE.sub("", entry["note"]).strip()
+        codes = entry["codes"]
+        rows_named = f"GB/T row{'s' if len(codes or []) > 1 else ''} {', '.join(codes or [])}"
+        if entry["kind"] == "exemption":
+            criterion = next(c for c in item["criteria"] if c["id"] == "conditions")
+            where = f" of {rows_named}" if codes else ""
+            criterion["threshold"] += f"; exemption in the 备注{where}: {entry['note']}"
+            continue
+        criterion = {
+            "id": "remark" if len(requirements) == 1 else f"remark-{codes[0]}",
+            "condition": f"{remark_field(code)} = TRUE",
+            "clause": f"{CLAUSE} {code} {name} 备注",
+            "threshold": "the analyst confirms the requirement stated in the item's 备注 "
+            + (f"(attestation; {rows_named} only)" if codes else "(attestation)"),
+            "text": {
+                "zh": entry["remark"],
+                "en": f"Meets the requirement in the 备注 of item {code} ({name_en})"
+                + (f", {rows_named}" if codes else "")
+                + f": {english}",
+            },
+            "verification": "verified",
+        }
+        if codes:
+            criterion["applies_to"] = {"industry_codes": list(codes)}
+            concerned = [
+                a
+                for a in activities
+                if not activity_rows.get(a) or set(activity_rows[a]) & set(codes)
+            ]
+            if concerned:
+                criterion["applies_to"]["activities"] = concerned
+        item["criteria"].append(criterion)
+    if requirements:
+        fields.append(
+            {
+                "name": remark_field(code),
+                "type": "boolean",
+                "description": {
+                    "zh": f"符合《目录》{code}「{name}」备注规定的要求",
+                    "en": f"Meets the requirement stated in the 备注 (remarks) of catalogue item "
+                    f"{code} ({name_en})",
+                },
+            }
+        )
 
 
 def _activity_marks(
