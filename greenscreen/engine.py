@@ -572,9 +572,16 @@ def _evaluate_book(
     # Integers until the end: the selected item's index and a bitmask of the criteria behind
     # its missing fields; the few distinct (index, mask) pairs are then mapped to codes and
     # field lists.
+    # on a tie an item the project is plainly in scope of wins over one whose code or claim
+    # contradicts it (that one is chosen only when no other item has the best state)
+    doubts = {k: d for k in status_items if (d := _doubt(k, compiled[k])) is not None}
+    best_here = {k: pl.col(f"st{k}") == pl.col("_best") for k in status_items}
     selected = [
-        pl.when(pl.col(f"st{k}") == pl.col("_best")).then(pl.lit(k, pl.Int32)) for k in status_items
-    ]
+        pl.when(best_here[k] & ~doubts[k] if k in doubts else best_here[k]).then(
+            pl.lit(k, pl.Int32)
+        )
+        for k in status_items
+    ] + [pl.when(best_here[k]).then(pl.lit(k, pl.Int32)) for k in doubts]
     work = work.with_columns(
         (pl.coalesce(selected) if selected else pl.lit(None, pl.Int32)).alias("_sel")
     )
@@ -626,6 +633,16 @@ def _columns(k: int, comp: _Compiled) -> tuple[list[tuple[Criterion, str]], dict
     columns = [(c, f"c{k}_{j}") for j, (c, _, _) in enumerate(comp.criteria)]
     forces = {f"c{k}_{j}": f"f{k}_{j}" for j, f in enumerate(comp.in_force) if f is not None}
     return columns, forces
+
+
+def _doubt(k: int, comp: _Compiled) -> pl.Expr | None:
+    """The item's state rests on a contradiction (code conflict or doubtful claim)."""
+    parts = [
+        pl.col(f"{prefix}{k}").fill_null(False)
+        for prefix, expr in (("x", comp.conflict), ("y", comp.claim_clash))
+        if expr is not None
+    ]
+    return pl.any_horizontal(parts) if parts else None
 
 
 def _state(k: int, comp: _Compiled) -> pl.Expr:
@@ -729,7 +746,7 @@ def _inputs(comp: _Compiled, criteria: list[int]) -> list[str]:
 def _null_mask(compiled: list[_Compiled], gating: dict[int, list[int]]) -> list[pl.Expr]:
     """Per project, a bitmask of which inputs of the selected item's gating criteria are
     missing (so a criterion reading a given and a missing input asks only for the latter)."""
-    masks = [
+    masks: list[pl.Expr] = [
         pl.when(pl.col("_sel") == k).then(
             pl.sum_horizontal(
                 pl.col(f"n{k}_{b}").cast(pl.Int64) * (1 << b)
