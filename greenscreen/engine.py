@@ -622,7 +622,11 @@ def _evaluate_book(
             else []
         ),
     ).with_columns(
-        _missing(work, compiled, gating).alias(f"{book.id}__missing"),
+        (
+            _missing_all_items(work, compiled, gating, status_items)
+            if book.kind == "exclusion"
+            else _missing(work, compiled, gating)
+        ).alias(f"{book.id}__missing"),
         _criteria_used(work, compiled, status_items).alias(f"{book.id}__criteria"),
     )
     return summary.get_columns(), _decisions(frame, work, book, compiled)
@@ -773,6 +777,41 @@ def _reads_missing(comp: _Compiled, j: int) -> pl.Expr:
     missing = pl.any_horizontal(pl.col(name).is_null() for name in comp.criteria[j][2])
     force = comp.in_force[j]
     return missing if force is None else missing & force
+
+
+def _missing_all_items(
+    work: pl.DataFrame,
+    compiled: list[_Compiled],
+    gating: dict[int, list[int]],
+    status_items: list[int],
+) -> pl.Series:
+    """For an exclusion list: any item that applies excludes, so "not excluded" needs every
+    undecided item decided; an undecided project is asked for the fields of all of them (not
+    only of the first), in item order."""
+    selected = _missing(work, compiled, gating)
+    undecided = (work["_best"] == _UNKNOWN).fill_null(False) & ~work["_unidentified"]
+    if not undecided.any() or len(status_items) < 2:
+        return selected
+    per_item = []
+    for k in status_items:
+        one = work.with_columns(
+            pl.when(pl.col(f"st{k}") == _UNKNOWN).then(pl.lit(k, pl.Int32)).alias("_sel"),
+            pl.lit(False).alias("_unidentified"),
+        )
+        nulls = _null_mask(compiled, {k: gating[k]})
+        one = one.with_columns(
+            _missing_mask(compiled, {k: gating[k]}).alias("_mask"),
+            (pl.coalesce(nulls) if nulls else pl.lit(None, pl.Int64)).alias("_nulls"),
+        )
+        per_item.append(_missing(one, compiled, gating).fill_null([]))
+    union = (
+        pl.DataFrame({f"m{i}": m for i, m in enumerate(per_item)})
+        .select(pl.concat_list(pl.all()).list.unique(maintain_order=True))
+        .to_series()
+    )
+    return pl.select(
+        pl.when(pl.lit(undecided)).then(pl.lit(union)).otherwise(pl.lit(selected))
+    ).to_series()
 
 
 def _missing(

@@ -266,10 +266,12 @@ def test_lianggao_five_substitutions_is_shandong_rule() -> None:
         "excluded",
         "LH-1",
     )
+    # any exclusion that applies excludes: "not excluded" needs every undecided item decided,
+    # so the client is asked for the evidence of all of them
     assert excl(**coal, province="山东") == (
         "insufficient_data",
         "LH-1",
-        ["lianggao_five_substitutions"],
+        ["lianggao_five_substitutions", "industrial_structure_category", "coal_captive_boiler"],
     )
     henan = excl(**coal, province="河南")
     assert henan == ("insufficient_data", "LH-2", ["industrial_structure_category"])
