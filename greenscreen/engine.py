@@ -251,7 +251,9 @@ def _compile(book: Rulebook, present: _Present | None = None) -> list[_Compiled]
             if codes and scope.industry_confirms:  # a given industry code must confirm it
                 cls = pl.col("industry_class")
                 parts.append(cls.is_null() | cls.is_in(codes))
-                conflict = activity & cls.is_not_null() & ~cls.is_in(codes)
+                # only where some project of the pipeline gives another code
+                if present is None or not present.classes.issubset(codes):
+                    conflict = activity & cls.is_not_null() & ~cls.is_in(codes)
         elif codes:
             parts.append(pl.col("industry_class").is_in(codes).fill_null(False))
             if scope.codes_only_without_activity:
@@ -267,9 +269,11 @@ def _compile(book: Rulebook, present: _Present | None = None) -> list[_Compiled]
             )
         in_scope = pl.all_horizontal(parts) if parts else pl.lit(True)
         clash: pl.Expr | None = None
-        if claim:  # a project that names an item is screened under that item only
+        claims = None if present is None else present.claims.get(claim or "")
+        if claim and (claims is None or claims):  # a project naming an item: that item only
             named = pl.col(claim).str.strip_chars()
-            clash = _claim_clash(scope, codes, (named == item.code).fill_null(False))
+            if claims is None or item.code in claims:  # a claim of this item may be doubtful
+                clash = _claim_clash(scope, codes, (named == item.code).fill_null(False))
             claimed = named == item.code
             if clash is not None:
                 claimed = claimed & ~clash
@@ -564,15 +568,18 @@ def _evaluate_book(
         else pl.lit(None, pl.Int8)
     )
     # no item in scope and nothing says what the project is: unknown, ask for the activity
-    unidentified = best.is_null() & pl.col("_noid")
+    work = work.with_columns(best.alias("_best"))
+    unidentified = pl.col("_best").is_null() & pl.col("_noid")
     work = work.with_columns(
-        pl.when(unidentified).then(pl.lit(_UNKNOWN, pl.Int8)).otherwise(best).alias("_best"),
+        pl.when(unidentified)
+        .then(pl.lit(_UNKNOWN, pl.Int8))
+        .otherwise(pl.col("_best"))
+        .alias("_best"),
         unidentified.alias("_unidentified"),
     )
-    # Integers until the end: the selected item's index and a bitmask of the criteria behind
-    # its missing fields; the few distinct (index, mask) pairs are then mapped to codes and
-    # field lists.
-    # on a tie an item the project is plainly in scope of wins over one whose code or claim
+    # Integers until the end: the selected item's index, then its codes (see _item_codes),
+    # decoded once per distinct value into the missing fields, criteria text and SC result.
+    # On a tie an item the project is plainly in scope of wins over one whose code or claim
     # contradicts it (that one is chosen only when no other item has the best state)
     doubts = {k: d for k in status_items if (d := _doubt(k, compiled[k])) is not None}
     best_here = {k: pl.col(f"st{k}") == pl.col("_best") for k in status_items}
@@ -584,12 +591,6 @@ def _evaluate_book(
     ] + [pl.when(best_here[k]).then(pl.lit(k, pl.Int32)) for k in doubts]
     work = work.with_columns(
         (pl.coalesce(selected) if selected else pl.lit(None, pl.Int32)).alias("_sel")
-    )
-    gating = {k: _gating(compiled[k]) for k in status_items}
-    nulls = _null_mask(compiled, gating)
-    work = work.with_columns(
-        _missing_mask(compiled, gating).alias("_mask"),
-        (pl.coalesce(nulls) if nulls else pl.lit(None, pl.Int64)).alias("_nulls"),
     )
     codes = {k: compiled[k].item.code for k in status_items}
     statuses = book.status_map
@@ -609,26 +610,17 @@ def _evaluate_book(
     )
     window = book.applies_to_approvals
     ghg, work = _ghg_marks(work, compiled, status_items)
-    flags = _flags(compiled, flag_items)
+    flags = _flags(work, compiled, flag_items, book)
+    decoded = {s.name: s for s in _summary_codes(work, compiled, status_items, book)}
     summary = work.select(
         pl.col("_status").alias(f"{book.id}__status"),
         pl.col("_item").alias(f"{book.id}__item"),
         *(e.alias(f"{book.id}__ghg_mark") for e in ghg),
         _dated(pl.lit(True), window.from_, window.before).alias(f"{book.id}__applies"),
-        *([flags.alias(f"{book.id}__flags")] if flags is not None else []),
-        *(
-            [_sc_met(compiled, status_items).alias(f"{book.id}__sc_met")]
-            if has_components(book)
-            else []
-        ),
-    ).with_columns(
-        (
-            _missing_all_items(work, compiled, gating, status_items)
-            if book.kind == "exclusion"
-            else _missing(work, compiled, gating)
-        ).alias(f"{book.id}__missing"),
-        _criteria_used(work, compiled, status_items).alias(f"{book.id}__criteria"),
+        *([pl.lit(flags).alias(f"{book.id}__flags")] if flags is not None else []),
     )
+    order = [f"{book.id}__{part}" for part in ("sc_met", "missing", "criteria")]
+    summary = summary.with_columns(decoded[name] for name in order if name in decoded)
     return summary.get_columns(), _decisions(frame, work, book, compiled)
 
 
@@ -680,96 +672,274 @@ def has_components(book: Rulebook) -> bool:
 _NOT_SC = ("dnsh", "minimum_safeguards")
 
 
-def _sc_met(compiled: list[_Compiled], status_items: list[int]) -> pl.Expr:
-    """The substantial-contribution result of the selected item: its gating criteria other
-    than DNSH and minimum safeguards, in Kleene logic (null when none is selected)."""
-    results = []
-    for k in status_items:
-        columns, forces = _columns(k, compiled[k])
-        criteria = [(c, col) for c, col in columns if c.component not in _NOT_SC]
-        results.append(pl.when(pl.col("_sel") == k).then(_combine(criteria, forces)))
-    return pl.coalesce(results) if results else pl.lit(None, pl.Boolean)
-
-
 def _gating(comp: _Compiled) -> list[int]:
     """Criteria whose unknown (or defaulted) inputs are asked for: gating ones reading inputs."""
     return [j for j, (c, _, used) in enumerate(comp.criteria) if _gates(c) and used]
 
 
-# bits after an item's criteria in the missing-fields mask: scope facts that were unknown
-_REGION_BIT, _CONFLICT_BIT, _CLAIM_BIT = 0, 1, 2
+# --------------------------------------------------------------------------------------------
+# Per-project codes of an item, computed on the projects that selected it only: everything the
+# summary says about the selected item (missing fields, SC result, criteria text) is decoded
+# from three integers, once per distinct value. _extra's bits: the scope facts, then one bit
+# per criterion that decided on a default although its inputs were missing.
+_REGION_BIT, _CONFLICT_BIT, _CLAIM_BIT, _DEFAULT_BASE = 0, 1, 2, 3
+_CODES = ("_states", "_extra", "_nulls")
+_FAIL_S, _PASS_S, _UNKNOWN_S, _NA_S = 0, 1, 2, 3  # criterion states in _states (base 4)
+#: criteria an item may have: 4 states each must fit one Int64 (4**31 < 2**63)
+MAX_CRITERIA = 31
 
 
-def _missing_mask(compiled: list[_Compiled], gating: dict[int, list[int]]) -> pl.Expr:
-    """Per project, a bitmask over the selected item's gating criteria (then its unknown
-    region and its code conflict): for an unknown status the criteria that are unknown, for a
-    decided one those that decided on a default although their inputs were missing."""
-    masks = []
-    for k, criteria in gating.items():
-        comp = compiled[k]
-        n = len(criteria)
-        groups: dict[str, list[str]] = {}
-        for j in criteria:
-            if alternative := comp.criteria[j][0].alternative:
-                groups.setdefault(alternative, []).append(f"c{k}_{j}")
+def _item_codes(k: int, comp: _Compiled) -> list[pl.Expr]:
+    """``_states`` (per criterion: 0 fail, 1 pass, 2 unknown, 3 not in force, base 4),
+    ``_extra`` (unknown region, code conflict, doubtful claim, defaulted criteria) and
+    ``_nulls`` (which tracked inputs are missing) of item ``k``."""
 
-        terms = [
-            _unknown_bit(k, comp, j, groups).cast(pl.Int64) * (1 << b)
-            for b, j in enumerate(criteria)
-        ]
-        if comp.conflict is not None:
-            terms.append(pl.col(f"x{k}").cast(pl.Int64) * (1 << (n + _CONFLICT_BIT)))
-        if comp.claim_clash is not None:
-            terms.append(pl.col(f"y{k}").cast(pl.Int64) * (1 << (n + _CLAIM_BIT)))
-        # a regional rule without the project's province: the province decides first
-        unknown = (
-            pl.when(pl.col(f"s{k}").is_null())
-            .then(pl.lit(1 << (n + _REGION_BIT), pl.Int64))
-            .otherwise(pl.sum_horizontal(terms) if terms else pl.lit(0, pl.Int64))
+    def state(j: int) -> pl.Expr:
+        value = pl.col(f"c{k}_{j}").cast(pl.Int64).fill_null(_UNKNOWN_S)
+        if comp.in_force[j] is not None:
+            value = pl.when(pl.col(f"f{k}_{j}")).then(value).otherwise(_NA_S)
+        return value * (4**j)
+
+    zero = pl.lit(0, pl.Int64)
+    states = (
+        pl.sum_horizontal(state(j) for j in range(len(comp.criteria))) if comp.criteria else zero
+    )
+    extra = [pl.col(f"s{k}").is_null().cast(pl.Int64) * (1 << _REGION_BIT)]
+    if comp.conflict is not None:
+        extra.append(pl.col(f"x{k}").fill_null(False).cast(pl.Int64) * (1 << _CONFLICT_BIT))
+    if comp.claim_clash is not None:
+        extra.append(pl.col(f"y{k}").fill_null(False).cast(pl.Int64) * (1 << _CLAIM_BIT))
+    extra += [
+        pl.col(f"m{k}_{j}").cast(pl.Int64) * (1 << (_DEFAULT_BASE + j))
+        for j, default in enumerate(comp.defaults)
+        if default
+    ]
+    tracked = _inputs(comp, _gating(comp))
+    nulls = (
+        pl.sum_horizontal(
+            pl.col(f"n{k}_{b}").cast(pl.Int64) * (1 << b) for b in range(len(tracked))
         )
-        defaulted = [
-            pl.col(f"m{k}_{j}").cast(pl.Int64) * (1 << b)
-            for b, j in enumerate(criteria)
-            if comp.defaults[j]
-        ]
-        masks.append(
-            pl.when(pl.col("_sel") == k).then(
-                pl.when(pl.col("_best") == _UNKNOWN)
-                .then(unknown)
-                .otherwise(pl.sum_horizontal(defaulted) if defaulted else pl.lit(0, pl.Int64))
+        if tracked
+        else zero
+    )
+    return [
+        states.alias("_states"),
+        pl.sum_horizontal(extra).alias("_extra"),
+        nulls.alias("_nulls"),
+    ]
+
+
+def _codes(
+    work: pl.DataFrame, compiled: list[_Compiled], rows: dict[int, pl.Series]
+) -> pl.DataFrame:
+    """The codes of item ``k`` for the projects ``rows[k]`` marks (each project marked for at
+    most one item), null elsewhere; each item's expressions run on its own projects only, and
+    the parts are put back in project order with one sort."""
+    parts = []
+    marked_any = pl.repeat(False, work.height, eager=True)
+    for k, marked in rows.items():
+        index = marked.arg_true()
+        if index.len() == 0:
+            continue
+        marked_any = marked_any | marked
+        exprs = _item_codes(k, compiled[k])
+        needed = list(dict.fromkeys(n for e in exprs for n in e.meta.root_names()))
+        codes = work.select(pl.col(needed).gather(index)).select(exprs)
+        parts.append(codes.with_columns(index.cast(pl.UInt32).alias("_i")))
+    rest = (~marked_any).arg_true().cast(pl.UInt32)
+    parts.append(
+        pl.DataFrame({"_i": rest}).with_columns(pl.lit(None, pl.Int64).alias(n) for n in _CODES)
+    )
+    return pl.concat(parts, how="diagonal_relaxed").sort("_i").select(_CODES)
+
+
+def _selected_codes(
+    work: pl.DataFrame, compiled: list[_Compiled], items: list[int]
+) -> pl.DataFrame:
+    """The codes of each project's selected item."""
+    selected = work["_sel"]
+    return _codes(work, compiled, {k: (selected == k).fill_null(False) for k in items})
+
+
+def _decode(k: int, comp: _Compiled, states: int) -> list[int]:
+    return [states // 4**j % 4 for j in range(len(comp.criteria))]
+
+
+def _kleene(comp: _Compiled, state: list[int], keep: Callable[[Criterion], bool]) -> bool | None:
+    """The item's result over its gating criteria that ``keep`` selects, from their states, as
+    the engine combines them (required AND, alternative groups OR; not in force is neutral)."""
+    required: list[bool | None] = []
+    groups: dict[str, list[bool | None]] = {}
+    for j, (criterion, _, _) in enumerate(comp.criteria):
+        if not _gates(criterion) or not keep(criterion) or state[j] == _NA_S:
+            continue
+        value = {_FAIL_S: False, _PASS_S: True, _UNKNOWN_S: None}[state[j]]
+        if criterion.alternative:
+            groups.setdefault(criterion.alternative, []).append(value)
+        else:
+            required.append(value)
+    terms = required + [
+        True if True in members else (None if None in members else False)
+        for members in groups.values()
+    ]
+    if False in terms:
+        return False
+    return None if None in terms else True
+
+
+def _in_group(alternative: str) -> Callable[[Criterion], bool]:
+    return lambda criterion: criterion.alternative == alternative
+
+
+def _fields(
+    compiled: list[_Compiled], k: int, unknown: bool, states: int, extra: int, nulls: int
+) -> list[str] | None:
+    """The fields to ask for about item ``k``: for an unknown result, the missing inputs of its
+    unknown gating criteria (an alternative only while its group is undecided), ``province``
+    for a regional rule without one, ``industry_code`` / the claim field for a contradiction;
+    for a decided one, the inputs of criteria that decided on a default (None if none)."""
+    comp = compiled[k]
+    assert comp.item.scope is not None
+    if unknown and comp.item.scope.provinces and extra >> _REGION_BIT & 1:
+        return ["province"]  # a regional rule: the province decides first
+    state = _decode(k, comp, states)
+    gating = _gating(comp)
+    if unknown:
+        undecided = {
+            c.alternative
+            for c, _, _ in comp.criteria
+            if c.alternative and _kleene(comp, state, _in_group(c.alternative)) is None
+        }
+        asked = [
+            j
+            for j in gating
+            if state[j] == _UNKNOWN_S
+            and (
+                comp.criteria[j][0].alternative is None
+                or comp.criteria[j][0].alternative in undecided
             )
+        ]
+    else:
+        asked = [j for j in gating if extra >> (_DEFAULT_BASE + j) & 1]
+    tracked = _inputs(comp, gating)
+    absent = {f for b, f in enumerate(tracked) if nulls >> b & 1}
+    out: list[str] = []
+    for j in asked:
+        used = comp.criteria[j][2]
+        # a criterion reading several inputs asks for the missing ones (all if none is)
+        wanted = [f for f in used if f in absent] if len(used) > 1 else used
+        out += [f for f in (wanted or used) if f not in out]
+    if unknown and extra >> _CONFLICT_BIT & 1:
+        out.append("industry_code")
+    if unknown and extra >> _CLAIM_BIT & 1 and comp.claim_field:
+        out.append(comp.claim_field)
+    return out if (out or unknown) else None
+
+
+def _summary_codes(
+    work: pl.DataFrame, compiled: list[_Compiled], status_items: list[int], book: Rulebook
+) -> list[pl.Series]:
+    """``R__missing``, ``R__criteria`` and (with components) ``R__sc_met`` of every project,
+    decoded from the selected item's codes once per distinct (item, status, codes)."""
+    keys = pl.concat(
+        [
+            work.select("_sel", (pl.col("_best") == _UNKNOWN).fill_null(False).alias("_unknown")),
+            _selected_codes(work, compiled, status_items),
+        ],
+        how="horizontal",
+    )
+    words = ("fail", "pass", "unknown", "n/a")
+    with_components = has_components(book)
+
+    def describe(k: int, unknown: bool, states: int, extra: int, nulls: int) -> tuple:
+        comp = compiled[k]
+        state = _decode(k, comp, states)
+        text = (
+            "; ".join(f"{c.id}={words[state[j]]}" for j, (c, _, _) in enumerate(comp.criteria))
+            if comp.criteria
+            else "scope=pass"  # no criteria: being in scope (activity / GB/T code) is the test
         )
-    return pl.coalesce(masks) if masks else pl.lit(None, pl.Int64)
+        sc = _kleene(comp, state, lambda c: c.component not in _NOT_SC) if with_components else None
+        return _fields(compiled, k, unknown, states, extra, nulls), text, sc
+
+    distinct = keys.filter(pl.col("_sel").is_not_null()).unique()
+    described = [describe(*row) for row in distinct.iter_rows()]
+    lookup = distinct.with_columns(
+        pl.Series("_missing", [d[0] for d in described], dtype=pl.List(pl.String)),
+        pl.Series("_criteria", [d[1] for d in described], dtype=pl.String),
+        pl.Series("_sc", [d[2] for d in described], dtype=pl.Boolean),
+    )
+    joined = keys.join(lookup, on=keys.columns, how="left", maintain_order="left", nulls_equal=True)
+    missing = joined.select(
+        pl.when(pl.lit(work["_unidentified"]))
+        .then(pl.lit(["activity"], dtype=pl.List(pl.String)))
+        .otherwise(pl.col("_missing"))
+    ).to_series()
+    if book.kind == "exclusion":
+        missing = _missing_all_items(work, compiled, status_items, missing)
+    out = [missing.alias(f"{book.id}__missing"), joined["_criteria"].alias(f"{book.id}__criteria")]
+    if with_components:
+        out.append(joined["_sc"].alias(f"{book.id}__sc_met"))
+    return out
+
+
+def _missing_all_items(
+    work: pl.DataFrame, compiled: list[_Compiled], status_items: list[int], selected: pl.Series
+) -> pl.Series:
+    """For an exclusion list: any item that applies excludes, so "not excluded" needs every
+    undecided item decided; an undecided project is asked for the fields of all of them (not
+    only of the first), in item order. Decoded once per distinct combination of the items'
+    codes, over the undecided projects only."""
+    undecided = (work["_best"] == _UNKNOWN).fill_null(False) & ~work["_unidentified"]
+    if len(status_items) < 2 or not undecided.any():
+        return selected
+    rows = work.filter(undecided)
+    per_item = [
+        _codes(rows, compiled, {k: (rows[f"st{k}"] == _UNKNOWN).fill_null(False)}).rename(
+            {name: f"{name}{k}" for name in _CODES}
+        )
+        for k in status_items
+    ]
+    combos = pl.concat(per_item, how="horizontal")
+
+    def union(*codes: int | None) -> list[str]:
+        out: list[str] = []
+        for i, k in enumerate(status_items):
+            states, extra, nulls = codes[3 * i : 3 * i + 3]
+            if states is not None:
+                asked = _fields(compiled, k, True, states, extra or 0, nulls or 0) or []
+                out += [f for f in asked if f not in out]
+        return out
+
+    distinct = combos.unique()
+    values = [union(*row) for row in distinct.iter_rows()]
+    lookup = distinct.with_columns(pl.Series("_union", values, dtype=pl.List(pl.String)))
+    found = combos.join(
+        lookup, on=combos.columns, how="left", maintain_order="left", nulls_equal=True
+    )
+    union_rows = pl.DataFrame({"_i": undecided.arg_true(), "_union": found["_union"]})
+    return (
+        pl.DataFrame({"_selected": selected})
+        .with_row_index("_i")
+        .with_columns(pl.col("_i").cast(union_rows["_i"].dtype))
+        .join(union_rows, on="_i", how="left", maintain_order="left")
+        .select(
+            pl.when(pl.col("_union").is_not_null())
+            .then(pl.col("_union"))
+            .otherwise(pl.col("_selected"))
+        )
+        .to_series()
+    )
 
 
 def _inputs(comp: _Compiled, criteria: list[int]) -> list[str]:
-    """The input fields the given criteria of an item read, in order, once each."""
-    return list(dict.fromkeys(f for j in criteria for f in comp.criteria[j][2]))
-
-
-def _null_mask(compiled: list[_Compiled], gating: dict[int, list[int]]) -> list[pl.Expr]:
-    """Per project, a bitmask of which inputs of the selected item's gating criteria are
-    missing (so a criterion reading a given and a missing input asks only for the latter)."""
-    masks: list[pl.Expr] = [
-        pl.when(pl.col("_sel") == k).then(
-            pl.sum_horizontal(
-                pl.col(f"n{k}_{b}").cast(pl.Int64) * (1 << b)
-                for b in range(len(_inputs(compiled[k], criteria)))
-            )
+    """The inputs whose absence is tracked per project: those of the given criteria that read
+    more than one input (an unknown criterion reading one input is missing that input)."""
+    return list(
+        dict.fromkeys(
+            f for j in criteria if len(comp.criteria[j][2]) > 1 for f in comp.criteria[j][2]
         )
-        for k, criteria in gating.items()
-        if 0 < len(_inputs(compiled[k], criteria)) <= 62
-    ]
-    return masks
-
-
-def _unknown_bit(k: int, comp: _Compiled, j: int, groups: dict[str, list[str]]) -> pl.Expr:
-    """The criterion is unknown and, for an alternative, its group is undecided too (a passed
-    alternative settles the group: the others are not asked for)."""
-    bit = pl.col(f"c{k}_{j}").is_null()
-    if alternative := comp.criteria[j][0].alternative:
-        bit = bit & pl.any_horizontal(pl.col(c) for c in groups[alternative]).is_null()
-    return bit
+    )
 
 
 def _reads_missing(comp: _Compiled, j: int) -> pl.Expr:
@@ -777,98 +947,6 @@ def _reads_missing(comp: _Compiled, j: int) -> pl.Expr:
     missing = pl.any_horizontal(pl.col(name).is_null() for name in comp.criteria[j][2])
     force = comp.in_force[j]
     return missing if force is None else missing & force
-
-
-def _missing_all_items(
-    work: pl.DataFrame,
-    compiled: list[_Compiled],
-    gating: dict[int, list[int]],
-    status_items: list[int],
-) -> pl.Series:
-    """For an exclusion list: any item that applies excludes, so "not excluded" needs every
-    undecided item decided; an undecided project is asked for the fields of all of them (not
-    only of the first), in item order."""
-    selected = _missing(work, compiled, gating)
-    undecided = (work["_best"] == _UNKNOWN).fill_null(False) & ~work["_unidentified"]
-    if not undecided.any() or len(status_items) < 2:
-        return selected
-    per_item = []
-    for k in status_items:
-        one = work.with_columns(
-            pl.when(pl.col(f"st{k}") == _UNKNOWN).then(pl.lit(k, pl.Int32)).alias("_sel"),
-            pl.lit(False).alias("_unidentified"),
-        )
-        nulls = _null_mask(compiled, {k: gating[k]})
-        one = one.with_columns(
-            _missing_mask(compiled, {k: gating[k]}).alias("_mask"),
-            (pl.coalesce(nulls) if nulls else pl.lit(None, pl.Int64)).alias("_nulls"),
-        )
-        per_item.append(_missing(one, compiled, gating).fill_null([]))
-    union = (
-        pl.DataFrame({f"m{i}": m for i, m in enumerate(per_item)})
-        .select(pl.concat_list(pl.all()).list.unique(maintain_order=True))
-        .to_series()
-    )
-    return pl.select(
-        pl.when(pl.lit(undecided)).then(pl.lit(union)).otherwise(pl.lit(selected))
-    ).to_series()
-
-
-def _missing(
-    work: pl.DataFrame, compiled: list[_Compiled], gating: dict[int, list[int]]
-) -> pl.Series:
-    """The input fields to ask the client for: for ``insufficient_data``, those of the selected
-    item's unknown gating criteria (and ``province`` / ``industry_code`` where the scope was
-    unknown, ``activity`` where nothing identified the project); for a decided status, those a
-    criterion decided without (a ``coalesce`` default), else null."""
-
-    def fields(k: int, mask: int | None, nulls: int | None) -> list[str] | None:
-        if mask is None:
-            return None
-        criteria = gating.get(k, [])
-        inputs = _inputs(compiled[k], criteria)
-        absent = {f for b, f in enumerate(inputs) if (nulls or 0) >> b & 1}
-        out: list[str] = []
-        for n, j in enumerate(criteria):
-            if mask >> n & 1:
-                used = compiled[k].criteria[j][2]
-                # the inputs that are missing; all of them if none is (an evidence clash)
-                asked = [f for f in used if f in absent] or used
-                out += [f for f in asked if f not in out]
-        if mask >> (len(criteria) + _REGION_BIT) & 1:
-            out.append("province")
-        if mask >> (len(criteria) + _CONFLICT_BIT) & 1:
-            out.append("industry_code")
-        if mask >> (len(criteria) + _CLAIM_BIT) & 1 and compiled[k].claim_field:
-            out.append(str(compiled[k].claim_field))
-        return out
-
-    found = _per_distinct(work.select("_sel", "_mask", "_nulls"), fields, pl.List(pl.String))
-    decided = (work["_best"] != _UNKNOWN).fill_null(True) & (work["_mask"].fill_null(0) == 0)
-    return (
-        pl.DataFrame({"m": found, "d": decided, "u": work["_unidentified"]})
-        .select(
-            pl.when(pl.col("u"))
-            .then(pl.lit(["activity"], dtype=pl.List(pl.String)))
-            .when(pl.col("d"))
-            .then(pl.lit(None, dtype=pl.List(pl.String)))
-            .otherwise(pl.col("m"))
-        )
-        .to_series()
-    )
-
-
-def _per_distinct(
-    keys: pl.DataFrame, describe: Callable[..., object], dtype: pl.DataType
-) -> pl.Series:
-    """``describe(selected item, *packed codes)`` for every row of ``keys`` (columns ``_sel``
-    and integer codes), called once per distinct combination: a million projects have a
-    handful of (item, results) combinations. Rows without a selected item get null."""
-    pairs = keys.filter(pl.col("_sel").is_not_null()).unique()
-    values = [describe(*row) for row in pairs.iter_rows()]
-    lookup = pairs.with_columns(pl.Series("_value", values, dtype=dtype))
-    joined = keys.join(lookup, on=keys.columns, how="left", maintain_order="left", nulls_equal=True)
-    return joined["_value"]
 
 
 def _ghg_marks(
@@ -924,71 +1002,61 @@ def _mark_by(
     return work, pl.when(pl.col(known)).then(pl.col(value)).otherwise(mark)
 
 
-def _criteria_used(
-    work: pl.DataFrame, compiled: list[_Compiled], status_items: list[int]
-) -> pl.Series:
-    """The selected item's criteria and their results: ``star-1=pass; gbt51350=unknown``
-    (``n/a`` where a criterion is not in force for the project: other dates or GB/T rows), or
-    ``scope=pass`` for an item whose conditions only describe the activity.
-
-    Each project's results are packed into one integer (4 states per criterion), and only the
-    distinct (item, results) pairs are turned into text, as for the missing fields."""
-
-    def state(k: int, j: int) -> pl.Expr:
-        value = pl.col(f"c{k}_{j}").cast(pl.Int64).fill_null(2)
-        if compiled[k].in_force[j] is not None:
-            value = pl.when(pl.col(f"f{k}_{j}")).then(value).otherwise(3)
-        return value * (4**j)
-
-    with_criteria = [k for k in status_items if compiled[k].criteria]
-    states = [
-        pl.when(pl.col("_sel") == k).then(
-            pl.sum_horizontal(state(k, j) for j in range(len(compiled[k].criteria)))
-        )
-        for k in with_criteria
-        if len(compiled[k].criteria) <= 31  # 4**31 < 2**63
-    ]
-    packed = work.select(
-        "_sel", (pl.coalesce(states) if states else pl.lit(None, pl.Int64)).alias("_states")
-    )
-    words = ("fail", "pass", "unknown", "n/a")  # 0 false, 1 true, 2 null, 3 not in force
-
-    def text(k: int, code: int | None) -> str | None:
-        criteria = compiled[k].criteria
-        if code is None:  # no criteria: being in scope (activity / GB/T code) is the test
-            return "scope=pass" if not criteria else None
-        return "; ".join(
-            f"{c.id}={words[code // 4**j % 4]}" for j, (c, _, _) in enumerate(criteria)
-        )
-
-    return _per_distinct(packed, text, pl.String())
-
-
 #: the flag raised where an activity matches an item but the industry code is not its row
 CONFLICT_FLAG = "industry_code_conflict"
 #: the flag raised where a claimed item is not one the project's activity or code belongs to
 CLAIM_FLAG = "claimed_item_conflict"
 
 
-def _flags(compiled: list[_Compiled], flag_items: list[int]) -> pl.Expr | None:
-    """Codes of the flag items that apply (e.g. CBAM exposure) and ``industry_code_conflict``
-    where the given industry code is none of the rows of the items the activity matches."""
+def has_flags(book: Rulebook) -> bool:
+    """Does the rulebook report ``R__flags`` (flag items, or items whose activity an industry
+    code or a claim can contradict)? Decided by the file, not by the pipeline, so the result
+    columns do not depend on the data."""
+    return bool(book.item_field) or any(
+        item.effect == "flag"
+        or bool(
+            item.scope.activities and item.scope.industry_codes and item.scope.industry_confirms
+        )
+        for item in book.leaf_items
+        if item.scope
+    )
+
+
+def _flags(
+    work: pl.DataFrame, compiled: list[_Compiled], flag_items: list[int], book: Rulebook
+) -> pl.Series | None:
+    """Codes of the flag items that apply (e.g. CBAM exposure), ``industry_code_conflict``
+    where the given industry code is none of the rows of the items the activity matches, and
+    ``claimed_item_conflict`` where the selected item is a doubtful claim. Packed into one
+    integer per project and decoded once per distinct value."""
     conflicts = [k for k, comp in enumerate(compiled) if comp.conflict is not None]
     clashes = [k for k, comp in enumerate(compiled) if comp.claim_clash is not None]
-    if not flag_items and not conflicts and not clashes:
-        return None
-    raised = [
-        pl.when(pl.col(f"st{k}") == _PASS).then(pl.lit(compiled[k].item.code)) for k in flag_items
+    raised: list[tuple[str, pl.Expr]] = [
+        (compiled[k].item.code, pl.col(f"st{k}") == _PASS) for k in flag_items
     ]
     if conflicts:
         any_conflict = pl.any_horizontal(pl.col(f"x{k}") for k in conflicts)
         # only when no item of the activity accepted the code
         clash = any_conflict & (pl.col("_sel").is_null() | _selected_conflicts(conflicts))
-        raised.append(pl.when(clash).then(pl.lit(CONFLICT_FLAG)))
+        raised.append((CONFLICT_FLAG, clash))
     if clashes:
         doubtful = pl.any_horizontal((pl.col("_sel") == k) & pl.col(f"y{k}") for k in clashes)
-        raised.append(pl.when(doubtful.fill_null(False)).then(pl.lit(CLAIM_FLAG)))
-    return pl.concat_list(raised).list.drop_nulls()
+        raised.append((CLAIM_FLAG, doubtful))
+    if not raised:
+        empty = pl.repeat([], work.height, dtype=pl.List(pl.String), eager=True)
+        return empty if has_flags(book) else None
+    bits = work.select(
+        pl.sum_horizontal(
+            cond.fill_null(False).cast(pl.Int64) * (1 << i) for i, (_, cond) in enumerate(raised)
+        ).alias("_bits")
+    )
+    distinct = bits.unique()
+    names = [
+        [name for i, (name, _) in enumerate(raised) if value >> i & 1]
+        for value in distinct["_bits"]
+    ]
+    lookup = distinct.with_columns(pl.Series("_flags", names, dtype=pl.List(pl.String)))
+    return bits.join(lookup, on="_bits", how="left", maintain_order="left")["_flags"]
 
 
 def _selected_conflicts(conflicts: list[int]) -> pl.Expr:

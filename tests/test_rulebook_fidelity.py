@@ -425,3 +425,19 @@ def test_programmes_refuse_rulebook_keys_they_do_not_apply(tmp_path: Path) -> No
     (tmp_path / "prog.yaml").write_text(yaml.safe_dump(data, allow_unicode=True), "utf-8")
     with pytest.raises(RulebookError, match="scope.provinces is not applied"):
         load_programmes(tmp_path, extra=False)
+
+
+def test_result_columns_do_not_depend_on_the_data() -> None:
+    # flags and SC columns exist for a rulebook whatever the pipeline holds (a stable contract)
+    def columns(rows: list[dict]) -> list[str]:
+        return [c for c in screen(rows).results.columns if "__" in c]
+
+    plain = columns([{"project_id": "A", "activity": "solar_pv"}])
+    mixed = columns(
+        [
+            {"project_id": "B", "activity": "hydropower", "industry_code": "4411"},
+            {"project_id": "C", "activity": "cement", "cn_gfsp_2025_item": "4.2.1"},
+        ]
+    )
+    assert plain == mixed
+    assert {"cn_gfsp_2025__flags", "cn_exclusions__flags", "eu_taxonomy__sc_met"} <= set(plain)
