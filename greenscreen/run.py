@@ -331,7 +331,7 @@ def explain(result: ScreenResult, project_id: str, *, lang: str = "en") -> str:
         lines.append(f"{book.id} ({book.title.get(lang)}; {book.version}) — {governs}")
         name = book.item(code).name.get(lang) if code else ""
         lines.append(f"  status: {status}" + (f"   item {code} {name}" if code else ""))
-        if f"{book.id}__sc_met" in project:
+        if f"{book.id}__sc_met" in project and code:
             sc = {True: "met", False: "not met", None: "undecided"}[project[f"{book.id}__sc_met"]]
             lines.append(
                 f"  substantial contribution: {sc} (aligned also needs DNSH and minimum safeguards)"

@@ -262,7 +262,9 @@ def render_portfolio(
                 "statuses": [
                     (
                         rec.get(f"{b.id}__status"),
-                        sc_text(rec[f"{b.id}__sc_met"], lang) if f"{b.id}__sc_met" in rec else "",
+                        sc_text(rec[f"{b.id}__sc_met"], lang)
+                        if f"{b.id}__sc_met" in rec and rec.get(f"{b.id}__item")
+                        else "",
                     )
                     for b in result.rulebooks
                 ],

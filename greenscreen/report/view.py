@@ -92,7 +92,7 @@ def project_view(result: Any, project_id: str, lang: Lang) -> dict[str, Any]:
                 # EU-style books: the substantial-contribution result beside the status
                 "sc_text": (
                     sc_text(row.get(f"{book.id}__sc_met"), lang)
-                    if f"{book.id}__sc_met" in row
+                    if f"{book.id}__sc_met" in row and code
                     else ""
                 ),
             }
