@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from typing import NamedTuple
 
+import numpy as np
 import polars as pl
 
 from greenscreen.errors import RulebookError
@@ -149,9 +150,9 @@ def _candidates(frame: pl.DataFrame) -> pl.Series:
     or words for Latin keywords, occur in it), best first, at most three. Computed once per
     distinct description of those projects only."""
     blank = frame["activity"].is_null() & frame["description"].is_not_null()
-    empty = pl.Series("activity_candidates", [None] * frame.height, dtype=pl.List(pl.String))
     if not blank.any():
-        return empty
+        empty = pl.repeat(None, frame.height, dtype=pl.List(pl.String), eager=True)
+        return empty.alias("activity_candidates")
     texts = frame.filter(blank)["description"].unique().to_frame("description")
     text = pl.col("description").str.to_lowercase()
     scores = []
@@ -466,26 +467,38 @@ def evaluate(projects: pl.DataFrame, rulebooks: Sequence[Rulebook]) -> Screening
                 c for c in columns if c.name.endswith(("__status", "__item"))
             )
         decisions.append(book_decisions)
-    summary = summary.with_columns(_inherit_missing(book) for book in rulebooks if book.depends_on)
+    summary = summary.with_columns(
+        _inherit_missing(summary, book) for book in rulebooks if book.depends_on
+    )
     table = pl.concat(decisions, how="vertical") if decisions else DECISION_SCHEMA.to_frame().lazy()
     return Screening(summary=summary, decisions_lazy=table)
 
 
-def _inherit_missing(book: Rulebook) -> pl.Expr:
+def _inherit_missing(summary: pl.DataFrame, book: Rulebook) -> pl.Series:
     """A criterion over another rulebook's status is unknown because that rulebook lacks data:
-    ask the client for *its* missing fields, not for ``eu_taxonomy__status``."""
-    own = pl.col(f"{book.id}__missing")
-    internal = [f"{dep}__{part}" for dep in book.depends_on for part in ("status", "item")]
-    inherited = [
-        pl.when(own.list.contains(f"{dep}__status"))
-        .then(pl.col(f"{dep}__missing"))
-        .otherwise(pl.lit([], dtype=pl.List(pl.String)))
-        for dep in book.depends_on
-    ]
-    merged = pl.concat_list(
-        own.list.eval(pl.element().filter(~pl.element().is_in(internal))), *inherited
-    ).list.unique(maintain_order=True)
-    return pl.when(own.is_null()).then(own).otherwise(merged).alias(f"{book.id}__missing")
+    ask the client for *its* missing fields, not for ``eu_taxonomy__status``. Worked out once
+    per distinct combination of the lists involved."""
+    own = f"{book.id}__missing"
+    deps = [f"{dep}__missing" for dep in book.depends_on]
+    internal = {f"{dep}__{part}" for dep in book.depends_on for part in ("status", "item")}
+    lists = summary.select(own, *deps)
+    distinct = lists.unique()
+
+    def merged(mine: list[str] | None, *theirs: list[str] | None) -> list[str] | None:
+        if mine is None:
+            return None
+        out = [f for f in mine if f not in internal]
+        for dep, fields in zip(book.depends_on, theirs, strict=True):
+            if f"{dep}__status" in mine:
+                out += [f for f in fields or [] if f not in out]
+        return list(dict.fromkeys(out))
+
+    values = [merged(*row) for row in distinct.iter_rows()]
+    lookup = distinct.with_columns(pl.Series("_merged", values, dtype=pl.List(pl.String)))
+    joined = lists.join(
+        lookup, on=lists.columns, how="left", maintain_order="left", nulls_equal=True
+    )
+    return joined["_merged"].alias(own)
 
 
 def _dependency_order(rulebooks: Sequence[Rulebook]) -> list[Rulebook]:
@@ -730,35 +743,39 @@ def _item_codes(k: int, comp: _Compiled) -> list[pl.Expr]:
 
 
 def _codes(
-    work: pl.DataFrame, compiled: list[_Compiled], rows: dict[int, pl.Series]
+    work: pl.DataFrame, compiled: list[_Compiled], rows: dict[int, np.ndarray]
 ) -> pl.DataFrame:
-    """The codes of item ``k`` for the projects ``rows[k]`` marks (each project marked for at
-    most one item), null elsewhere; each item's expressions run on its own projects only, and
-    the parts are put back in project order with one sort."""
-    parts = []
-    marked_any = pl.repeat(False, work.height, eager=True)
-    for k, marked in rows.items():
-        index = marked.arg_true()
-        if index.len() == 0:
+    """The codes of item ``k`` for the projects at the positions ``rows[k]`` (each project in
+    at most one item's rows), null elsewhere. Each item's expressions run on its own projects
+    only; the results are put back in place with numpy (no per-row Python)."""
+    values = {name: np.zeros(work.height, dtype=np.int64) for name in _CODES}
+    marked = np.zeros(work.height, dtype=bool)
+    for k, index in rows.items():
+        if not len(index):
             continue
-        marked_any = marked_any | marked
         exprs = _item_codes(k, compiled[k])
         needed = list(dict.fromkeys(n for e in exprs for n in e.meta.root_names()))
-        codes = work.select(pl.col(needed).gather(index)).select(exprs)
-        parts.append(codes.with_columns(index.cast(pl.UInt32).alias("_i")))
-    rest = (~marked_any).arg_true().cast(pl.UInt32)
-    parts.append(
-        pl.DataFrame({"_i": rest}).with_columns(pl.lit(None, pl.Int64).alias(n) for n in _CODES)
+        codes = work.select(pl.col(needed).gather(pl.Series(index))).select(exprs)
+        for name in _CODES:
+            values[name][index] = codes[name].to_numpy()
+        marked[index] = True
+    where = pl.Series(marked)
+    return pl.DataFrame({name: values[name] for name in _CODES}).select(
+        pl.when(pl.lit(where)).then(pl.col(name)).alias(name) for name in _CODES
     )
-    return pl.concat(parts, how="diagonal_relaxed").sort("_i").select(_CODES)
+
+
+def _positions(column: pl.Series, values: list[int]) -> dict[int, np.ndarray]:
+    """Positions of each value in an integer column (null never matches)."""
+    array = column.fill_null(-1).to_numpy()
+    return {v: np.flatnonzero(array == v) for v in values}
 
 
 def _selected_codes(
     work: pl.DataFrame, compiled: list[_Compiled], items: list[int]
 ) -> pl.DataFrame:
     """The codes of each project's selected item."""
-    selected = work["_sel"]
-    return _codes(work, compiled, {k: (selected == k).fill_null(False) for k in items})
+    return _codes(work, compiled, _positions(work["_sel"], items))
 
 
 def _decode(k: int, comp: _Compiled, states: int) -> list[int]:
@@ -894,12 +911,11 @@ def _missing_all_items(
     if len(status_items) < 2 or not undecided.any():
         return selected
     rows = work.filter(undecided)
-    per_item = [
-        _codes(rows, compiled, {k: (rows[f"st{k}"] == _UNKNOWN).fill_null(False)}).rename(
-            {name: f"{name}{k}" for name in _CODES}
-        )
-        for k in status_items
-    ]
+    per_item = []
+    for k in status_items:
+        unknown_rows = _positions(rows[f"st{k}"], [_UNKNOWN])[_UNKNOWN]
+        codes = _codes(rows, compiled, {k: unknown_rows})
+        per_item.append(codes.rename({name: f"{name}{k}" for name in _CODES}))
     combos = pl.concat(per_item, how="horizontal")
 
     def union(*codes: int | None) -> list[str]:

@@ -16,7 +16,7 @@ import datetime as dt
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -564,25 +564,35 @@ def compile_condition(
             criterion=where.criterion,
         )
 
-    bare = _TOKENS.sub(_neutral, condition)
-    for name in _CALL.findall(bare):
-        if name.lower() not in _FUNCTIONS | _KEYWORDS_BEFORE_PARENS:
-            raise fail(
-                f"function '{name}' is not allowed (allowed: {', '.join(sorted(_FUNCTIONS))})"
-            )
-    words = {w.lower() for w in _WORD.findall(bare)}
-    if words & _FORBIDDEN_WORDS:
-        raise fail(f"'{sorted(words & _FORBIDDEN_WORDS)[0].upper()}' is not allowed in a condition")
-    try:
-        expr = pl.sql_expr(condition)
-    except Exception as exc:  # polars raises SQLInterfaceError / SQLSyntaxError
-        raise fail(f"not a valid SQL boolean expression ({exc})") from exc
+    parsed = _parse(condition)
+    if isinstance(parsed, str):
+        raise fail(parsed)
+    expr, roots = parsed
     known = set(fields)
-    used = list(dict.fromkeys(expr.meta.root_names()))
+    used = list(roots)
     for name in used:
         if name not in known:
             raise fail(f"unknown input field '{name}'" + did_you_mean(name, known))
     return expr, used
+
+
+@lru_cache(maxsize=16384)
+def _parse(condition: str) -> tuple[pl.Expr, tuple[str, ...]] | str:
+    """The allowlist checks and polars' parse of a condition, once per distinct text (a
+    screen compiles the same conditions for every rulebook evaluation): the expression and the
+    names it reads, or the reason it is refused."""
+    bare = _TOKENS.sub(_neutral, condition)
+    for name in _CALL.findall(bare):
+        if name.lower() not in _FUNCTIONS | _KEYWORDS_BEFORE_PARENS:
+            return f"function '{name}' is not allowed (allowed: {', '.join(sorted(_FUNCTIONS))})"
+    words = {w.lower() for w in _WORD.findall(bare)}
+    if words & _FORBIDDEN_WORDS:
+        return f"'{sorted(words & _FORBIDDEN_WORDS)[0].upper()}' is not allowed in a condition"
+    try:
+        expr = pl.sql_expr(condition)
+    except Exception as exc:  # polars raises SQLInterfaceError / SQLSyntaxError
+        return f"not a valid SQL boolean expression ({exc})"
+    return expr, tuple(dict.fromkeys(expr.meta.root_names()))
 
 
 def _neutral(match: re.Match[str]) -> str:
