@@ -2,12 +2,15 @@
 
 Sheets: ``pipeline`` (row 1 field names, row 2 Chinese labels with units — the reader skips it —
 then empty rows with dropdowns and number checks), ``fields`` (what every column means),
+``evidence`` (the evidence fields the bundled rulebooks and programmes define, grouped by
+rulebook, with the items whose criteria read them: extra columns an analyst may add),
 ``example`` (filled rows to copy from) and ``lists`` (the dropdown values).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +107,7 @@ def write_template(path: str | Path) -> Path:
     }
     _write_pipeline(workbook, specs, styles, ranges)
     _write_fields(workbook, specs, styles)
+    _write_evidence(workbook, styles)
     _write_examples(workbook, specs, styles)
     _write_lists(workbook, styles, lists)
     try:
@@ -269,6 +273,67 @@ def _write_fields(workbook: Any, specs: list[FieldSpec], styles: dict[str, Any])
     sheet.set_column(7, 7, 80)
     sheet.freeze_panes(1, 1)
     sheet.autofilter(0, 0, len(specs), len(heads) - 1)
+
+
+def _write_evidence(workbook: Any, styles: dict[str, Any]) -> None:
+    """One row per evidence field of every bundled rulebook and programme, grouped by rulebook:
+    what to collect beyond the template columns (add them as columns of 'pipeline')."""
+    from greenscreen.rulebook import bundled_rulebooks
+    from greenscreen.subsidy import load_programmes
+
+    sheet = workbook.add_worksheet("evidence")
+    heads = ["rulebook / programme", "field", "type", "unit", "中文说明", "description", "read by"]
+    sheet.write_row(0, 0, heads, styles["bold"])
+    row = 1
+    sources: list[tuple[str, Any, dict[str, list[str]]]] = []
+    for book in bundled_rulebooks():
+        readers: dict[str, list[str]] = {}
+        for item in book.leaf_items:
+            for criterion in item.criteria:
+                for field in book.fields:
+                    if _reads(criterion.condition, field.name) and item.code not in readers.get(
+                        field.name, []
+                    ):
+                        readers.setdefault(field.name, []).append(item.code)
+        sources.append((book.id, book.fields, readers))
+    for programme in load_programmes():
+        readers = {}
+        for award in programme.awards:
+            for criterion in award.criteria:
+                for field in programme.fields:
+                    if _reads(criterion.condition, field.name):
+                        readers.setdefault(field.name, []).append(award.code)
+        sources.append((programme.id, programme.fields, readers))
+    for source, fields, readers in sources:
+        for field in fields:
+            items = readers.get(field.name, [])
+            shown = ", ".join(items[:12]) + (f" … (+{len(items) - 12})" if len(items) > 12 else "")
+            sheet.write_row(
+                row,
+                0,
+                [
+                    source,
+                    field.name,
+                    field.type,
+                    field.unit or "",
+                    field.description.zh or "",
+                    field.description.en or "",
+                    shown,
+                ],
+                styles["wrap"],
+            )
+            row += 1
+    sheet.set_column(0, 0, 22)
+    sheet.set_column(1, 1, 34)
+    sheet.set_column(2, 3, 10)
+    sheet.set_column(4, 5, 60)
+    sheet.set_column(6, 6, 30)
+    sheet.freeze_panes(1, 2)
+    sheet.autofilter(0, 0, max(row - 1, 1), len(heads) - 1)
+
+
+def _reads(condition: str, field: str) -> bool:
+    return re.search(rf"\b{re.escape(field)}\b", condition) is not None
 
 
 def _write_examples(workbook: Any, specs: list[FieldSpec], styles: dict[str, Any]) -> None:

@@ -14,7 +14,7 @@ from greenscreen import FIELDS, read_pipeline, screen, write_template
 def test_layout_and_dropdowns(tmp_path: Path) -> None:
     path = write_template(tmp_path / "t.xlsx")
     book = openpyxl.load_workbook(path)
-    assert book.sheetnames == ["pipeline", "fields", "example", "lists"]
+    assert book.sheetnames == ["pipeline", "fields", "evidence", "example", "lists"]
     sheet = book["pipeline"]
     names = [c.value for c in sheet[1]]
     labels = [c.value for c in sheet[2]]
@@ -97,3 +97,17 @@ def test_template_is_byte_identical(tmp_path: Path) -> None:
     b = write_template(tmp_path / "b.xlsx").read_bytes()
     assert a == b
     assert zipfile.is_zipfile(tmp_path / "a.xlsx")
+
+
+def test_evidence_sheet_lists_the_rulebooks_fields(tmp_path: Path) -> None:
+    """Issue 16 / 18: the evidence fields rulebooks and programmes define are discoverable."""
+    book = openpyxl.load_workbook(write_template(tmp_path / "t.xlsx"))
+    rows = list(book["evidence"].iter_rows(values_only=True))
+    assert rows[0][:2] == ("rulebook / programme", "field")
+    found = {(r[0], r[1]): r for r in rows[1:]}
+    assert found[("cn_exclusions", "lianggao_five_substitutions")][6] == "LH-1"
+    assert found[("eu_taxonomy", "eu_dnsh_evidenced")][2] == "boolean"
+    assert found[("lingang_storage", "lingang_user_side_storage")][6]
+    # a field is attributed only to the criteria that read it as a whole word
+    gwp = found[("eu_taxonomy", "refrigerant_gwp")][6]
+    assert "4.16" not in gwp.split(", ")  # 4.16 reads heat_pump_refrigerant_gwp

@@ -61,13 +61,33 @@ def _squash(text: str) -> str:
     return re.sub(r"\s+", "", text)
 
 
+def _overlay() -> dict[str, Any]:
+    """The hand-written criteria: ``cn_gfsp_2025_criteria.yaml`` (header, fields, items) and
+    any ``cn_gfsp_2025_criteria_*.yaml`` beside it (fields and items only; measured criteria
+    kept per catalogue area). An item may be written in one file only; a field declared twice
+    must be declared the same way."""
+    main = yaml.safe_load((HERE / "cn_gfsp_2025_criteria.yaml").read_text(encoding="utf-8"))
+    fields = {f["name"]: f for f in main["fields"]}
+    items = dict(main["items"])
+    for path in sorted(HERE.glob("cn_gfsp_2025_criteria_*.yaml")):
+        part = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        for field in part.get("fields", []):
+            if fields.setdefault(field["name"], field) != field:
+                raise SystemExit(f"{path.name}: field {field['name']} declared differently")
+        for code, entry in (part.get("items") or {}).items():
+            if code in items:
+                raise SystemExit(f"{path.name}: item {code} is written in another file too")
+            items[code] = entry
+    return {"header": main["header"], "fields": list(fields.values()), "items": items}
+
+
 def _code_key(code: str) -> tuple[int, ...]:
     return tuple(int(part) for part in code.split("."))
 
 
 def build() -> dict[str, Any]:
     rows = _read_csv("cn_gfsp_2025_items.csv")
-    overlay = yaml.safe_load((HERE / "cn_gfsp_2025_criteria.yaml").read_text(encoding="utf-8"))
+    overlay = _overlay()
     mapping: dict[str, list[str]] = {}
     activity_rows: dict[str, dict[str, list[str]]] = {}
     for entry in _read_csv("cn_gfsp_2025_activity_map.csv"):
