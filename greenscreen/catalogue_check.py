@@ -23,6 +23,25 @@ cells of a row, so conditions are rarely contiguous in it)::
     python -m greenscreen.catalogue_check ITEMS_CSV OFFICIAL_TXT
 
 prints the report and exits 1 on any mismatch.
+
+**Condition kinds** (issue 16). ``check_condition_kinds(book_id)`` reads the classification of
+every condition row, ``taxonomies/sources/cn_gfsp_2025_condition_kinds.csv`` (per GB/T row of the
+2025 item table) or ``cn_gic_2019_condition_kinds.csv`` (per item of the 2019 explanations, for
+``cn_gbepc_2021``), written by ``classify_conditions.py``, and reports
+
+* rows of the item table not classified, classified twice, or classified but not in the table;
+  unknown kinds; a ``basis`` that is not a verbatim substring of its row's text (条件/标准 or
+  备注, resp. 说明), or missing for a measured / standard-reference row;
+* the counts by kind (``measured``, ``standard_reference``, ``qualitative``);
+* encoding coverage: a measured row is *encoded* when the rulebook item has a measured criterion
+  (one that reads a template field or a declared number or date, not a yes/no attestation; see
+  ``Rulebook.criterion_kinds``) in force on that row: without ``applies_to``, or with the row's
+  GB/T code in ``applies_to.industry_codes`` (a row without a code counts only when the criterion
+  has no ``applies_to``). Incomplete coverage is reported, never an error.
+
+``python -m greenscreen.catalogue_check --kinds [--verbose]`` prints these reports for both
+catalogues (``--verbose`` lists the measured rows not encoded); without arguments they are
+printed before the rulebook check.
 """
 
 from __future__ import annotations
@@ -32,13 +51,25 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from greenscreen._resources import bundled_dir
 
-__all__ = ["NameMismatch", "Report", "check_items", "official_items", "main"]
+if TYPE_CHECKING:
+    from greenscreen.rulebook import Rulebook
+
+__all__ = [
+    "CONDITION_KINDS",
+    "ConditionKinds",
+    "NameMismatch",
+    "Report",
+    "check_condition_kinds",
+    "check_items",
+    "main",
+    "official_items",
+]
 
 _ITEM = re.compile(r"(\d\.\d{1,2}\.\d{1,2})\s*(.*)")
 _HEADING = re.compile(r"\d\.(\d{1,2}\s|\S)")  # 1.节能降碳产业 / 1.1 高效节能装备制造
@@ -228,8 +259,209 @@ def _code_key(code: str) -> tuple[int, ...]:
     return tuple(int(part) for part in code.split("."))
 
 
+# ---- condition kinds (issue 16) ---------------------------------------------------------------
+CONDITION_KINDS = ("measured", "standard_reference", "qualitative")
+#: rulebook id -> (classification CSV, item table) in taxonomies/sources
+_KIND_FILES = {
+    "cn_gfsp_2025": ("cn_gfsp_2025_condition_kinds.csv", "cn_gfsp_2025_items.csv"),
+    "cn_gbepc_2021": ("cn_gic_2019_condition_kinds.csv", "cn_gic_2019_items.csv"),
+}
+_CODE_2019 = re.compile(r"\d+\.\d+\.\d+")
+
+
+@dataclass(frozen=True)
+class ConditionRow:
+    """A condition row of a catalogue: key ``1.1.1 row 1`` (2025) or ``1.1.1`` (2019)."""
+
+    key: str
+    code: str
+    industry_code: str | None
+    kind: str
+    basis: str
+
+
+@dataclass(frozen=True)
+class ConditionKinds:
+    """The classification of a catalogue's conditions and how much of it the rulebook encodes."""
+
+    rulebook: str
+    rows_total: int  # rows (2025) or items (2019) in the item table
+    rows_classified: int  # distinct rows of the item table with a classification
+    missing: tuple[str, ...] = ()  # in the item table, not classified
+    duplicated: tuple[str, ...] = ()  # classified more than once
+    unknown: tuple[str, ...] = ()  # classified, not in the item table
+    bad_kind: tuple[str, ...] = ()
+    basis_not_verbatim: tuple[str, ...] = ()
+    counts: dict[str, int] = field(default_factory=dict)
+    #: measured rows with and without a measured criterion in force on them
+    encoded: tuple[str, ...] = ()
+    unencoded: tuple[str, ...] = ()
+    measured_items: int = 0
+    row_label: str = "rows"
+
+    @property
+    def ok(self) -> bool:
+        """Every row classified once with a known kind and a verbatim basis (coverage aside)."""
+        return not (
+            self.missing
+            or self.duplicated
+            or self.unknown
+            or self.bad_kind
+            or self.basis_not_verbatim
+        )
+
+    @property
+    def measured(self) -> int:
+        return self.counts.get("measured", 0)
+
+    @property
+    def encoded_share(self) -> float:
+        return len(self.encoded) / self.measured if self.measured else 1.0
+
+    def render(self, verbose: bool = False) -> str:
+        label = self.row_label
+        where = f"; in {self.measured_items} items" if label == "rows" else ""
+        lines = [
+            f"{self.rulebook}: {label} classified: {self.rows_classified} of {self.rows_total}",
+            *(f"  not classified: {key}" for key in self.missing),
+            *(f"  classified twice: {key}" for key in self.duplicated),
+            *(f"  not in the item table: {key}" for key in self.unknown),
+            *(f"  unknown kind: {key}" for key in self.bad_kind),
+            *(f"  basis not verbatim: {key}" for key in self.basis_not_verbatim),
+            "  by kind: " + ", ".join(f"{k} {self.counts.get(k, 0)}" for k in CONDITION_KINDS),
+            f"  measured {label} encoded: {len(self.encoded)} of {self.measured} "
+            f"({self.encoded_share:.0%}{where})",
+        ]
+        if verbose:
+            lines += [f"  not encoded: {key}" for key in self.unencoded]
+        elif self.unencoded:
+            lines.append(f"  ({len(self.unencoded)} not encoded; --verbose lists them)")
+        return "\n".join(lines)
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _table_rows(
+    book_id: str, items_csv: Path
+) -> dict[str, tuple[str, str | None, tuple[str, ...]]]:
+    """key -> (item code, GB/T code or None, the texts a basis may quote) of the item table."""
+    out: dict[str, tuple[str, str | None, tuple[str, ...]]] = {}
+    for row in _read_csv(items_csv):
+        if book_id == "cn_gbepc_2021":
+            match = _CODE_2019.match(row["目录"])
+            code = match[0] if match else row["目录"]
+            out[code] = (code, None, (row["说明"],))
+        else:
+            industry = row["industry_code"].strip()
+            out[f"{row['code']} row {row['row']}"] = (
+                row["code"],
+                industry if industry not in ("", "-") else None,
+                (row["conditions_zh"], row["remarks_zh"]),
+            )
+    return out
+
+
+def check_condition_kinds(
+    book_id: str,
+    rulebook: Rulebook | None = None,
+    sources: str | Path | None = None,
+    kinds_csv: str | Path | None = None,
+) -> ConditionKinds:
+    """Check the condition classification of ``cn_gfsp_2025`` or ``cn_gbepc_2021`` against its
+    item table and measure how many measured rows ``rulebook`` (default: the bundled one)
+    encodes; see the module docstring."""
+    if book_id not in _KIND_FILES:
+        raise ValueError(f"no condition classification for {book_id!r}")
+    folder = Path(sources) if sources else bundled_dir("taxonomies") / "sources"
+    kinds_name, items_name = _KIND_FILES[book_id]
+    table = _table_rows(book_id, folder / items_name)
+    seen: dict[str, ConditionRow] = {}
+    duplicated: list[str] = []
+    unknown: list[str] = []
+    bad_kind: list[str] = []
+    not_verbatim: list[str] = []
+    for row in _read_csv(Path(kinds_csv) if kinds_csv else folder / kinds_name):
+        key = row["code"] if book_id == "cn_gbepc_2021" else f"{row['code']} row {row['row']}"
+        if key not in table:
+            unknown.append(key)
+            continue
+        if key in seen:
+            duplicated.append(key)
+            continue
+        code, industry, texts = table[key]
+        kind, basis = row["condition_kind"], row["basis"]
+        seen[key] = ConditionRow(key, code, industry, kind, basis)
+        if kind not in CONDITION_KINDS:
+            bad_kind.append(key)
+        if (kind != "qualitative" and not basis) or (basis and not any(basis in t for t in texts)):
+            not_verbatim.append(key)
+    if rulebook is None:
+        from greenscreen.rulebook import load_rulebook
+
+        rulebook = load_rulebook(book_id)
+    # item code -> the industry-code sets of its measured criteria (None: no applies_to)
+    measured: dict[str, list[frozenset[str] | None]] = {}
+    for item, criterion, kind in rulebook.criterion_kinds():
+        if kind == "measured":
+            where = criterion.applies_to
+            measured.setdefault(item.code, []).append(
+                frozenset(where.industry_codes) if where else None
+            )
+    encoded: list[str] = []
+    unencoded: list[str] = []
+    for key, cond in seen.items():
+        if cond.kind != "measured":
+            continue
+        in_force = any(
+            codes is None or (cond.industry_code is not None and cond.industry_code in codes)
+            for codes in measured.get(cond.code, [])
+        )
+        (encoded if in_force else unencoded).append(key)
+    return ConditionKinds(
+        rulebook=book_id,
+        rows_total=len(table),
+        rows_classified=len(seen),
+        missing=tuple(key for key in table if key not in seen),
+        duplicated=tuple(duplicated),
+        unknown=tuple(unknown),
+        bad_kind=tuple(bad_kind),
+        basis_not_verbatim=tuple(not_verbatim),
+        counts={k: sum(c.kind == k for c in seen.values()) for k in CONDITION_KINDS},
+        encoded=tuple(encoded),
+        unencoded=tuple(unencoded),
+        measured_items=len({c.code for c in seen.values() if c.kind == "measured"}),
+        row_label="items" if book_id == "cn_gbepc_2021" else "rows",
+    )
+
+
+def condition_summary(book: Rulebook) -> ConditionKinds | None:
+    """The classification report for a China catalogue rulebook, else None (also when the
+    bundled sources are not there)."""
+    if book.id not in _KIND_FILES:
+        return None
+    try:
+        return check_condition_kinds(book.id, rulebook=book)
+    except (OSError, KeyError):
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
+    args = list(sys.argv[1:] if argv is None else argv)
+    verbose = any(a in ("-v", "--verbose") for a in args)
+    kinds_only = "--kinds" in args
+    args = [a for a in args if a not in ("-v", "--verbose", "--kinds")]
+    kinds_ok = True
+    if kinds_only or not args:
+        for book_id in _KIND_FILES:
+            kinds = check_condition_kinds(book_id)
+            print(kinds.render(verbose=verbose))
+            kinds_ok = kinds_ok and kinds.ok
+        if kinds_only:
+            print("OK" if kinds_ok else "MISMATCH")
+            return 0 if kinds_ok else 1
     if not args:
         taxonomies = bundled_dir("taxonomies")
         args = [
@@ -238,13 +470,16 @@ def main(argv: list[str] | None = None) -> int:
         ]
     if len(args) != 2:
         print(
-            "usage: python -m greenscreen.catalogue_check [ITEMS_CSV|RULEBOOK_YAML OFFICIAL_TXT]",
+            "usage: python -m greenscreen.catalogue_check [--kinds] [--verbose] "
+            "[ITEMS_CSV|RULEBOOK_YAML OFFICIAL_TXT]",
             file=sys.stderr,
         )
         return 2
     report = check_items(args[0], args[1])
+    if not kinds_ok:
+        print("condition kinds: MISMATCH")
     print(report.render())
-    return 0 if report.ok else 1
+    return 0 if report.ok and kinds_ok else 1
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import click
 from rich.console import Console
@@ -341,38 +341,66 @@ def rulebooks_check(directory: Path) -> None:
 
 
 def _rulebook_table(books: list[Any]) -> None:
-    table = Table(
-        Column("id", no_wrap=True),
-        "version",
-        "effective",
-        "kind",
-        "items",
-        "GB/T rows",
-        "criteria",
-        "measured",
-        "attestation",
-        "crosswalk",
-        "items verified",
-        "criteria verified",
-        "title",
-    )
+    """One line per rulebook. For the two China catalogues, their conditions by kind
+    (taxonomies/sources/*_condition_kinds.csv: measured / standard reference / qualitative)
+    and how many measured conditions a measured criterion encodes (``catalogue_check``)."""
+    from greenscreen.catalogue_check import condition_summary
+
+    rows = []
     for book in books:
         counts = book.counts()
-        table.add_row(
-            book.id,
-            book.version,
-            str(book.effective or ""),
-            book.kind,
-            str(counts["items"]),
-            str(counts["industry_rows"]),
-            str(counts["criteria"]),
-            str(counts["measured"]),
-            str(counts["attestation"]),
-            str(counts["crosswalk"]),
-            f"{counts['verified_share']:.0%}",
-            f"{counts['criteria_verified_share']:.0%}",
-            book.title.get("en"),
+        kinds = condition_summary(book)
+        conditions = ["", ""]
+        if kinds is not None:
+            by_kind = (kinds.counts[k] for k in ("measured", "standard_reference", "qualitative"))
+            conditions = [
+                "/".join(map(str, by_kind)),
+                f"{len(kinds.encoded)}/{kinds.measured} {kinds.encoded_share:.0%}",
+            ]
+        rows.append(
+            [
+                book.id,
+                book.version,
+                str(book.effective or ""),
+                book.kind,
+                str(counts["items"]),
+                str(counts["industry_rows"]),
+                str(counts["criteria"]),
+                str(counts["measured"]),
+                str(counts["attestation"]),
+                str(counts["crosswalk"]),
+                f"{counts['verified_share']:.0%}/{counts['criteria_verified_share']:.0%}",
+                *conditions,
+                book.title.get("en"),
+            ]
         )
+
+    def fixed(n: int, header: str, justify: Literal["left", "right"] = "right") -> Column:
+        """A column never cut or wrapped: as wide as its widest value or header line."""
+        width = max([len(r[n]) for r in rows] + [len(line) for line in header.split("\n")])
+        return Column(header, justify=justify, no_wrap=True, min_width=width)
+
+    table = Table(
+        fixed(0, "id", "left"),
+        Column("version", no_wrap=True, max_width=12),
+        fixed(2, "effective", "left"),
+        fixed(3, "kind", "left"),
+        fixed(4, "items"),
+        fixed(5, "GB/T\nrows"),
+        fixed(6, "crit."),
+        fixed(7, "meas."),
+        fixed(8, "att."),
+        fixed(9, "xw."),
+        fixed(10, "verified\nitem/crit"),
+        fixed(11, "conditions\nmeas/std/qual"),
+        fixed(12, "meas.\nencoded"),
+        Column("title", ratio=1, min_width=12),
+        caption="criteria: meas. read data, att. an attestation, xw. another rulebook. "
+        "conditions: the catalogue's rows (cn_gbepc_2021: 2019 items) stating a level or number "
+        "/ naming a standard / neither; encoded: measured conditions a measured criterion checks",
+    )
+    for row in rows:
+        table.add_row(*row)
     _out.print(table)
 
 

@@ -281,6 +281,25 @@ class Rulebook(_Model):
                 return item
         raise KeyError(code)
 
+    def criterion_kinds(self) -> list[tuple[Item, Criterion, str]]:
+        """Every criterion of the leaf items with its kind: ``measured``, ``attestation`` or
+        ``crosswalk`` (see :meth:`counts`)."""
+        # a declared number or date (a refrigerant GWP, a measured PUE) is measured too
+        declared = {f.name for f in self.fields if f.type in ("boolean", "text")}
+        template = set(FIELDS) | set(DERIVED_INPUTS) | {f.name for f in self.fields} - declared
+        out: list[tuple[Item, Criterion, str]] = []
+        for item in self.leaf_items:
+            for criterion in item.criteria:
+                words = set(_WORD.findall(_TOKENS.sub(_neutral, criterion.condition)))
+                if words & template:
+                    kind = "measured"
+                elif words & declared:
+                    kind = "attestation"
+                else:
+                    kind = "crosswalk"
+                out.append((item, criterion, kind))
+        return out
+
     def counts(self) -> dict[str, Any]:
         """Items, GB/T 4754 rows in scopes, criteria by kind and the share verified.
 
@@ -292,18 +311,9 @@ class Rulebook(_Model):
         leaves = self.leaf_items
         criteria = [c for item in leaves for c in item.criteria]
         verified = sum(item.verification == "verified" for item in leaves)
-        # a declared number or date (a refrigerant GWP, a measured PUE) is measured too
-        declared = {f.name for f in self.fields if f.type in ("boolean", "text")}
-        template = set(FIELDS) | set(DERIVED_INPUTS) | {f.name for f in self.fields} - declared
         kinds = {"measured": 0, "attestation": 0, "crosswalk": 0}
-        for criterion in criteria:
-            words = set(_WORD.findall(_TOKENS.sub(_neutral, criterion.condition)))
-            if words & template:
-                kinds["measured"] += 1
-            elif words & declared:
-                kinds["attestation"] += 1
-            else:
-                kinds["crosswalk"] += 1
+        for _, _, kind in self.criterion_kinds():
+            kinds[kind] += 1
         return {
             "items": len(leaves),
             "industry_rows": sum(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -129,7 +130,11 @@ def test_the_shipped_rulebook_passes_the_harness(capsys: pytest.CaptureFixture[s
     assert report.name_mismatches == ()
     assert (report.conditions_checked, report.conditions_not_found) == (1036, ())
     assert (report.remarks_checked, report.remarks_not_found) == (226, ())  # 8.x: F12
-    assert (report.quotes_checked, report.quotes_not_found) == (138, ())  # incl. 43 备注 criteria
+    # 138 before issue 16 (incl. 43 备注 criteria); area 2-9 measured criteria: +46 quotes, less
+    # 5.1.5's generated attestation and 6.3.2's two generated 备注 criteria = +43; area 1
+    # (cn_gfsp_2025_criteria_area1.yaml): +153 quotes, less 7 generated attestations with one
+    # condition text and the 备注 criteria of 1.1.1, 1.1.11 and 1.1.13 = +143
+    assert (report.quotes_checked, report.quotes_not_found) == (138 + 43 + 143, ())
     assert report.ok
     # codes and names agree with the layout text of the PDF as well
     layout = check_items(RULEBOOK, LAYOUT)
@@ -244,3 +249,156 @@ def test_the_legacy_rulebook_holds_every_2019_item_and_marks_fossil_clean_use_re
     # an item outside greenscreen's activities, named by the analyst, needs its attestation
     named = screen([{"project_id": "P", "description": "节水灌溉", "cn_gbepc_2021_item": "4.1.2"}])
     assert named.results.row(0, named=True)["cn_gbepc_2021__missing"] == ["cn_gbepc_4_1_2_met"]
+
+
+# ---- condition kinds of both China catalogues (issue 16) ----------------------------------------
+def _kinds(name: str) -> dict[str, dict[str, str]]:
+    with (SOURCES / name).open(encoding="utf-8", newline="") as handle:
+        data = list(csv.DictReader(handle))
+    if "row" in data[0]:
+        return {f"{r['code']} row {r['row']}": r for r in data}
+    return {r["code"]: r for r in data}
+
+
+def test_every_condition_row_is_classified_once_with_a_verbatim_basis() -> None:
+    from greenscreen.catalogue_check import CONDITION_KINDS, check_condition_kinds
+
+    for book_id, total, counts in (
+        ("cn_gfsp_2025", 1036, (68, 97, 871)),
+        ("cn_gbepc_2021", 211, (14, 74, 123)),  # the 211 items of the 2019 explanations
+    ):
+        report = check_condition_kinds(book_id)
+        assert report.ok, report.render(verbose=True)
+        assert report.rows_total == report.rows_classified == total
+        assert (report.missing, report.duplicated, report.unknown) == ((), (), ())
+        assert report.basis_not_verbatim == report.bad_kind == ()
+        assert tuple(report.counts[k] for k in CONDITION_KINDS) == counts
+        assert sum(report.counts.values()) == total
+        # coverage is reported, not required (the criteria are being encoded)
+        assert len(report.encoded) + len(report.unencoded) == report.measured
+        assert set(report.encoded).isdisjoint(report.unencoded)
+        assert 0.0 <= report.encoded_share <= 1.0
+    gfsp = check_condition_kinds("cn_gfsp_2025")
+    assert gfsp.measured_items == 32
+    # hand-written measured criteria from before issue 16: 6.1.1 star rating, 6.6.2 GB 40879
+    assert {f"6.1.1 row {n}" for n in range(1, 7)} | {"6.6.2 row 1", "6.6.2 row 2"} <= set(
+        gfsp.encoded
+    )
+
+
+def test_hand_picked_condition_kinds() -> None:
+    """Rows read against their text (quoted)."""
+    gfsp = _kinds("cn_gfsp_2025_condition_kinds.csv")
+    expected = {
+        # 「2.锅炉能效达到《工业锅炉能效限定值及能效等级》（GB 24500）规定的 1 级能效水平。」
+        "1.1.1 row 1": ("measured", "（GB 24500）规定的 1 级能效水平"),
+        # 「…碳转化率、单位产品综合能耗等能源转换效率指标达到行业领先水平的煤气化装备制造…」
+        # (the rules saw the boilers' 热效率目标值 in the shared 备注: overridden)
+        "1.1.1 row 2": ("qualitative", ""),
+        # 「2. 1kV—35kV 通用变频调速设备需符合《1kV 以上不超过 35kV的通用变频调速设备》…」: a
+        # title is no limit; the row is measured by
+        # 「三相电力变压器能效不低于…（GB 20052）规定的 1 级能效水平」
+        "1.1.9 row 1": ("measured", "（GB 20052）规定的 1 级能效水平"),
+        # 「…热电冷三联供设施综合能效应不低于 70%。」
+        "4.3.1 row 5": ("measured", "不低于 70%"),
+        # 「…5 兆瓦及以上陆上风力发电机整 机…」
+        "4.1.1 row 2": ("measured", "5 兆瓦及以上"),
+        # 「风力发电设施运营活动。」-like description only
+        "4.2.1 row 1": ("qualitative", ""),
+        # 「房屋建筑活动中达到1 星级及以上绿色建筑标准的房屋建筑建设活动。」
+        "6.1.1 row 4": ("measured", "1 星级及以上"),
+        # 「符合《近零能耗建筑技术标准》（GB/T 51350）规定要求的超低能耗、近零能耗、零能耗…」
+        "6.1.2 row 4": ("measured", "超低能耗、近零能耗、零能耗"),
+        # 「住宅房屋建筑活动中符合《农村居住建筑节能设计标准》（GB/T 50824）规定要求的…」
+        "6.1.4 row 3": ("standard_reference", "《农村居住建筑节能设计标准》（GB/T 50824）"),
+        # 「电能比不低于《数据中心能效限定值及能效等级》（GB 40879）中 2 级能效水平的…」
+        "6.6.2 row 1": ("measured", "（GB 40879）中 2 级能效水平"),
+        # 「…列入省级最新农机购置与应用补贴机具种类范围…符合《农机专项鉴定产品购置补贴实施工作
+        # 规范（试行）》规定要求」: a subsidy work rule, not a standard
+        "1.1.11 row 3": ("qualitative", ""),
+    }
+    for key, (kind, basis) in expected.items():
+        assert (gfsp[key]["condition_kind"], gfsp[key]["basis"]) == (kind, basis), key
+    gic = _kinds("cn_gic_2019_condition_kinds.csv")
+    expected_2019 = {
+        # 「1）多晶硅电池组件光电转化效率≥16.0%，…一年内衰减率≤2.5%…」
+        "3.2.2": ("measured", "≥16.0%"),
+        # 「符合《风力发电场设计规范》（GB51096）、…等标准。」
+        "3.2.1": ("standard_reference", "《风力发电场设计规范》（GB51096）"),
+        # 「仅含《“十三五”可再生能源规划》中明确的重点大型水电基地建设，…」: a plan, no standard
+        "3.2.4": ("qualitative", ""),
+        # 「建筑需达到《绿色建筑评价标准》（GB/T50378）…等标准中一星及以上标准要求」
+        "5.1.2": ("measured", "一星及以上"),
+        # 「光伏电池生产需达到《光伏电池行业清洁生产评价指标体系》I级水平」
+        "3.1.2": ("measured", "I级水平"),
+        # 「工业锅炉能效优于《工业锅炉能效限定值及能效等级》（GB24500）规定的2级能效等级要求」
+        "1.1.1": ("measured", "（GB24500）规定的2级能效等级"),
+    }
+    for code, (kind, basis) in expected_2019.items():
+        assert (gic[code]["condition_kind"], gic[code]["basis"]) == (kind, basis), code
+
+
+def test_the_condition_kinds_are_what_the_classifier_writes(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(SOURCES / "classify_conditions.py"), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "2025: 1036 rows, measured 68, standard_reference 97, qualitative 871" in done.stdout
+    for name in ("cn_gfsp_2025_condition_kinds.csv", "cn_gic_2019_condition_kinds.csv"):
+        assert (tmp_path / name).read_bytes() == (SOURCES / name).read_bytes(), name
+
+
+def test_the_kinds_check_catches_a_damaged_classification(tmp_path: Path) -> None:
+    from greenscreen.catalogue_check import check_condition_kinds
+
+    lines = (SOURCES / "cn_gfsp_2025_condition_kinds.csv").read_text(encoding="utf-8").splitlines()
+    damaged = [line for line in lines if not line.startswith("6.6.2,2,")]  # a row dropped
+    damaged = [line.replace("1 星级及以上", "2 星级及以上") for line in damaged]  # not verbatim
+    damaged.append(damaged[1])  # a row classified twice
+    path = tmp_path / "kinds.csv"
+    path.write_text("\n".join(damaged) + "\n", encoding="utf-8")
+    report = check_condition_kinds("cn_gfsp_2025", kinds_csv=path)
+    assert not report.ok
+    assert report.missing == ("6.6.2 row 2",)
+    assert report.duplicated == ("1.1.1 row 1",)
+    assert report.basis_not_verbatim == tuple(f"6.1.1 row {n}" for n in range(1, 7))
+    assert main(["--kinds"]) == 0  # the shipped files are consistent
+
+
+def test_a_measured_row_is_encoded_only_where_the_criterion_is_in_force(tmp_path: Path) -> None:
+    """applies_to on one GB/T row: only that row of the item is encoded."""
+    import yaml
+
+    from greenscreen.catalogue_check import check_condition_kinds
+    from greenscreen.rulebook import load_rulebook
+
+    book = yaml.safe_load(RULEBOOK.read_text(encoding="utf-8"))
+    for item in book["items"]:
+        if item["code"] == "6.1.1":
+            star = next(c for c in item["criteria"] if c["id"] == "star-1")
+            item["criteria"] = [{**star, "applies_to": {"industry_codes": ["7484"]}}]
+    path = tmp_path / "cn_gfsp_2025.yaml"
+    path.write_text(yaml.safe_dump(book, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    report = check_condition_kinds("cn_gfsp_2025", rulebook=load_rulebook(path))
+    assert [k for k in report.encoded if k.startswith("6.1.1 ")] == ["6.1.1 row 1"]  # 7484
+    assert {f"6.1.1 row {n}" for n in range(2, 7)} <= set(report.unencoded)
+
+
+def test_rulebooks_command_shows_the_condition_kinds() -> None:
+    from conftest import run_cli
+
+    done = run_cli("rulebooks")
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "meas/std/qual" in out and "encoded" in out
+    lines = {line.split("│")[1].strip(): line for line in out.splitlines() if line.count("│") > 5}
+    assert "68/97/871" in lines["cn_gfsp_2025"]
+    assert "14/74/123" in lines["cn_gbepc_2021"]
+    assert re.search(r"\b\d+/68 \d+%", lines["cn_gfsp_2025"])
+    assert re.search(r"\b\d+/14 \d+%", lines["cn_gbepc_2021"])
+    assert "/" not in lines["eu_taxonomy"].split("│")[12]  # blank for other rulebooks
+    for book_id in ("cgt_2022", "cn_exclusions", "cn_gbepc_2021", "cn_gfsp_2025", "pboc_cerf"):
+        assert book_id in lines  # the id column is never wrapped or cut

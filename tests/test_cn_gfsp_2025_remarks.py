@@ -171,29 +171,39 @@ def test_industrial_wastewater_remark_is_asked_on_both_rows() -> None:
 
 
 def test_two_remarks_of_one_item_each_on_its_row() -> None:
-    """6.3.2: row 4790 「绿色建筑材料指…」, row 4840 「…2.节能装备指设备能效达到有关
-    规范标准规定的 1 级能效水平或行业领先值的设备、装备。」"""
+    """6.3.2 (hand-written, cn_gfsp_2025_criteria_area2_9.yaml): row 4790 「绿色建筑材料指…」, row
+    4840 「…2.节能装备指设备能效达到有关规范标准规定的 1 级能效水平或行业领先值的设备、装备。」,
+    each on its own row; the grade is measured (equipment_energy_efficiency_grade)."""
     criteria = {c.id: c for c in item("6.3.2").criteria}
-    assert set(criteria) == {"conditions", "remark-4790", "remark-4840"}
     assert criteria["remark-4790"].applies_to.industry_codes == ["4790"]  # type: ignore[union-attr]
-    assert criteria["remark-4840"].applies_to.industry_codes == ["4840"]  # type: ignore[union-attr]
+    for cid in ("remark-4840-refrigerant", "equipment-grade-1", "equipment-industry-leading"):
+        assert criteria[cid].applies_to.industry_codes == ["4840"]  # type: ignore[union-attr]
+        assert criteria[cid].clause.endswith(" 备注")
     assert (criteria["remark-4790"].text.zh or "").startswith("绿色建筑材料指")
-    assert "1 级能效水平或行业领先值" in (criteria["remark-4840"].text.zh or "")
+    assert "1 级能效水平或行业领先值" in (criteria["equipment-grade-1"].text.zh or "")
+    assert criteria["equipment-grade-1"].condition == "equipment_energy_efficiency_grade <= 1"
 
 
 def test_an_exemption_is_said_in_the_threshold_not_asked() -> None:
     """1.1.14 row 2 (3852) 备注: 「空气净化器、离子发生器、除湿机、加湿机等不使用制冷剂的
     设备、产品不受采用消耗臭氧潜能值（ODP）为 0 和全球升温潜能值（GWP）相对较低的制冷剂的
     条件限制。」"""
-    (criterion,) = item("1.1.14").criteria
-    assert criterion.id == "conditions"
+    # hand-written since issue 16 (cn_gfsp_2025_criteria_area1.yaml): the refrigerant criterion
+    # of row 3852 is waived for a product that uses none (refrigerant_free_product)
+    criterion = next(c for c in item("1.1.14").criteria if c.id == "refrigerant-odp0-low-gwp-ac")
     assert criterion.threshold is not None
     assert "exemption in the 备注 of GB/T row 3852" in criterion.threshold
     assert "空气净化器" in criterion.threshold and "no refrigerant" in criterion.threshold
     out = results(
-        {"project_id": "purifier", "cn_gfsp_2025_item": "1.1.14", "industry_code": "C3852"}
+        {
+            "project_id": "purifier",
+            "cn_gfsp_2025_item": "1.1.14",
+            "industry_code": "C3852",
+            "refrigerant_free_product": True,
+            "gb36893_grade": 1,
+        }
     )
-    assert out["purifier"][R + "missing"] == ["cn_gfsp_1_1_14_met"]
+    assert (out["purifier"][R + "status"], out["purifier"][R + "missing"]) == ("eligible", None)
 
 
 # ---- the hand-maintained list ----------------------------------------------------------------
@@ -221,21 +231,17 @@ def test_the_list_covers_the_review_and_leaves_hand_written_items_out() -> None:
     trade = {c for c in item_rows() if c.startswith("8.") and c < "8.6"}
     assert len(trade) == 34
     assert listed == trade | {
-        "1.1.1",
         "1.1.4",
-        "1.1.11",
-        "1.1.13",
         "2.3.5",
         "5.1.14",
-        "6.3.2",
         "9.1.3",
     }
-    assert len(listed) == 42
-    assert [(e["code"], e["rows"]) for e in requirements() if e["kind"] == "exemption"] == [
-        ("1.1.14", "3852")
-    ]
+    assert len(listed) == 42 - 1 - 3  # 6.3.2: area 2-9 file; 1.1.1, 1.1.11, 1.1.13: area 1 file
+    # 1.1.14's exemption (3852) is encoded in cn_gfsp_2025_criteria_area1.yaml
+    assert [(e["code"], e["rows"]) for e in requirements() if e["kind"] == "exemption"] == []
     # encoded by hand-written criteria (cn_gfsp_2025_criteria.yaml), or being so
-    assert not listed & {"6.1.2", "6.1.3", "9.1.1", "9.1.2", "1.5.1"}
+    assert not listed & {"6.1.2", "6.1.3", "9.1.1", "9.1.2", "1.5.1", "6.3.2"}
+    assert not listed & {"1.1.1", "1.1.11", "1.1.13", "1.1.14"}  # area 1 file
 
 
 def test_the_rulebook_has_one_remark_criterion_per_listed_requirement() -> None:
@@ -258,7 +264,7 @@ def test_the_rulebook_has_one_remark_criterion_per_listed_requirement() -> None:
         rows = [r for r in item(code).rows if codes is None or r.industry_code in codes]
         assert {r.remarks for r in rows} == {criterion.text.zh}
         found += 1
-    assert found == 43  # 42 items, 6.3.2 with two
+    assert found == 43 - 2 - 3  # 6.3.2 (two): area 2-9 file; 1.1.1, 1.1.11, 1.1.13: area 1 file
 
 
 # ---- the item table: F1 and F12 ----------------------------------------------------------------

@@ -335,15 +335,17 @@ def test_user_side_battery_is_4_3_2_with_direct_reduction_mark() -> None:
 
 def test_an_industry_code_alone_reaches_the_catalogue_items_of_its_row() -> None:
     # GB/T 4754 3441 泵及真空设备制造 is a row of 1.1.5 节能泵及真空设备制造 (√): with no activity
-    # the code puts the project in scope and the item's 条件/标准 must be attested.
+    # the code puts the project in scope and the item's 条件/标准 must be met: the graded pump
+    # standards (measured, issue 16) and the attested rest.
     row = one(industry_code="C3441", description="磁悬浮真空泵生产线")
     assert (row["cn_gfsp_2025__status"], row["cn_gfsp_2025__item"]) == (
         "insufficient_data",
         "1.1.5",
     )
-    assert row["cn_gfsp_2025__missing"] == ["cn_gfsp_1_1_5_met"]
+    assert row["cn_gfsp_2025__missing"][-1] == "cn_gfsp_1_1_5_met"
+    assert "gb32284_grade" in row["cn_gfsp_2025__missing"]
     assert row["cn_gfsp_2025__ghg_mark"] == "√"
-    met = one(industry_code="3441", cn_gfsp_1_1_5_met="是")
+    met = one(industry_code="3441", gb32284_grade=1, cn_gfsp_1_1_5_met="是")
     assert (met["cn_gfsp_2025__status"], met["cn_gfsp_2025__item"]) == ("eligible", "1.1.5")
 
 

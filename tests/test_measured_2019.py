@@ -261,3 +261,200 @@ def test_green_building_needs_one_star_or_more() -> None:
         gbepc(activity="building_new", green_building_star=0, cn_ultra_low_energy_building="no")[0]
         == "not_eligible"
     )
+
+
+# ---- 1.1.x 高效节能装备制造 and 3.1.2, 5.1.4: graded standards ---------------------------------
+# One number field per graded standard (`gb<number>_grade`, 1 is best; "优于…1级能效水平" is
+# grade <= 1), shared with the 2025 catalogue where it declares the same standard. A text field
+# names the product type where the type decides which standard applies: a project that names
+# another type is not asked for the grade; one that names no type is asked for every type's grade
+# (a grade it gives decides). The standards and the rest of the 说明 stay the item's attestation.
+MANUFACTURING = {"description": "设备制造"}
+
+
+def claimed(item: str, **project: object) -> dict[str, object]:
+    """A project claimed under a 2019 item, its 说明 otherwise attested."""
+    met = f"cn_gbepc_{item.replace('.', '_')}_met"
+    return {**MANUFACTURING, "cn_gbepc_2021_item": item, met: "yes", **project}
+
+
+BOILER = {"tsg_g0002_efficiency_target_met": "yes"}
+
+
+def test_industrial_boilers_need_better_than_gb24500_grade_2() -> None:
+    # 1.1.1 节能锅炉制造: 工业锅炉能效优于《工业锅炉能效限定值及能效等级》（GB 24500）规定的 2 级
+    # 能效等级要求 — better than grade 2 is grade 1.
+    assert gbepc(**claimed("1.1.1", gb24500_grade=1, **BOILER)) == ("eligible", "1.1.1", None)
+    assert gbepc(**claimed("1.1.1", gb24500_grade=2, **BOILER))[:2] == ("not_eligible", "1.1.1")
+    assert failed(**claimed("1.1.1", gb24500_grade=2, **BOILER)) == {"gb24500-better-than-grade2"}
+    status, item, missing = gbepc(**claimed("1.1.1", **BOILER))
+    assert (status, item) == ("insufficient_data", "1.1.1")
+    assert missing is not None and "gb24500_grade" in missing
+    # 节能型电站锅炉、工业锅炉和船用锅炉: GB 24500 is the industrial boilers' standard only
+    for boiler in ("power_station", "marine"):
+        assert gbepc(**claimed("1.1.1", boiler_type=boiler, **BOILER)) == (
+            "eligible",
+            "1.1.1",
+            None,
+        )
+
+
+def test_boilers_need_the_tsg_g0002_target_value() -> None:
+    # 1.1.1: 锅炉能效等级达到《锅炉节能技术监督管理规程》（含修改单）（TSG G0002）中热效率指标的
+    # 目标值要求 (the value is in the regulation, not in the sources: a boolean, no number).
+    # (or the boiler type: …以及先进煤气化装备等制造 are no boilers)
+    assert gbepc(**claimed("1.1.1", gb24500_grade=1)) == (
+        "insufficient_data",
+        "1.1.1",
+        ["boiler_type", "tsg_g0002_efficiency_target_met"],
+    )
+    project = claimed("1.1.1", gb24500_grade=1, tsg_g0002_efficiency_target_met="no")
+    assert failed(**project) == {"tsg-g0002-target"}
+    # …以及先进煤气化装备等制造: not a boiler
+    assert gbepc(**claimed("1.1.1", boiler_type="not_a_boiler")) == ("eligible", "1.1.1", None)
+
+
+# (item, type field, type, grade field, criterion, the 说明's clause)
+GRADED = [
+    # 1.1.3 节能型泵及真空设备制造
+    ("1.1.3", "pump_type", "petrochemical_centrifugal", "gb32284_grade", "gb32284-grade1",
+     "石油化工离心泵能效优于《石油化工离心泵能效限定值及能效等级》（GB 32284）标准中 1 级能效水平"),
+    ("1.1.3", "pump_type", "well_submersible", "gb32030_grade", "gb32030-grade1",
+     "潜水电泵能效优于《井用潜水电泵能效限定值及能效等级》（GB 32030）…标准中 1 级能效水平"),
+    ("1.1.3", "pump_type", "small_submersible", "gb32029_grade", "gb32029-grade1",
+     "潜水电泵能效优于…《小型潜水电泵能效限定值及能效等级》（GB 32029）…标准中 1 级能效水平"),
+    ("1.1.3", "pump_type", "sewage_submersible", "gb32031_grade", "gb32031-grade1",
+     "潜水电泵能效优于…《污水污物潜水电泵能效限定值及能效等级》（GB 32031）标准中 1 级能效水平"),
+    # 1.1.4 节能型气体压缩设备制造
+    ("1.1.4", "compressor_type", "positive_displacement_air", "gb19153_grade", "gb19153-grade1",
+     "容积式空气压缩机能效优于《容积式空气压缩机能效限定值及能效等级》（GB 19153）标准中 1 级"),
+    ("1.1.4", "compressor_type", "ac_hermetic", "gb35971_grade", "gb35971-grade1",
+     "空气调节器用全封闭型电动机-压缩机能效优于…（GB 35971）标准中 1 级能效水平"),
+    # 1.1.6 节能风机风扇制造
+    ("1.1.6", "fan_type", "fan", "gb19761_grade", "gb19761-grade1",
+     "通风机能效优于《通风机能效限定值及能效等级》（GB 19761）标准中 1 级能效水平"),
+    # 1.1.8 节能电机制造
+    ("1.1.8", "motor_type", "small_medium_three_phase_async", "gb18613_grade", "gb18613-grade1",
+     "中小型三相异步电动机能效优于…（GB 18613）标准中 1 级能效水平"),
+    ("1.1.8", "motor_type", "pm_synchronous", "gb30253_grade", "gb30253-grade1",
+     "永磁同步电动机能效优于《永磁同步电动机能效限定值及能效等级》（GB 30253）标准中 1 级"),
+    ("1.1.8", "motor_type", "high_voltage_cage_async", "gb30254_grade", "gb30254-grade1",
+     "高压三相笼型异步电动机能效优于…（GB 30254）标准 1 级能效水平"),
+    ("1.1.8", "motor_type", "small_power", "gb25958_grade", "gb25958-grade1",
+     "小功率电动机能效优于《小功率电动机能效限定值及能效等级》（GB 25958）标准 1 级能效水平"),
+    # 1.1.9 节能型变压器、整流器、电感器和电焊机制造
+    ("1.1.9", "power_equipment_type", "distribution_transformer", "gb20052_grade",
+     "gb20052-grade1", "三相配电变压器能效优于…（GB 20052）标准 1 级能效水平"),
+    ("1.1.9", "power_equipment_type", "power_transformer", "gb24790_grade", "gb24790-grade1",
+     "电力变压器能效优于《电力变压器能效限定值及能效等级》（GB 24790）标准 1 级能效水平"),
+    ("1.1.9", "power_equipment_type", "ac_contactor", "gb21518_grade", "gb21518-grade1",
+     "交流接触器能效优于《交流接触器能效限定值及能效等级》（GB 21518）标准 1 级能效水平"),
+    # 1.1.11 高效节能家用电器制造
+    ("1.1.11", "appliance_type", "room_ac", "gb12021_3_grade", "gb12021-3-grade1",
+     "房间空气调节器能效优于《房间空气调节器能效限定值及能效等级》（GB 12021.3）标准 1 级"),
+    ("1.1.11", "appliance_type", "variable_speed_room_ac", "gb21455_grade", "gb21455-grade1",
+     "转速可控型房间空气调节器能效优于…（GB 21455）标准 1 级能效水平"),
+    ("1.1.11", "appliance_type", "multi_split_ac", "gb21454_grade", "gb21454-grade1",
+     "多联式空调（热泵）机组能效比优于…（GB 21454）标准 1 级能效水平"),
+    ("1.1.11", "appliance_type", "refrigerator", "gb12021_2_grade", "gb12021-2-grade1",
+     "家用电冰箱能效优于《家用电冰箱耗电量限定值及能效等级》（GB 12021.2）标准 1 级能效水平"),
+    ("1.1.11", "appliance_type", "washing_machine", "gb12021_4_grade", "gb12021-4-grade1",
+     "电动洗衣机能效优于《电动洗衣机能效水效限定值及等级》（GB 12021.4）标准 1 级能效水平"),
+    ("1.1.11", "appliance_type", "rice_cooker", "gb12021_6_grade", "gb12021-6-grade1",
+     "电饭煲能效优于《电饭锅能效限定值及能效等级》（GB 12021.6）标准 1 级能效水平"),
+    ("1.1.11", "appliance_type", "flat_panel_tv", "gb24850_grade", "gb24850-grade1",
+     "平板电视机能效优于《平板电视能效限定值及能效等级》（GB 24850）标准 1 级能效水平"),
+    ("1.1.11", "appliance_type", "ac_fan", "gb12021_9_grade", "gb12021-9-grade1",
+     "交流电风扇能效优于《交流电风扇能效限定值及能效等级》（GB 12021.9）标准 1 级能效水平"),
+    ("1.1.11", "appliance_type", "other", "equipment_energy_efficiency_grade", "other-grade1",
+     "其他高效节能家用电器能效均优于相应国家强制性标准 1 级能效水平"),
+    # 1.1.12 高效节能商用设备制造: 产品能效优于《…》（GB 21521）、…（GB 19576）等相应国家强制性
+    # 能效标准 1 级能效水平
+    ("1.1.12", "commercial_equipment_type", "copier_printer_fax", "gb21521_grade",
+     "gb21521-grade1", "《复印机、打印机和传真机能效限定值及能效等级》（GB 21521）…1 级"),
+    ("1.1.12", "commercial_equipment_type", "microcomputer", "gb28380_grade", "gb28380-grade1",
+     "《微型计算机能效限定值及能效等级》（GB 28380）…1 级能效水平"),
+    ("1.1.12", "commercial_equipment_type", "projector", "gb32028_grade", "gb32028-grade1",
+     "《投影机能效限定值及能效等级》（GB 32028）…1 级能效水平"),
+    ("1.1.12", "commercial_equipment_type", "chiller", "gb19577_grade", "gb19577-grade1",
+     "《冷水机组能效限定值及能效等级》（GB 19577）…1 级能效水平"),
+    ("1.1.12", "commercial_equipment_type", "unitary_ac", "gb19576_grade", "gb19576-grade1",
+     "《单元式空气调节机能效限定值及能源效率等级》（GB 19576）…1 级能效水平"),
+    ("1.1.12", "commercial_equipment_type", "other", "equipment_energy_efficiency_grade",
+     "other-grade1", "…等相应国家强制性能效标准 1 级能效水平 (商用制冷器具、热泵机组…)"),
+    # 3.1.2 太阳能发电装备制造
+    ("3.1.2", "solar_equipment_type", "pv_cell", "pv_cell_cleaner_production_grade",
+     "pv-cell-cleaner-production-level1",
+     "光伏电池生产需达到《光伏电池行业清洁生产评价指标体系》Ⅰ级水平（国际清洁生产领先水平）"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("item", "type_field", "kind", "grade", "criterion", "quote"), GRADED)
+def test_graded_standards_are_measured(
+    item: str, type_field: str, kind: str, grade: str, criterion: str, quote: str
+) -> None:
+    typed = claimed(item, **{type_field: kind})
+    assert gbepc(**typed, **{grade: 1}) == ("eligible", item, None), quote
+    assert gbepc(**typed, **{grade: 2})[:2] == ("not_eligible", item), quote
+    assert failed(**typed, **{grade: 2}) == {criterion}
+    assert gbepc(**typed) == ("insufficient_data", item, [grade])
+    # the type names the standard: another type of the item is not asked for this grade
+    other = claimed(item, **{type_field: "other" if kind != "other" else "unlisted"})
+    status, _, missing = gbepc(**other)
+    assert grade not in (missing or []), (status, missing)
+    # a grade given decides for a project that does not name its type
+    assert failed(**claimed(item, **{grade: 2})) == {criterion}
+
+
+def test_the_attestation_stays_for_the_rest_of_the_explanation() -> None:
+    # 1.1.9: 1kV 及以下通用变频调速设备符合《…技术条件》（GB/T 30844.1）标准要求 — a standard to
+    # comply with, no grade: the item's attestation (quoting the whole 说明) still decides.
+    project = claimed("1.1.9", power_equipment_type="ac_contactor", gb21518_grade=1)
+    assert gbepc(**project) == ("eligible", "1.1.9", None)
+    del project["cn_gbepc_1_1_9_met"]
+    assert gbepc(**project) == ("insufficient_data", "1.1.9", ["cn_gbepc_1_1_9_met"])
+    assert gbepc(**project, cn_gbepc_1_1_9_met="no")[:2] == ("not_eligible", "1.1.9")
+
+
+def test_clean_water_pumps_need_the_gb19762_evaluation_value() -> None:
+    # 1.1.3: 清水离心泵能效指标优于《清水离心泵能效限定值及节能评价值》（GB 19762）标准中节能评价
+    # 值水平 — a level, not a grade (a boolean shared with the 2025 catalogue).
+    typed = claimed("1.1.3", pump_type="clean_water_centrifugal")
+    assert gbepc(**typed, gb19762_evaluation_value_met="yes") == ("eligible", "1.1.3", None)
+    assert failed(**typed, gb19762_evaluation_value_met="no") == {"gb19762-evaluation-value"}
+    assert gbepc(**typed) == ("insufficient_data", "1.1.3", ["gb19762_evaluation_value_met"])
+
+
+def test_heat_exchangers_need_the_tsg_r0010_target_value() -> None:
+    # 1.1.10 余热余压余气利用设备制造: 热交换器能效等级达到《热交换器能效测试与评价规则》
+    # （TSG R0010）中的目标值要求 (a target, not a grade: no number is in the sources).
+    typed = claimed("1.1.10", waste_heat_equipment_type="heat_exchanger")
+    assert gbepc(**typed, tsg_r0010_target_value_met="yes") == ("eligible", "1.1.10", None)
+    assert failed(**typed, tsg_r0010_target_value_met="no") == {"tsg-r0010-target"}
+    assert gbepc(**typed) == ("insufficient_data", "1.1.10", ["tsg_r0010_target_value_met"])
+    # 低热值煤气燃气轮机…等设备制造: the target is the heat exchangers' only
+    assert gbepc(**claimed("1.1.10", waste_heat_equipment_type="other")) == (
+        "eligible",
+        "1.1.10",
+        None,
+    )
+
+
+def test_a_motor_project_names_its_type_or_gives_every_grade() -> None:
+    # 1.1.8: each motor type has its standard; a project that names no type is asked for them all.
+    status, item, missing = gbepc(**claimed("1.1.8", gb30253_grade=1))
+    assert (status, item) == ("insufficient_data", "1.1.8")
+    assert missing == ["motor_type", "gb18613_grade", "gb30254_grade", "gb25958_grade"]
+    typed = claimed("1.1.8", motor_type="pm_synchronous", gb30253_grade=1)
+    assert gbepc(**typed) == ("eligible", "1.1.8", None)
+
+
+def test_prefabricated_buildings_need_gbt51129_grade_a_or_above() -> None:
+    # 5.1.4 装配式建筑: 建筑需达到《装配式建筑评价标准》（GB/T 51129）A 级及以上标准要求
+    # (gbt51129_grade as in the 2025 catalogue: A, AA or AAA).
+    building = claimed("5.1.4", description="装配式建筑")
+    for grade in ("A", "AA", "AAA", "aa"):
+        assert gbepc(**building, gbt51129_grade=grade) == ("eligible", "5.1.4", None)
+    assert gbepc(**building, gbt51129_grade="none")[:2] == ("not_eligible", "5.1.4")
+    assert failed(**building, gbt51129_grade="none") == {"gbt51129-grade-a"}
+    assert gbepc(**building) == ("insufficient_data", "5.1.4", ["gbt51129_grade"])
