@@ -69,6 +69,23 @@ _CALL = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*\(")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
+#: template fields that identify a project rather than measure it (see criterion_kinds)
+_IDENTIFYING = {
+    "project_id",
+    "project_name",
+    "borrower",
+    "description",
+    "activity",
+    "industry_code",
+    "industry_class",
+    "nace_code",
+    "country",
+    "province",
+    "grid_region",
+    "currency",
+}
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -284,9 +301,16 @@ class Rulebook(_Model):
     def criterion_kinds(self) -> list[tuple[Item, Criterion, str]]:
         """Every criterion of the leaf items with its kind: ``measured``, ``attestation`` or
         ``crosswalk`` (see :meth:`counts`)."""
-        # a declared number or date (a refrigerant GWP, a measured PUE) is measured too
-        declared = {f.name for f in self.fields if f.type in ("boolean", "text")}
-        template = set(FIELDS) | set(DERIVED_INPUTS) | {f.name for f in self.fields} - declared
+        # a declared number or date (a refrigerant GWP, a measured PUE) is measured too, and so
+        # is a declared grade or class a standard assigns (``gbt51129_grade``: A/AA/AAA); the
+        # fields that say what a project is (activity, industry code, region) scope, not measure
+        graded = {f.name for f in self.fields if f.name.endswith(("_grade", "_class"))}
+        declared = {f.name for f in self.fields if f.type in ("boolean", "text")} - graded
+        template = (
+            (set(FIELDS) | set(DERIVED_INPUTS) | {f.name for f in self.fields})
+            - declared
+            - _IDENTIFYING
+        )
         out: list[tuple[Item, Criterion, str]] = []
         for item in self.leaf_items:
             for criterion in item.criteria:

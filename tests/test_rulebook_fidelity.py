@@ -248,7 +248,16 @@ def test_9_1_2_accepts_every_referenced_item() -> None:
     ):
         assert cn(**buy, **{field: "yes"})[:2] == ("eligible", "9.1.2"), field
     assert cn(**buy, green_building_star=1)[0] == "eligible"
-    assert len(cn(**buy)[2] or []) == 5
+    # five routes; 6.1.2's is the GB/T 51350 level, else its attestation
+    assert cn(**buy)[2] == [
+        "green_building_star",
+        "gbt51350_level",
+        "cn_gbt51350_compliant",
+        "cn_building_retrofit_standards_met",
+        "cn_rural_housing_gbt50824",
+        "cn_prefab_standards_met",
+    ]
+    assert cn(**buy, gbt51350_level=2)[0] == "eligible"  # nearly-zero energy
 
 
 # --------------------------------------------------------------------------------------------
