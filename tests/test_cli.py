@@ -28,9 +28,9 @@ def test_demo_writes_the_output_contract(tmp_path: Path) -> None:
     assert "35 accepted, 0 rejected" in done.stdout
     assert str((tmp_path / "demo").resolve()) in done.stdout
     results = pl.read_parquet(tmp_path / "demo" / "results.parquet")
-    assert results.height == 35
+    assert results.height == 38
     assert {"project_id", "activity"} <= set(results.columns)
-    assert pl.read_csv(tmp_path / "demo" / "results.csv").height == 35
+    assert pl.read_csv(tmp_path / "demo" / "results.csv").height == 38
     run_record = json.loads((tmp_path / "demo" / "run.json").read_text(encoding="utf-8"))
     assert run_record["counts"] == {
         "input_rows": 35,
@@ -43,9 +43,9 @@ def test_demo_writes_the_output_contract(tmp_path: Path) -> None:
     # every pack link in the portfolio report resolves to a written pack
     report = (tmp_path / "demo" / "portfolio.html").read_text(encoding="utf-8")
     links = re.findall(r'href="(packs/[^"]+)"', report)
-    assert len(links) == 35
+    assert len(links) == 38
     assert all((tmp_path / "demo" / link).is_file() for link in links)
-    assert len(list((tmp_path / "demo" / "packs").glob("*.xlsx"))) == 35
+    assert len(list((tmp_path / "demo" / "packs").glob("*.xlsx"))) == 38
 
 
 def test_screen_lang_and_portfolio_row_limit_are_applied(tmp_path: Path) -> None:
