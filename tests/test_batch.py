@@ -50,7 +50,7 @@ def test_batches_give_the_outputs_of_one_read(pipeline_csv: Path, tmp_path: Path
     run = screen_batched(pipeline_csv, tmp_path / "batch", batch_rows=7)
 
     assert run.batches == 6
-    assert (run.n_input_rows, run.n_accepted, run.n_rejected, run.n_blank) == (38, 34, 3, 1)
+    assert (run.n_input_rows, run.n_accepted, run.n_rejected, run.n_blank) == (41, 37, 3, 1)
     for name in ("results", "decisions", "subsidies", "subsidy_schedule"):
         _assert_same(
             pl.read_parquet(tmp_path / "one" / f"{name}.parquet"),
@@ -61,10 +61,10 @@ def test_batches_give_the_outputs_of_one_read(pipeline_csv: Path, tmp_path: Path
     assert one.equals(batched)
     # the id repeated in the first and the last batch rejects both copies, file row numbers
     duplicate = batched.filter(pl.col("code") == "duplicate_id")
-    assert duplicate["row"].to_list() == [2, 39]
+    assert duplicate["row"].to_list() == [2, 42]
     assert (
         duplicate["reason"][0]
-        == "duplicate project_id: appears in rows 2, 39; all copies are rejected"
+        == "duplicate project_id: appears in rows 2, 42; all copies are rejected"
     )
 
     meta_one = json.loads((tmp_path / "one" / "run.json").read_text(encoding="utf-8"))
@@ -80,9 +80,9 @@ def test_parquet_batches(pipeline_csv: Path, tmp_path: Path) -> None:
     path = tmp_path / "pipeline.parquet"
     pl.read_csv(pipeline_csv, infer_schema=False).write_parquet(path)
     run = screen_batched(path, tmp_path / "out", batch_rows=10)
-    assert (run.n_accepted, run.n_rejected) == (34, 3)
+    assert (run.n_accepted, run.n_rejected) == (37, 3)
     rows = pl.read_csv(tmp_path / "out" / "rejects.csv")["row"].to_list()
-    assert rows == [1, 36, 38]  # Parquet has no header row: data row 1 is row 1
+    assert rows == [1, 39, 41]  # Parquet has no header row: data row 1 is row 1
 
 
 def test_batch_mode_refuses_what_it_cannot_stream(tmp_path: Path) -> None:
@@ -102,8 +102,8 @@ def test_cli_batch_rows(pipeline_csv: Path, tmp_path: Path) -> None:
 
     done = run("--out", str(tmp_path / "o"), "--batch-rows", "10")
     assert done.returncode == 0, done.stderr
-    assert "38 rows read in 4 batches: 34 accepted, 3 rejected, 1 blank rows ignored" in done.stdout
-    assert pl.read_parquet(tmp_path / "o" / "results.parquet").height == 34
+    assert "41 rows read in 5 batches: 37 accepted, 3 rejected, 1 blank rows ignored" in done.stdout
+    assert pl.read_parquet(tmp_path / "o" / "results.parquet").height == 37
     strict = run("--out", str(tmp_path / "s"), "--batch-rows", "10", "--strict", "-q")
     assert strict.returncode == 2 and "3 rows rejected (strict mode)" in strict.stderr
     both = run("--out", str(tmp_path / "p"), "--batch-rows", "10", "--packs")

@@ -25,7 +25,7 @@ def test_version() -> None:
 def test_demo_writes_the_output_contract(tmp_path: Path) -> None:
     done = run_cli("demo", "--out", str(tmp_path / "demo"))
     assert done.returncode == 0, done.stderr
-    assert "35 accepted, 0 rejected" in done.stdout
+    assert "38 accepted, 0 rejected" in done.stdout
     assert str((tmp_path / "demo").resolve()) in done.stdout
     results = pl.read_parquet(tmp_path / "demo" / "results.parquet")
     assert results.height == 38
@@ -33,8 +33,8 @@ def test_demo_writes_the_output_contract(tmp_path: Path) -> None:
     assert pl.read_csv(tmp_path / "demo" / "results.csv").height == 38
     run_record = json.loads((tmp_path / "demo" / "run.json").read_text(encoding="utf-8"))
     assert run_record["counts"] == {
-        "input_rows": 35,
-        "accepted": 35,
+        "input_rows": 38,
+        "accepted": 38,
         "rejected": 0,
         "reject_rows": 0,
         "blank_rows_ignored": 0,
