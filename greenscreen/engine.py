@@ -482,7 +482,6 @@ def _inherit_missing(summary: pl.DataFrame, book: Rulebook) -> pl.Series:
     deps = [f"{dep}__missing" for dep in book.depends_on]
     internal = {f"{dep}__{part}" for dep in book.depends_on for part in ("status", "item")}
     lists = summary.select(own, *deps)
-    distinct = lists.unique()
 
     def merged(mine: list[str] | None, *theirs: list[str] | None) -> list[str] | None:
         if mine is None:
@@ -493,12 +492,19 @@ def _inherit_missing(summary: pl.DataFrame, book: Rulebook) -> pl.Series:
                 out += [f for f in fields or [] if f not in out]
         return list(dict.fromkeys(out))
 
-    values = [merged(*row) for row in distinct.iter_rows()]
-    lookup = distinct.with_columns(pl.Series("_merged", values, dtype=pl.List(pl.String)))
-    joined = lists.join(
-        lookup, on=lists.columns, how="left", maintain_order="left", nulls_equal=True
-    )
-    return joined["_merged"].alias(own)
+    return _per_distinct(lists, merged, pl.List(pl.String)).alias(own)
+
+
+def _per_distinct(
+    keys: pl.DataFrame, describe: Callable[..., object], dtype: pl.DataType
+) -> pl.Series:
+    """``describe(*row)`` for every row of ``keys``, called once per distinct row and joined
+    back: a million projects have a handful of distinct combinations (nulls match nulls)."""
+    distinct = keys.unique()
+    values = [describe(*row) for row in distinct.iter_rows()]
+    lookup = distinct.with_columns(pl.Series("_value", values, dtype=dtype))
+    joined = keys.join(lookup, on=keys.columns, how="left", maintain_order="left", nulls_equal=True)
+    return joined["_value"]
 
 
 def _dependency_order(rulebooks: Sequence[Rulebook]) -> list[Rulebook]:
@@ -927,12 +933,7 @@ def _missing_all_items(
                 out += [f for f in asked if f not in out]
         return out
 
-    distinct = combos.unique()
-    values = [union(*row) for row in distinct.iter_rows()]
-    lookup = distinct.with_columns(pl.Series("_union", values, dtype=pl.List(pl.String)))
-    found = combos.join(
-        lookup, on=combos.columns, how="left", maintain_order="left", nulls_equal=True
-    )
+    found = _per_distinct(combos, union, pl.List(pl.String)).alias("_union").to_frame()
     union_rows = pl.DataFrame({"_i": undecided.arg_true(), "_union": found["_union"]})
     return (
         pl.DataFrame({"_selected": selected})
@@ -1066,13 +1067,11 @@ def _flags(
             cond.fill_null(False).cast(pl.Int64) * (1 << i) for i, (_, cond) in enumerate(raised)
         ).alias("_bits")
     )
-    distinct = bits.unique()
-    names = [
-        [name for i, (name, _) in enumerate(raised) if value >> i & 1]
-        for value in distinct["_bits"]
-    ]
-    lookup = distinct.with_columns(pl.Series("_flags", names, dtype=pl.List(pl.String)))
-    return bits.join(lookup, on="_bits", how="left", maintain_order="left")["_flags"]
+    return _per_distinct(
+        bits,
+        lambda value: [name for i, (name, _) in enumerate(raised) if value >> i & 1],
+        pl.List(pl.String),
+    )
 
 
 def _selected_conflicts(conflicts: list[int]) -> pl.Expr:
