@@ -66,6 +66,8 @@ _FORBIDDEN_WORDS = {"select", "from", "join", "union", "with", "into", "over", "
 # name must not hide a function call from the allowlist (sqrt/**/(x), "read_csv"('f'))
 _TOKENS = re.compile(r"'(?:[^']|'')*'|--[^\n]*|/\*.*?(?:\*/|$)|\"(?:[^\"]|\"\")*\"|`[^`]*`", re.S)
 _CALL = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*\(")
+#: a boolean named after a standard and one of its levels (TSG 91 热效率目标值, GB 19762 节能评价值)
+_STANDARD_LEVEL = re.compile(r"(?:gbt?|tsg_?[a-z]?)\d\w*_(?:target|evaluation)_(?:value_)?met")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -304,7 +306,13 @@ class Rulebook(_Model):
         # a declared number or date (a refrigerant GWP, a measured PUE) is measured too, and so
         # is a declared grade or class a standard assigns (``gbt51129_grade``: A/AA/AAA); the
         # fields that say what a project is (activity, industry code, region) scope, not measure
-        graded = {f.name for f in self.fields if f.name.endswith(("_grade", "_class"))}
+        # and so is a boolean saying a standard's named level that is not a grade is reached
+        # (``tsg_r0010_target_value_met``: the standard defines the value, a test report shows it)
+        graded = {
+            f.name
+            for f in self.fields
+            if f.name.endswith(("_grade", "_class")) or _STANDARD_LEVEL.fullmatch(f.name)
+        }
         declared = {f.name for f in self.fields if f.type in ("boolean", "text")} - graded
         template = (
             (set(FIELDS) | set(DERIVED_INPUTS) | {f.name for f in self.fields})

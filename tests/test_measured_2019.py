@@ -458,3 +458,20 @@ def test_prefabricated_buildings_need_gbt51129_grade_a_or_above() -> None:
     assert gbepc(**building, gbt51129_grade="none")[:2] == ("not_eligible", "5.1.4")
     assert failed(**building, gbt51129_grade="none") == {"gbt51129-grade-a"}
     assert gbepc(**building) == ("insufficient_data", "5.1.4", ["gbt51129_grade"])
+
+
+def test_special_turbine_components_need_3_mw_turbines() -> None:
+    # 3.1.1 风力发电装备制造: 3 兆瓦及以上海上和高原型、低温型、低风速风力发电机组配套的各类
+    # 发电机、风轮叶片、轴承等零部件 — the limit is on the turbines the components are for.
+    parts = claimed("3.1.1", wind_component_for_special_turbine="yes")
+    assert gbepc(**parts, wind_turbine_rated_power_mw=3) == ("eligible", "3.1.1", None)
+    assert gbepc(**parts, wind_turbine_rated_power_mw=2.5)[:2] == ("not_eligible", "3.1.1")
+    assert failed(**parts, wind_turbine_rated_power_mw=2.5) == {"special-turbine-components-3mw"}
+    assert gbepc(**parts) == ("insufficient_data", "3.1.1", ["wind_turbine_rated_power_mw"])
+    # 风力发电电缆、变速箱、塔筒等零部件: no rating asked
+    other = claimed("3.1.1", wind_component_for_special_turbine="no")
+    assert gbepc(**other) == ("eligible", "3.1.1", None)
+    # nothing said about the product: both fields are asked
+    status, _, missing = gbepc(**claimed("3.1.1"))
+    assert status == "insufficient_data"
+    assert missing == ["wind_component_for_special_turbine", "wind_turbine_rated_power_mw"]

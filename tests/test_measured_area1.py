@@ -12,9 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
-
-from greenscreen import screen
-from greenscreen.rulebook import Item, bundled_rulebooks
+from catalogue import item, results
 
 SOURCES = Path(__file__).resolve().parents[1] / "taxonomies" / "sources"
 AREA1 = SOURCES / "cn_gfsp_2025_criteria_area1.yaml"
@@ -24,18 +22,6 @@ R = "cn_gfsp_2025__"
 @cache
 def area1() -> dict[str, Any]:
     return yaml.safe_load(AREA1.read_text(encoding="utf-8"))
-
-
-@cache
-def item(code: str) -> Item:
-    book = next(b for b in bundled_rulebooks() if b.id == "cn_gfsp_2025")
-    return next(i for i in book.leaf_items if i.code == code)
-
-
-def results(*projects: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    rows = [{"description": "项目", **p} for p in projects]
-    frame = screen(rows).results
-    return {r["project_id"]: r for r in frame.iter_rows(named=True)}
 
 
 def status(out: dict[str, dict[str, Any]], project: str) -> tuple[str, list[str] | None]:

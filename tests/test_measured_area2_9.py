@@ -4,36 +4,8 @@ passes and fails on the number its 条件/标准 or 备注 states, quoted from t
 
 from __future__ import annotations
 
-from functools import cache
-from typing import Any
-
 import pytest
-
-from greenscreen import screen
-from greenscreen.rulebook import Item, bundled_rulebooks
-
-R = "cn_gfsp_2025__"
-
-
-@cache
-def item(code: str) -> Item:
-    book = next(b for b in bundled_rulebooks() if b.id == "cn_gfsp_2025")
-    return next(i for i in book.leaf_items if i.code == code)
-
-
-def results(*projects: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Screen the projects and key their cn_gfsp_2025 results by project id."""
-    rows = [{"description": "项目", **p} for p in projects]
-    frame = screen(rows).results
-    return {r["project_id"]: r for r in frame.iter_rows(named=True)}
-
-
-def outcome(row: dict[str, Any]) -> tuple[str, list[str] | None]:
-    return row[R + "status"], row[R + "missing"]
-
-
-def criterion(code: str, cid: str):  # noqa: ANN201 - the rulebook's Criterion
-    return next(c for c in item(code).criteria if c.id == cid)
+from catalogue import R, criterion, item, outcome, results
 
 
 # ---- 2.1.1 大气污染防治装备制造, row 3591 ----
@@ -297,6 +269,85 @@ def test_6_3_2_cold_store_equipment_grade_1_or_industry_leading() -> None:
     assert remark.text.zh is not None and remark.text.zh.startswith("绿色建筑材料指")
 
 
+# ---- 8.5.1 风力发电装备贸易, row 5179 ----
+def test_8_5_1_wholesale_of_onshore_turbines_of_5_mw_and_above() -> None:
+    # 「其他机械设备及电子产品批发活动中风电整机控制系统、风电变桨系统、风电偏航系统，5 兆瓦及
+    # 以上陆上风力发电机整机，海上风力发电机整机，…的批发贸易活动。」 (row 5179; the 备注's
+    # 「设备、产品符合性条件参照本目录 4.1.1 规定要求」 stays an attestation, on every row)
+    base = {
+        "cn_gfsp_2025_item": "8.5.1",
+        "industry_code": "F5179",
+        "cn_gfsp_8_5_1_remark_met": True,
+    }
+    out = results(
+        {"project_id": "6-mw", **base, "wind_turbine_rated_power_mw": 6},
+        {
+            "project_id": "3-mw",
+            **base,
+            "wind_turbine_rated_power_mw": 3,
+            "cn_gfsp_8_5_1_met": False,
+        },
+        {"project_id": "pitch-systems", **base, "cn_gfsp_8_5_1_met": True},
+        {"project_id": "ask", "cn_gfsp_2025_item": "8.5.1", "industry_code": "F5179"},
+        # row 5175 (generators, converters): no rating asked
+        {
+            "project_id": "converters",
+            **base,
+            "industry_code": "F5175",
+            "cn_gfsp_8_5_1_met": True,
+        },
+    )
+    assert outcome(out["6-mw"]) == ("eligible", None)
+    assert outcome(out["3-mw"]) == ("not_eligible", None)
+    assert outcome(out["pitch-systems"]) == ("eligible", None)
+    assert outcome(out["converters"]) == ("eligible", None)
+    assert out["ask"][R + "missing"] == [
+        "wind_turbine_rated_power_mw",
+        "cn_gfsp_8_5_1_met",
+        "cn_gfsp_8_5_1_remark_met",
+    ]
+    assert criterion("8.5.1", "onshore-5mw").text.zh == "5 兆瓦及以上陆上风力发电机整机"
+
+
+# ---- areas 7 and 9: no measured row in area 7 (services), 9.1.2 reads the building's rating ----
+def test_7_2_2_energy_performance_contracting_is_attested_row_by_row() -> None:
+    # 7.2.2 合同能源管理, row 4861: 「节能工程施工活动中采用节能效益分享、能源费用托管、节能量
+    # 保证、融资租赁等形式开展的合同能源管理节能技术改造服务活动。」 — qualitative: attested.
+    base = {"cn_gfsp_2025_item": "7.2.2", "industry_code": "E4861"}
+    out = results(
+        {"project_id": "epc", **base, "cn_gfsp_7_2_2_met": True},
+        {"project_id": "not-epc", **base, "cn_gfsp_7_2_2_met": False},
+        {"project_id": "ask", **base},
+    )
+    assert outcome(out["epc"]) == ("eligible", None)
+    assert outcome(out["not-epc"]) == ("not_eligible", None)
+    assert outcome(out["ask"]) == ("insufficient_data", ["cn_gfsp_7_2_2_met"])
+    assert [r.industry_code for r in item("7.2.2").rows] == ["4861", "7499"]
+
+
+def test_9_1_2_green_building_purchase_reads_the_star_rating() -> None:
+    # 9.1.2 绿色低碳建筑消费, 备注: 「绿色低碳建筑范围，以及符合性条件参照本目录 6.1.1、6.1.2、
+    # 6.1.3、6.1.4、6.1.6 规定要求。」; 6.1.1: 「达到1 星级及以上绿色建筑标准」.
+    base = {"activity": "building_acquisition", "approval_date": "2025-11-01"}
+    out = results(
+        {"project_id": "one-star", **base, "green_building_star": 1},
+        {
+            "project_id": "unrated",
+            **base,
+            "green_building_star": 0,
+            "gbt51350_level": 4,
+            "cn_building_retrofit_standards_met": False,
+            "cn_rural_housing_gbt50824": False,
+            "cn_prefab_standards_met": False,
+        },
+        {"project_id": "near-zero", **base, "gbt51350_level": 2},
+    )
+    assert outcome(out["one-star"])[0] == "eligible"
+    assert outcome(out["near-zero"])[0] == "eligible"
+    assert outcome(out["unrated"]) == ("not_eligible", None)
+    assert criterion("9.1.2", "star-1").alternative == "green-low-carbon"
+
+
 # ---- the file as a whole ----
 MEASURED = {
     "2.1.1": {"gb37484-grade2"},
@@ -308,6 +359,7 @@ MEASURED = {
     "5.1.5": {"slope-below-25"},
     "6.1.6": {"gbt51129-grade-a"},
     "6.3.2": {"equipment-grade-1"},
+    "8.5.1": {"onshore-5mw"},
 }
 
 
