@@ -1113,8 +1113,14 @@ def _decisions(
             shown = shown | pl.col(f"y{k}")
         for j, (criterion, _, used) in enumerate(comp.criteria):
             rows = shown if comp.in_force[j] is None else shown & pl.col(f"f{k}_{j}")
+            # only this criterion's columns: a part over all of `work` (columns per item) made
+            # the plan quadratic in items (2,000 items: 2.7 GB for 3 projects)
+            own = ["project_id", "_item", f"c{k}_{j}", *rows.meta.root_names()]
             parts.append(
-                pl.concat([base, inputs.select(_seen(used))], how="horizontal")
+                pl.concat(
+                    [work.select(list(dict.fromkeys(own))).lazy(), inputs.select(_seen(used))],
+                    how="horizontal",
+                )
                 .filter(rows)
                 .select(
                     "project_id",

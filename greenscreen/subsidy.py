@@ -20,7 +20,6 @@ logic: an award whose criteria cannot be decided is ``insufficient_data`` and na
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -28,7 +27,6 @@ from pathlib import Path
 from typing import Literal
 
 import polars as pl
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from greenscreen._resources import bundled_dir
@@ -40,8 +38,12 @@ from greenscreen.rulebook import (
     Scope,
     Text,
     Verification,
+    _check_count,
+    _has_schema_type,
     _nth,
+    _read_yaml,
     _Where,
+    check_field_decls,
     compile_condition,
     condition_fields,
 )
@@ -58,11 +60,11 @@ class Amount(_Model):
 
     base: str  # a numeric SQL expression over input fields, e.g. storage_energy_mwh * 1000
     base_unit: str
-    rate: float = Field(ge=0)
-    rate_max: float | None = Field(default=None, ge=0)
+    rate: float = Field(ge=0, allow_inf_nan=False)
+    rate_max: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     rate_unit: str
     up_to: bool = False
-    cap: float | None = Field(default=None, ge=0)
+    cap: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     clause: str
 
 
@@ -73,7 +75,8 @@ class Schedule(_Model):
     @field_validator("shares")
     @classmethod
     def _sum_to_one(cls, shares: list[float]) -> list[float]:
-        if not shares or abs(sum(shares) - 1) > 1e-9 or min(shares) < 0:
+        # NaN passed both comparisons: a payment of NaN a year
+        if not shares or not abs(sum(shares) - 1) <= 1e-9 or not min(shares) >= 0:
             raise ValueError("shares must be non-negative and sum to 1")
         return shares
 
@@ -93,8 +96,8 @@ class Relending(_Model):
     """Dated, editable relending terms (they may change)."""
 
     share_of_principal: float = Field(ge=0, le=1)
-    rate: float = Field(ge=0)
-    term_years: float = Field(gt=0)
+    rate: float = Field(ge=0, allow_inf_nan=False)
+    term_years: float = Field(gt=0, allow_inf_nan=False)
     rollovers: int = Field(ge=0)
     as_of: dt.date
     source: str
@@ -138,8 +141,7 @@ def load_programmes(directory: str | Path | None = None, *, extra: bool = True) 
         folders.append(Path(directory))
     for folder in folders:
         for path in sorted(folder.glob("*.y*ml")):
-            text = path.read_text(encoding="utf-8", errors="replace")
-            if re.search(rf"^schema_type:\s*['\"]?{re.escape(SCHEMA_TYPE)}\b", text, re.M):
+            if _has_schema_type(path, SCHEMA_TYPE):
                 programme = load_programme(path)
                 found[programme.id] = programme
     return list(found.values())
@@ -154,12 +156,10 @@ def load_programme(path: str | Path) -> Programme:
     """Load and validate one programme file; errors name the file, award and criterion."""
     path = Path(path)
     name = path.name
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise RulebookError(f"cannot read as YAML: {exc}", file=name) from exc
+    data = _read_yaml(path)  # a regular file of bounded size; safe, bounded YAML
     if not isinstance(data, dict) or data.get("schema_type") != SCHEMA_TYPE:
         raise RulebookError(f"schema_type must be '{SCHEMA_TYPE}'", file=name)
+    _check_count(data.get("awards"), "awards", name)
     try:
         programme = Programme.model_validate({**data, "path": str(path)})
     except ValidationError as exc:
@@ -178,6 +178,7 @@ def load_programme(path: str | Path) -> Programme:
         raise RulebookError(
             f"{where}: {message}" if where else message, file=name, item=award, criterion=criterion
         ) from exc
+    check_field_decls(programme.fields, name)
     fields = programme_fields(programme)
     codes: set[str] = set()
     for award in programme.awards:
@@ -189,7 +190,8 @@ def load_programme(path: str | Path) -> Programme:
             compile_condition(award.scope.condition, fields, _Where(name, award.code, "scope"))
         for criterion in award.criteria:
             compile_condition(criterion.condition, fields, _Where(name, award.code, criterion.id))
-        compile_condition(award.amount.base, fields, _Where(name, award.code, "amount.base"))
+        base = _Where(name, award.code, "amount.base")
+        compile_condition(award.amount.base, fields, base, result="number")
     if programme.kind == "relending" and programme.relending is None:
         raise RulebookError("a relending programme needs its relending terms", file=name)
     return programme
@@ -347,7 +349,7 @@ def _evaluate_award(
 ) -> pl.DataFrame:
     fields = programme_fields(programme)
     compiled = [(c, *compile_condition(c.condition, fields)) for c in award.criteria]
-    base_expr, base_fields = compile_condition(award.amount.base, fields)
+    base_expr, base_fields = compile_condition(award.amount.base, fields, result="number")
     in_scope: list[pl.Expr] = []
     if award.scope.activities:
         in_scope.append(pl.col("activity").is_in(award.scope.activities).fill_null(False))
