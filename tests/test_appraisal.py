@@ -39,7 +39,22 @@ def test_irr_published_examples(flows: list[float], expected: float, tol: float)
     value, reason = irr(np.array([flows], dtype=float))
     assert value[0] == pytest.approx(expected, abs=tol)
     assert value[0] == pytest.approx(npf.irr(flows), abs=1e-9)
-    assert reason[0] in ("", "multiple sign changes")
+    assert reason[0] == ""  # each has one IRR in (-99 %, 1000 %), also [-5, 10.5, 1, -8, 1]
+
+
+def test_an_irr_and_its_reason_never_come_together() -> None:
+    """Issue 18 item 2: a value, or no value and the reason. -100, 230, -132 has two IRRs,
+    10 % and 20 % (-132x² + 230x - 100 = 0 for x = 1/(1+r): x = 10/11 and 5/6): the one closest
+    to zero is returned, as numpy-financial's default selection does, whatever Newton's start;
+    flows with a zero IRR give 0, not floating-point noise."""
+    value, reason = irr(np.array([[-100.0, 230.0, -132.0]]))
+    assert value[0] == pytest.approx(0.10, abs=1e-9) and reason[0] == ""
+    assert value[0] == pytest.approx(npf.irr([-100.0, 230.0, -132.0]), abs=1e-9)
+    # two roots nearer 20 % than 10 %: -100, 250, -156 has 20 % and 30 %; 20 % is returned
+    value, reason = irr(np.array([[-100.0, 250.0, -156.0]]))
+    assert value[0] == pytest.approx(0.20, abs=1e-9) and reason[0] == ""
+    value, reason = irr(np.array([[-100.0, 50.0, 50.0, 0.0]]))
+    assert value[0] == 0.0 and not np.signbit(value[0]) and reason[0] == ""
 
 
 def test_irr_is_explicit_when_undefined() -> None:

@@ -121,7 +121,7 @@ def write_portfolio(
         freeze_panes=(1, 1),
         conditional_formats=conditional,
         float_precision=4,
-        column_widths={"project_name": 40, "borrower": 28},
+        column_widths=_pixel_widths(table, decimals=4),
         autofit=False,
     )
     _summary(book, summary, result, table, name, lang)
@@ -129,6 +129,28 @@ def write_portfolio(
     _sources(book, result, lang)
     book.close()
     return path
+
+
+def _pixel_widths(table: pl.DataFrame, *, decimals: int, most: int = 60) -> dict[str, int]:
+    """Column widths in pixels (what polars' ``column_widths`` takes) fitting the header and
+    the widest value as written: text by its characters (a CJK character counts two), numbers
+    with thousands separators and ``decimals`` places; at most ``most`` characters."""
+    chars: dict[str, int] = {}
+    for name, dtype in table.schema.items():
+        column = table.get_column(name)
+        if dtype.is_numeric():
+            top = column.abs().max() if column.null_count() < column.len() else 0
+            digits = len(f"{int(top or 0):,}") + 1  # sign
+            content = digits + (decimals + 1 if dtype.is_float() else 0)
+        elif dtype == pl.Boolean:
+            content = 5
+        else:
+            text = column.cast(pl.String)
+            # UTF-8: 1 byte per ASCII character, 3 per CJK character drawn twice as wide
+            wide = (text.str.len_chars() + (text.str.len_bytes() - text.str.len_chars()) // 2).max()
+            content = int(wide or 0)  # type: ignore[arg-type]
+        chars[name] = min(max(content, len(name)) + 2, most)
+    return {name: 7 * width + 5 for name, width in chars.items()}  # Calibri 11: ~7 px a digit
 
 
 def _summary(
@@ -164,12 +186,17 @@ def _summary(
         (t("subsidy_total", lang), "subsidy_total", money),
         ("CERF refinanceable", "relending_refinanceable", money),
     ]
+    # every formula carries its value (polars computes it) as the cached result: a viewer that
+    # does not recalculate on load shows the totals, not zeros
     for label, name, fmt in totals:
         if name not in table.columns:
             continue
-        formula = f"=COUNTA({column(name)})" if name == "project_id" else f"=SUM({column(name)})"
+        if name == "project_id":
+            formula, value = f"=COUNTA({column(name)})", table.height
+        else:
+            formula, value = f"=SUM({column(name)})", table[name].sum()
         sheet.write_string(row, 0, label, bold)
-        sheet.write_formula(row, 1, formula if table.height else "=0", fmt)
+        sheet.write_formula(row, 1, formula if table.height else "=0", fmt, value or 0)
         row += 1
     # rulebook × status counts, as live COUNTIF formulas
     row += 1
@@ -180,9 +207,14 @@ def _summary(
     for book_ in books:
         row += 1
         sheet.write_string(row, 0, book_.id)
+        counts = dict(table[f"{book_.id}__status"].value_counts().iter_rows())
         for j, status in enumerate(statuses, start=1):
             sheet.write_formula(
-                row, j, f'=COUNTIF({column(f"{book_.id}__status")},"{status}")', number
+                row,
+                j,
+                f'=COUNTIF({column(f"{book_.id}__status")},"{status}")',
+                number,
+                counts.get(status, 0),
             )
     if books:
         chart = book.add_chart({"type": "bar", "subtype": "stacked"})
@@ -203,22 +235,35 @@ def _summary(
     for key, title in (("activity", t("activity", lang)), ("province", t("province", lang))):
         if key not in table.columns:
             continue
-        values = table.get_column(key).drop_nulls().unique().sort().to_list()
+        groups = (
+            table.filter(pl.col(key).is_not_null())
+            .group_by(key)
+            .agg(
+                pl.len().alias("projects"),
+                pl.col("loan_amount").sum(),
+                pl.col("avoided_tco2e_per_year").sum(),
+            )
+            .sort(key)
+        )
         row += 2
         sheet.write_row(row, 0, [title, "projects", "loan amount", "avoided tCO2e/yr"], head)
         start = row + 1
-        for value in values:
+        for value, projects, loans, avoided in groups.iter_rows():
             row += 1
             sheet.write_string(row, 0, str(value))
             cell = f"$A{row + 1}"
-            sheet.write_formula(row, 1, f"=COUNTIF({column(key)},{cell})", number)
+            sheet.write_formula(row, 1, f"=COUNTIF({column(key)},{cell})", number, projects)
             sheet.write_formula(
-                row, 2, f"=SUMIF({column(key)},{cell},{column('loan_amount')})", money
+                row, 2, f"=SUMIF({column(key)},{cell},{column('loan_amount')})", money, loans
             )
             sheet.write_formula(
-                row, 3, f"=SUMIF({column(key)},{cell},{column('avoided_tco2e_per_year')})", number
+                row,
+                3,
+                f"=SUMIF({column(key)},{cell},{column('avoided_tco2e_per_year')})",
+                number,
+                avoided,
             )
-        if key == "activity" and values:
+        if key == "activity" and groups.height:
             chart = book.add_chart({"type": "column"})
             chart.add_series(
                 {
