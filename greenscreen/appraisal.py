@@ -375,47 +375,46 @@ def appraise(
     base = _model(x, config, subsidies, config.carbon_price)
     metrics = base["metrics"]
     if sensitivities:
+        # each project is varied on the drivers its inputs have: tariff and generation when
+        # revenue is tariff × generation, revenue when it is given as annual revenue
+        by_tariff = ~np.isnan(x.generation) & ~np.isnan(x.tariff)
+        applies = {
+            "capex": np.ones(x.capex.size, dtype=bool),
+            "tariff": by_tariff,
+            "generation": by_tariff,
+            "revenue": ~by_tariff & ~np.isnan(x.revenue),
+            "opex": np.nan_to_num(x.opex) != 0,
+        }
         frames = []
-        for driver in ("capex", "tariff", "generation", "opex"):
-            for direction, factor in (
-                ("low", 1 - config.sensitivity),
-                ("high", 1 + config.sensitivity),
-            ):
-                varied = _scaled(x, driver, factor)
-                out = _model(varied, config, subsidies, config.carbon_price, full=False)["metrics"]
-                frames.append(
-                    pl.DataFrame(
-                        {
-                            "project_id": projects["project_id"],
-                            "driver": driver,
-                            "direction": direction,
-                            "change": factor - 1,
-                            "npv": out["npv"],
-                            "project_irr": out["project_irr"],
-                            "min_dscr": out["min_dscr"],
-                        }
-                    )
-                )
-        for name, price in config.carbon_scenarios.items():
-            out = _model(x, config, subsidies, price, full=False)["metrics"]
+
+        def varied(label: str, direction: str, change: float, out: dict, keep: np.ndarray) -> None:
             frames.append(
                 pl.DataFrame(
                     {
                         "project_id": projects["project_id"],
-                        "driver": f"carbon_price:{name}",
-                        "direction": str(price),
-                        "change": price,
+                        "driver": label,
+                        "direction": direction,
+                        "change": change,
                         "npv": out["npv"],
                         "project_irr": out["project_irr"],
                         "min_dscr": out["min_dscr"],
+                        "npv_delta": out["npv"] - metrics["npv"],
                     }
-                )
+                ).filter(pl.Series(keep))
             )
-        table = pl.concat(frames, how="vertical").with_columns(
-            (pl.col("npv") - pl.lit(pl.Series(np.tile(metrics["npv"], len(frames))))).alias(
-                "npv_delta"
-            )
-        )
+
+        for driver, keep in applies.items():
+            for direction, factor in (
+                ("low", 1 - config.sensitivity),
+                ("high", 1 + config.sensitivity),
+            ):
+                scaled = _scaled(x, driver, factor)
+                out = _model(scaled, config, subsidies, config.carbon_price, full=False)["metrics"]
+                varied(driver, direction, factor - 1, out, keep)
+        for name, price in config.carbon_scenarios.items():
+            out = _model(x, config, subsidies, price, full=False)["metrics"]
+            varied(f"carbon_price:{name}", str(price), price, out, applies["capex"])
+        table = pl.concat(frames, how="vertical")
     else:
         table = pl.DataFrame()
     metric_frame = pl.DataFrame({"project_id": projects["project_id"], **metrics})
@@ -429,9 +428,9 @@ def _scaled(x: _Arrays, driver: str, factor: float) -> _Arrays:
         values["loan"] = x.loan * factor
     elif driver == "tariff":
         values["tariff"] = x.tariff * factor
-        values["revenue"] = x.revenue * factor
     elif driver == "generation":
         values["generation"] = x.generation * factor
+    elif driver == "revenue":
         values["revenue"] = x.revenue * factor
     elif driver == "opex":
         values["opex"] = x.opex * factor

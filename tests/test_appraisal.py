@@ -204,7 +204,7 @@ def test_missing_finance_inputs_give_nan_with_a_reason() -> None:
 
 
 def test_sensitivities_and_carbon_scenarios() -> None:
-    frame = project(tax_rate=0.25, attributable_tco2e_per_year=5.0)
+    frame = project(tax_rate=0.25, attributable_tco2e_per_year=5.0, annual_opex=10.0)
     result = appraise(frame, AppraisalConfig())
     table = result.sensitivities
     assert set(table["driver"]) >= {
@@ -220,6 +220,26 @@ def test_sensitivities_and_carbon_scenarios() -> None:
     # 5 t × 61.05 yuan/t more revenue each operating year, taxed at 25 %
     extra = 5 * 61.05 * 0.75 * (1 / 1.1 + 1 / 1.21)
     assert carbon["npv_delta"] == pytest.approx(extra, rel=1e-9)
+
+
+def test_sensitivity_drivers_follow_the_project_inputs() -> None:
+    """Issue 18 item 4: a building earning an annual revenue has no tariff or generation to
+    vary; it is varied on its revenue. A power project is varied on tariff and generation."""
+    power = project(annual_opex=50.0)
+    building = project(
+        project_id="B", annual_generation_mwh=None, tariff_per_mwh=None, annual_revenue=600.0
+    )
+    table = appraise(pl.concat([power, building], how="diagonal_relaxed")).sensitivities
+    drivers = {
+        pid: set(table.filter(pl.col("project_id") == pid)["driver"])
+        for pid in table["project_id"].unique()
+    }
+    plain = {d for d in drivers["B"] if not d.startswith("carbon_price")}
+    assert plain == {"capex", "revenue"}  # and no opex: it has none
+    assert {"capex", "tariff", "generation", "opex"} <= drivers["P"]
+    assert "revenue" not in drivers["P"]
+    revenue = table.filter((pl.col("project_id") == "B") & (pl.col("driver") == "revenue"))
+    assert (revenue["npv_delta"].sort() != 0).all()
 
 
 # --- properties -----------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from xlsxwriter.utility import xl_col_to_name, xl_rowcol_to_cell
 
 from greenscreen import __version__
 from greenscreen.report.labels import Lang, status_text, t
-from greenscreen.report.view import project_view
+from greenscreen.report.view import currency_label, project_view
 
 _FIXED_TIME = dt.datetime(2025, 1, 1)  # document properties: byte-identical output
 _FIRST_YEAR_COL = 3  # column D holds year t = 0 on the CashFlow sheet
@@ -62,6 +62,7 @@ class _Pack:
         self.f = self._formats()
         self.names: dict[str, str] = {}
         self.view = project_view(result, project_id, lang)
+        self.currency = currency_label(self.row, lang)
 
     # -- formats ---------------------------------------------------------------------------
     def _formats(self) -> dict[str, Any]:
@@ -169,10 +170,10 @@ class _Pack:
                 "in_capex",
                 "Total investment (capex)",
                 r.get("total_investment"),
-                r.get("currency") or "CNY",
+                self.currency,
                 "input",
             ),
-            ("in_loan", "Loan amount", r.get("loan_amount"), r.get("currency") or "CNY", "input"),
+            ("in_loan", "Loan amount", r.get("loan_amount"), self.currency, "input"),
             (
                 "in_rate",
                 "Interest rate",
@@ -203,7 +204,7 @@ class _Pack:
                 "MWh/yr",
                 "input / capacity × hours",
             ),
-            ("in_tariff", "Tariff", r.get("tariff_per_mwh"), "currency/MWh", "input"),
+            ("in_tariff", "Tariff", r.get("tariff_per_mwh"), f"{self.currency}/MWh", "input"),
             (
                 "in_use_tariff",
                 "Revenue = generation × tariff (1) or annual revenue (0)",
@@ -215,14 +216,14 @@ class _Pack:
                 "in_revenue",
                 "Annual revenue (when no tariff × generation)",
                 r.get("annual_revenue"),
-                "currency/yr",
+                f"{self.currency}/yr",
                 "input",
             ),
             (
                 "in_opex",
                 "Opex (first operating year)",
                 r.get("annual_opex"),
-                "currency/yr",
+                f"{self.currency}/yr",
                 "input",
             ),
             ("in_escalation", "Opex escalation", r.get("opex_escalation"), "fraction/yr", "input"),
@@ -259,7 +260,7 @@ class _Pack:
                 "in_carbon_price",
                 "Carbon price",
                 cfg.carbon_price,
-                "currency/tCO2e",
+                f"{self.currency}/tCO2e",
                 "run setting; CEA close 2023-07-30: 61.05 (seed 002)",
             ),
         ]
@@ -440,36 +441,18 @@ class _Pack:
             sheet.write_number(i, 3, self.number(rec["base"]), self.f["input"])
             sheet.write_number(i, 4, self.number(rec["rate"]), self.f["input"])
             cap = rec["cap"]
-            if cap is None or (isinstance(cap, float) and math.isnan(cap)):
-                self._formula(
-                    sheet,
-                    i,
-                    6,
-                    f"=D{i + 1}*E{i + 1}",
-                    self.f["money"],
-                    self.number(rec["gross_amount"]),
-                )
-                self._formula(
-                    sheet, i, 7, f"=G{i + 1}", self.f["money"], self.number(rec["final_amount"])
-                )
-            else:
+            capped = not (cap is None or (isinstance(cap, float) and math.isnan(cap)))
+            if capped:
                 sheet.write_number(i, 5, float(cap), self.f["input"])
-                self._formula(
-                    sheet,
-                    i,
-                    6,
-                    f"=D{i + 1}*E{i + 1}",
-                    self.f["money"],
-                    self.number(rec["gross_amount"]),
-                )
-                self._formula(
-                    sheet,
-                    i,
-                    7,
-                    f"=MIN(G{i + 1},F{i + 1})",
-                    self.f["money"],
-                    self.number(rec["final_amount"]),
-                )
+            gross = f"=D{i + 1}*E{i + 1}"
+            self._formula(sheet, i, 6, gross, self.f["money"], rec["gross_amount"])
+            # the gross calculation stays visible; the final amount is the award's only when
+            # eligible, nothing when not, and undecided (blank) while evidence is missing
+            if rec["status"] == "eligible":
+                final = f"=MIN(G{i + 1},F{i + 1})" if capped else f"=G{i + 1}"
+                self._formula(sheet, i, 7, final, self.f["money"], rec["final_amount"])
+            elif rec["status"] == "not_eligible":
+                sheet.write_number(i, 7, 0.0, self.f["money"])
             self.text(sheet, i, 8, rec["reasons"], self.f["text"])
             self.text(sheet, i, 9, rec["clause"], self.f["text"])
             paid = schedule.filter(
@@ -910,6 +893,7 @@ class _Pack:
                 r.get("attributable_tco2e_per_year"),
             ),
             (t("subsidy_total", lang), "=sub_total", "money", r.get("subsidy_total")),
+            (t("subsidy_potential", lang), "", "money", r.get("subsidy_potential")),
             (t("npv", lang), "=cf_npv", "money", r.get("npv")),
             (t("project_irr", lang), "=cf_irr", "pct", r.get("project_irr")),
             (t("equity_irr", lang), "=cf_equity_irr", "pct", r.get("equity_irr")),
@@ -925,6 +909,9 @@ class _Pack:
             if formula.startswith("=em_") and r.get("avoided_tco2e_per_year") is None:
                 self.text(sheet, row, 1, "n/a")
                 self.text(sheet, row, 4, r.get("emissions_note") or "")
+            elif not formula:  # a figure of the results with no workings in this pack
+                sheet.write_number(row, 1, self.number(value), self.f[kind])
+                continue
             else:
                 self._formula(sheet, row, 1, formula, self.f[kind], number, missing=_NA)
             self.summary_rows[formula[1:]] = row

@@ -198,7 +198,13 @@ def write_html_pack(result: Any, project_id: str, path: str | Path, *, lang: Lan
 TABLE_ROWS = 5_000
 
 
-_TOTALS = ("loan_amount", "avoided_tco2e_per_year", "attributable_tco2e_per_year", "subsidy_total")
+_TOTALS = (
+    "loan_amount",
+    "avoided_tco2e_per_year",
+    "attributable_tco2e_per_year",
+    "subsidy_total",
+    "subsidy_potential",
+)
 
 
 def render_portfolio(
@@ -244,6 +250,7 @@ def render_portfolio(
         (t("avoided_year", lang), _number(total("avoided_tco2e_per_year"))),
         (t("attributable", lang), _number(total("attributable_tco2e_per_year"))),
         (t("subsidy_total", lang), _money(total("subsidy_total"), lang)),
+        (t("subsidy_potential", lang), _money(total("subsidy_potential"), lang)),
     ]
     columns = [
         c for c in ("project_id", "project_name", "activity", "province") if c in frame.columns

@@ -47,6 +47,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "avoided_life": ("Avoided emissions over the life", "全生命周期减排量"),
     "attributable": ("Attributable to the loan per year", "归属于贷款的年减排量"),
     "subsidy_total": ("Subsidies (committed)", "补贴（确定部分）"),
+    "subsidy_potential": ("Subsidies (pending the client's attestation)", "补贴（待客户确认部分）"),
     "npv": ("NPV (post-tax, t = 0 undiscounted)", "净现值（税后，首期不折现）"),
     "project_irr": ("Project IRR (post-tax)", "项目内部收益率（税后）"),
     "project_irr_pretax": ("Project IRR (pre-tax)", "项目内部收益率（税前）"),
@@ -166,6 +167,18 @@ LABELS: dict[str, tuple[str, str]] = {
         "净现值将第一期现金流视为当期、不折现（numpy-financial 口径）；Excel 的 NPV() 会对其折现。",
     ),
     "irr_reason": ("IRR not computed", "内部收益率未计算"),
+    # assumptions (run options), where a project gives no value of its own
+    "tax_rate": ("Income tax rate (default)", "所得税率（默认）"),
+    "discount_rate": ("Discount rate (default)", "折现率（默认）"),
+    "interest_rate": ("Loan interest rate (default)", "贷款利率（默认）"),
+    "debt_profile": ("Debt repayment profile", "还款方式"),
+    "target_dscr": ("Target DSCR (sculpted debt)", "目标偿债覆盖率（雕塑式还款）"),
+    "carbon_price": ("Carbon price", "碳价"),
+    "sensitivity": ("Sensitivity range", "敏感性变动幅度"),
+    "project_own": ("each project's own (no default)", "按各项目输入（无默认值）"),
+    "annuity": ("annuity", "等额本息"),
+    "equal_principal": ("equal principal", "等额本金"),
+    "sculpted": ("sculpted to the target DSCR", "按目标偿债覆盖率雕塑"),
 }
 
 STATUS_ZH = {

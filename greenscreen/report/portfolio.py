@@ -50,6 +50,7 @@ _BACK = [
     "emissions_flags",
     "subsidy_total",
     "subsidy_total_max",
+    "subsidy_potential",
     "relending_refinanceable",
     "npv",
     "project_irr",
@@ -184,6 +185,7 @@ def _summary(
         (t("avoided_year", lang) + " [tCO2e/yr]", "avoided_tco2e_per_year", number),
         (t("attributable", lang) + " [tCO2e/yr]", "attributable_tco2e_per_year", number),
         (t("subsidy_total", lang), "subsidy_total", money),
+        (t("subsidy_potential", lang), "subsidy_potential", money),
         ("CERF refinanceable", "relending_refinanceable", money),
     ]
     # every formula carries its value (polars computes it) as the cached result: a viewer that

@@ -18,6 +18,7 @@ METRICS: list[tuple[str, str, str, str]] = [
     ("avoided_life", "avoided_tco2e_lifetime", "tCO2e", "num"),
     ("attributable", "attributable_tco2e_per_year", "tCO2e/yr", "num"),
     ("subsidy_total", "subsidy_total", "currency", "money"),
+    ("subsidy_potential", "subsidy_potential", "currency", "money"),
     ("npv", "npv", "currency", "money"),
     ("project_irr", "project_irr", "", "pct"),
     ("equity_irr", "equity_irr", "", "pct"),
@@ -25,6 +26,25 @@ METRICS: list[tuple[str, str, str, str]] = [
     ("llcr", "llcr", "×", "ratio"),
     ("lcoe", "lcoe", "currency/MWh", "num"),
 ]
+
+
+def currency_label(row: dict[str, Any], lang: Lang) -> str:
+    """The project's currency as a reader writes it: 元 in Chinese for CNY, else its code."""
+    code = row.get("currency") or "CNY"
+    return "元" if lang == "zh" and code == "CNY" else code
+
+
+def _assumption(key: str, value: Any, currency: str, lang: Lang) -> str:
+    """A run option as a reader understands it: a percentage, a price with its unit."""
+    if value is None:
+        return t("project_own", lang)
+    if key in ("tax_rate", "discount_rate", "interest_rate", "sensitivity"):
+        return f"{value:.2%}" if key != "sensitivity" else f"±{value:.0%}"
+    if key == "carbon_price":
+        return f"{value:,.2f} {currency}/tCO2e"
+    if key == "debt_profile":
+        return t(str(value), lang)
+    return f"{value}"
 
 
 def clean(value: Any) -> Any:
@@ -105,12 +125,13 @@ def project_view(result: Any, project_id: str, lang: Lang) -> dict[str, Any]:
     )
     for c in criteria:
         c["tone"], c["result_text"] = _tone(c, kinds.get(c["rulebook"]), lang)
+    currency = currency_label(row, lang)
     metrics = [
         {
             "key": key,
             "label": t(key, lang),
             "value": clean(row.get(column)),
-            "unit": unit,
+            "unit": unit.replace("currency", currency),
             "kind": kind,
         }
         for key, column, unit, kind in METRICS
@@ -155,7 +176,7 @@ def project_view(result: Any, project_id: str, lang: Lang) -> dict[str, Any]:
         ],
         (t("factors", lang), row.get("ef_source") or "—"),
         *[
-            (t("assumptions", lang), f"{k} = {v}")
+            (t("assumptions", lang), f"{t(k, lang)}: {_assumption(k, v, currency, lang)}")
             for k, v in meta["appraisal"].items()
             if k != "carbon_scenarios"
         ],
