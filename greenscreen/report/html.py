@@ -22,6 +22,7 @@ from greenscreen import __version__
 from greenscreen._resources import bundled_dir
 from greenscreen.report._files import safe_stem
 from greenscreen.report.labels import LABELS, Lang, sc_text, short_status, status_text, t
+from greenscreen.report.portfolio import CROSSWALK, crosswalk, status_totals
 from greenscreen.report.view import project_view, province_text
 
 _STYLE_OPTIONS: dict[str, Any] = {
@@ -196,6 +197,14 @@ def write_html_pack(result: Any, project_id: str, path: str | Path, *, lang: Lan
 
 
 TABLE_ROWS = 5_000
+REJECT_ROWS = 1_000  # reject rows listed in portfolio.html (all are in rejects.csv)
+
+
+def _currency_of(lazy: pl.LazyFrame, present: set[str]) -> str:
+    if "currency" not in present:
+        return "CNY"
+    codes = lazy.select(pl.col("currency").fill_null("CNY").unique()).collect().to_series()
+    return codes[0] if codes.len() == 1 else "mixed"
 
 
 _TOTALS = (
@@ -277,9 +286,13 @@ def render_portfolio(
                 ],
                 "avoided": rec.get("avoided_tco2e_per_year"),
                 "npv": rec.get("npv"),
+                "irr": rec.get("project_irr"),
+                "irr_reason": rec.get("irr_reason") or "",
                 "min_dscr": rec.get("min_dscr"),
             }
         )
+    by_status = status_totals(lazy, [b.id for b in result.rulebooks]).sort("rulebook", "status")
+    rejects = result.rejects.head(REJECT_ROWS)
     template = _environment().get_template("portfolio.html.j2")
     return template.render(
         source=result.pipeline.source.name,
@@ -291,6 +304,12 @@ def render_portfolio(
         rulebooks=[b.id for b in result.rulebooks],
         rows=rows,
         truncated=max(height - TABLE_ROWS, 0),
+        currency=_currency_of(lazy, present),
+        by_status=by_status.to_dicts(),
+        crosswalk=(cross.to_dicts() if (cross := crosswalk(lazy)) is not None else None),
+        crosswalk_books=CROSSWALK,
+        rejects=rejects.to_dicts(),
+        rejects_more=max(result.rejects.height - REJECT_ROWS, 0),
         **_language(lang),
     )
 

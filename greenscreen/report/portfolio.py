@@ -30,6 +30,54 @@ _STATUS_COLOURS = {
     "not_excluded": "#DCEDC8",
     "not_eligible": "#E7E6E6",
 }
+#: the legacy and the current China catalogue: the migration a bank explains after 2025-10-01
+CROSSWALK = ("cn_gbepc_2021", "cn_gfsp_2025")
+_TOTALLED = ("loan_amount", "avoided_tco2e_per_year")
+
+
+def status_totals(results: pl.LazyFrame, rulebooks: list[str]) -> pl.DataFrame:
+    """Projects, loan amount and avoided tCO2e per rulebook × status (the figures green-loan
+    statistics report), one aggregation over the results however large."""
+    present = set(results.collect_schema().names())
+    books = [b for b in rulebooks if f"{b}__status" in present]
+    if not books:
+        return pl.DataFrame(
+            schema={"rulebook": pl.String, "status": pl.String, "projects": pl.UInt32}
+            | dict.fromkeys(_TOTALLED, pl.Float64)
+        )
+    sums = [pl.col(c).fill_nan(None).sum().cast(pl.Float64) for c in _TOTALLED if c in present]
+    return pl.concat(
+        [
+            results.group_by(pl.col(f"{b}__status").alias("status"))
+            .agg(pl.len().alias("projects"), *sums)
+            .with_columns(pl.lit(b).alias("rulebook"))
+            .collect()
+            for b in books
+        ],
+        how="diagonal_relaxed",
+    ).select("rulebook", "status", "projects", *[c for c in _TOTALLED if c in present])
+
+
+def crosswalk(results: pl.LazyFrame) -> pl.DataFrame | None:
+    """Projects and loan amount by legacy (2021) × current (2025) catalogue status, or None
+    when either was not screened."""
+    legacy, current = (f"{b}__status" for b in CROSSWALK)
+    present = set(results.collect_schema().names())
+    if legacy not in present or current not in present:
+        return None
+    loans = (
+        [pl.col("loan_amount").fill_nan(None).sum().cast(pl.Float64)]
+        if ("loan_amount" in present)
+        else []
+    )
+    return (
+        results.group_by(pl.col(legacy).alias("legacy"), pl.col(current).alias("current"))
+        .agg(pl.len().alias("projects"), *loans)
+        .sort("legacy", "current", nulls_last=True)
+        .collect()
+    )
+
+
 _FRONT = [
     "project_id",
     "project_name",
@@ -41,6 +89,7 @@ _FRONT = [
     "capacity_mw",
     "total_investment",
     "loan_amount",
+    "currency",
 ]
 _BACK = [
     "avoided_tco2e_per_year",
@@ -54,6 +103,7 @@ _BACK = [
     "relending_refinanceable",
     "npv",
     "project_irr",
+    "irr_reason",
     "equity_irr",
     "min_dscr",
     "lcoe",
@@ -233,6 +283,7 @@ def _summary(
         chart.set_title({"name": t("decisions", lang)})
         chart.set_size({"width": 640, "height": 320})
         sheet.insert_chart(2, 9, chart)
+    row = _status_tables(book, sheet, result, table, column, row + 2, lang)
     # by activity and by province: live COUNTIF / SUMIF over the results table
     for key, title in (("activity", t("activity", lang)), ("province", t("province", lang))):
         if key not in table.columns:
@@ -280,6 +331,85 @@ def _summary(
             sheet.insert_chart(20, 9, chart)
 
 
+def _status_tables(
+    book: Any, sheet: Any, result: Any, table: pl.DataFrame, column: Any, row: int, lang: Lang
+) -> int:
+    """Loan amount, projects and avoided tCO2e by rulebook × status, and the legacy × current
+    China catalogue crosswalk: live COUNTIFS / SUMIFS with polars' figures cached. Returns the
+    last row written."""
+    head = book.add_format({"bold": True, "bg_color": "#1F4E79", "font_color": "#FFFFFF"})
+    money = book.add_format({"num_format": "#,##0" if lang == "en" else '0\\.0,"万"'})
+    number = book.add_format({"num_format": "#,##0"})
+    totals = status_totals(table.lazy(), [b.id for b in result.rulebooks])
+    currency = _currency(table)
+    sheet.write_row(
+        row,
+        0,
+        [
+            t("rulebook", lang),
+            t("status", lang),
+            t("n_projects", lang),
+            f"{t('loan_total', lang)} [{currency}]",
+            t("avoided_year", lang) + " [tCO2e/yr]",
+        ],
+        head,
+    )
+    for rec in totals.sort("rulebook", "status").iter_rows(named=True):
+        row += 1
+        status_col = column(f"{rec['rulebook']}__status")
+        sheet.write_string(row, 0, rec["rulebook"])
+        sheet.write_string(row, 1, rec["status"] or "")
+        sheet.write_formula(
+            row, 2, f'=COUNTIFS({status_col},"{rec["status"]}")', number, rec["projects"]
+        )
+        for j, name, fmt in ((3, "loan_amount", money), (4, "avoided_tco2e_per_year", number)):
+            if name in rec:
+                sheet.write_formula(
+                    row,
+                    j,
+                    f'=SUMIFS({column(name)},{status_col},"{rec["status"]}")',
+                    fmt,
+                    rec[name] or 0,
+                )
+    cross = crosswalk(table.lazy())
+    if cross is None:
+        return row
+    row += 2
+    sheet.write_string(row, 0, t("crosswalk", lang), book.add_format({"bold": True}))
+    row += 1
+    sheet.write_row(
+        row,
+        0,
+        [
+            CROSSWALK[0],
+            CROSSWALK[1],
+            t("n_projects", lang),
+            f"{t('loan_total', lang)} [{currency}]",
+        ],
+        head,
+    )
+    legacy, current = (column(f"{b}__status") for b in CROSSWALK)
+    for rec in cross.iter_rows(named=True):
+        row += 1
+        sheet.write_string(row, 0, rec["legacy"] or "")
+        sheet.write_string(row, 1, rec["current"] or "")
+        where = f'{legacy},"{rec["legacy"]}",{current},"{rec["current"]}"'
+        sheet.write_formula(row, 2, f"=COUNTIFS({where})", number, rec["projects"])
+        if "loan_amount" in rec:
+            sheet.write_formula(
+                row, 3, f"=SUMIFS({column('loan_amount')},{where})", money, rec["loan_amount"] or 0
+            )
+    return row
+
+
+def _currency(table: pl.DataFrame) -> str:
+    """The currency of the amounts: the one the projects give, or CNY; "mixed" if several."""
+    if "currency" not in table.columns:
+        return "CNY"
+    codes = table.get_column("currency").fill_null("CNY").unique().to_list()
+    return codes[0] if len(codes) == 1 else "mixed"
+
+
 def _rejects(book: Any, result: Any, lang: Lang) -> None:
     rejects = result.rejects
     sheet_name = "Rejects" if lang == "en" else "拒收记录"
@@ -293,7 +423,7 @@ def _rejects(book: Any, result: Any, lang: Lang) -> None:
         table_style="Table Style Light 15",
         freeze_panes=(1, 0),
         autofit=False,
-        column_widths={"reason": 70, "value": 30},
+        column_widths=_pixel_widths(rejects, decimals=0),
     )
 
 
