@@ -122,6 +122,7 @@ class _Pack:
                 "emissions",
                 "taxonomy",
                 "subsidies",
+                "requests",
                 "sources",
             )
         }
@@ -132,12 +133,14 @@ class _Pack:
         emissions = self.book.add_worksheet(names["emissions"])
         taxonomy = self.book.add_worksheet(names["taxonomy"])
         subsidies = self.book.add_worksheet(names["subsidies"])
+        requests = self.book.add_worksheet(names["requests"])
         sources = self.book.add_worksheet(names["sources"])
         self._inputs(inputs)
         self._emissions(emissions)
         self._subsidies(subsidies)
         self._cashflow(cashflow)
         self._taxonomy(taxonomy)
+        self._requests(requests)
         self._sources(sources)
         self._summary(summary)
 
@@ -838,6 +841,25 @@ class _Pack:
         sheet.freeze_panes(1, 0)
         sheet.autofilter(0, 0, max(decisions.height, 1), len(heads) - 1)
 
+    def _requests(self, sheet: Any) -> None:
+        """The evidence to request from the borrower (the rows of requests.xlsx for this
+        project, with the field id the answer fills)."""
+        lang = self.lang
+        heads = ["#", t("question", lang), t("needed_by", lang), "field"]
+        sheet.write_row(0, 0, heads, self.f["h"])
+        sheet.set_column(0, 0, 5)
+        sheet.set_column(1, 1, 70)
+        sheet.set_column(2, 2, 60)
+        sheet.set_column(3, 3, 30)
+        for i, rec in enumerate(self.view["requests"], start=1):
+            sheet.write_number(i, 0, i)
+            self.text(sheet, i, 1, rec["question"], self.f["text"])
+            self.text(sheet, i, 2, rec["needed_by"], self.f["text"])
+            self.text(sheet, i, 3, rec["field"])
+        if not self.view["requests"]:
+            self.text(sheet, 1, 1, t("nothing_to_request", lang))
+        sheet.freeze_panes(1, 0)
+
     def _sources(self, sheet: Any) -> None:
         sheet.set_column(0, 0, 28)
         sheet.set_column(1, 1, 90)
@@ -869,7 +891,7 @@ class _Pack:
             self.text(sheet, row, 1, status)
             self.text(sheet, row, 2, decision["item"])
             self.text(sheet, row, 3, "yes" if decision["applies"] else "no")
-            self.text(sheet, row, 4, ", ".join(decision["missing"]))
+            self.text(sheet, row, 4, "; ".join(decision["missing_labels"]))
             self.text(sheet, row, 5, f"{decision['title']} ({decision['version']})")
         row += 2
         sheet.write_row(row, 0, [t("metric", lang), t("value", lang)], self.f["h"])

@@ -15,6 +15,11 @@ LABELS: dict[str, tuple[str, str]] = {
     "sheet_taxonomy": ("Taxonomy", "分类判定"),
     "sheet_subsidies": ("Subsidies", "补贴"),
     "sheet_sources": ("Sources", "来源"),
+    "sheet_requests": ("Requests", "补充资料清单"),
+    "nothing_to_request": (
+        "Nothing to request: every decision was made.",
+        "无需补充资料：所有判定均已作出。",
+    ),
     # summary
     "title": ("Green loan appraisal pack", "绿色贷款评估报告"),
     "project": ("Project", "项目"),
@@ -145,6 +150,10 @@ LABELS: dict[str, tuple[str, str]] = {
         "2021 年版目录结论 × 2025 年版目录结论（项目数、贷款金额）",
     ),
     "by_status": ("By rulebook and status", "按标准与结论汇总"),
+    "requests": ("Evidence to request from the borrower", "需向借款人索取的资料"),
+    "question": ("Question", "问题"),
+    "see_questions": ("questions", "见问题"),
+    "needed_by": ("Needed by (rulebook item: clause)", "依据（标准条目：条款）"),
     "rejected_rows": ("Rejected input rows", "被拒绝的输入行"),
     "row": ("Row", "行号"),
     "field": ("Field", "字段"),

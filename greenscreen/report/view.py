@@ -11,6 +11,7 @@ import polars as pl
 
 from greenscreen import __version__, schema
 from greenscreen.report.labels import Lang, sc_text, status_text, t
+from greenscreen.requests import evidence_requests, field_texts
 
 #: (key, results column, unit, kind) of the key metrics, in display order
 METRICS: list[tuple[str, str, str, str]] = [
@@ -161,6 +162,28 @@ def project_view(result: Any, project_id: str, lang: Lang) -> dict[str, Any]:
             sensitivities = result.appraisal.sensitivities.filter(
                 pl.col("project_id") == project_id
             ).to_dicts()
+    texts = field_texts(result.rulebooks, getattr(result, "programmes", ()))
+
+    def label(field: str) -> str:
+        text = texts.get(field)
+        return (text.zh if lang == "zh" else text.en) if text else field
+
+    requests = [
+        {
+            "question": rec["question_zh" if lang == "zh" else "question_en"],
+            "needed_by": rec["needed_by"],
+            "field": rec["field"],
+            "sources": rec["sources"],
+        }
+        for rec in evidence_requests(result, [project_id]).iter_rows(named=True)
+    ]
+    for decision in decisions:  # what it lacks, as the numbers of the request's questions
+        decision["missing_labels"] = [label(f) for f in decision["missing"]]
+        decision["asks"] = [
+            i for i, rec in enumerate(requests, start=1) if decision["id"] in rec["sources"]
+        ]
+    for award in awards:
+        award["missing_labels"] = [label(f) for f in award.get("missing") or []]
     meta = result.metadata()
     sources = [
         (t("tool", lang), f"greenscreen {__version__}"),
@@ -204,4 +227,5 @@ def project_view(result: Any, project_id: str, lang: Lang) -> dict[str, Any]:
         "cash_flows": cash_flows,
         "sensitivities": sensitivities,
         "sources": sources,
+        "requests": requests,
     }
