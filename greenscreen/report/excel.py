@@ -973,11 +973,19 @@ class _Pack:
         sheet.insert_chart(row, 4, dscr)
 
     def close(self) -> None:
-        for sheet in self.book.worksheets():  # A4 landscape, one page wide, labelled footer
+        cashflow = self.sheet_names["cashflow"]
+        for sheet in self.book.worksheets():  # A4 landscape, labelled footer
             sheet.set_paper(9)
             sheet.set_landscape()
-            sheet.fit_to_pages(1, 0)
-            sheet.set_footer(f"&Lgreenscreen {__version__}&R&P / &N")
+            if sheet.name == cashflow:
+                # the years run across as many pages as they need, one page tall, with the
+                # row labels and the year header repeated on each
+                sheet.fit_to_pages(0, 1)
+                sheet.repeat_columns(0, _FIRST_YEAR_COL - 1)
+                sheet.repeat_rows(0, 1)
+            else:
+                sheet.fit_to_pages(1, 0)
+            sheet.set_footer(f"&L{self.pid} · greenscreen {__version__}&R&P / &N")
         self.book.close()
 
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import math
 import re
+import shutil
+import subprocess
+import tempfile
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,7 @@ from pygal.style import Style
 
 from greenscreen import __version__
 from greenscreen._resources import bundled_dir
+from greenscreen.errors import GreenscreenError
 from greenscreen.report._files import safe_stem
 from greenscreen.report.labels import LABELS, Lang, sc_text, short_status, status_text, t
 from greenscreen.report.portfolio import CROSSWALK, crosswalk, status_totals
@@ -193,6 +197,49 @@ def write_html_pack(result: Any, project_id: str, path: str | Path, *, lang: Lan
     """Write one project's self-contained, printable HTML pack."""
     path = Path(path)
     path.write_text(render_html_pack(result, project_id, lang=lang), encoding="utf-8")
+    return path
+
+
+_BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
+
+
+def write_pdf_pack(result: Any, project_id: str, path: str | Path, *, lang: Lang = "en") -> Path:
+    """Print one project's HTML pack to PDF with headless Chromium: the same A4 print
+    stylesheet a reader gets from the browser's print dialog, fonts embedded. Chromium is
+    the renderer because the packs are laid out for it (no second layout engine to keep in
+    step); without it this is one clear error."""
+    path = Path(path)
+    browser = next((found for name in _BROWSERS if (found := shutil.which(name))), None)
+    if browser is None:
+        raise GreenscreenError(
+            "--format pdf needs Chromium or Chrome on PATH (apt-get install chromium): none found"
+        )
+    with tempfile.TemporaryDirectory(prefix="greenscreen-pdf-") as scratch:
+        page = Path(scratch) / "pack.html"
+        page.write_text(render_html_pack(result, project_id, lang=lang), encoding="utf-8")
+        target = Path(scratch) / "pack.pdf"
+        try:
+            done = subprocess.run(
+                [
+                    browser,
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    f"--user-data-dir={Path(scratch) / 'profile'}",
+                    "--no-pdf-header-footer",
+                    f"--print-to-pdf={target}",
+                    page.as_uri(),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise GreenscreenError(f"{browser} did not print {project_id} within 120 s") from exc
+        if not target.is_file() or target.stat().st_size == 0:
+            detail = (done.stderr or "").strip().splitlines()[-1:] or ["no output"]
+            raise GreenscreenError(f"{browser} could not print {project_id}: {detail[0]}")
+        shutil.copyfile(target, path)
     return path
 
 
