@@ -89,6 +89,6 @@ def test_the_cashflow_sheet_prints_years_across_pages(result, tmp_path: Path) ->
     assert setup.orientation == "landscape" and setup.paperSize == 9
     # an absent fitToHeight/fitToWidth is 1, the OOXML default
     assert setup.fitToWidth == 0 and setup.fitToHeight in (None, 1)
-    assert cashflow.print_title_cols == "A:C" and cashflow.print_title_rows == "1:2"
+    assert cashflow.print_title_cols == "$A:$C" and cashflow.print_title_rows == "$1:$2"
     summary = book["Summary"].page_setup
     assert summary.fitToWidth in (None, 1) and summary.fitToHeight == 0
