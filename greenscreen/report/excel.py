@@ -314,13 +314,23 @@ class _Pack:
         weights = r.get("ef_weights") or ""
         w_om = 0.75 if "OM 0.75" in weights else 0.5
         rows: list[tuple[str, str, Any, str]] = [
-            ("em_method", t("method", lang), method or "none", r.get("emissions_note") or ""),
-            ("em_ef", t("ef", lang), r.get("grid_ef_tco2_per_mwh"), r.get("ef_source") or ""),
+            (
+                "em_method",
+                t("method", lang),
+                self.view["emissions"]["method"] or "—",
+                self.view["emissions"]["note"],
+            ),
+            (
+                "em_ef",
+                t("ef", lang),
+                r.get("grid_ef_tco2_per_mwh"),
+                self.view["emissions"]["ef_source"],
+            ),
             (
                 "em_series",
                 "Series / vintage / region",
                 f"{r.get('ef_series')} / {r.get('ef_vintage')} / {r.get('ef_region')}",
-                r.get("ef_verification") or "",
+                self.view["emissions"]["ef_verification"],
             ),
             (
                 "em_w_om",
@@ -398,7 +408,7 @@ class _Pack:
         )
         self.name("em_attributable", self.sheet_names["emissions"], row, 1)
         row += 1
-        flags = r.get("emissions_flags") or []
+        flags = self.view["emissions"]["flags"]
         self.text(sheet, row, 0, t("flags", lang), self.f["label"])
         self.text(sheet, row, 1, "; ".join(flags) if flags else "—", self.f["text"])
 
@@ -890,7 +900,7 @@ class _Pack:
                 status = f"{status} ({decision['sc_text']})"
             self.text(sheet, row, 1, status)
             self.text(sheet, row, 2, decision["item"])
-            self.text(sheet, row, 3, "yes" if decision["applies"] else "no")
+            self.text(sheet, row, 3, t("yes" if decision["applies"] else "no", lang))
             self.text(sheet, row, 4, "; ".join(decision["missing_labels"]))
             self.text(sheet, row, 5, f"{decision['title']} ({decision['version']})")
         row += 2
@@ -930,7 +940,7 @@ class _Pack:
             number = self.number(value, float("nan"))
             if formula.startswith("=em_") and r.get("avoided_tco2e_per_year") is None:
                 self.text(sheet, row, 1, "n/a")
-                self.text(sheet, row, 4, r.get("emissions_note") or "")
+                self.text(sheet, row, 4, self.view["emissions"]["note"])
             elif not formula:  # a figure of the results with no workings in this pack
                 sheet.write_number(row, 1, self.number(value), self.f[kind])
                 continue
