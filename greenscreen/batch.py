@@ -10,7 +10,6 @@ a project_id repeated anywhere in the file rejects every copy, as in a single re
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -20,9 +19,9 @@ from typing import Any
 
 import polars as pl
 
+from greenscreen._outputs import atomic_write, output_set
 from greenscreen.errors import GreenscreenError, PipelineError
 from greenscreen.io import Pipeline, SourceInfo, duplicate_id_rejects, read_pipeline
-from greenscreen.report._files import atomic_write
 from greenscreen.report.html import write_portfolio_html
 from greenscreen.report.labels import Lang
 from greenscreen.run import ScreenResult, screen
@@ -74,14 +73,18 @@ def screen_batched(
     if not source.is_file():
         raise PipelineError(f"pipeline file not found: {source}")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    parts = out / ".greenscreen-parts"
-    shutil.rmtree(parts, ignore_errors=True)
-    parts.mkdir()
-    try:
-        return _run(source, out, parts, batch_rows, lang, on_batch, options)
-    finally:
-        shutil.rmtree(parts, ignore_errors=True)
+    # the set is written into a new hidden folder and swapped in (greenscreen._outputs): the
+    # parts folder is always a fresh folder of this run, never a file or a symlink found there
+    with output_set(out) as staged:
+        parts = staged.path / ".greenscreen-parts"
+        parts.mkdir()
+        try:
+            run, record = _run(source, staged.path, parts, batch_rows, lang, on_batch, options)
+        finally:
+            shutil.rmtree(parts, ignore_errors=True)
+        staged.commit(record)
+    paths = {key: out / path.name for key, path in {**run.paths, "run": out / "run.json"}.items()}
+    return replace(run, paths=paths)
 
 
 def _scan(source: Path, options: dict[str, Any]) -> tuple[pl.LazyFrame, int, str]:
@@ -168,16 +171,18 @@ def _run(
     lang: Lang,
     on_batch: Callable[[int, int], object] | None,
     options: dict[str, Any],
-) -> BatchRun:
+) -> tuple[BatchRun, dict[str, Any]]:
+    """The outputs but run.json, written to ``out``, and the run record for run.json."""
     frame, total, fmt = _scan(source, options)
     first_row = 2 if fmt == "csv" else 1  # the file's row number of the first data row
     options.pop("sheet", None)  # CSV and Parquet have no sheets
     read_options = {k: options.pop(k) for k in ("encoding", "separator") if k in options}
     if total <= batch_rows:  # one batch: the in-memory run writes the same outputs
         result = screen(source, **read_options, **options)
-        paths = result.write(out, portfolio=False, lang=lang)
+        paths = result._write_outputs(out, portfolio=False, lang=lang)
         p = result.pipeline
-        return BatchRun(paths, p.n_input_rows, p.n_accepted, p.n_rejected, p.n_blank, 1)
+        run = BatchRun(paths, p.n_input_rows, p.n_accepted, p.n_rejected, p.n_blank, 1)
+        return run, result.metadata()
 
     # Pass 1: read and validate every batch; keep (project_id, row) of every row with an id,
     # so that an id repeated in two batches rejects every copy, as a single read would.
@@ -259,7 +264,9 @@ def _finish(
     n_blank: int,
     batches: int,
     lang: Lang,
-) -> BatchRun:
+) -> tuple[BatchRun, dict[str, Any]]:
+    if last is None:  # total > batch_rows: there was a batch
+        raise GreenscreenError(f"{source.name}: no batch was read")
     paths: dict[str, Path] = {}
     for key, name in _PARTS.items():
         files = sorted(parts.glob(f"{key}-*.parquet"))
@@ -274,30 +281,26 @@ def _finish(
     atomic_write(paths["rejects"], lambda p: rejects.write_csv(p, include_bom=True))
     n_rejected = rejects["row"].n_unique() if rejects.height else 0
     accepted = total - n_blank - n_rejected
-    if last is not None:
-        meta = last.metadata()
-        meta["input"]["sha256"] = _sha256(source)
-        meta["counts"] = {
-            "input_rows": total,
-            "accepted": accepted,
-            "rejected": n_rejected,
-            "reject_rows": rejects.height,
-            "blank_rows_ignored": n_blank,
-            "batches": batches,
-        }
-        text = json.dumps(meta, ensure_ascii=False, indent=2, default=str) + "\n"
-        paths["run"] = out / "run.json"
-        atomic_write(paths["run"], lambda p: Path(p).write_text(text, encoding="utf-8"))
-        if "results" in paths:
-            paths["portfolio_html"] = out / "portfolio.html"
-            pipeline = replace(last.pipeline, rejects=rejects, n_input_rows=total, n_blank=n_blank)
-            whole = replace(last, pipeline=pipeline)
-            scan = pl.scan_parquet(paths["results"])
-            atomic_write(
-                paths["portfolio_html"],
-                lambda p: write_portfolio_html(whole, p, lang=lang, results=scan),
-            )
-    return BatchRun(paths, total, accepted, n_rejected, n_blank, batches)
+    meta = last.metadata()
+    meta["input"]["sha256"] = _sha256(source)
+    meta["counts"] = {
+        "input_rows": total,
+        "accepted": accepted,
+        "rejected": n_rejected,
+        "reject_rows": rejects.height,
+        "blank_rows_ignored": n_blank,
+        "batches": batches,
+    }
+    if "results" in paths:
+        paths["portfolio_html"] = out / "portfolio.html"
+        pipeline = replace(last.pipeline, rejects=rejects, n_input_rows=total, n_blank=n_blank)
+        whole = replace(last, pipeline=pipeline)
+        scan = pl.scan_parquet(paths["results"])
+        atomic_write(
+            paths["portfolio_html"],
+            lambda p: write_portfolio_html(whole, p, lang=lang, link_prefix="packs/", results=scan),
+        )
+    return BatchRun(paths, total, accepted, n_rejected, n_blank, batches), meta
 
 
 def _append_parquet(files: list[Path], path: str) -> None:

@@ -1,17 +1,24 @@
 """The ``greenscreen`` command.
 
-Verbs: ``demo``, ``screen``, ``template``, ``rulebooks``. User mistakes (a missing file, a bad
-column, rejected rows in ``--strict`` mode) print a one-line message to stderr and exit non-zero
-without a traceback. Exit codes: 0 success, 1 error in the input or options, 2 rows rejected in
-``--strict`` mode, 3 internal error (a bug: set GREENSCREEN_DEBUG=1 for the traceback).
+Verbs: ``demo``, ``screen``, ``pack``, ``explain``, ``template``, ``rulebooks``. User mistakes
+(a missing file, a bad column, rejected rows in ``--strict`` mode) print a one-line message to
+stderr and exit non-zero without a traceback. Exit codes: 0 success, 1 an error in the input,
+the files or the output folder, 2 a usage error (an unknown option, a bad option value: click's
+code), 3 an internal error (a bug: set GREENSCREEN_DEBUG=1 for the traceback), 4 rows rejected
+in ``--strict`` mode, 130 interrupted (Ctrl-C or SIGTERM).
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 import time
 import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -34,7 +41,7 @@ from greenscreen.errors import GreenscreenError, PipelineError
 if TYPE_CHECKING:
     from greenscreen.report import PackList
 
-EXIT_ERROR, EXIT_REJECTS, EXIT_INTERNAL = 1, 2, 3
+EXIT_ERROR, EXIT_USAGE, EXIT_INTERNAL, EXIT_REJECTS, EXIT_INTERRUPTED = 1, 2, 3, 4, 130
 
 # not a terminal (a pipe, a CI log): wide enough that tables keep their columns
 _out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
@@ -87,7 +94,7 @@ def demo(out_dir: Path, quiet: bool) -> None:
     required=True,
     help="Directory for results.parquet, results.csv, rejects.csv and run.json.",
 )
-@click.option("--strict", is_flag=True, help="Exit with status 2 if any row is rejected.")
+@click.option("--strict", is_flag=True, help="Exit with status 4 if any row is rejected.")
 @click.option(
     "--rulebooks",
     "rulebook_dir",
@@ -291,10 +298,13 @@ def pack(
 
 @cli.command()
 @click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
-def template(out: Path) -> None:
+@click.option("--force", is_flag=True, help="Replace OUT if it exists (a filled template is lost).")
+def template(out: Path, force: bool) -> None:
     """Write the Excel input template (pipeline template v1) to OUT.xlsx."""
     from greenscreen._template import write_template
 
+    if os.path.lexists(out) and not force:
+        raise GreenscreenError(f"{out} exists (a filled template?); give --force to replace it")
     path = write_template(out)
     _out.print(f"wrote the input template to {path}")
     _out.print(f"fill the 'pipeline' sheet, then run: greenscreen screen {path} --out DIR")
@@ -491,8 +501,27 @@ def _write_packs(
     from greenscreen.report import write_packs
 
     total = result.results.height if ids is None else len(ids)
-    if workers == 0:
-        workers = (os.cpu_count() or 1) if total >= 200 else 1
+    workers = _pack_workers(workers, total)
+    with _packs_progress(total, quiet) as advance:
+        return write_packs(
+            result,
+            out_dir,
+            ids,
+            lang=lang,  # type: ignore[arg-type]
+            formats=formats,
+            progress=advance,
+            workers=workers,
+        )
+
+
+def _pack_workers(workers: int, total: int) -> int:
+    """0: one process per CPU when there are 200 packs or more."""
+    return workers or ((os.cpu_count() or 1) if total >= 200 else 1)
+
+
+@contextmanager
+def _packs_progress(total: int, quiet: bool) -> Iterator[Callable[[str], None]]:
+    """A progress bar of packs on stderr (hidden when quiet or not a terminal)."""
     with Progress(
         TextColumn("packs"),
         BarColumn(),
@@ -503,15 +532,7 @@ def _write_packs(
         transient=True,
     ) as bar:
         task = bar.add_task("packs", total=total)
-        return write_packs(
-            result,
-            out_dir,
-            ids,
-            lang=lang,  # type: ignore[arg-type]
-            formats=formats,
-            progress=lambda _pid: bar.advance(task),
-            workers=workers,
-        )
+        yield lambda _pid: bar.advance(task)
 
 
 def _screen(
@@ -530,6 +551,7 @@ def _screen(
     say(f"greenscreen {__version__}: screening {source}")
     write_options = write_options or {}
     max_rows = write_options.get("portfolio_max_rows", 100_000)
+    packs = bool(write_options.get("packs"))
     stages = ["read", "rulebooks", "emissions", "subsidies", "appraisal", "write"]
     with Progress(
         TextColumn("{task.description:<10}"),
@@ -547,24 +569,22 @@ def _screen(
 
         result = run_screen(source, on_stage=on_stage, **options)
         on_stage("write")
-        paths = result.write(
+        write = partial(
+            result.write,
             out_dir,
             portfolio=max_rows > 0,
             portfolio_max_rows=max(max_rows, 0),
             lang=write_options.get("lang", "en"),
         )
+        if not packs:
+            paths = write()
+    if packs:  # the packs' own progress bar (one live display at a time)
+        total = result.results.height
+        workers = _pack_workers(write_options.get("workers", 0), total)
+        with _packs_progress(total, quiet) as advance:
+            paths = write(packs=True, workers=workers, on_pack=advance)
     pipeline = result.pipeline
     packs_dir = out_dir / "packs"
-    if write_options.get("packs"):
-        _write_packs(
-            result,
-            packs_dir,
-            None,
-            write_options.get("lang", "en"),
-            ("html", "xlsx"),
-            quiet,
-            write_options.get("workers", 0),
-        )
     say(pipeline.summary())
     for note in pipeline.notes:
         say(f"  note: {note}")
@@ -590,7 +610,7 @@ def _screen(
         say("  portfolio.xlsx not written (--portfolio-max-rows 0)")
     else:
         say(f"  portfolio.xlsx not written: {result.results.height:,} projects > the row limit")
-    if write_options.get("packs"):
+    if packs:
         say(f"  {paths['portfolio_html']}  (report, linking the packs)")
         say(f"  {packs_dir}/  ({result.results.height:,} appraisal packs, .xlsx and .html)")
     else:
@@ -712,11 +732,15 @@ def _print_rejects(rejects: Any, limit: int = 20) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: maps errors to messages and exit codes."""
+    if threading.current_thread() is threading.main_thread():
+        # SIGTERM stops a run like Ctrl-C: its hidden output folder is removed, the previous
+        # outputs stay (SIGKILL cannot be caught; the next run removes what it leaves)
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         code = cli.main(args=argv, prog_name="greenscreen", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
-        code = 130
+        code = EXIT_INTERRUPTED
     except click.ClickException as exc:
         exc.show()
         code = exc.exit_code
@@ -728,7 +752,7 @@ def main(argv: list[str] | None = None) -> None:
         code = EXIT_ERROR
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
-        code = 130
+        code = EXIT_INTERRUPTED
     except Exception as exc:  # a bug in greenscreen, not a user mistake
         if os.environ.get("GREENSCREEN_DEBUG"):
             traceback.print_exc()

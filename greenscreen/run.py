@@ -6,7 +6,6 @@ capability (rulebooks, emissions, subsidies, appraisal) adds its columns to ``re
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
@@ -16,12 +15,13 @@ from typing import Any
 import polars as pl
 
 from greenscreen import __version__
+from greenscreen._outputs import atomic_write, output_set
 from greenscreen.appraisal import Appraisal, AppraisalConfig, appraise
 from greenscreen.emissions import EmissionsConfig, estimate
 from greenscreen.engine import CONFLICT_FLAG, DECISION_SCHEMA, evaluate
 from greenscreen.errors import GreenscreenError, did_you_mean
 from greenscreen.io import Pipeline, read_pipeline
-from greenscreen.report._files import atomic_write
+from greenscreen.report import write_packs
 from greenscreen.report.html import write_portfolio_html
 from greenscreen.report.labels import Lang
 from greenscreen.report.portfolio import MAX_ROWS as PORTFOLIO_MAX_ROWS
@@ -120,19 +120,50 @@ class ScreenResult:
         portfolio: bool = True,
         portfolio_max_rows: int = PORTFOLIO_MAX_ROWS,
         lang: Lang = "en",
+        packs: bool = False,
+        workers: int = 1,
+        on_pack: Callable[[str], None] | None = None,
     ) -> dict[str, Path]:
         """Write results.parquet/.csv, decisions.parquet, rejects.csv and run.json to ``out_dir``.
 
-        Each file is written to a temporary name and moved into place, so an interrupted run
-        never leaves a half-written output. CSVs carry a UTF-8 BOM so Excel shows Chinese text.
-        ``portfolio.xlsx`` (the batch workbook) is written up to ``portfolio_max_rows``
+        The whole set is written into a hidden folder next to ``out_dir`` and swapped in
+        (:mod:`greenscreen._outputs`): the folder always holds one complete run, whose
+        ``run.json`` lists the outputs, and an interrupted run leaves the previous set. Files
+        the user put in the folder are kept. CSVs carry a UTF-8 BOM so Excel shows Chinese
+        text. ``portfolio.xlsx`` (the batch workbook) is written up to ``portfolio_max_rows``
         projects; above that Excel is the wrong tool and the Parquet results hold everything.
+        ``packs`` also writes every project's pack to ``packs/`` (``workers`` processes;
+        ``on_pack(project_id)`` after each); packs of the previous set that are up to date
+        are reused.
         """
         out = Path(out_dir)
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise GreenscreenError(f"cannot create output directory {out}: {exc}") from exc
+        with output_set(out) as staged:
+            paths = self._write_outputs(
+                staged.path, portfolio=portfolio, portfolio_max_rows=portfolio_max_rows, lang=lang
+            )
+            if packs:
+                write_packs(
+                    self,
+                    staged.path / "packs",
+                    lang=lang,
+                    workers=workers,
+                    progress=on_pack,
+                    reuse=staged.final / "packs",
+                )
+                paths["packs"] = staged.path / "packs"
+            staged.commit(self.metadata())
+        paths["run"] = staged.path / "run.json"
+        return {key: out / path.name for key, path in paths.items()}
+
+    def _write_outputs(
+        self,
+        out: Path,
+        *,
+        portfolio: bool = True,
+        portfolio_max_rows: int = PORTFOLIO_MAX_ROWS,
+        lang: Lang = "en",
+    ) -> dict[str, Path]:
+        """Every output but run.json (the output set writes it last) into ``out``."""
         paths = {
             "results": out / "results.parquet",
             "results_csv": out / "results.csv",
@@ -143,7 +174,6 @@ class ScreenResult:
             "portfolio": out / "portfolio.xlsx",
             "portfolio_html": out / "portfolio.html",
             "rejects": out / "rejects.csv",
-            "run": out / "run.json",
         }
         atomic_write(paths["results"], lambda p: self.results.write_parquet(p, statistics=False))
         atomic_write(
@@ -165,7 +195,8 @@ class ScreenResult:
             )
         else:
             del paths["portfolio"]
-        # links point at packs written with: greenscreen pack PIPELINE --all --out DIR/packs
+        # links point at packs written with --packs, or: greenscreen pack PIPELINE --all
+        # --out DIR/packs
         atomic_write(
             paths["portfolio_html"],
             lambda p: write_portfolio_html(self, p, lang=lang, link_prefix="packs/"),
@@ -175,8 +206,6 @@ class ScreenResult:
             atomic_write(paths["sensitivities"], lambda p: table.write_parquet(p, statistics=False))
         else:
             del paths["sensitivities"]
-        text = json.dumps(self.metadata(), ensure_ascii=False, indent=2) + "\n"
-        atomic_write(paths["run"], lambda p: Path(p).write_text(text, encoding="utf-8"))
         return paths
 
     def subset(self, project_ids: Sequence[str]) -> ScreenResult:

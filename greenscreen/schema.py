@@ -134,6 +134,14 @@ def _f(
     return Field(default=default, description=description, json_schema_extra=extra, **constraints)
 
 
+# Upper bounds of the numeric fields. Each is far above any real project (the largest power
+# station is 22.5 GW; China's whole grid generates ~9,400 TWh a year) and low enough that no
+# product the engine forms (generation × factor × 100 years, money × 100 years) overflows: an
+# absurd magnitude (1e306 MW, a typo'd exponent) is a reject row, never an infinite result.
+# Money allows 1e15 currency units (about USD 60 bn in IDR or VND, the largest-unit currencies).
+_MONEY_MAX = 1e15
+
+
 # --------------------------------------------------------------------------------------------
 class ProjectInput(BaseModel):
     """One candidate project: a row of pipeline template v1.
@@ -233,6 +241,7 @@ class ProjectInput(BaseModel):
         unit="MW",
         aliases=("装机规模", "capacity", "installed capacity"),
         ge=0,
+        le=1e6,
     )
     annual_generation_mwh: float | None = _f(
         "年发电量",
@@ -241,6 +250,7 @@ class ProjectInput(BaseModel):
         unit="MWh",
         aliases=("年上网电量", "年均发电量", "annual generation", "generation"),
         ge=0,
+        le=1e10,
     )
     full_load_hours: float | None = _f(
         "年利用小时数",
@@ -260,6 +270,7 @@ class ProjectInput(BaseModel):
         unit="MWh",
         aliases=("储能规模", "storage capacity", "storage energy"),
         ge=0,
+        le=1e7,
     )
     storage_power_mw: float | None = _f(
         "储能功率",
@@ -268,6 +279,7 @@ class ProjectInput(BaseModel):
         unit="MW",
         aliases=("储能额定功率", "storage power"),
         ge=0,
+        le=1e6,
     )
     cycles_per_year: float | None = _f(
         "年循环次数",
@@ -276,6 +288,7 @@ class ProjectInput(BaseModel):
         unit="cycles/yr",
         aliases=("年充放电次数", "cycles"),
         ge=0,
+        le=1e4,
     )
 
     # buildings ------------------------------------------------------------------------------
@@ -286,6 +299,7 @@ class ProjectInput(BaseModel):
         unit="m2",
         aliases=("总建筑面积", "floor area", "gfa"),
         ge=0,
+        le=1e8,
     )
     green_building_star: int | None = _f(
         "绿色建筑星级",
@@ -312,6 +326,7 @@ class ProjectInput(BaseModel):
         unit="kWh/m2/yr",
         aliases=("建筑能耗强度", "energy use intensity", "eui"),
         ge=0,
+        le=1e5,
     )
     baseline_energy_use_kwh_m2: float | None = _f(
         "基准单位面积能耗",
@@ -320,6 +335,7 @@ class ProjectInput(BaseModel):
         unit="kWh/m2/yr",
         aliases=("基准能耗强度", "baseline eui"),
         ge=0,
+        le=1e5,
     )
     epc_class: str | None = _f(
         "能效证书等级",
@@ -338,6 +354,7 @@ class ProjectInput(BaseModel):
         unit="gCO2e/kWh",
         aliases=("生命周期排放", "life-cycle emissions", "lifecycle emissions"),
         ge=0,
+        le=1e5,
     )
     power_density_w_m2: float | None = _f(
         "功率密度",
@@ -346,6 +363,7 @@ class ProjectInput(BaseModel):
         unit="W/m2",
         aliases=("power density",),
         ge=0,
+        le=1e6,
     )
     powertrain: str | None = _f(
         "动力类型",
@@ -362,6 +380,7 @@ class ProjectInput(BaseModel):
         unit="gCO2/km",
         aliases=("tailpipe emissions", "tailpipe co2"),
         ge=0,
+        le=1e5,
     )
     hydrogen_tco2e_per_th2: float | None = _f(
         "制氢碳排放强度",
@@ -370,6 +389,7 @@ class ProjectInput(BaseModel):
         unit="tCO2e/tH2",
         aliases=("hydrogen emissions intensity",),
         ge=0,
+        le=1e4,
     )
     pue: float | None = _f(
         "电能利用效率",
@@ -378,6 +398,7 @@ class ProjectInput(BaseModel):
         unit="MWh/MWh",
         aliases=("pue值", "power usage effectiveness"),
         ge=1,
+        le=100,
     )
 
     # emission-method inputs -----------------------------------------------------------------
@@ -388,6 +409,7 @@ class ProjectInput(BaseModel):
         unit="MWh",
         aliases=("节电量", "electricity saved"),
         ge=0,
+        le=1e10,
     )
     fuel_saved_t: float | None = _f(
         "年节约燃料量",
@@ -396,6 +418,7 @@ class ProjectInput(BaseModel):
         unit="t/yr",
         aliases=("节约燃料量", "fuel saved"),
         ge=0,
+        le=1e10,
     )
     fuel_type: str | None = _f(
         "燃料类型",
@@ -410,6 +433,7 @@ class ProjectInput(BaseModel):
         unit="count",
         aliases=("车辆数量", "vehicles", "fleet size"),
         ge=0,
+        le=10_000_000,
     )
     annual_km_per_vehicle: float | None = _f(
         "单车年行驶里程",
@@ -418,6 +442,7 @@ class ProjectInput(BaseModel):
         unit="km/yr",
         aliases=("年行驶里程", "annual km", "annual mileage"),
         ge=0,
+        le=1e6,
     )
     baseline_fuel_l_per_100km: float | None = _f(
         "基准车百公里油耗",
@@ -426,6 +451,7 @@ class ProjectInput(BaseModel):
         unit="L/100km",
         aliases=("百公里油耗", "baseline fuel consumption"),
         ge=0,
+        le=1e4,
     )
     ev_kwh_per_100km: float | None = _f(
         "百公里电耗",
@@ -434,6 +460,7 @@ class ProjectInput(BaseModel):
         unit="kWh/100km",
         aliases=("ev consumption", "electricity consumption"),
         ge=0,
+        le=1e4,
     )
     ch4_captured_t: float | None = _f(
         "年甲烷回收量",
@@ -442,6 +469,7 @@ class ProjectInput(BaseModel):
         unit="t/yr",
         aliases=("甲烷回收量", "ch4 captured", "methane captured"),
         ge=0,
+        le=1e9,
     )
     co2_stored_t: float | None = _f(
         "年二氧化碳封存量",
@@ -450,6 +478,7 @@ class ProjectInput(BaseModel):
         unit="t/yr",
         aliases=("二氧化碳封存量", "co2 stored", "co2 captured"),
         ge=0,
+        le=1e10,
     )
     displaced_tco2e_per_year: float | None = _f(
         "年替代减排量",
@@ -458,6 +487,7 @@ class ProjectInput(BaseModel):
         unit="tCO2e/yr",
         aliases=("displaced emissions", "avoided emissions basis"),
         ge=0,
+        le=1e10,
     )
     grid_ef_tco2_per_mwh: float | None = _f(
         "电网排放因子",
@@ -466,6 +496,7 @@ class ProjectInput(BaseModel):
         unit="tCO2/MWh",
         aliases=("grid emission factor", "grid ef"),
         ge=0,
+        le=10,
     )
     grid_ef_om_tco2_per_mwh: float | None = _f(
         "电量边际排放因子",
@@ -474,6 +505,7 @@ class ProjectInput(BaseModel):
         unit="tCO2/MWh",
         aliases=("om", "operating margin", "ef_om"),
         ge=0,
+        le=10,
     )
     grid_ef_bm_tco2_per_mwh: float | None = _f(
         "容量边际排放因子",
@@ -482,6 +514,7 @@ class ProjectInput(BaseModel):
         unit="tCO2/MWh",
         aliases=("bm", "build margin", "ef_bm"),
         ge=0,
+        le=10,
     )
 
     # finance --------------------------------------------------------------------------------
@@ -501,6 +534,7 @@ class ProjectInput(BaseModel):
         unit="currency",
         aliases=("项目总投资", "总投资额", "capex", "total capex"),
         ge=0,
+        le=_MONEY_MAX,
     )
     loan_amount: float | None = _f(
         "贷款金额",
@@ -509,6 +543,7 @@ class ProjectInput(BaseModel):
         unit="currency",
         aliases=("贷款额", "授信金额", "loan", "loan principal"),
         ge=0,
+        le=_MONEY_MAX,
     )
     loan_tenor_years: int | None = _f(
         "贷款期限",
@@ -544,6 +579,7 @@ class ProjectInput(BaseModel):
         unit="currency/MWh",
         aliases=("电价", "tariff", "ppa price"),
         ge=0,
+        le=1e9,
     )
     annual_revenue: float | None = _f(
         "年营业收入",
@@ -552,6 +588,7 @@ class ProjectInput(BaseModel):
         unit="currency",
         aliases=("年收入", "年产值", "annual revenue", "revenue"),
         ge=0,
+        le=_MONEY_MAX,
     )
     annual_opex: float | None = _f(
         "年运营成本",
@@ -560,6 +597,7 @@ class ProjectInput(BaseModel):
         unit="currency",
         aliases=("年运维成本", "运营成本", "opex", "annual opex"),
         ge=0,
+        le=_MONEY_MAX,
     )
     opex_escalation: float | None = _f(
         "运营成本年增长率",
@@ -657,12 +695,17 @@ class FieldSpec:
     def range_text(self) -> str:
         parts = []
         if self.ge is not None:
-            parts.append(f"≥ {self.ge:g}")
+            parts.append(f"≥ {_bound_text(self.ge)}")
         if self.gt is not None:
-            parts.append(f"> {self.gt:g}")
+            parts.append(f"> {_bound_text(self.gt)}")
         if self.le is not None:
-            parts.append(f"≤ {self.le:g}")
+            parts.append(f"≤ {_bound_text(self.le)}")
         return " and ".join(parts)
+
+
+def _bound_text(value: float) -> str:
+    """1e6 as 1,000,000 (an analyst reads it); fractions as they are."""
+    return f"{value:,.0f}" if value.is_integer() and abs(value) >= 1000 else f"{value:g}"
 
 
 # Chinese rendering of units in template headers (the English unit is already in the field name)

@@ -105,7 +105,7 @@ def test_cli_batch_rows(pipeline_csv: Path, tmp_path: Path) -> None:
     assert "41 rows read in 5 batches: 37 accepted, 3 rejected, 1 blank rows ignored" in done.stdout
     assert pl.read_parquet(tmp_path / "o" / "results.parquet").height == 37
     strict = run("--out", str(tmp_path / "s"), "--batch-rows", "10", "--strict", "-q")
-    assert strict.returncode == 2 and "3 rows rejected (strict mode)" in strict.stderr
+    assert strict.returncode == 4 and "3 rows rejected (strict mode)" in strict.stderr
     both = run("--out", str(tmp_path / "p"), "--batch-rows", "10", "--packs")
     assert both.returncode == 2 and "--packs needs the whole run" in both.stderr
     assert "Traceback" not in done.stderr + strict.stderr + both.stderr

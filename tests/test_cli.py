@@ -73,7 +73,7 @@ def test_screen_with_rejects_exits_zero_and_prints_counts(tmp_path: Path) -> Non
     )
 
     strict = run_cli("screen", str(path), "--out", str(tmp_path / "o2"), "--strict", "--quiet")
-    assert strict.returncode == 2
+    assert strict.returncode == 4
     assert strict.stdout == ""
     assert "1 rows rejected (strict mode)" in strict.stderr
 

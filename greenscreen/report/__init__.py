@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing
+import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
@@ -12,8 +13,9 @@ from typing import Any
 
 import polars as pl
 
+from greenscreen._outputs import atomic_write, folder_lock
 from greenscreen.errors import GreenscreenError, did_you_mean
-from greenscreen.report._files import atomic_write, confined, safe_stem
+from greenscreen.report._files import confined, safe_stem
 from greenscreen.report.excel import write_excel_pack
 from greenscreen.report.html import write_html_pack, write_portfolio_html
 from greenscreen.report.labels import Lang
@@ -48,6 +50,7 @@ def write_packs(
     progress: Callable[[str], None] | None = None,
     workers: int = 1,
     chunk_size: int = 100,
+    reuse: str | Path | None = None,
 ) -> PackList:
     """Write one pack per project (all accepted projects when ``project_ids`` is None).
 
@@ -57,6 +60,8 @@ def write_packs(
     each project's results row, and packs whose fingerprint matches and whose files exist are
     not written again. ``workers > 1`` writes chunks of ``chunk_size`` projects in that many
     processes. ``progress(project_id)`` is called after each project, written or skipped.
+    ``reuse`` is another pack folder (the one a new output set replaces): its up-to-date packs
+    are hard-linked instead of written again. Two runs cannot write into one folder at once.
     """
     unknown = set(formats) - {"xlsx", "html"}
     if unknown or not formats:
@@ -70,10 +75,27 @@ def write_packs(
     known = result.results["project_id"].to_list()
     ids = known if project_ids is None else list(dict.fromkeys(project_ids))
     _check_ids(result, ids, known)
+    with folder_lock(out):
+        return _write_packs(result, out, ids, lang, formats, progress, workers, chunk_size, reuse)
 
+
+def _write_packs(
+    result: Any,
+    out: Path,
+    ids: list[str],
+    lang: Lang,
+    formats: tuple[str, ...],
+    progress: Callable[[str], None] | None,
+    workers: int,
+    chunk_size: int,
+    reuse: str | Path | None,
+) -> PackList:
     run_key, row_keys = _fingerprints(result, ids, lang, formats)
-    manifest = _read_manifest(out, run_key)
     files = {pid: [confined(out, f"{safe_stem(pid)}.{fmt}") for fmt in formats] for pid in ids}
+    _check_names(files)
+    manifest = _read_manifest(out, run_key)
+    if reuse is not None:
+        manifest.update(_link_packs(Path(reuse), run_key, row_keys, files))
     todo = [
         pid
         for pid in ids
@@ -96,6 +118,8 @@ def write_packs(
             if progress is not None:
                 progress(pid)
         _write_manifest(out, run_key, manifest)  # after every chunk: an interruption resumes
+    if not chunks and reuse is not None:  # every pack linked from ``reuse``: its manifest too
+        _write_manifest(out, run_key, manifest)
 
     written = PackList(p for pid in ids for p in files[pid])
     written.skipped = len(done)
@@ -117,6 +141,39 @@ def _check_ids(result: Any, ids: list[str], known: list[str]) -> None:
                     f"project {pid} was rejected: {'; '.join(rejected['reason'])}"
                 )
             raise GreenscreenError(f"no project '{pid}' in the pipeline" + did_you_mean(pid, known))
+
+
+def _check_names(files: dict[str, list[Path]]) -> None:
+    """No two projects share a file, also where case does not count (Windows, macOS)."""
+    seen: dict[str, str] = {}
+    for pid, paths in files.items():
+        name = paths[0].stem.casefold()
+        if seen.setdefault(name, pid) != pid:
+            raise GreenscreenError(
+                f"projects {seen[name]!r} and {pid!r} would share the pack file {paths[0].name}"
+            )
+
+
+def _link_packs(
+    previous: Path, run_key: str, row_keys: dict[str, str], files: dict[str, list[Path]]
+) -> dict[str, str]:
+    """Hard-link the packs in ``previous`` that are up to date (same run key and results row)
+    into place; their manifest entries. Never follows a symlink out of ``previous``."""
+    if previous.is_symlink() or not previous.is_dir():
+        return {}
+    manifest = _read_manifest(previous, run_key)
+    linked: dict[str, str] = {}
+    for pid, key in row_keys.items():
+        olds = [previous / path.name for path in files[pid]]
+        if manifest.get(pid) != key or not all(o.is_file() and not o.is_symlink() for o in olds):
+            continue
+        try:
+            for old, path in zip(olds, files[pid], strict=True):
+                os.link(old, path)
+        except OSError:  # no hard links here (FAT, some network drives): write them
+            break
+        linked[pid] = key
+    return linked
 
 
 def _fingerprints(

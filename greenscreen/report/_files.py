@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import tempfile
 import unicodedata
-from collections.abc import Callable
 from pathlib import Path
 
+from greenscreen._outputs import atomic_write
 from greenscreen.errors import GreenscreenError
+
+__all__ = ["atomic_write", "confined", "safe_stem"]  # atomic_write lives in greenscreen._outputs
 
 _RESERVED = {
     "CON",
@@ -22,12 +22,23 @@ _RESERVED = {
 }
 
 
-def safe_stem(project_id: str, max_length: int = 80) -> str:
+#: a stem ending like a hash suffix is never kept as it is: it could be another id's name
+_HASH_SUFFIX = re.compile(r"_[0-9a-f]{8}$", re.IGNORECASE)
+#: names a pack folder holds besides the packs (index.html, the resume manifest)
+_FOLDER_NAMES = {"index"}
+
+
+def safe_stem(project_id: str, max_bytes: int = 120) -> str:
     """A file-name stem for a project id: letters, digits, CJK, ``-``, ``_`` and ``.`` only.
 
     Anything else (path separators, ``..``, NUL, control, zero-width and bidi characters) is
-    replaced; reserved Windows names and changed ids get a short hash of the original id, so two
-    ids never map to the same name.
+    replaced and the stem is cut to ``max_bytes`` of UTF-8 (file systems allow 255 bytes).
+    The id is kept as it is only when it is already such a stem in upper case (``GS-003``,
+    ``光伏-01``); every other id gets ``_`` and 8 hex digits of its SHA-256. So two ids never
+    share a name, also on the case-insensitive file systems of Windows and macOS (``gs-003``
+    and ``GS-003``; ``GS 001`` and ``GS_001_22a85125``), and a name never changes between
+    runs. Reserved Windows device names (``CON``, ``nul.txt``) and ``index`` (the packs'
+    index) are changed too.
     """
     text = unicodedata.normalize("NFKC", project_id)
     # letters and digits of any script (categories L*, N*) and -_. survive; separators,
@@ -36,14 +47,20 @@ def safe_stem(project_id: str, max_length: int = 80) -> str:
         ch if ch in "-_." or unicodedata.category(ch)[0] in "LN" else "_" for ch in text
     )
     cleaned = re.sub(r"_+", "_", cleaned).strip("._ ") or "project"
-    cleaned = cleaned[:max_length]
-    reserved = cleaned.upper().split(".")[0] in _RESERVED
-    if reserved:  # Windows reads NUL.txt_1234.xlsx as the device NUL: change the first part
+    cleaned = cleaned.encode("utf-8")[:max_bytes].decode("utf-8", "ignore")  # whole characters
+    first = cleaned.upper().split(".")[0]
+    if first in _RESERVED or first.lower() in _FOLDER_NAMES:
+        # Windows reads NUL.txt_1234.xlsx as the device NUL: change the first part
         cleaned = f"_{cleaned}"
-    if cleaned != project_id:
+    if cleaned != project_id or not _upper_case(project_id) or _HASH_SUFFIX.search(cleaned):
         digest = hashlib.sha256(project_id.encode("utf-8")).hexdigest()[:8]
         cleaned = f"{cleaned}_{digest}"
     return cleaned
+
+
+def _upper_case(text: str) -> bool:
+    """No other text differs from this one only by case and is upper case too."""
+    return text == text.upper() and text.lower().upper() == text
 
 
 def confined(directory: Path, name: str) -> Path:
@@ -53,28 +70,3 @@ def confined(directory: Path, name: str) -> Path:
     if path.parent != root:
         raise GreenscreenError(f"refusing to write {name!r} outside {root}")
     return path
-
-
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _current_umask()
-
-
-def atomic_write(path: Path, write: Callable[[str], object]) -> None:
-    """``write(tmp)`` into a hidden temporary file next to ``path``, then rename it into place:
-    an interrupted run never leaves a half-written output."""
-    fd, tmp = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}"
-    )
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
