@@ -156,19 +156,17 @@ def irr(
     """IRR of each row (P × T), vectorised, with a reason where it is undefined.
 
     Newton's method from 10 % on every row at once, then bisection on the rows where Newton
-    fails (IRR bracketed in (−99 %, 1000 %)). Rows whose cash flows never change sign have no
-    IRR: NaN with the reason ``no sign change``. With several sign changes the IRR may not be
-    unique; the root found is returned with the reason ``multiple sign changes``.
+    fails (IRR bracketed in (−99 %, 1000 %)). A value and a reason never come together: rows
+    whose cash flows never change sign have no IRR (NaN, ``no sign change``). Cash flows that
+    change sign several times can have several IRRs; then the one closest to zero is returned,
+    numpy-financial's documented default (``numpy_financial.irr``, ``selection_logic``), found
+    by sampling the NPV over a grid of rates across the bracket and bisecting the sign change
+    nearest zero. A rate within the tolerance of zero is 0.
     """
     cf = np.atleast_2d(np.nan_to_num(np.asarray(cash_flows, dtype=float)))
     p, n = cf.shape
     t = np.arange(n)
-    signs = np.sign(cf)
-    # carry the last non-zero sign forward, then count sign changes between non-zero flows
-    idx = np.where(signs != 0, np.arange(n), 0)
-    np.maximum.accumulate(idx, axis=1, out=idx)
-    filled = np.take_along_axis(signs, idx, axis=1)
-    changes = np.sum((filled[:, 1:] * filled[:, :-1]) < 0, axis=1)
+    changes = _sign_changes(cf)
     rate = np.full(p, 0.1)
     active = np.flatnonzero(changes > 0)
     for _ in range(max_iter):  # Newton on the rows still moving: most settle in a few steps
@@ -188,18 +186,60 @@ def irr(
     bad = (np.abs(final) / scale > 1e-9) & (changes > 0)
     if bad.any():
         rate[bad] = _bisect(cf[bad], t)
-    result = np.where(changes > 0, rate, np.nan)
+    result = np.where(changes > 0, np.where(np.abs(rate) < tol, 0.0, rate), np.nan)
     reason = np.full(p, "", dtype=object)
     reason[changes == 0] = "no sign change"
-    reason[changes > 1] = "multiple sign changes"
+    several = np.flatnonzero(changes > 1)
+    # Norström: a cumulative cash flow that changes sign once has one IRR, Newton's is it
+    several = several[_sign_changes(np.cumsum(cf[several], axis=1)) != 1]
+    if several.size:
+        lo, hi, roots = _bracket_nearest_zero(cf[several], t)
+        several, lo, hi = several[roots > 1], lo[roots > 1], hi[roots > 1]
+        if several.size:
+            result[several] = _bisect(cf[several], t, lo, hi)
     unresolved = (changes > 0) & ~np.isfinite(result)
     reason[unresolved] = "no root found in (-99 %, 1000 %)"
     return result, reason
 
 
-def _bisect(cf: np.ndarray, t: np.ndarray) -> np.ndarray:
-    lo = np.full(cf.shape[0], -0.99)
-    hi = np.full(cf.shape[0], 10.0)
+def _sign_changes(values: np.ndarray) -> np.ndarray:
+    """Sign changes along each row, zeros skipped."""
+    signs = np.sign(values)
+    n = values.shape[1]
+    idx = np.where(signs != 0, np.arange(n), 0)
+    np.maximum.accumulate(idx, axis=1, out=idx)
+    filled = np.take_along_axis(signs, idx, axis=1)
+    return np.sum((filled[:, 1:] * filled[:, :-1]) < 0, axis=1)
+
+
+# rates at which the NPV is sampled to find every IRR: dense near zero, across (−99 %, 1000 %)
+_IRR_GRID = np.unique(np.concatenate([np.linspace(-0.99, 1.0, 400), np.geomspace(1.0, 10.0, 60)]))
+
+
+def _bracket_nearest_zero(cf: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per row: the grid interval holding the IRR closest to zero (lo, hi) and how many sign
+    changes the NPV has over the grid. One rate at a time, so memory stays P × T."""
+    rows = cf.shape[0]
+    last_sign, last_rate = np.zeros(rows), np.full(rows, np.nan)
+    lo, hi = np.full(rows, np.nan), np.full(rows, np.nan)
+    changes = np.zeros(rows, dtype=int)
+    for rate in _IRR_GRID:
+        sign = np.sign(np.sum(cf * (1 + rate) ** -t, axis=1))
+        crossed = (sign * last_sign) < 0
+        changes += crossed
+        nearer = crossed & ~(np.abs(hi + lo) / 2 <= np.abs(rate + last_rate) / 2)
+        lo, hi = np.where(nearer, last_rate, lo), np.where(nearer, rate, hi)
+        last_rate = np.where(sign != 0, rate, last_rate)
+        last_sign = np.where(sign != 0, sign, last_sign)
+    return lo, hi, changes
+
+
+def _bisect(
+    cf: np.ndarray, t: np.ndarray, lo: np.ndarray | None = None, hi: np.ndarray | None = None
+) -> np.ndarray:
+    """The IRR between ``lo`` and ``hi`` (default: the whole bracket) by bisection."""
+    lo = np.full(cf.shape[0], -0.99) if lo is None else lo.copy()
+    hi = np.full(cf.shape[0], 10.0) if hi is None else hi.copy()
     f_lo = np.sum(cf * (1 + lo[:, None]) ** -t, axis=1)
     f_hi = np.sum(cf * (1 + hi[:, None]) ** -t, axis=1)
     ok = np.sign(f_lo) != np.sign(f_hi)
@@ -248,6 +288,26 @@ class Appraisal:
             self._config,
             only(self._schedule),
         )
+
+    def workings(self, project_id: str) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+        """Every line of one project's model: per-year arrays (construction and operation
+        years from 0) and the per-project debt sizing, as the Excel pack lays them out; the
+        pack writes them as the formulas' cached values."""
+        chunk = self._projects.filter(pl.col("project_id") == project_id).head(1)
+        if chunk.height == 0:
+            return {}, {}
+        x = _inputs(chunk, self._config)
+        base = _model(
+            x,
+            self._config,
+            _subsidy_matrix(chunk, self._schedule, x),
+            self._config.carbon_price,
+            detail=True,
+        )
+        per_year = {name: values[0] for name, values in {**base["cash"], **base["detail"]}.items()}
+        per_year["dscr"] = base["cash"]["dscr"][0]
+        sizing = {name: float(values[0]) for name, values in base["sizing"].items()}
+        return per_year, sizing
 
     def cash_flows_for(self, project_ids: list[str] | None) -> pl.DataFrame:
         """The annual model of some projects (all when None), recomputed from the inputs so
@@ -315,47 +375,46 @@ def appraise(
     base = _model(x, config, subsidies, config.carbon_price)
     metrics = base["metrics"]
     if sensitivities:
+        # each project is varied on the drivers its inputs have: tariff and generation when
+        # revenue is tariff × generation, revenue when it is given as annual revenue
+        by_tariff = ~np.isnan(x.generation) & ~np.isnan(x.tariff)
+        applies = {
+            "capex": np.ones(x.capex.size, dtype=bool),
+            "tariff": by_tariff,
+            "generation": by_tariff,
+            "revenue": ~by_tariff & ~np.isnan(x.revenue),
+            "opex": np.nan_to_num(x.opex) != 0,
+        }
         frames = []
-        for driver in ("capex", "tariff", "generation", "opex"):
-            for direction, factor in (
-                ("low", 1 - config.sensitivity),
-                ("high", 1 + config.sensitivity),
-            ):
-                varied = _scaled(x, driver, factor)
-                out = _model(varied, config, subsidies, config.carbon_price, full=False)["metrics"]
-                frames.append(
-                    pl.DataFrame(
-                        {
-                            "project_id": projects["project_id"],
-                            "driver": driver,
-                            "direction": direction,
-                            "change": factor - 1,
-                            "npv": out["npv"],
-                            "project_irr": out["project_irr"],
-                            "min_dscr": out["min_dscr"],
-                        }
-                    )
-                )
-        for name, price in config.carbon_scenarios.items():
-            out = _model(x, config, subsidies, price, full=False)["metrics"]
+
+        def varied(label: str, direction: str, change: float, out: dict, keep: np.ndarray) -> None:
             frames.append(
                 pl.DataFrame(
                     {
                         "project_id": projects["project_id"],
-                        "driver": f"carbon_price:{name}",
-                        "direction": str(price),
-                        "change": price,
+                        "driver": label,
+                        "direction": direction,
+                        "change": change,
                         "npv": out["npv"],
                         "project_irr": out["project_irr"],
                         "min_dscr": out["min_dscr"],
+                        "npv_delta": out["npv"] - metrics["npv"],
                     }
-                )
+                ).filter(pl.Series(keep))
             )
-        table = pl.concat(frames, how="vertical").with_columns(
-            (pl.col("npv") - pl.lit(pl.Series(np.tile(metrics["npv"], len(frames))))).alias(
-                "npv_delta"
-            )
-        )
+
+        for driver, keep in applies.items():
+            for direction, factor in (
+                ("low", 1 - config.sensitivity),
+                ("high", 1 + config.sensitivity),
+            ):
+                scaled = _scaled(x, driver, factor)
+                out = _model(scaled, config, subsidies, config.carbon_price, full=False)["metrics"]
+                varied(driver, direction, factor - 1, out, keep)
+        for name, price in config.carbon_scenarios.items():
+            out = _model(x, config, subsidies, price, full=False)["metrics"]
+            varied(f"carbon_price:{name}", str(price), price, out, applies["capex"])
+        table = pl.concat(frames, how="vertical")
     else:
         table = pl.DataFrame()
     metric_frame = pl.DataFrame({"project_id": projects["project_id"], **metrics})
@@ -369,9 +428,9 @@ def _scaled(x: _Arrays, driver: str, factor: float) -> _Arrays:
         values["loan"] = x.loan * factor
     elif driver == "tariff":
         values["tariff"] = x.tariff * factor
-        values["revenue"] = x.revenue * factor
     elif driver == "generation":
         values["generation"] = x.generation * factor
+    elif driver == "revenue":
         values["revenue"] = x.revenue * factor
     elif driver == "opex":
         values["opex"] = x.opex * factor
@@ -409,9 +468,11 @@ def _model(
     carbon_price: float,
     *,
     full: bool = True,
+    detail: bool = False,
 ) -> dict:
     """The cash-flow model. ``full=False`` (sensitivity runs) computes NPV, post-tax project
-    IRR and DSCRs only."""
+    IRR and DSCRs only; ``detail=True`` adds every working line of the Excel pack's CashFlow
+    sheet (``detail``, per year, and ``sizing``, per project) for its cached values."""
     p = x.capex.size
     periods = max(subsidies.shape[1], _periods(x), 1)
     t = np.arange(periods)[None, :]
@@ -429,11 +490,17 @@ def _model(
     rate = np.nan_to_num(x.rate)
     balance = np.zeros(p)
     idc = np.zeros(p)
+    # per-year IDC and balance, for the pack's cached values only
+    idc_year = np.zeros((p, periods)) if detail else None
+    balance_year = np.zeros((p, periods)) if detail else None
     for year in range(int(np.max(x.construction)) if p else 0):  # ≤ 20 construction years
         interest = balance * rate
         drawing = year < x.construction
         idc += np.where(drawing, interest, 0.0)
         balance = np.where(drawing, balance + interest + capex_draw[:, year] * share, balance)
+        if idc_year is not None and balance_year is not None:
+            idc_year[:, year] = np.where(drawing, interest, 0.0)
+            balance_year[:, year] = balance
     total_cost = np.nan_to_num(x.capex) + idc
 
     generation = np.where(operating, x.generation[:, None] * (1 - x.degradation[:, None]) ** k, 0.0)
@@ -453,8 +520,8 @@ def _model(
     tax = np.maximum(ebit, 0.0) * x.tax[:, None] * operating
     cfads = np.where(operating, ebitda - tax, 0.0)
 
-    debt, service, interest, principal, capped = _debt(
-        x, config, cfads, balance, total_cost, c, operating, k
+    debt, service, interest, principal, capped, sizing = _debt(
+        x, config, cfads, balance, total_cost, c, operating, k, detail=detail
     )
 
     dscr = np.where(service > 0, cfads / np.where(service > 0, service, 1), np.nan)
@@ -542,13 +609,39 @@ def _model(
         "generation_mwh": generation,
         "subsidies": subsidies[:, :periods],
     }
-    return {
+    out = {
         "metrics": metrics,
         "cash": cash,
         "operating": operating,
         "building": building,
         "valid": valid,
     }
+    if detail and idc_year is not None and balance_year is not None:
+        construction_end = np.arange(periods)[None, :] >= np.max(x.construction)
+        out["detail"] = {
+            "year": np.broadcast_to(t, (p, periods)).astype(float),
+            "building": building.astype(float),
+            "operating": operating.astype(float),
+            "op_year": k.astype(float),
+            "draw": capex_draw * share[:, None],
+            "idc": idc_year,
+            # after the longest construction the balance stays where it ended
+            "con_balance": np.where(construction_end, balance[:, None], balance_year),
+            "energy_revenue": np.where(operating, energy_revenue, 0.0),
+            "carbon_revenue": np.where(operating, carbon, 0.0),
+            "depreciation": depreciation,
+            "ebit": ebit,
+            "project_cf_pre": project_pre,
+            "shield": shield,
+            "discount": disc,
+            **sizing["per_year"],
+        }
+        out["sizing"] = {
+            "debt_share": share,
+            "amort_years": np.maximum(x.tenor - np.minimum(x.grace, x.tenor), 0).astype(float),
+            **sizing["per_project"],
+        }
+    return out
 
 
 def _join_reasons(*reasons: np.ndarray) -> np.ndarray:
@@ -571,15 +664,19 @@ def _debt(
     c: np.ndarray,
     operating: np.ndarray,
     k: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Debt at COD, debt service, interest and principal per year, and whether capped."""
+    *,
+    detail: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
+    """Debt at COD, debt service, interest and principal per year, whether capped, and (with
+    ``detail``) the sizing workings: per-year loan flags, sculpting target, opening and
+    closing balances, per-project size before the cap, scale and annuity."""
     rate = np.nan_to_num(x.rate)
     tenor = x.tenor[:, None]
     grace = np.minimum(x.grace, x.tenor)[:, None]
     in_loan = operating & (k < tenor)
     amortising = in_loan & (k >= grace)
+    service_target = np.where(amortising, np.maximum(cfads, 0.0) / config.target_dscr, 0.0)
     if config.debt_profile == "sculpted":
-        service_target = np.where(amortising, np.maximum(cfads, 0.0) / config.target_dscr, 0.0)
         pv = np.sum(service_target / (1 + rate[:, None]) ** (k + 1), axis=1)
         sized = pv
     else:
@@ -600,7 +697,10 @@ def _debt(
         )
     annuity = np.where(n_amort > 0, annuity, 0.0)
     scale = np.where(capped & (sized > 0), debt / np.where(sized > 0, sized, 1), 1.0)
+    opening = np.zeros((p, periods)) if detail else None
     for year in range(periods):  # the year axis (≤ ~100), vectorised over all projects
+        if opening is not None:  # the balance is the debt from COD on, nothing before
+            opening[:, year] = np.where(year >= c[:, 0], outstanding, 0.0)
         due = interest_due = outstanding * rate
         active = in_loan[:, year]
         if config.debt_profile == "sculpted":
@@ -622,7 +722,25 @@ def _debt(
         principal[:, year] = np.where(active, repay, 0.0)
         service[:, year] = interest[:, year] + principal[:, year]
         outstanding = outstanding - principal[:, year]
-    return debt, service, interest, principal, capped
+    sizing: dict = {}
+    if opening is not None:
+        sizing = {
+            "per_year": {
+                "in_loan": in_loan.astype(float),
+                "amortising": amortising.astype(float),
+                "sculpt_target": service_target,
+                "opening": opening,
+                "closing": opening - principal,
+            },
+            "per_project": {
+                "debt": debt,
+                "sized": sized,
+                "capped": capped.astype(float),
+                "scale": scale,
+                "annuity": annuity,
+            },
+        }
+    return debt, service, interest, principal, capped, sizing
 
 
 def _breakeven(

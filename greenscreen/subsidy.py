@@ -265,6 +265,7 @@ AWARD_COLUMNS = [
     "cap_applied",
     "final_amount",
     "final_amount_max",
+    "potential_amount",
     "up_to",
     "currency",
     "reasons",
@@ -312,6 +313,9 @@ def evaluate_programmes(
     relending = table.filter(
         (pl.col("programme_kind") == "relending") & (pl.col("status") == "eligible")
     )
+    potential = table.filter(
+        (pl.col("programme_kind") == "subsidy") & ~pl.col("up_to").fill_null(False)
+    )
     summary = (
         results.select("project_id")
         .join(
@@ -337,8 +341,18 @@ def evaluate_programmes(
             how="left",
             maintain_order="left",
         )
+        .join(
+            potential.group_by("project_id").agg(
+                pl.col("potential_amount").sum().alias("subsidy_potential")
+            ),
+            on="project_id",
+            how="left",
+            maintain_order="left",
+        )
         .with_columns(
-            pl.col("subsidy_total").fill_null(0.0), pl.col("subsidy_total_max").fill_null(0.0)
+            pl.col("subsidy_total").fill_null(0.0),
+            pl.col("subsidy_total_max").fill_null(0.0),
+            pl.col("subsidy_potential").fill_null(0.0),
         )
     )
     return Subsidies(table, schedule, summary)
@@ -429,11 +443,32 @@ def _evaluate_award(
         final.alias("final_amount"),
         final_max.alias("final_amount_max"),
     )
+    # the final amount is what the project gets: nothing when not eligible (gross_amount keeps
+    # the calculation), undecided (null) while data is missing; "potential" is what it would
+    # get once the client attests the yes/no evidence that is all it lacks
+    attestations = [f.name for f in programme.fields if f.type == "boolean"]
+    only_attestations = (
+        pl.col("missing").list.set_difference(pl.lit(attestations, pl.List(pl.String))).list.len()
+        == 0
+    )
+    undecided = pl.col("status") == "insufficient_data"
     out = out.with_columns(
-        pl.when(pl.col("status") == "insufficient_data").then(pl.col("missing")).alias("missing"),
+        pl.when(undecided).then(pl.col("missing")).alias("missing"),
         (pl.col("gross_amount_max") > pl.col("final_amount_max"))
         .fill_null(False)
         .alias("cap_applied"),
+        pl.when(undecided & only_attestations)
+        .then(pl.col("final_amount"))
+        .alias("potential_amount"),
+        *(
+            pl.when(pl.col("status") == "not_eligible")
+            .then(0.0)
+            .when(undecided)
+            .then(None)
+            .otherwise(pl.col(c))
+            .alias(c)
+            for c in ("final_amount", "final_amount_max")
+        ),
     )
     benefit = pl.lit(None, pl.Float64)
     if programme.kind == "relending" and programme.relending and config.funding_cost is not None:
@@ -459,6 +494,7 @@ def _evaluate_award(
         "cap_applied",
         "final_amount",
         "final_amount_max",
+        "potential_amount",
         pl.lit(amount.up_to).alias("up_to"),
         pl.lit(programme.currency).alias("currency"),
         "reasons",

@@ -39,7 +39,22 @@ def test_irr_published_examples(flows: list[float], expected: float, tol: float)
     value, reason = irr(np.array([flows], dtype=float))
     assert value[0] == pytest.approx(expected, abs=tol)
     assert value[0] == pytest.approx(npf.irr(flows), abs=1e-9)
-    assert reason[0] in ("", "multiple sign changes")
+    assert reason[0] == ""  # each has one IRR in (-99 %, 1000 %), also [-5, 10.5, 1, -8, 1]
+
+
+def test_an_irr_and_its_reason_never_come_together() -> None:
+    """Issue 18 item 2: a value, or no value and the reason. -100, 230, -132 has two IRRs,
+    10 % and 20 % (-132x² + 230x - 100 = 0 for x = 1/(1+r): x = 10/11 and 5/6): the one closest
+    to zero is returned, as numpy-financial's default selection does, whatever Newton's start;
+    flows with a zero IRR give 0, not floating-point noise."""
+    value, reason = irr(np.array([[-100.0, 230.0, -132.0]]))
+    assert value[0] == pytest.approx(0.10, abs=1e-9) and reason[0] == ""
+    assert value[0] == pytest.approx(npf.irr([-100.0, 230.0, -132.0]), abs=1e-9)
+    # two roots nearer 20 % than 10 %: -100, 250, -156 has 20 % and 30 %; 20 % is returned
+    value, reason = irr(np.array([[-100.0, 250.0, -156.0]]))
+    assert value[0] == pytest.approx(0.20, abs=1e-9) and reason[0] == ""
+    value, reason = irr(np.array([[-100.0, 50.0, 50.0, 0.0]]))
+    assert value[0] == 0.0 and not np.signbit(value[0]) and reason[0] == ""
 
 
 def test_irr_is_explicit_when_undefined() -> None:
@@ -189,7 +204,7 @@ def test_missing_finance_inputs_give_nan_with_a_reason() -> None:
 
 
 def test_sensitivities_and_carbon_scenarios() -> None:
-    frame = project(tax_rate=0.25, attributable_tco2e_per_year=5.0)
+    frame = project(tax_rate=0.25, attributable_tco2e_per_year=5.0, annual_opex=10.0)
     result = appraise(frame, AppraisalConfig())
     table = result.sensitivities
     assert set(table["driver"]) >= {
@@ -205,6 +220,26 @@ def test_sensitivities_and_carbon_scenarios() -> None:
     # 5 t × 61.05 yuan/t more revenue each operating year, taxed at 25 %
     extra = 5 * 61.05 * 0.75 * (1 / 1.1 + 1 / 1.21)
     assert carbon["npv_delta"] == pytest.approx(extra, rel=1e-9)
+
+
+def test_sensitivity_drivers_follow_the_project_inputs() -> None:
+    """Issue 18 item 4: a building earning an annual revenue has no tariff or generation to
+    vary; it is varied on its revenue. A power project is varied on tariff and generation."""
+    power = project(annual_opex=50.0)
+    building = project(
+        project_id="B", annual_generation_mwh=None, tariff_per_mwh=None, annual_revenue=600.0
+    )
+    table = appraise(pl.concat([power, building], how="diagonal_relaxed")).sensitivities
+    drivers = {
+        pid: set(table.filter(pl.col("project_id") == pid)["driver"])
+        for pid in table["project_id"].unique()
+    }
+    plain = {d for d in drivers["B"] if not d.startswith("carbon_price")}
+    assert plain == {"capex", "revenue"}  # and no opex: it has none
+    assert {"capex", "tariff", "generation", "opex"} <= drivers["P"]
+    assert "revenue" not in drivers["P"]
+    revenue = table.filter((pl.col("project_id") == "B") & (pl.col("driver") == "revenue"))
+    assert (revenue["npv_delta"].sort() != 0).all()
 
 
 # --- properties -----------------------------------------------------------------------------

@@ -2,7 +2,10 @@
 
 The packs are written *without* cached formula results, converted by LibreOffice headless
 with forced recalculation (DESIGN.md: OOXMLRecalcMode = 0 in a throw-away profile), and read
-back: every compared figure can only have come from the formulas.
+back: every compared figure can only have come from the formulas. Then the other way round
+(issue 18 item 1): written *with* cached results, every formula's cached value is what
+LibreOffice computes, and a plain conversion to PDF (no recalculation, as LibreOffice opens an
+xlsx by default) prints the engine's figures.
 """
 
 from __future__ import annotations
@@ -55,21 +58,25 @@ CASES = [  # (project, debt profile, language)
 ]
 
 
-def recalculate(files: list[Path], out: Path) -> list[Path]:
-    """LibreOffice headless, forced recalculation on load, saved back to xlsx."""
+def recalculate(
+    files: list[Path], out: Path, to: str = "xlsx", *, force: bool = True
+) -> list[Path]:
+    """LibreOffice headless, saved as ``to``: with forced recalculation on load, or (``force``
+    false) with a fresh default profile, which does not recalculate an xlsx on load."""
     if SOFFICE is None:
         pytest.skip("LibreOffice (soffice) is not installed; .ci/run installs libreoffice-calc")
-    profile = out / "profile"
+    profile = out / ("profile" if force else "profile-default")
     (profile / "user").mkdir(parents=True, exist_ok=True)
-    (profile / "user" / "registrymodifications.xcu").write_text(PROFILE_XCU, encoding="utf-8")
-    target = out / "recalculated"
+    if force:
+        (profile / "user" / "registrymodifications.xcu").write_text(PROFILE_XCU, encoding="utf-8")
+    target = out / ("recalculated" if force else "converted")
     subprocess.run(
         [
             SOFFICE,
             f"-env:UserInstallation={profile.as_uri()}",
             "--headless",
             "--convert-to",
-            "xlsx",
+            to,
             "--outdir",
             str(target),
             *map(str, files),
@@ -78,7 +85,35 @@ def recalculate(files: list[Path], out: Path) -> list[Path]:
         capture_output=True,
         timeout=300,
     )
-    return [target / f.name for f in files]
+    return [target / f"{f.stem}.{to}" for f in files]
+
+
+def formula_cells(path: Path) -> list[tuple[str, str]]:
+    """(sheet, cell) of every formula in a workbook."""
+    book = openpyxl.load_workbook(path)
+    return [
+        (sheet.title, cell.coordinate)
+        for sheet in book
+        for line in sheet.iter_rows()
+        for cell in line
+        if cell.data_type == "f"
+    ]
+
+
+def cached_mismatches(written: Path, recalculated: Path) -> list[tuple[str, str, object, object]]:
+    """Formula cells whose cached value (as written) differs from LibreOffice's result."""
+    cached = openpyxl.load_workbook(written, data_only=True)
+    computed = openpyxl.load_workbook(recalculated, data_only=True)
+    out = []
+    for sheet, ref in formula_cells(written):
+        mine, theirs = cached[sheet][ref].value, computed[sheet][ref].value
+        if isinstance(theirs, (int, float)) and isinstance(mine, (int, float)):
+            if mine == pytest.approx(theirs, rel=1e-6, abs=1e-6):
+                continue
+        elif (mine or "") == (theirs or ""):  # "" and an empty cell are both blank
+            continue
+        out.append((sheet, ref, mine, theirs))
+    return out
 
 
 def named_value(book: openpyxl.Workbook, name: str) -> object:
@@ -137,6 +172,46 @@ def test_formulas_recalculate_to_the_engine(recalculated: dict, case: tuple[str,
         and cell.value.startswith(("#DIV/0", "#REF", "#NAME", "#VALUE", "#NUM", "#N/A", "Err:"))
     ]
     assert errors == []
+
+
+@pytest.mark.slow
+def test_every_cached_value_is_what_the_formula_computes(tmp_path: Path) -> None:
+    """Issue 18 item 1: each formula of the packs (every CASE, both languages, the three debt
+    profiles) and of portfolio.xlsx carries the figure LibreOffice computes from it, so a viewer
+    that does not recalculate shows the same numbers as one that does."""
+    files = []
+    for profile in {case[1] for case in CASES}:
+        result = screen(
+            data_file("sample_pipeline.csv"),
+            appraisal=AppraisalConfig(debt_profile=profile, carbon_price=61.05),  # type: ignore[arg-type]
+        )
+        for pid, case_profile, lang in CASES:
+            if case_profile == profile:
+                path = tmp_path / f"{pid}_{profile}_{lang}.xlsx"
+                files.append(write_excel_pack(result, pid, path, lang=lang))  # type: ignore[arg-type]
+    files.append(screen(data_file("sample_pipeline.csv")).write(tmp_path / "out")["portfolio"])
+    for written, recalculated in zip(files, recalculate(files, tmp_path), strict=True):
+        assert len(formula_cells(written)) > 40, written.name
+        assert cached_mismatches(written, recalculated) == [], written.name
+
+
+@pytest.mark.slow
+def test_a_plain_pdf_conversion_prints_the_engine_figures(tmp_path: Path) -> None:
+    """``soffice --headless --convert-to pdf`` with LibreOffice's default settings (an xlsx is
+    not recalculated on load) shows the engine's NPV, minimum DSCR, LCOE and debt — not the
+    zeros of formulas without cached results."""
+    from pypdf import PdfReader
+
+    result = screen(data_file("sample_pipeline.csv"))
+    row = result.results.filter(pl.col("project_id") == "GS-009").row(0, named=True)
+    pack = write_excel_pack(result, "GS-009", tmp_path / "GS-009.xlsx", lang="en")
+    (pdf,) = recalculate([pack], tmp_path, "pdf", force=False)
+    text = " ".join(page.extract_text() for page in PdfReader(pdf).pages)
+    assert f"{row['npv']:,.0f}" in text
+    assert f"{row['min_dscr']:.3f}" in text
+    assert f"{row['lcoe']:,.2f}" in text
+    assert f"{row['debt_amount']:,.0f}" in text
+    assert f"{row['project_irr']:.2%}" in text
 
 
 def test_pipeline_text_is_never_a_formula_or_link(tmp_path: Path) -> None:
@@ -242,7 +317,9 @@ def test_portfolio_workbook_recalculates_to_the_results(tmp_path: Path) -> None:
         frame["avoided_tco2e_per_year"].sum(), rel=1e-9
     )
     assert cells["Subsidies (committed)"] == pytest.approx(frame["subsidy_total"].sum(), rel=1e-9)
-    rows = {values.cell(r, 1).value: r for r in range(1, 60)}
+    rows: dict[object, int] = {}
+    for r in range(1, 80):  # the first row a label is on: the counts table
+        rows.setdefault(values.cell(r, 1).value, r)
     excluded_col = (
         1
         + list(("aligned", "eligible", "insufficient_data", "excluded", "not_eligible")).index(

@@ -122,3 +122,34 @@ def test_portfolio_report_links_packs(sample, tmp_path: Path) -> None:  # type: 
     zh = write_portfolio_html(sample, tmp_path / "zh.html", lang="zh").read_text(encoding="utf-8")
     assert "<title>绿色贷款项目筛查汇总" in zh and "信息不足 (insufficient_data)" in zh
     assert "greenscreen portfolio" not in zh
+
+
+ENGINE_ENGLISH = (
+    "combined margin",
+    "grid factor",
+    "activity data",
+    "implausible yield",
+    "(missing)",
+    "needs ",
+    "no sign change",
+    "(unverified)",
+    "(verified)",
+    "grid_power",
+)
+
+
+def test_chinese_packs_speak_chinese() -> None:
+    """Issue 18 item 8: in a zh pack the engine's notes, flags, factor provenance, method,
+    verification and yes/no are Chinese, and a criterion's inputs are named by their labels,
+    not field ids (every sample project). EU and GLP thresholds stay in their source's
+    English; the Chinese catalogues' conditions are quoted in Chinese."""
+    result = screen(data_file("sample_pipeline.csv"))
+    for pid in result.results["project_id"]:
+        page = render_html_pack(result, pid, lang="zh")
+        body = re.sub(r"<(style|svg)\b.*?</\1>", "", page, flags=re.S)
+        found = [words for words in ENGINE_ENGLISH if words in body]
+        assert found == [], (pid, found)
+        assert not re.search(r">[^<]*\b[a-z]+(_[a-z0-9]+)+=", body), pid  # field_id=value
+    gs009 = render_html_pack(result, "GS-009", lang="zh")
+    assert "CCER/CDM 2019 年组合边际排放因子，华北电网" in gs009
+    assert "上网电量替代电网电量" in gs009

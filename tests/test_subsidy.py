@@ -82,7 +82,48 @@ def test_lingang_without_the_location_attestation_names_it() -> None:
     )
     assert row["status"] == "insufficient_data"
     assert row["missing"] == ["lingang_user_side_storage"]
-    assert row["final_amount"] == 5_000_000  # the potential amount is still shown
+    # undecided: no final amount, but what the attestation would unlock is the potential
+    assert (row["gross_amount"], row["final_amount"], row["potential_amount"]) == (
+        6_000_000,
+        None,
+        5_000_000,
+    )
+    results = row["_result"].results.row(0, named=True)
+    assert (results["subsidy_total"], results["subsidy_potential"]) == (0, 5_000_000)
+    # a missing amount input is not an attestation: no potential
+    unsized = award(
+        "lingang_storage",
+        "user-side-storage",
+        **{**LINGANG, "lingang_user_side_storage": None, "storage_energy_mwh": None},
+    )
+    assert unsized["status"] == "insufficient_data"
+    assert unsized["potential_amount"] is None
+
+
+def test_an_award_not_eligible_pays_nothing() -> None:
+    """Issue 18 item 3: GS-003 (Chongqing, a 2nd-prize building) is not eligible for the 1st
+    prize: its gross calculation is shown, its final amount is 0; the same for CERF relending of
+    a coal plant."""
+    building = {
+        "activity": "building_new",
+        "province": "重庆",
+        "floor_area_m2": 80_000,
+        "green_building_award": 2,
+        "cod": "2027-06-30",
+    }
+    first = award("cq_green_building_demo", "prize-1", **building)
+    assert (first["status"], first["gross_amount"], first["final_amount"]) == (
+        "not_eligible",
+        4_800_000,
+        0,
+    )
+    coal = award("pboc_cerf_relending", "refinancing", activity="coal_power", loan_amount=1e8)
+    assert (coal["status"], coal["gross_amount"], coal["final_amount"]) == (
+        "not_eligible",
+        60_000_000,
+        0,
+    )
+    assert coal["_result"].results["relending_refinanceable"][0] is None
 
 
 def test_chongqing_second_prize_80000_m2_is_capped() -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +25,13 @@ from xlsxwriter.utility import xl_col_to_name, xl_rowcol_to_cell
 
 from greenscreen import __version__
 from greenscreen.report.labels import Lang, status_text, t
-from greenscreen.report.view import project_view
+from greenscreen.report.view import currency_label, project_view
 
 _FIXED_TIME = dt.datetime(2025, 1, 1)  # document properties: byte-identical output
 _FIRST_YEAR_COL = 3  # column D holds year t = 0 on the CashFlow sheet
+_NA = "n/a"  # what a metric formula yields where the engine has no figure
+# CashFlow lines whose engine array has another name
+_ENGINE_LINE = {"generation": "generation_mwh"}
 _PROFILES = {"annuity": 1, "equal_principal": 2, "sculpted": 3}
 
 
@@ -58,6 +62,7 @@ class _Pack:
         self.f = self._formats()
         self.names: dict[str, str] = {}
         self.view = project_view(result, project_id, lang)
+        self.currency = currency_label(self.row, lang)
 
     # -- formats ---------------------------------------------------------------------------
     def _formats(self) -> dict[str, Any]:
@@ -117,6 +122,7 @@ class _Pack:
                 "emissions",
                 "taxonomy",
                 "subsidies",
+                "requests",
                 "sources",
             )
         }
@@ -127,12 +133,14 @@ class _Pack:
         emissions = self.book.add_worksheet(names["emissions"])
         taxonomy = self.book.add_worksheet(names["taxonomy"])
         subsidies = self.book.add_worksheet(names["subsidies"])
+        requests = self.book.add_worksheet(names["requests"])
         sources = self.book.add_worksheet(names["sources"])
         self._inputs(inputs)
         self._emissions(emissions)
         self._subsidies(subsidies)
         self._cashflow(cashflow)
         self._taxonomy(taxonomy)
+        self._requests(requests)
         self._sources(sources)
         self._summary(summary)
 
@@ -165,10 +173,10 @@ class _Pack:
                 "in_capex",
                 "Total investment (capex)",
                 r.get("total_investment"),
-                r.get("currency") or "CNY",
+                self.currency,
                 "input",
             ),
-            ("in_loan", "Loan amount", r.get("loan_amount"), r.get("currency") or "CNY", "input"),
+            ("in_loan", "Loan amount", r.get("loan_amount"), self.currency, "input"),
             (
                 "in_rate",
                 "Interest rate",
@@ -199,7 +207,7 @@ class _Pack:
                 "MWh/yr",
                 "input / capacity × hours",
             ),
-            ("in_tariff", "Tariff", r.get("tariff_per_mwh"), "currency/MWh", "input"),
+            ("in_tariff", "Tariff", r.get("tariff_per_mwh"), f"{self.currency}/MWh", "input"),
             (
                 "in_use_tariff",
                 "Revenue = generation × tariff (1) or annual revenue (0)",
@@ -211,14 +219,14 @@ class _Pack:
                 "in_revenue",
                 "Annual revenue (when no tariff × generation)",
                 r.get("annual_revenue"),
-                "currency/yr",
+                f"{self.currency}/yr",
                 "input",
             ),
             (
                 "in_opex",
                 "Opex (first operating year)",
                 r.get("annual_opex"),
-                "currency/yr",
+                f"{self.currency}/yr",
                 "input",
             ),
             ("in_escalation", "Opex escalation", r.get("opex_escalation"), "fraction/yr", "input"),
@@ -255,7 +263,7 @@ class _Pack:
                 "in_carbon_price",
                 "Carbon price",
                 cfg.carbon_price,
-                "currency/tCO2e",
+                f"{self.currency}/tCO2e",
                 "run setting; CEA close 2023-07-30: 61.05 (seed 002)",
             ),
         ]
@@ -270,23 +278,26 @@ class _Pack:
             self.input_rows[key] = i
         row = len(entries) + 1
         # derived inputs, as formulas
+        _, sizing = self.workings
         derived = [
             (
                 "in_debt_share",
                 "Debt share of capex",
                 "=IF(in_capex>0,MIN(in_loan/in_capex,1),0)",
                 "fraction",
+                sizing.get("debt_share"),
             ),
             (
                 "in_amort_years",
                 "Amortising years",
                 "=MAX(in_tenor-MIN(in_grace,in_tenor),0)",
                 "years",
+                sizing.get("amort_years"),
             ),
         ]
-        for key, label, formula, unit in derived:
+        for key, label, formula, unit, value in derived:
             self.text(sheet, row, 0, label, self.f["label"])
-            sheet.write_formula(row, 1, formula, self.f["num"])
+            self._formula(sheet, row, 1, formula, self.f["num"], value)
             self.text(sheet, row, 2, unit)
             self.text(sheet, row, 3, "formula")
             self.name(key, self.sheet_names["inputs"], row, 1)
@@ -303,13 +314,23 @@ class _Pack:
         weights = r.get("ef_weights") or ""
         w_om = 0.75 if "OM 0.75" in weights else 0.5
         rows: list[tuple[str, str, Any, str]] = [
-            ("em_method", t("method", lang), method or "none", r.get("emissions_note") or ""),
-            ("em_ef", t("ef", lang), r.get("grid_ef_tco2_per_mwh"), r.get("ef_source") or ""),
+            (
+                "em_method",
+                t("method", lang),
+                self.view["emissions"]["method"] or "—",
+                self.view["emissions"]["note"],
+            ),
+            (
+                "em_ef",
+                t("ef", lang),
+                r.get("grid_ef_tco2_per_mwh"),
+                self.view["emissions"]["ef_source"],
+            ),
             (
                 "em_series",
                 "Series / vintage / region",
                 f"{r.get('ef_series')} / {r.get('ef_vintage')} / {r.get('ef_region')}",
-                r.get("ef_verification") or "",
+                self.view["emissions"]["ef_verification"],
             ),
             (
                 "em_w_om",
@@ -337,7 +358,7 @@ class _Pack:
         }.get(method or "")
         self.text(sheet, row, 0, t("avoided_year", lang) + " [tCO2e/yr]", self.f["label"])
         if base_formula and r.get("avoided_tco2e_per_year") is not None:
-            sheet.write_formula(row, 1, base_formula, self.f["num"], avoided)
+            self._formula(sheet, row, 1, base_formula, self.f["num"], avoided)
             self.text(sheet, row, 2, "= generation × grid factor (ACM0002 / TOOL07)")
         else:
             sheet.write_number(row, 1, avoided, self.f["num"])
@@ -364,20 +385,21 @@ class _Pack:
             "+(1-em_f1)*(1-in_degradation)^in_life),0)"
         )
         self.text(sheet, row, 0, t("avoided_life", lang) + " [tCO2e]", self.f["label"])
-        sheet.write_formula(
-            row, 1, lifetime, self.f["num"], self.number(r.get("avoided_tco2e_lifetime"))
+        self._formula(
+            sheet, row, 1, lifetime, self.f["num"], self.number(r.get("avoided_tco2e_lifetime"))
         )
         self.text(sheet, row, 2, "E·(f1 + Σₖ₌₁ᴺ⁻¹ rᵏ + (1 − f1)·rᴺ), r = 1 − degradation")
         self.name("em_lifetime", self.sheet_names["emissions"], row, 1)
         row += 1
         self.text(sheet, row, 0, t("share", lang), self.f["label"])
-        sheet.write_formula(
-            row, 1, "=in_debt_share", self.f["pct"], self.number(r.get("attributable_share"))
+        self._formula(
+            sheet, row, 1, "=in_debt_share", self.f["pct"], self.number(r.get("attributable_share"))
         )
         self.text(sheet, row, 2, "PCAF project finance: loan / total investment, at most 1")
         row += 1
         self.text(sheet, row, 0, t("attributable", lang) + " [tCO2e/yr]", self.f["label"])
-        sheet.write_formula(
+        self._formula(
+            sheet,
             row,
             1,
             "=em_avoided*in_debt_share",
@@ -386,7 +408,7 @@ class _Pack:
         )
         self.name("em_attributable", self.sheet_names["emissions"], row, 1)
         row += 1
-        flags = r.get("emissions_flags") or []
+        flags = self.view["emissions"]["flags"]
         self.text(sheet, row, 0, t("flags", lang), self.f["label"])
         self.text(sheet, row, 1, "; ".join(flags) if flags else "—", self.f["text"])
 
@@ -432,25 +454,18 @@ class _Pack:
             sheet.write_number(i, 3, self.number(rec["base"]), self.f["input"])
             sheet.write_number(i, 4, self.number(rec["rate"]), self.f["input"])
             cap = rec["cap"]
-            if cap is None or (isinstance(cap, float) and math.isnan(cap)):
-                sheet.write_formula(
-                    i, 6, f"=D{i + 1}*E{i + 1}", self.f["money"], self.number(rec["gross_amount"])
-                )
-                sheet.write_formula(
-                    i, 7, f"=G{i + 1}", self.f["money"], self.number(rec["final_amount"])
-                )
-            else:
+            capped = not (cap is None or (isinstance(cap, float) and math.isnan(cap)))
+            if capped:
                 sheet.write_number(i, 5, float(cap), self.f["input"])
-                sheet.write_formula(
-                    i, 6, f"=D{i + 1}*E{i + 1}", self.f["money"], self.number(rec["gross_amount"])
-                )
-                sheet.write_formula(
-                    i,
-                    7,
-                    f"=MIN(G{i + 1},F{i + 1})",
-                    self.f["money"],
-                    self.number(rec["final_amount"]),
-                )
+            gross = f"=D{i + 1}*E{i + 1}"
+            self._formula(sheet, i, 6, gross, self.f["money"], rec["gross_amount"])
+            # the gross calculation stays visible; the final amount is the award's only when
+            # eligible, nothing when not, and undecided (blank) while evidence is missing
+            if rec["status"] == "eligible":
+                final = f"=MIN(G{i + 1},F{i + 1})" if capped else f"=G{i + 1}"
+                self._formula(sheet, i, 7, final, self.f["money"], rec["final_amount"])
+            elif rec["status"] == "not_eligible":
+                sheet.write_number(i, 7, 0.0, self.f["money"])
             self.text(sheet, i, 8, rec["reasons"], self.f["text"])
             self.text(sheet, i, 9, rec["clause"], self.f["text"])
             paid = schedule.filter(
@@ -470,14 +485,19 @@ class _Pack:
                     share = pay["amount"] / final if final else 0.0
                     if offset < periods:
                         col = pay_col0 + offset
-                        sheet.write_formula(
-                            i, col, f"=H{i + 1}*{share!r}", self.f["money"], pay["amount"]
+                        self._formula(
+                            sheet, i, col, f"=H{i + 1}*{share!r}", self.f["money"], pay["amount"]
                         )
         total_row = max(awards.height, 0) + 2
         self.text(sheet, total_row, 6, t("subsidy_total", lang), self.f["label"])
         formula = "=" + "+".join(committed) if committed else "=0"
-        sheet.write_formula(
-            total_row, 7, formula, self.f["bold_money"], self.number(self.row.get("subsidy_total"))
+        self._formula(
+            sheet,
+            total_row,
+            7,
+            formula,
+            self.f["bold_money"],
+            self.number(self.row.get("subsidy_total")),
         )
         self.name("sub_total", self.sheet_names["subsidies"], total_row, 7)
         self.sub_pay = (1, max(awards.height, 1), pay_col0)
@@ -494,7 +514,7 @@ class _Pack:
         sheet.set_column(1, 2, 14)
         sheet.set_column(_FIRST_YEAR_COL, _FIRST_YEAR_COL + periods, 13)
         sheet.write_string(0, 0, f"{self.pid}", self.f["title"])
-        engine = self._engine_cash_flows()
+        per_year, sizing = self.workings
         keys = [
             "year",
             "building",
@@ -553,97 +573,75 @@ class _Pack:
             c = lambda key, col=col: cell(key, col)  # noqa: E731
             p = lambda key, col=col: cell(key, col - 1)  # noqa: E731
             first = i == 0
-            cached = engine.get(i, {})
             formulas = {
-                "year": (f"={i}", i),
-                "building": (f"=IF({c('year')}<in_construction,1,0)", None),
+                "year": f"={i}",
+                "building": f"=IF({c('year')}<in_construction,1,0)",
                 "operating": (
-                    f"=IF(AND({c('year')}>=in_construction,{c('year')}<in_construction+in_life),1,0)",
-                    None,
+                    f"=IF(AND({c('year')}>=in_construction,{c('year')}<in_construction+in_life),1,0)"
                 ),
-                "op_year": (f"=IF({c('operating')}=1,{c('year')}-in_construction,0)", None),
-                "capex": (f"={c('building')}*in_capex/in_construction", cached.get("capex")),
-                "draw": (f"={c('capex')}*in_debt_share", None),
-                "idc": (
-                    "=0" if first else f"=IF({c('building')}=1,{p('con_balance')}*in_rate,0)",
-                    None,
-                ),
+                "op_year": f"=IF({c('operating')}=1,{c('year')}-in_construction,0)",
+                "capex": f"={c('building')}*in_capex/in_construction",
+                "draw": f"={c('capex')}*in_debt_share",
+                "idc": ("=0" if first else f"=IF({c('building')}=1,{p('con_balance')}*in_rate,0)"),
                 "con_balance": (
                     f"={c('draw')}"
                     if first
                     else f"=IF({c('building')}=1,"
-                    f"{p('con_balance')}+{c('idc')}+{c('draw')},{p('con_balance')})",
-                    None,
+                    f"{p('con_balance')}+{c('idc')}+{c('draw')},{p('con_balance')})"
                 ),
                 "generation": (
-                    f"={c('operating')}*in_generation*(1-in_degradation)^{c('op_year')}",
-                    cached.get("generation_mwh"),
+                    f"={c('operating')}*in_generation*(1-in_degradation)^{c('op_year')}"
                 ),
                 "energy_revenue": (
-                    f"=IF(in_use_tariff=1,{c('generation')}*in_tariff,{c('operating')}*in_revenue)",
-                    None,
+                    f"=IF(in_use_tariff=1,{c('generation')}*in_tariff,{c('operating')}*in_revenue)"
                 ),
                 "carbon_revenue": (
-                    f"={c('operating')}*em_attributable*(1-in_degradation)^{c('op_year')}*in_carbon_price",
-                    None,
+                    f"={c('operating')}*em_attributable*(1-in_degradation)^{c('op_year')}*in_carbon_price"
                 ),
                 "subsidies": (
                     f"=SUM('{subs}'!{xl_col_to_name(pay_col0 + i)}{pay_first + 1}"
-                    f":{xl_col_to_name(pay_col0 + i)}{pay_last + 1})",
-                    cached.get("subsidies"),
+                    f":{xl_col_to_name(pay_col0 + i)}{pay_last + 1})"
                 ),
                 "revenue": (
-                    f"={c('operating')}*({c('energy_revenue')}+{c('carbon_revenue')})+{c('subsidies')}",
-                    cached.get("revenue"),
+                    f"={c('operating')}*({c('energy_revenue')}+{c('carbon_revenue')})+{c('subsidies')}"
                 ),
-                "opex": (
-                    f"={c('operating')}*in_opex*(1+in_escalation)^{c('op_year')}",
-                    cached.get("opex"),
-                ),
-                "ebitda": (f"={c('revenue')}-{c('opex')}", cached.get("ebitda")),
+                "opex": (f"={c('operating')}*in_opex*(1+in_escalation)^{c('op_year')}"),
+                "ebitda": f"={c('revenue')}-{c('opex')}",
                 "depreciation": (
-                    f"=IF(in_life>0,{c('operating')}*(in_capex+SUM({rng('idc')}))/in_life,0)",
-                    None,
+                    f"=IF(in_life>0,{c('operating')}*(in_capex+SUM({rng('idc')}))/in_life,0)"
                 ),
-                "ebit": (f"={c('ebitda')}-{c('depreciation')}", None),
-                "tax": (f"=MAX({c('ebit')},0)*in_tax*{c('operating')}", cached.get("tax")),
-                "cfads": (f"={c('operating')}*({c('ebitda')}-{c('tax')})", cached.get("cfads")),
-                "in_loan": (f"=IF(AND({c('operating')}=1,{c('op_year')}<in_tenor),1,0)", None),
+                "ebit": f"={c('ebitda')}-{c('depreciation')}",
+                "tax": f"=MAX({c('ebit')},0)*in_tax*{c('operating')}",
+                "cfads": f"={c('operating')}*({c('ebitda')}-{c('tax')})",
+                "in_loan": f"=IF(AND({c('operating')}=1,{c('op_year')}<in_tenor),1,0)",
                 "amortising": (
-                    f"=IF(AND({c('in_loan')}=1,{c('op_year')}>=MIN(in_grace,in_tenor)),1,0)",
-                    None,
+                    f"=IF(AND({c('in_loan')}=1,{c('op_year')}>=MIN(in_grace,in_tenor)),1,0)"
                 ),
-                "sculpt_target": (f"={c('amortising')}*MAX({c('cfads')},0)/in_target_dscr", None),
+                "sculpt_target": f"={c('amortising')}*MAX({c('cfads')},0)/in_target_dscr",
                 "opening": (
                     f"=IF({c('operating')}*({c('op_year')}=0)=1,cf_debt,"
-                    f"{'0' if first else p('closing')})",
-                    None,
+                    f"{'0' if first else p('closing')})"
                 ),
-                "interest": (f"={c('in_loan')}*{c('opening')}*in_rate", cached.get("interest")),
+                "interest": f"={c('in_loan')}*{c('opening')}*in_rate",
                 "principal": (
                     f"=IF({c('in_loan')}=1,IF({c('op_year')}=in_tenor-1,{c('opening')},"
                     f"CHOOSE(in_profile,"
                     f"{c('amortising')}*MIN(MAX(cf_annuity-{c('interest')},0),{c('opening')}),"
                     f"{c('amortising')}*MIN(cf_debt/MAX(in_amort_years,1),{c('opening')}),"
-                    f"MIN(MAX(IF({c('amortising')}=1,{c('sculpt_target')}*cf_scale,{c('interest')})-{c('interest')},0),{c('opening')}))),0)",
-                    cached.get("principal"),
+                    f"MIN(MAX(IF({c('amortising')}=1,{c('sculpt_target')}*cf_scale,{c('interest')})-{c('interest')},0),{c('opening')}))),0)"
                 ),
-                "debt_service": (f"={c('interest')}+{c('principal')}", cached.get("debt_service")),
-                "closing": (f"={c('opening')}-{c('principal')}", None),
-                "dscr": (f'=IF({c("debt_service")}>0,{c("cfads")}/{c("debt_service")},"")', None),
-                "project_cf_pre": (f"=-{c('capex')}+{c('ebitda')}", None),
-                "project_cf": (f"={c('project_cf_pre')}-{c('tax')}", cached.get("project_cf")),
-                "shield": (
-                    f"=MIN({c('interest')},MAX({c('ebit')},0))*in_tax*{c('operating')}",
-                    None,
-                ),
+                "debt_service": f"={c('interest')}+{c('principal')}",
+                "closing": f"={c('opening')}-{c('principal')}",
+                "dscr": f'=IF({c("debt_service")}>0,{c("cfads")}/{c("debt_service")},"")',
+                "project_cf_pre": f"=-{c('capex')}+{c('ebitda')}",
+                "project_cf": f"={c('project_cf_pre')}-{c('tax')}",
+                "shield": (f"=MIN({c('interest')},MAX({c('ebit')},0))*in_tax*{c('operating')}"),
                 "equity_cf": (
-                    f"=-{c('capex')}*(1-in_debt_share)+IF({c('operating')}=1,{c('cfads')}-{c('debt_service')}+{c('shield')},{c('ebitda')})",
-                    cached.get("equity_cf"),
+                    f"=-{c('capex')}*(1-in_debt_share)+IF({c('operating')}=1,{c('cfads')}-{c('debt_service')}+{c('shield')},{c('ebitda')})"
                 ),
-                "discount": (f"=(1+in_discount)^-{c('year')}", None),
+                "discount": f"=(1+in_discount)^-{c('year')}",
             }
-            for key, (formula, value) in formulas.items():
+            for key, formula in formulas.items():
                 fmt = (
                     self.f["ratio"]
                     if key in ("dscr", "discount")
@@ -651,10 +649,10 @@ class _Pack:
                     if key in ("year", "building", "operating", "op_year", "in_loan", "amortising")
                     else self.f["money"]
                 )
-                if value is None or (isinstance(value, float) and math.isnan(value)):
-                    sheet.write_formula(row_of[key], col, formula, fmt)
-                else:
-                    sheet.write_formula(row_of[key], col, formula, fmt, value)
+                values = per_year.get(_ENGINE_LINE.get(key, key))
+                value = values[i] if values is not None and i < len(values) else None
+                # no DSCR without debt service: the formula's "" (blank), not 0
+                self._formula(sheet, row_of[key], col, formula, fmt, value, missing="")
         # debt sizing and metrics (column B), named for the formulas above
         m = self.row
         base = len(row_of) + 4
@@ -668,35 +666,35 @@ class _Pack:
                 "Debt sized (before cap)",
                 f"=IF(in_profile=3,{pv_target},{con_end})",
                 "money",
-                None,
+                sizing.get("sized"),
             ),
             (
                 "cf_debt",
                 t("debt", lang),
                 f"=MIN(cf_sized,{total_cost})",
                 "money",
-                m.get("debt_amount"),
+                sizing.get("debt"),
             ),
             (
                 "cf_capped",
                 "Debt capped at cost (1/0)",
                 f"=IF(cf_sized>{total_cost}+0.000001,1,0)",
                 "int",
-                None,
+                sizing.get("capped"),
             ),
             (
                 "cf_scale",
                 "Sculpting scale",
                 "=IF(AND(cf_capped=1,cf_sized>0),cf_debt/cf_sized,1)",
                 "ratio",
-                None,
+                sizing.get("scale"),
             ),
             (
                 "cf_annuity",
                 "Annuity payment",
                 "=IF(in_amort_years>0,IF(in_rate>0,cf_debt*in_rate/(1-(1+in_rate)^-in_amort_years),cf_debt/in_amort_years),0)",
                 "money",
-                None,
+                sizing.get("annuity"),
             ),
             (
                 "cf_npv",
@@ -759,11 +757,7 @@ class _Pack:
         for i, (key, label, formula, kind, value) in enumerate(metric_rows):
             row = base + i
             self.text(sheet, row, 0, label, self.f["label"])
-            number = self.number(value, float("nan"))
-            if math.isnan(number):
-                sheet.write_formula(row, 1, formula, self.f[kind])
-            else:
-                sheet.write_formula(row, 1, formula, self.f[kind], number)
+            self._formula(sheet, row, 1, formula, self.f[kind], value, missing=_NA)
             self.name(key, sheet_name, row, 1)
             self.metric_names[key] = label
         row = base + len(metric_rows)
@@ -780,12 +774,36 @@ class _Pack:
         guess = self.number(engine_value, 0.1)
         return f'=IFERROR(IRR({cells},{guess!r}),"n/a")'
 
-    def _engine_cash_flows(self) -> dict[int, dict[str, float]]:
-        """The engine's annual model for this project (cached values for the formulas)."""
+    @cached_property
+    def workings(self) -> tuple[dict[str, Any], dict[str, float]]:
+        """The engine's model of this project, line by line (the formulas' cached values)."""
         if self.result.appraisal is None:
-            return {}
-        table = self.result.appraisal.cash_flows_for([self.pid])
-        return {rec["year"]: rec for rec in table.iter_rows(named=True)}
+            return {}, {}
+        return self.result.appraisal.workings(self.pid)
+
+    def _formula(
+        self,
+        sheet: Any,
+        row: int,
+        col: int,
+        formula: str,
+        fmt: Any,
+        value: Any,
+        missing: str | None = None,
+    ) -> None:
+        """A live formula with the engine's figure as its cached result, so a viewer that does
+        not recalculate on load (LibreOffice by default, Excel's protected view, previews,
+        ``soffice --convert-to pdf``) shows the engine's number. ``missing`` is the text the
+        formula yields where the engine has no figure ("n/a", or "" for a blank)."""
+        number = self.number(value, math.nan)
+        if not self.cached_values:
+            sheet.write_formula(row, col, formula, fmt)
+        elif not math.isnan(number):
+            sheet.write_formula(row, col, formula, fmt, number)
+        elif missing is not None:
+            sheet.write_formula(row, col, formula, fmt, missing)
+        else:
+            sheet.write_formula(row, col, formula, fmt)
 
     def _taxonomy(self, sheet: Any) -> None:
         lang = self.lang
@@ -833,6 +851,25 @@ class _Pack:
         sheet.freeze_panes(1, 0)
         sheet.autofilter(0, 0, max(decisions.height, 1), len(heads) - 1)
 
+    def _requests(self, sheet: Any) -> None:
+        """The evidence to request from the borrower (the rows of requests.xlsx for this
+        project, with the field id the answer fills)."""
+        lang = self.lang
+        heads = ["#", t("question", lang), t("needed_by", lang), "field"]
+        sheet.write_row(0, 0, heads, self.f["h"])
+        sheet.set_column(0, 0, 5)
+        sheet.set_column(1, 1, 70)
+        sheet.set_column(2, 2, 60)
+        sheet.set_column(3, 3, 30)
+        for i, rec in enumerate(self.view["requests"], start=1):
+            sheet.write_number(i, 0, i)
+            self.text(sheet, i, 1, rec["question"], self.f["text"])
+            self.text(sheet, i, 2, rec["needed_by"], self.f["text"])
+            self.text(sheet, i, 3, rec["field"])
+        if not self.view["requests"]:
+            self.text(sheet, 1, 1, t("nothing_to_request", lang))
+        sheet.freeze_panes(1, 0)
+
     def _sources(self, sheet: Any) -> None:
         sheet.set_column(0, 0, 28)
         sheet.set_column(1, 1, 90)
@@ -863,8 +900,8 @@ class _Pack:
                 status = f"{status} ({decision['sc_text']})"
             self.text(sheet, row, 1, status)
             self.text(sheet, row, 2, decision["item"])
-            self.text(sheet, row, 3, "yes" if decision["applies"] else "no")
-            self.text(sheet, row, 4, ", ".join(decision["missing"]))
+            self.text(sheet, row, 3, t("yes" if decision["applies"] else "no", lang))
+            self.text(sheet, row, 4, "; ".join(decision["missing_labels"]))
             self.text(sheet, row, 5, f"{decision['title']} ({decision['version']})")
         row += 2
         sheet.write_row(row, 0, [t("metric", lang), t("value", lang)], self.f["h"])
@@ -888,6 +925,7 @@ class _Pack:
                 r.get("attributable_tco2e_per_year"),
             ),
             (t("subsidy_total", lang), "=sub_total", "money", r.get("subsidy_total")),
+            (t("subsidy_potential", lang), "", "money", r.get("subsidy_potential")),
             (t("npv", lang), "=cf_npv", "money", r.get("npv")),
             (t("project_irr", lang), "=cf_irr", "pct", r.get("project_irr")),
             (t("equity_irr", lang), "=cf_equity_irr", "pct", r.get("equity_irr")),
@@ -902,11 +940,12 @@ class _Pack:
             number = self.number(value, float("nan"))
             if formula.startswith("=em_") and r.get("avoided_tco2e_per_year") is None:
                 self.text(sheet, row, 1, "n/a")
-                self.text(sheet, row, 4, r.get("emissions_note") or "")
-            elif math.isnan(number):
-                sheet.write_formula(row, 1, formula, self.f[kind])
+                self.text(sheet, row, 4, self.view["emissions"]["note"])
+            elif not formula:  # a figure of the results with no workings in this pack
+                sheet.write_number(row, 1, self.number(value), self.f[kind])
+                continue
             else:
-                sheet.write_formula(row, 1, formula, self.f[kind], number)
+                self._formula(sheet, row, 1, formula, self.f[kind], number, missing=_NA)
             self.summary_rows[formula[1:]] = row
         self._charts(sheet, row + 2)
 
@@ -944,11 +983,19 @@ class _Pack:
         sheet.insert_chart(row, 4, dscr)
 
     def close(self) -> None:
-        for sheet in self.book.worksheets():  # A4 landscape, one page wide, labelled footer
+        cashflow = self.sheet_names["cashflow"]
+        for sheet in self.book.worksheets():  # A4 landscape, labelled footer
             sheet.set_paper(9)
             sheet.set_landscape()
-            sheet.fit_to_pages(1, 0)
-            sheet.set_footer(f"&Lgreenscreen {__version__}&R&P / &N")
+            if sheet.name == cashflow:
+                # the years run across as many pages as they need, one page tall, with the
+                # row labels and the year header repeated on each
+                sheet.fit_to_pages(0, 1)
+                sheet.repeat_columns(0, _FIRST_YEAR_COL - 1)
+                sheet.repeat_rows(0, 1)
+            else:
+                sheet.fit_to_pages(1, 0)
+            sheet.set_footer(f"&L{self.pid} · greenscreen {__version__}&R&P / &N")
         self.book.close()
 
 

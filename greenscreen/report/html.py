@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import math
 import re
+import shutil
+import subprocess
+import tempfile
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -20,8 +23,10 @@ from pygal.style import Style
 
 from greenscreen import __version__
 from greenscreen._resources import bundled_dir
+from greenscreen.errors import GreenscreenError
 from greenscreen.report._files import safe_stem
 from greenscreen.report.labels import LABELS, Lang, sc_text, short_status, status_text, t
+from greenscreen.report.portfolio import CROSSWALK, crosswalk, status_totals
 from greenscreen.report.view import project_view, province_text
 
 _STYLE_OPTIONS: dict[str, Any] = {
@@ -195,10 +200,67 @@ def write_html_pack(result: Any, project_id: str, path: str | Path, *, lang: Lan
     return path
 
 
+_BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
+
+
+def write_pdf_pack(result: Any, project_id: str, path: str | Path, *, lang: Lang = "en") -> Path:
+    """Print one project's HTML pack to PDF with headless Chromium: the same A4 print
+    stylesheet a reader gets from the browser's print dialog, fonts embedded. Chromium is
+    the renderer because the packs are laid out for it (no second layout engine to keep in
+    step); without it this is one clear error."""
+    path = Path(path)
+    browser = next((found for name in _BROWSERS if (found := shutil.which(name))), None)
+    if browser is None:
+        raise GreenscreenError(
+            "--format pdf needs Chromium or Chrome on PATH (apt-get install chromium): none found"
+        )
+    with tempfile.TemporaryDirectory(prefix="greenscreen-pdf-") as scratch:
+        page = Path(scratch) / "pack.html"
+        page.write_text(render_html_pack(result, project_id, lang=lang), encoding="utf-8")
+        target = Path(scratch) / "pack.pdf"
+        try:
+            done = subprocess.run(
+                [
+                    browser,
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    f"--user-data-dir={Path(scratch) / 'profile'}",
+                    "--no-pdf-header-footer",
+                    f"--print-to-pdf={target}",
+                    page.as_uri(),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise GreenscreenError(f"{browser} did not print {project_id} within 120 s") from exc
+        if not target.is_file() or target.stat().st_size == 0:
+            detail = (done.stderr or "").strip().splitlines()[-1:] or ["no output"]
+            raise GreenscreenError(f"{browser} could not print {project_id}: {detail[0]}")
+        shutil.copyfile(target, path)
+    return path
+
+
 TABLE_ROWS = 5_000
+REJECT_ROWS = 1_000  # reject rows listed in portfolio.html (all are in rejects.csv)
 
 
-_TOTALS = ("loan_amount", "avoided_tco2e_per_year", "attributable_tco2e_per_year", "subsidy_total")
+def _currency_of(lazy: pl.LazyFrame, present: set[str]) -> str:
+    if "currency" not in present:
+        return "CNY"
+    codes = lazy.select(pl.col("currency").fill_null("CNY").unique()).collect().to_series()
+    return codes[0] if codes.len() == 1 else "mixed"
+
+
+_TOTALS = (
+    "loan_amount",
+    "avoided_tco2e_per_year",
+    "attributable_tco2e_per_year",
+    "subsidy_total",
+    "subsidy_potential",
+)
 
 
 def render_portfolio(
@@ -244,6 +306,7 @@ def render_portfolio(
         (t("avoided_year", lang), _number(total("avoided_tco2e_per_year"))),
         (t("attributable", lang), _number(total("attributable_tco2e_per_year"))),
         (t("subsidy_total", lang), _money(total("subsidy_total"), lang)),
+        (t("subsidy_potential", lang), _money(total("subsidy_potential"), lang)),
     ]
     columns = [
         c for c in ("project_id", "project_name", "activity", "province") if c in frame.columns
@@ -270,9 +333,13 @@ def render_portfolio(
                 ],
                 "avoided": rec.get("avoided_tco2e_per_year"),
                 "npv": rec.get("npv"),
+                "irr": rec.get("project_irr"),
+                "irr_reason": rec.get("irr_reason") or "",
                 "min_dscr": rec.get("min_dscr"),
             }
         )
+    by_status = status_totals(lazy, [b.id for b in result.rulebooks]).sort("rulebook", "status")
+    rejects = result.rejects.head(REJECT_ROWS)
     template = _environment().get_template("portfolio.html.j2")
     return template.render(
         source=result.pipeline.source.name,
@@ -284,6 +351,12 @@ def render_portfolio(
         rulebooks=[b.id for b in result.rulebooks],
         rows=rows,
         truncated=max(height - TABLE_ROWS, 0),
+        currency=_currency_of(lazy, present),
+        by_status=by_status.to_dicts(),
+        crosswalk=(cross.to_dicts() if (cross := crosswalk(lazy)) is not None else None),
+        crosswalk_books=CROSSWALK,
+        rejects=rejects.to_dicts(),
+        rejects_more=max(result.rejects.height - REJECT_ROWS, 0),
         **_language(lang),
     )
 

@@ -30,6 +30,54 @@ _STATUS_COLOURS = {
     "not_excluded": "#DCEDC8",
     "not_eligible": "#E7E6E6",
 }
+#: the legacy and the current China catalogue: the migration a bank explains after 2025-10-01
+CROSSWALK = ("cn_gbepc_2021", "cn_gfsp_2025")
+_TOTALLED = ("loan_amount", "avoided_tco2e_per_year")
+
+
+def status_totals(results: pl.LazyFrame, rulebooks: list[str]) -> pl.DataFrame:
+    """Projects, loan amount and avoided tCO2e per rulebook × status (the figures green-loan
+    statistics report), one aggregation over the results however large."""
+    present = set(results.collect_schema().names())
+    books = [b for b in rulebooks if f"{b}__status" in present]
+    if not books:
+        return pl.DataFrame(
+            schema={"rulebook": pl.String, "status": pl.String, "projects": pl.UInt32}
+            | dict.fromkeys(_TOTALLED, pl.Float64)
+        )
+    sums = [pl.col(c).fill_nan(None).sum().cast(pl.Float64) for c in _TOTALLED if c in present]
+    return pl.concat(
+        [
+            results.group_by(pl.col(f"{b}__status").alias("status"))
+            .agg(pl.len().alias("projects"), *sums)
+            .with_columns(pl.lit(b).alias("rulebook"))
+            .collect()
+            for b in books
+        ],
+        how="diagonal_relaxed",
+    ).select("rulebook", "status", "projects", *[c for c in _TOTALLED if c in present])
+
+
+def crosswalk(results: pl.LazyFrame) -> pl.DataFrame | None:
+    """Projects and loan amount by legacy (2021) × current (2025) catalogue status, or None
+    when either was not screened."""
+    legacy, current = (f"{b}__status" for b in CROSSWALK)
+    present = set(results.collect_schema().names())
+    if legacy not in present or current not in present:
+        return None
+    loans = (
+        [pl.col("loan_amount").fill_nan(None).sum().cast(pl.Float64)]
+        if ("loan_amount" in present)
+        else []
+    )
+    return (
+        results.group_by(pl.col(legacy).alias("legacy"), pl.col(current).alias("current"))
+        .agg(pl.len().alias("projects"), *loans)
+        .sort("legacy", "current", nulls_last=True)
+        .collect()
+    )
+
+
 _FRONT = [
     "project_id",
     "project_name",
@@ -41,6 +89,7 @@ _FRONT = [
     "capacity_mw",
     "total_investment",
     "loan_amount",
+    "currency",
 ]
 _BACK = [
     "avoided_tco2e_per_year",
@@ -50,9 +99,11 @@ _BACK = [
     "emissions_flags",
     "subsidy_total",
     "subsidy_total_max",
+    "subsidy_potential",
     "relending_refinanceable",
     "npv",
     "project_irr",
+    "irr_reason",
     "equity_irr",
     "min_dscr",
     "lcoe",
@@ -121,7 +172,7 @@ def write_portfolio(
         freeze_panes=(1, 1),
         conditional_formats=conditional,
         float_precision=4,
-        column_widths={"project_name": 40, "borrower": 28},
+        column_widths=_pixel_widths(table, decimals=4),
         autofit=False,
     )
     _summary(book, summary, result, table, name, lang)
@@ -129,6 +180,28 @@ def write_portfolio(
     _sources(book, result, lang)
     book.close()
     return path
+
+
+def _pixel_widths(table: pl.DataFrame, *, decimals: int, most: int = 60) -> dict[str, int]:
+    """Column widths in pixels (what polars' ``column_widths`` takes) fitting the header and
+    the widest value as written: text by its characters (a CJK character counts two), numbers
+    with thousands separators and ``decimals`` places; at most ``most`` characters."""
+    chars: dict[str, int] = {}
+    for name, dtype in table.schema.items():
+        column = table.get_column(name)
+        if dtype.is_numeric():
+            top = column.abs().max() if column.null_count() < column.len() else 0
+            digits = len(f"{int(top or 0):,}") + 1  # sign
+            content = digits + (decimals + 1 if dtype.is_float() else 0)
+        elif dtype == pl.Boolean:
+            content = 5
+        else:
+            text = column.cast(pl.String)
+            # UTF-8: 1 byte per ASCII character, 3 per CJK character drawn twice as wide
+            wide = (text.str.len_chars() + (text.str.len_bytes() - text.str.len_chars()) // 2).max()
+            content = int(wide or 0)  # type: ignore[arg-type]
+        chars[name] = min(max(content, len(name)) + 2, most)
+    return {name: 7 * width + 5 for name, width in chars.items()}  # Calibri 11: ~7 px a digit
 
 
 def _summary(
@@ -162,14 +235,20 @@ def _summary(
         (t("avoided_year", lang) + " [tCO2e/yr]", "avoided_tco2e_per_year", number),
         (t("attributable", lang) + " [tCO2e/yr]", "attributable_tco2e_per_year", number),
         (t("subsidy_total", lang), "subsidy_total", money),
+        (t("subsidy_potential", lang), "subsidy_potential", money),
         ("CERF refinanceable", "relending_refinanceable", money),
     ]
+    # every formula carries its value (polars computes it) as the cached result: a viewer that
+    # does not recalculate on load shows the totals, not zeros
     for label, name, fmt in totals:
         if name not in table.columns:
             continue
-        formula = f"=COUNTA({column(name)})" if name == "project_id" else f"=SUM({column(name)})"
+        if name == "project_id":
+            formula, value = f"=COUNTA({column(name)})", table.height
+        else:
+            formula, value = f"=SUM({column(name)})", table[name].sum()
         sheet.write_string(row, 0, label, bold)
-        sheet.write_formula(row, 1, formula if table.height else "=0", fmt)
+        sheet.write_formula(row, 1, formula if table.height else "=0", fmt, value or 0)
         row += 1
     # rulebook × status counts, as live COUNTIF formulas
     row += 1
@@ -180,9 +259,14 @@ def _summary(
     for book_ in books:
         row += 1
         sheet.write_string(row, 0, book_.id)
+        counts = dict(table[f"{book_.id}__status"].value_counts().iter_rows())
         for j, status in enumerate(statuses, start=1):
             sheet.write_formula(
-                row, j, f'=COUNTIF({column(f"{book_.id}__status")},"{status}")', number
+                row,
+                j,
+                f'=COUNTIF({column(f"{book_.id}__status")},"{status}")',
+                number,
+                counts.get(status, 0),
             )
     if books:
         chart = book.add_chart({"type": "bar", "subtype": "stacked"})
@@ -199,26 +283,40 @@ def _summary(
         chart.set_title({"name": t("decisions", lang)})
         chart.set_size({"width": 640, "height": 320})
         sheet.insert_chart(2, 9, chart)
+    row = _status_tables(book, sheet, result, table, column, row + 2, lang)
     # by activity and by province: live COUNTIF / SUMIF over the results table
     for key, title in (("activity", t("activity", lang)), ("province", t("province", lang))):
         if key not in table.columns:
             continue
-        values = table.get_column(key).drop_nulls().unique().sort().to_list()
+        groups = (
+            table.filter(pl.col(key).is_not_null())
+            .group_by(key)
+            .agg(
+                pl.len().alias("projects"),
+                pl.col("loan_amount").sum(),
+                pl.col("avoided_tco2e_per_year").sum(),
+            )
+            .sort(key)
+        )
         row += 2
         sheet.write_row(row, 0, [title, "projects", "loan amount", "avoided tCO2e/yr"], head)
         start = row + 1
-        for value in values:
+        for value, projects, loans, avoided in groups.iter_rows():
             row += 1
             sheet.write_string(row, 0, str(value))
             cell = f"$A{row + 1}"
-            sheet.write_formula(row, 1, f"=COUNTIF({column(key)},{cell})", number)
+            sheet.write_formula(row, 1, f"=COUNTIF({column(key)},{cell})", number, projects)
             sheet.write_formula(
-                row, 2, f"=SUMIF({column(key)},{cell},{column('loan_amount')})", money
+                row, 2, f"=SUMIF({column(key)},{cell},{column('loan_amount')})", money, loans
             )
             sheet.write_formula(
-                row, 3, f"=SUMIF({column(key)},{cell},{column('avoided_tco2e_per_year')})", number
+                row,
+                3,
+                f"=SUMIF({column(key)},{cell},{column('avoided_tco2e_per_year')})",
+                number,
+                avoided,
             )
-        if key == "activity" and values:
+        if key == "activity" and groups.height:
             chart = book.add_chart({"type": "column"})
             chart.add_series(
                 {
@@ -231,6 +329,85 @@ def _summary(
             chart.set_legend({"none": True})
             chart.set_size({"width": 640, "height": 320})
             sheet.insert_chart(20, 9, chart)
+
+
+def _status_tables(
+    book: Any, sheet: Any, result: Any, table: pl.DataFrame, column: Any, row: int, lang: Lang
+) -> int:
+    """Loan amount, projects and avoided tCO2e by rulebook × status, and the legacy × current
+    China catalogue crosswalk: live COUNTIFS / SUMIFS with polars' figures cached. Returns the
+    last row written."""
+    head = book.add_format({"bold": True, "bg_color": "#1F4E79", "font_color": "#FFFFFF"})
+    money = book.add_format({"num_format": "#,##0" if lang == "en" else '0\\.0,"万"'})
+    number = book.add_format({"num_format": "#,##0"})
+    totals = status_totals(table.lazy(), [b.id for b in result.rulebooks])
+    currency = _currency(table)
+    sheet.write_row(
+        row,
+        0,
+        [
+            t("rulebook", lang),
+            t("status", lang),
+            t("n_projects", lang),
+            f"{t('loan_total', lang)} [{currency}]",
+            t("avoided_year", lang) + " [tCO2e/yr]",
+        ],
+        head,
+    )
+    for rec in totals.sort("rulebook", "status").iter_rows(named=True):
+        row += 1
+        status_col = column(f"{rec['rulebook']}__status")
+        sheet.write_string(row, 0, rec["rulebook"])
+        sheet.write_string(row, 1, rec["status"] or "")
+        sheet.write_formula(
+            row, 2, f'=COUNTIFS({status_col},"{rec["status"]}")', number, rec["projects"]
+        )
+        for j, name, fmt in ((3, "loan_amount", money), (4, "avoided_tco2e_per_year", number)):
+            if name in rec:
+                sheet.write_formula(
+                    row,
+                    j,
+                    f'=SUMIFS({column(name)},{status_col},"{rec["status"]}")',
+                    fmt,
+                    rec[name] or 0,
+                )
+    cross = crosswalk(table.lazy())
+    if cross is None:
+        return row
+    row += 2
+    sheet.write_string(row, 0, t("crosswalk", lang), book.add_format({"bold": True}))
+    row += 1
+    sheet.write_row(
+        row,
+        0,
+        [
+            CROSSWALK[0],
+            CROSSWALK[1],
+            t("n_projects", lang),
+            f"{t('loan_total', lang)} [{currency}]",
+        ],
+        head,
+    )
+    legacy, current = (column(f"{b}__status") for b in CROSSWALK)
+    for rec in cross.iter_rows(named=True):
+        row += 1
+        sheet.write_string(row, 0, rec["legacy"] or "")
+        sheet.write_string(row, 1, rec["current"] or "")
+        where = f'{legacy},"{rec["legacy"]}",{current},"{rec["current"]}"'
+        sheet.write_formula(row, 2, f"=COUNTIFS({where})", number, rec["projects"])
+        if "loan_amount" in rec:
+            sheet.write_formula(
+                row, 3, f"=SUMIFS({column('loan_amount')},{where})", money, rec["loan_amount"] or 0
+            )
+    return row
+
+
+def _currency(table: pl.DataFrame) -> str:
+    """The currency of the amounts: the one the projects give, or CNY; "mixed" if several."""
+    if "currency" not in table.columns:
+        return "CNY"
+    codes = table.get_column("currency").fill_null("CNY").unique().to_list()
+    return codes[0] if len(codes) == 1 else "mixed"
 
 
 def _rejects(book: Any, result: Any, lang: Lang) -> None:
@@ -246,7 +423,7 @@ def _rejects(book: Any, result: Any, lang: Lang) -> None:
         table_style="Table Style Light 15",
         freeze_panes=(1, 0),
         autofit=False,
-        column_widths={"reason": 70, "value": 30},
+        column_widths=_pixel_widths(rejects, decimals=0),
     )
 
 

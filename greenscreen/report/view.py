@@ -4,13 +4,24 @@ their figures cannot drift apart."""
 from __future__ import annotations
 
 import math
+import re
 from functools import cache
 from typing import Any
 
 import polars as pl
 
 from greenscreen import __version__, schema
-from greenscreen.report.labels import Lang, sc_text, status_text, t
+from greenscreen.emissions import METHODS
+from greenscreen.report.labels import (
+    METHOD_ZH,
+    VERIFICATION_ZH,
+    Lang,
+    localise,
+    sc_text,
+    status_text,
+    t,
+)
+from greenscreen.requests import evidence_requests, field_texts
 
 #: (key, results column, unit, kind) of the key metrics, in display order
 METRICS: list[tuple[str, str, str, str]] = [
@@ -18,6 +29,7 @@ METRICS: list[tuple[str, str, str, str]] = [
     ("avoided_life", "avoided_tco2e_lifetime", "tCO2e", "num"),
     ("attributable", "attributable_tco2e_per_year", "tCO2e/yr", "num"),
     ("subsidy_total", "subsidy_total", "currency", "money"),
+    ("subsidy_potential", "subsidy_potential", "currency", "money"),
     ("npv", "npv", "currency", "money"),
     ("project_irr", "project_irr", "", "pct"),
     ("equity_irr", "equity_irr", "", "pct"),
@@ -25,6 +37,60 @@ METRICS: list[tuple[str, str, str, str]] = [
     ("llcr", "llcr", "×", "ratio"),
     ("lcoe", "lcoe", "currency/MWh", "num"),
 ]
+
+
+def currency_label(row: dict[str, Any], lang: Lang) -> str:
+    """The project's currency as a reader writes it: 元 in Chinese for CNY, else its code."""
+    code = row.get("currency") or "CNY"
+    return "元" if lang == "zh" and code == "CNY" else code
+
+
+def _assumption(key: str, value: Any, currency: str, lang: Lang) -> str:
+    """A run option as a reader understands it: a percentage, a price with its unit."""
+    if value is None:
+        return t("project_own", lang)
+    if key in ("tax_rate", "discount_rate", "interest_rate", "sensitivity"):
+        return f"{value:.2%}" if key != "sensitivity" else f"±{value:.0%}"
+    if key == "carbon_price":
+        return f"{value:,.2f} {currency}/tCO2e"
+    if key == "debt_profile":
+        return t(str(value), lang)
+    return f"{value}"
+
+
+def verification_text(value: str | None, lang: Lang) -> str:
+    return (VERIFICATION_ZH.get(value, value) if lang == "zh" else value) if value else "—"
+
+
+def _quote(books: dict[str, Any], rulebook: str, item: str | None, criterion: str) -> str | None:
+    """The Chinese text a criterion quotes from its source, when it has one."""
+    book = books.get(rulebook)
+    if book is None or not item:
+        return None
+    try:
+        found = next(c for c in book.item(item).criteria if c.id == criterion)
+    except (KeyError, StopIteration):
+        return None
+    return found.text.zh if found.text is not None else None
+
+
+_VALUE = re.compile(r"^([a-z][a-z0-9_]*)=(.*)$", re.S)
+
+
+def _values_text(values: str | None, texts: dict[str, Any], lang: Lang) -> str:
+    """``field=value; …`` as a reader reads it: the field's label, "missing" in words."""
+    if not values:
+        return ""
+    parts = []
+    for part in values.split("; "):
+        match = _VALUE.match(part)
+        if match is None or match[1] not in texts:
+            parts.append(part)
+            continue
+        text = texts[match[1]]
+        value = t("unknown", lang) if match[2] == "(missing)" else match[2]
+        parts.append(f"{text.zh if lang == 'zh' else text.en} = {value}")
+    return "; ".join(parts)
 
 
 def clean(value: Any) -> Any:
@@ -98,35 +164,48 @@ def project_view(result: Any, project_id: str, lang: Lang) -> dict[str, Any]:
             }
         )
     kinds = {book.id: book.kind for book in result.rulebooks}
+    texts = field_texts(result.rulebooks, getattr(result, "programmes", ()))
     criteria = (
         result.decisions.filter(pl.col("project_id") == project_id)
         .sort("rulebook", "selected", descending=[False, True], maintain_order=True)
         .to_dicts()
     )
+    books = {book.id: book for book in result.rulebooks}
     for c in criteria:
         c["tone"], c["result_text"] = _tone(c, kinds.get(c["rulebook"]), lang)
+        # in Chinese the condition is the catalogue's own words where the rulebook quotes them
+        if lang == "zh":
+            c["threshold"] = (
+                _quote(books, c["rulebook"], c["item"], c["criterion"]) or c["threshold"]
+            )
+        c["verification"] = verification_text(c["verification"], lang)
+        c["value"] = _values_text(c["value"], texts, lang)
+    currency = currency_label(row, lang)
     metrics = [
         {
             "key": key,
             "label": t(key, lang),
             "value": clean(row.get(column)),
-            "unit": unit,
+            "unit": unit.replace("currency", currency),
             "kind": kind,
         }
         for key, column, unit, kind in METRICS
     ]
+    method = row.get("emissions_method")
     emissions = {
-        "method": row.get("emissions_method"),
-        "note": row.get("emissions_note"),
+        "method": (METHOD_ZH.get(method, method) if lang == "zh" else METHODS.get(method, method))
+        if method
+        else None,
+        "note": localise(row.get("emissions_note"), lang),
         "ef": clean(row.get("grid_ef_tco2_per_mwh")),
-        "ef_source": row.get("ef_source"),
-        "ef_verification": row.get("ef_verification"),
+        "ef_source": localise(row.get("ef_source"), lang),
+        "ef_verification": verification_text(row.get("ef_verification"), lang),
         "share": clean(row.get("attributable_share")),
         "per_million": clean(row.get("tco2e_per_million_lent")),
         "coal": clean(row.get("standard_coal_saved_tce_per_year")),
         "quality": row.get("data_quality_score"),
-        "quality_basis": row.get("data_quality_basis"),
-        "flags": row.get("emissions_flags") or [],
+        "quality_basis": localise(row.get("data_quality_basis"), lang),
+        "flags": [localise(flag, lang) for flag in row.get("emissions_flags") or []],
     }
     awards, schedule = [], []
     if result.subsidies is not None:
@@ -140,22 +219,50 @@ def project_view(result: Any, project_id: str, lang: Lang) -> dict[str, Any]:
             sensitivities = result.appraisal.sensitivities.filter(
                 pl.col("project_id") == project_id
             ).to_dicts()
+
+    def label(field: str) -> str:
+        text = texts.get(field)
+        return (text.zh if lang == "zh" else text.en) if text else field
+
+    requests = [
+        {
+            "question": rec["question_zh" if lang == "zh" else "question_en"],
+            "needed_by": rec["needed_by"],
+            "field": rec["field"],
+            "sources": rec["sources"],
+        }
+        for rec in evidence_requests(result, [project_id]).iter_rows(named=True)
+    ]
+    for decision in decisions:  # what it lacks, as the numbers of the request's questions
+        decision["missing_labels"] = [label(f) for f in decision["missing"]]
+        decision["asks"] = [
+            i for i, rec in enumerate(requests, start=1) if decision["id"] in rec["sources"]
+        ]
+    for award in awards:
+        award["missing_labels"] = [label(f) for f in award.get("missing") or []]
     meta = result.metadata()
     sources = [
         (t("tool", lang), f"greenscreen {__version__}"),
         (t("input_file", lang), f"{meta['input']['name']} ({meta['input']['format']})"),
         (t("input_hash", lang), str(meta["input"]["sha256"])),
         *[
-            (t("rulebooks", lang), f"{b['id']} {b['version']} ({b['verification']})")
+            (
+                t("rulebooks", lang),
+                f"{b['id']} {b['version']} ({verification_text(b['verification'], lang)})",
+            )
             for b in meta["rulebooks"]
         ],
         *[
-            (t("programmes", lang), f"{p['id']} {p['version']} ({p['kind']}, {p['verification']})")
+            (
+                t("programmes", lang),
+                f"{p['id']} {p['version']} ({t(p['kind'], lang)}, "
+                f"{verification_text(p['verification'], lang)})",
+            )
             for p in meta["programmes"]
         ],
-        (t("factors", lang), row.get("ef_source") or "—"),
+        (t("factors", lang), localise(row.get("ef_source"), lang) or "—"),
         *[
-            (t("assumptions", lang), f"{k} = {v}")
+            (t("assumptions", lang), f"{t(k, lang)}: {_assumption(k, v, currency, lang)}")
             for k, v in meta["appraisal"].items()
             if k != "carbon_scenarios"
         ],
@@ -176,11 +283,12 @@ def project_view(result: Any, project_id: str, lang: Lang) -> dict[str, Any]:
         "decisions": decisions,
         "criteria": criteria,
         "metrics": metrics,
-        "irr_reason": row.get("irr_reason") or "",
+        "irr_reason": localise(row.get("irr_reason"), lang),
         "emissions": emissions,
         "awards": awards,
         "schedule": schedule,
         "cash_flows": cash_flows,
         "sensitivities": sensitivities,
         "sources": sources,
+        "requests": requests,
     }

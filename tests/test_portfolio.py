@@ -1,0 +1,86 @@
+"""The portfolio (xlsx and html) reports the figures green-loan statistics need (issue 18 item
+11): loan amount, projects and avoided tCO2e by rulebook × status, the legacy 2021 × current
+2025 catalogue crosswalk, IRR and currency, and the rejected rows themselves; columns fit their
+content (item 6)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import openpyxl
+import polars as pl
+import pytest
+
+from greenscreen import screen
+from greenscreen._resources import data_file
+from greenscreen.report import write_portfolio_html
+from greenscreen.report.portfolio import crosswalk, status_totals, write_portfolio
+
+
+@pytest.fixture(scope="module")
+def result():  # noqa: ANN201 - a ScreenResult
+    return screen(data_file("sample_pipeline.csv"))
+
+
+def test_status_totals_are_the_sums_of_the_results(result) -> None:  # noqa: ANN001
+    frame = result.results
+    totals = status_totals(frame.lazy(), [b.id for b in result.rulebooks])
+    eligible = frame.filter(pl.col("cn_gfsp_2025__status") == "eligible")
+    row = totals.filter(
+        (pl.col("rulebook") == "cn_gfsp_2025") & (pl.col("status") == "eligible")
+    ).row(0, named=True)
+    assert row["projects"] == eligible.height == 21
+    assert row["loan_amount"] == pytest.approx(eligible["loan_amount"].sum())
+    assert row["avoided_tco2e_per_year"] == pytest.approx(
+        eligible["avoided_tco2e_per_year"].fill_nan(None).sum()
+    )
+    # every rulebook's statuses add up to the pipeline
+    per_book = totals.group_by("rulebook").agg(pl.col("projects").sum())
+    assert set(per_book["projects"]) == {frame.height}
+
+
+def test_crosswalk_is_the_legacy_by_current_migration(result) -> None:  # noqa: ANN001
+    cross = crosswalk(result.results.lazy())
+    assert cross is not None
+    assert cross["projects"].sum() == result.results.height
+    moved = cross.filter((pl.col("legacy") == "not_eligible") & (pl.col("current") == "eligible"))
+    expected = result.results.filter(
+        (pl.col("cn_gbepc_2021__status") == "not_eligible")
+        & (pl.col("cn_gfsp_2025__status") == "eligible")
+    )
+    assert moved["projects"].item() == expected.height
+    assert moved["loan_amount"].item() == pytest.approx(expected["loan_amount"].sum())
+
+
+def test_the_workbook_holds_the_tables_and_fits_its_columns(result, tmp_path: Path) -> None:  # noqa: ANN001
+    path = write_portfolio(result, tmp_path / "portfolio.xlsx")
+    assert path is not None
+    book = openpyxl.load_workbook(path, data_only=True)
+    summary = book["Summary"]
+    labels = [summary.cell(r, 1).value for r in range(1, summary.max_row + 1)]
+    assert any(str(v).startswith("Legacy 2021 catalogue status") for v in labels if v)
+    heads = [c.value for c in book["Results"][1]]
+    assert {"currency", "project_irr", "irr_reason"} <= set(heads)
+    # widths in characters (openpyxl) cover the longest value of the column
+    sheet = book["Results"]
+    name_col = heads.index("project_name") + 1
+    letter = openpyxl.utils.get_column_letter(name_col)
+    longest = max(
+        len(str(sheet.cell(r, name_col).value or "")) for r in range(2, sheet.max_row + 1)
+    )
+    assert sheet.column_dimensions[letter].width >= min(longest, 58)
+    date_col = openpyxl.utils.get_column_letter(heads.index("approval_date") + 1)
+    assert sheet.column_dimensions[date_col].width >= 12  # 2025-10-01 without ###
+
+
+def test_the_html_lists_status_totals_irr_and_rejected_rows(tmp_path: Path) -> None:
+    rows = [
+        {"project_id": "A", "activity": "solar_pv", "loan_amount": 1e6, "province": "陕西"},
+        {"project_id": "B", "activity": "solar_pv", "capacity_mw": "fifty"},
+    ]
+    result = screen(rows)
+    assert result.rejects.height == 1
+    html = write_portfolio_html(result, tmp_path / "p.html").read_text(encoding="utf-8")
+    assert "By rulebook and status" in html and "Loan amount (CNY)" in html
+    assert "Rejected input rows" in html and "fifty" in html
+    assert "Project IRR" in html or "IRR" in html
