@@ -143,7 +143,7 @@ def demo(out_dir: Path, quiet: bool) -> None:
 @click.option(
     "--sensitivities",
     is_flag=True,
-    help="Also compute the tornado table (±10 %% capex, tariff, generation, opex; carbon prices).",
+    help="Also compute the tornado table (±10 % capex, tariff, generation, opex; carbon prices).",
 )
 @click.option(
     "--funding-cost",
@@ -253,7 +253,7 @@ def screen(
     "formats",
     default="xlsx,html",
     show_default=True,
-    help="Comma-separated: xlsx, html.",
+    help="Comma-separated: xlsx, html, pdf (pdf: the HTML pack printed by headless Chromium).",
 )
 @click.option("--rulebooks", "rulebook_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--sheet", help="Excel sheet name.")
@@ -277,23 +277,56 @@ def pack(
     if not project_ids and not all_projects:
         raise click.UsageError("give --project ID (repeatable) or --all")
     wanted = {f.strip() for f in formats.split(",") if f.strip()}
-    unknown = wanted - {"xlsx", "html"}
+    unknown = wanted - {"xlsx", "html", "pdf"}
     if unknown:
         raise click.BadParameter(
             f"unknown format(s): {', '.join(sorted(unknown))}", param_hint="--format"
         )
     if not wanted:
-        raise click.BadParameter("give at least one of xlsx, html", param_hint="--format")
+        raise click.BadParameter("give at least one of xlsx, html, pdf", param_hint="--format")
     result = run_screen(pipeline, rulebooks=rulebook_dir, sheet=sheet, sensitivities=True)
     ids = None if all_projects else list(project_ids)
     paths = _write_packs(result, out_dir, ids, lang, tuple(sorted(wanted)), quiet, workers)
     if not quiet:
+        if result.rejects.height:  # rows that were not read have no pack: say which
+            _out.print(
+                f"{result.pipeline.summary()}; rejected rows have no pack (fix them and rerun):"
+            )
+            _print_rejects(result.rejects, limit=10, to_file=False)
         for path in paths[:20]:
             _out.print(f"wrote {path}")
         if len(paths) > 20:
             _out.print(f"… and {len(paths) - 20:,} more files in {out_dir.resolve()}")
         if paths.skipped:
             _out.print(f"{paths.skipped:,} projects' packs were already up to date (not rewritten)")
+
+
+@cli.command()
+@click.argument("pipeline", type=click.Path(path_type=Path))
+@click.argument("answers", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="The merged pipeline to write (.csv or .xlsx); screen it again.",
+)
+@click.option("--sheet", help="Excel sheet name of PIPELINE.")
+@click.option("--encoding", help="CSV encoding of PIPELINE.")
+@click.option("--force", is_flag=True, help="Replace OUT if it exists (never PIPELINE itself).")
+def merge(
+    pipeline: Path,
+    answers: Path,
+    out: Path,
+    sheet: str | None,
+    encoding: str | None,
+    force: bool,
+) -> None:
+    """Merge a client's filled-in requests.xlsx (ANSWERS) into PIPELINE, written to --out."""
+    from greenscreen.requests import merge_file
+
+    used, projects = merge_file(pipeline, answers, out, sheet=sheet, encoding=encoding, force=force)
+    _out.print(f"{used:,} answers merged into {out} ({projects:,} rows); screen it again")
 
 
 @cli.command()
@@ -715,7 +748,7 @@ def _print_appraisal(result: Any) -> None:
     )
 
 
-def _print_rejects(rejects: Any, limit: int = 20) -> None:
+def _print_rejects(rejects: Any, limit: int = 20, *, to_file: bool = True) -> None:
     table = Table("row", "project_id", "field", "value", "reason", title="rejected rows")
     for rec in rejects.head(limit).iter_rows(named=True):
         table.add_row(
@@ -727,7 +760,8 @@ def _print_rejects(rejects: Any, limit: int = 20) -> None:
         )
     _out.print(table)
     if rejects.height > limit:
-        _out.print(f"… and {rejects.height - limit} more in rejects.csv")
+        where = " in rejects.csv" if to_file else ""
+        _out.print(f"… and {rejects.height - limit} more{where}")
 
 
 def main(argv: list[str] | None = None) -> None:

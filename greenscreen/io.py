@@ -32,8 +32,10 @@ from greenscreen.schema import (
     FieldSpec,
     HeaderMatch,
     _activity_lookup,
+    _label_key,
     _province_lookup,
     activity_ids,
+    city_lookup,
     provinces,
     resolve_header,
 )
@@ -150,7 +152,7 @@ def read_pipeline(
     -------
     Pipeline
         ``projects`` holds every accepted row with the template v1 columns typed
-        (:func:`greenscreen.schema.polars_schema`), ``source_row`` and ``province_code``, then
+        (:func:`greenscreen.schema.polars_schema`), ``source_row``, ``province_code`` and ``city``, then
         the unknown extra columns unchanged. ``rejects`` holds one row per problem found.
     """
     raw = _read_raw(source, sheet=sheet, encoding=encoding, separator=separator)
@@ -187,6 +189,15 @@ class _Raw:
     # spreadsheet cells without a usable value: row, column, value, code
     cells: pl.DataFrame | None = None
     notes: tuple[str, ...] = ()
+
+
+def read_table(
+    source: str | Path, *, sheet: str | int | None = None, encoding: str | None = None
+) -> pl.DataFrame:
+    """A pipeline file as written — its own headers, cells as the reader found them, nothing
+    typed or rejected — for tools that edit it (``greenscreen merge``); the same checks on
+    size, encoding and structure as :func:`read_pipeline`."""
+    return _read_raw(source, sheet=sheet, encoding=encoding, separator=None).frame
 
 
 def _read_raw(
@@ -929,7 +940,7 @@ def _map_columns(
     return raw, matches, extras, tuple(notes)
 
 
-_DERIVED = {"source_row", "province_code"}
+_DERIVED = {"source_row", "province_code", "city"}
 
 
 def _unreadable(dtype: pl.DataType) -> str | None:
@@ -950,8 +961,9 @@ def _is_placeholder_header(column: str) -> bool:
 def _drop_label_row(raw: pl.DataFrame) -> tuple[pl.DataFrame, bool]:
     """Drop a second header row of labels (the template's Chinese row), if present.
 
-    It is a label row when every non-empty cell of the first row is a label of its own
-    column's field (``装机容量(MW)`` under ``capacity_mw``) and there are at least two.
+    It is a label row when every non-empty cell of the first row under a template column is
+    the label of that column's field (``装机容量(MW)`` under ``capacity_mw``), and there are at
+    least two; what extra columns carry there (an analyst's own label) does not matter.
     """
     if raw.height == 0:
         return raw, False
@@ -961,10 +973,13 @@ def _drop_label_row(raw: pl.DataFrame) -> tuple[pl.DataFrame, bool]:
         if value is None or str(value).strip() == "":
             continue
         try:
-            here, there = resolve_header(column), resolve_header(str(value))
+            here = resolve_header(column)
+            if here is None:  # an extra column: its row-2 text says nothing either way
+                continue
+            there = resolve_header(str(value))
         except PipelineError:
             return raw, False
-        if here is None or there is None or here.field != there.field:
+        if there is None or here.field != there.field:
             return raw, False
         hits += 1
     return (raw.slice(1), True) if hits >= 2 else (raw, False)
@@ -1037,7 +1052,7 @@ def _validate(
         if exprs:
             frame = frame.with_columns(exprs)
     frame = frame.with_columns(_typed(name, spec, name in matches) for name, spec in FIELDS.items())
-    frame = frame.with_columns(_province_code()).with_columns(
+    frame = frame.with_columns(*_province_code()).with_columns(
         pl.when(pl.col("province_code").is_not_null())
         .then(pl.col("province_code").replace_strict(_province_names(), default=None))
         .otherwise(pl.col("province"))
@@ -1055,7 +1070,7 @@ def _validate(
         .unique(subset=["row", "field", "code"], maintain_order=True)
     )
     projects = frame.select(
-        *FIELDS, pl.col("_row").alias("source_row"), "province_code", *extras
+        *FIELDS, pl.col("_row").alias("source_row"), "province_code", "city", *extras
     ).join(
         rejects.select(pl.col("row").alias("source_row")),
         on="source_row",
@@ -1311,8 +1326,14 @@ def _label_expr(text: pl.Expr) -> pl.Expr:
     )
 
 
-def _reason(spec: FieldSpec, code: str, header: str, header_unit: str | None = None) -> str:
+def _reason(
+    spec: FieldSpec, code: str, header: str, header_unit: str | None = None, scale: float = 1.0
+) -> str:
+    """The reason of a reject, in the unit the column is written in: a value typed under
+    ``装机容量(kW)`` is told about kW, one under ``贷款利率(%)`` about percent."""
     unit = f" {spec.unit}" if spec.unit and spec.unit not in {"fraction", "currency"} else ""
+    if header_unit and scale != 1.0:
+        unit = f" {header_unit}"
     what = f"{spec.name}" + (f" (column '{header}')" if header != spec.name else "")
     return {
         "invalid_number": f"{what} must be a number{unit and f' in{unit}'}",
@@ -1320,7 +1341,7 @@ def _reason(spec: FieldSpec, code: str, header: str, header_unit: str | None = N
         f"is ambiguous; write the number in {header_unit}",
         "not_finite": f"{what} must be a finite number",
         "not_whole_number": f"{what} must be a whole number",
-        "out_of_range": f"{what} must be {_range_text(spec)}{unit}",
+        "out_of_range": f"{what} must be {_range_text(spec, scale)}{unit}",
         "invalid_date": f"{what} is not a valid calendar date (expected YYYY-MM-DD)",
         "date_range": f"{what} must be between 1900 and 2100",
         "bad_code": f"{what} is not valid: {spec.description}",
@@ -1330,8 +1351,9 @@ def _reason(spec: FieldSpec, code: str, header: str, header_unit: str | None = N
     }[code]
 
 
-def _range_text(spec: FieldSpec) -> str:
-    text = spec.range_text()
+def _range_text(spec: FieldSpec, scale: float = 1.0) -> str:
+    """The field's bounds, in the column's unit (a bound divided by the column's scale)."""
+    text = spec.range_text(scale)
     if spec.kind == "int" and spec.le is None:
         text = " and ".join(filter(None, [text, f"≤ {_INT_LIMIT:,}"]))
     return text
@@ -1357,7 +1379,8 @@ def _problems(frame: pl.DataFrame, spec: FieldSpec, match: HeaderMatch) -> pl.Da
         reason = pl.col("value").replace_strict(reasons, return_dtype=pl.String)
     else:
         reasons = {
-            code: _reason(spec, code, match.header, match.unit) for code in failed["code"].unique()
+            code: _reason(spec, code, match.header, match.written_unit or match.unit, match.scale)
+            for code in failed["code"].unique()
         }
         reason = pl.col("code").replace_strict(reasons, return_dtype=pl.String)
     return failed.select(
@@ -1381,17 +1404,26 @@ def _province_names() -> dict[str, str]:
     return dict(zip(provinces()["code"], provinces()["name_en"], strict=True))
 
 
-def _province_code() -> pl.Expr:
+def _province_code() -> list[pl.Expr]:
+    """The province's GB/T 2260 code; a prefecture or county written instead of a province
+    (宝鸡, 浦东新区) gives its province's code and is kept as ``city``."""
     lookup = _province_lookup()
-    return (
-        pl.when(pl.col("country") == "CN")
-        .then(
-            _label_expr(pl.col("province")).replace_strict(
-                {k: v[1] for k, v in lookup.items()}, default=None, return_dtype=pl.String
-            )
-        )
-        .alias("province_code")
+    places, _ = city_lookup()
+    key = _label_expr(pl.col("province"))
+    province = key.replace_strict(
+        {k: v[1] for k, v in lookup.items()}, default=None, return_dtype=pl.String
     )
+    place = key.replace_strict(
+        {k: v[0] for k, v in places.items()}, default=None, return_dtype=pl.String
+    )
+    official = key.replace_strict(
+        {k: v[1] for k, v in places.items()}, default=None, return_dtype=pl.String
+    )
+    china = pl.col("country") == "CN"
+    return [
+        pl.when(china).then(pl.coalesce(province, place)).alias("province_code"),
+        pl.when(china & province.is_null()).then(official).alias("city"),
+    ]
 
 
 def _province_problems(out: pl.DataFrame, matches: dict[str, HeaderMatch]) -> pl.DataFrame:
@@ -1408,11 +1440,7 @@ def _province_problems(out: pl.DataFrame, matches: dict[str, HeaderMatch]) -> pl
         pl.col("_pid").alias("project_id"),
         pl.col("province").alias("value"),
     )
-    names = provinces()["name_en"].to_list()
-    reasons = {
-        v: f"unknown Chinese province '{v}'{did_you_mean(v, names)}"
-        for v in failed["value"].unique()
-    }
+    reasons = {v: _unknown_place(v) for v in failed["value"].unique()}
     return failed.select(
         "row",
         "project_id",
@@ -1422,6 +1450,18 @@ def _province_problems(out: pl.DataFrame, matches: dict[str, HeaderMatch]) -> pl
         pl.col("value").replace_strict(reasons, return_dtype=pl.String).alias("reason"),
         pl.lit("unknown_province").alias("code"),
     )
+
+
+def _unknown_place(value: str) -> str:
+    """Why a province cell is not read: a place in several provinces, or nothing known."""
+    _, ambiguous = city_lookup()
+    codes = ambiguous.get(_label_key(value))
+    if codes:
+        names = dict(zip(provinces()["code"], provinces()["name_zh"], strict=True))
+        where = "、".join(sorted({names.get(c, c) for c in codes}))
+        return f"'{value}' is a place in several provinces ({where}); write the province"
+    known = provinces()["name_en"].to_list() + provinces()["name_zh"].to_list()
+    return f"unknown Chinese province or city '{value}'{did_you_mean(value, known)}"
 
 
 def duplicate_id_rejects(rows: pl.DataFrame, column: str) -> pl.DataFrame:

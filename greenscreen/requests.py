@@ -302,6 +302,50 @@ def read_answers(path: str | Path) -> pl.DataFrame:
     return answered
 
 
+def merge_file(
+    pipeline: str | Path,
+    answers: str | Path,
+    out: str | Path,
+    *,
+    sheet: str | None = None,
+    encoding: str | None = None,
+    force: bool = False,
+) -> tuple[int, int]:
+    """``greenscreen merge``: the pipeline file with the answers of a filled-in requests.xlsx,
+    written to ``out`` (.csv, UTF-8 with BOM, or .xlsx) for a new screening. The pipeline's
+    own headers (Chinese, aliases) are kept and filled. Returns (answers used, projects)."""
+    from greenscreen.io import read_table
+    from greenscreen.schema import resolve_header
+
+    pipeline, out = Path(pipeline), Path(out)
+    if out.suffix.lower() not in (".csv", ".xlsx"):
+        raise PipelineError(f"{out.name}: the merged pipeline is written as .csv or .xlsx")
+    if out.exists() and (not force or out.resolve() == pipeline.resolve()):
+        raise PipelineError(
+            f"{out} exists; choose another --out"
+            + (
+                " (the pipeline itself is never overwritten)"
+                if out.resolve() == pipeline.resolve()
+                else " or pass --force"
+            )
+        )
+    table = read_table(pipeline, sheet=sheet, encoding=encoding)
+    header_of = {
+        match.field: column for column in table.columns if (match := resolve_header(column))
+    }
+    if "project_id" in header_of:
+        table = table.rename({header_of["project_id"]: "project_id"})
+    merged, used = merge_answers(table, read_answers(answers), header_of)
+    if "project_id" in header_of:
+        merged = merged.rename({"project_id": header_of["project_id"]})
+    projects = merged.height
+    if out.suffix.lower() == ".xlsx":
+        merged.write_excel(out, worksheet="pipeline", autofit=True)
+    else:
+        merged.write_csv(out, include_bom=True)
+    return used, projects
+
+
 def merge_answers(
     pipeline: pl.DataFrame, answers: pl.DataFrame, header_of: dict[str, str] | None = None
 ) -> tuple[pl.DataFrame, int]:

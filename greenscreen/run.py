@@ -26,6 +26,7 @@ from greenscreen.report.html import write_portfolio_html
 from greenscreen.report.labels import Lang
 from greenscreen.report.portfolio import MAX_ROWS as PORTFOLIO_MAX_ROWS
 from greenscreen.report.portfolio import write_portfolio
+from greenscreen.requests import evidence_requests, write_requests
 from greenscreen.rulebook import Rulebook, bundled_rulebooks, load_rulebooks
 from greenscreen.schema import TEMPLATE_VERSION
 from greenscreen.subsidy import (
@@ -174,6 +175,7 @@ class ScreenResult:
             "portfolio": out / "portfolio.xlsx",
             "portfolio_html": out / "portfolio.html",
             "rejects": out / "rejects.csv",
+            "requests": out / "requests.xlsx",
         }
         atomic_write(paths["results"], lambda p: self.results.write_parquet(p, statistics=False))
         atomic_write(
@@ -206,6 +208,13 @@ class ScreenResult:
             atomic_write(paths["sensitivities"], lambda p: table.write_parquet(p, statistics=False))
         else:
             del paths["sensitivities"]
+        # the evidence request to send to borrowers, like the portfolio a spreadsheet for
+        # pipelines up to portfolio_max_rows projects (and Excel's row limit)
+        asked = evidence_requests(self) if self.results.height <= portfolio_max_rows else None
+        if asked is not None and 0 < asked.height < 1_048_576:
+            atomic_write(paths["requests"], lambda p: write_requests(asked, p))
+        else:
+            del paths["requests"]
         return paths
 
     def subset(self, project_ids: Sequence[str]) -> ScreenResult:

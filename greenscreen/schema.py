@@ -692,14 +692,15 @@ class FieldSpec:
         unit = _ZH_UNIT.get(self.unit or "", self.unit)
         return f"{self.zh}({unit})" if unit and unit not in {"stars", "prize"} else self.zh
 
-    def range_text(self) -> str:
+    def range_text(self, scale: float = 1.0) -> str:
+        """The bounds, in a column's unit when it has a ``scale`` to the canonical unit."""
         parts = []
         if self.ge is not None:
-            parts.append(f"≥ {_bound_text(self.ge)}")
+            parts.append(f"≥ {_bound_text(self.ge / scale)}")
         if self.gt is not None:
-            parts.append(f"> {_bound_text(self.gt)}")
+            parts.append(f"> {_bound_text(self.gt / scale)}")
         if self.le is not None:
-            parts.append(f"≤ {_bound_text(self.le)}")
+            parts.append(f"≤ {_bound_text(self.le / scale)}")
         return " and ".join(parts)
 
 
@@ -777,6 +778,8 @@ GROUPS: tuple[str, ...] = tuple(dict.fromkeys(spec.group for spec in FIELDS.valu
 DERIVED_COLUMNS: dict[str, pl.DataType] = {
     "source_row": pl.Int64(),
     "province_code": pl.String(),
+    # the prefecture or county named in the province column (宝鸡 → 宝鸡市, in Shaanxi)
+    "city": pl.String(),
 }
 
 
@@ -866,6 +869,28 @@ def _province_lookup() -> dict[str, tuple[str, str]]:
     return lookup
 
 
+@cache
+def cities() -> pl.DataFrame:
+    """Prefecture- and county-level names with their province (``greenscreen/data/cities.csv``,
+    from the NBS 2023 统计用区划代码; taxonomies/sources/build_cities.py)."""
+    return pl.read_csv(data_file("cities.csv"), infer_schema=False)
+
+
+@cache
+def city_lookup() -> tuple[dict[str, tuple[str, str]], dict[str, list[str]]]:
+    """Names of places below the province: unambiguous name → (province code, official name),
+    and ambiguous name → the provinces it is found in."""
+    found: dict[str, tuple[str, str]] = {}
+    ambiguous: dict[str, list[str]] = {}
+    for row in cities().iter_rows(named=True):
+        key = _label_key(row["name"])
+        if row["ambiguous"]:
+            ambiguous.setdefault(key, []).append(row["province_code"])
+        else:
+            found.setdefault(key, (row["province_code"], row["official_name"]))
+    return found, ambiguous
+
+
 # --------------------------------------------------------------------------------------------
 # Headers
 def _label_key(text: str) -> str:
@@ -882,6 +907,8 @@ class HeaderMatch:
     field: str
     scale: float = 1.0
     unit: str | None = None
+    #: the unit as the header writes it (``kW``), for messages
+    written_unit: str | None = None
 
 
 _UNIT_SUFFIX = re.compile(
@@ -934,4 +961,6 @@ def resolve_header(header: str) -> HeaderMatch | None:
             f"column '{header}' is in '{unit}' but field {spec.name} is measured in "
             f"{spec.unit or 'no unit'}; convert the values or fix the header"
         )
-    return HeaderMatch(header, spec.name, factor, unit)
+    written = _UNIT_SUFFIX.match(header.strip())
+    shown = (written["p"] or written["b"] or written["s"] or "").strip() if written else unit
+    return HeaderMatch(header, spec.name, factor, unit, shown or unit)

@@ -388,3 +388,62 @@ def test_long_bad_values_are_clipped_in_rejects() -> None:
     frame = pl.DataFrame({"project_id": ["A"], "activity": ["x" * 5000]})
     value = read_pipeline(frame).rejects["value"][0]
     assert len(value) == 201 and value.endswith("…")
+
+
+# ---- issue 18: input friction (items 12–14) ---------------------------------------------------
+def test_a_label_row_is_found_whatever_extra_columns_carry(tmp_path: Path) -> None:
+    """Item 12: the template's Chinese label row over an extra column of the analyst's own
+    (备注 under my_note) is still the label row, not data."""
+    path = tmp_path / "labels.csv"
+    path.write_text(
+        "project_id,activity,capacity_mw,my_note\n"
+        "项目编号,活动类型,装机容量(MW),备注\n"
+        "A,solar_pv,5,x\nB,solar_pv,6,y\n",
+        encoding="utf-8",
+    )
+    pipeline = read_pipeline(path)
+    assert (pipeline.n_accepted, pipeline.rejects.height) == (2, 0)
+    assert pipeline.projects["capacity_mw"].to_list() == [5.0, 6.0]
+
+
+def test_reasons_speak_the_unit_of_the_column(tmp_path: Path) -> None:
+    """Item 13: 约五万千瓦 under 装机容量(kW) is told about kW, 450 under 贷款利率(%) about
+    percent."""
+    path = tmp_path / "units.csv"
+    path.write_text(
+        "项目编号,活动类型,装机容量(kW),贷款利率(%)\nA,solar_pv,约五万千瓦,4.5\nB,solar_pv,5000,450\n",
+        encoding="utf-8",
+    )
+    rejects = {
+        r["project_id"]: r["reason"] for r in read_pipeline(path).rejects.iter_rows(named=True)
+    }
+    assert rejects["A"] == "capacity_mw (column '装机容量(kW)') must be a number in kW"
+    assert rejects["B"] == "interest_rate (column '贷款利率(%)') must be ≥ 0 and ≤ 100 %"
+
+
+def test_a_city_or_county_gives_its_province(tmp_path: Path) -> None:
+    """Item 14: prefecture-level cities and unambiguous counties (NBS 2023 统计用区划代码,
+    greenscreen/data/cities.csv) map to their province and are kept as ``city``; a name in
+    several provinces (朝阳: Beijing's and Changchun's 朝阳区, Liaoning's 朝阳市) is a reject
+    that says so."""
+    path = tmp_path / "places.csv"
+    path.write_text(
+        "project_id,activity,province\n"
+        "A,solar_pv,宝鸡\nB,solar_pv,朝阳\nC,solar_pv,浦东新区\nD,solar_pv,陕西\nE,solar_pv,Xanadu\n",
+        encoding="utf-8",
+    )
+    pipeline = read_pipeline(path)
+    got = {r["project_id"]: r for r in pipeline.projects.iter_rows(named=True)}
+    assert (got["A"]["province"], got["A"]["province_code"], got["A"]["city"]) == (
+        "Shaanxi",
+        "610000",
+        "宝鸡市",
+    )
+    assert (got["C"]["province"], got["C"]["city"]) == ("Shanghai", "浦东新区")
+    assert (got["D"]["province"], got["D"]["city"]) == ("Shaanxi", None)
+    reasons = {r["project_id"]: r["reason"] for r in pipeline.rejects.iter_rows(named=True)}
+    assert (
+        reasons["B"]
+        == "'朝阳' is a place in several provinces (北京市、吉林省、辽宁省); write the province"
+    )
+    assert reasons["E"].startswith("unknown Chinese province or city 'Xanadu'")

@@ -114,3 +114,45 @@ def test_the_pack_asks_in_questions_not_field_ids(result) -> None:  # noqa: ANN0
     assert "需向借款人索取的资料" in html and "请确认：项目符合“无重大损害”" in html
     decisions = html.split("需向借款人索取的资料")[0]
     assert "eu_dnsh_evidenced" not in decisions and "见问题 1, 2" in decisions
+
+
+def test_the_cli_round_trip_keeps_the_pipelines_own_headers(tmp_path: Path) -> None:
+    """greenscreen screen writes requests.xlsx; the client's answers go back with greenscreen
+    merge into a pipeline with Chinese headers, which keeps them (no second column for a
+    field), and the new screening decides what the answers decide."""
+    from conftest import run_cli
+
+    from greenscreen.schema import FIELDS
+
+    heads = [FIELDS[f].label_zh for f in ("project_id", "activity", "province", "loan_amount")]
+    pipeline = tmp_path / "管道.csv"
+    pipeline.write_text(
+        ",".join(heads) + "\nW1,wind_onshore,内蒙古,900000000\n", encoding="utf-8-sig"
+    )
+    first = run_cli("screen", str(pipeline), "--out", str(tmp_path / "a"), "-q")
+    assert first.returncode == 0, first.stderr
+    requests = tmp_path / "a" / "requests.xlsx"
+    book = openpyxl.load_workbook(requests)
+    sheet = book["requests"]
+    heads_ = [c.value for c in sheet[1]]
+    fields = {
+        sheet.cell(r, heads_.index("field") + 1).value: r for r in range(2, sheet.max_row + 1)
+    }
+    answer = heads_.index("answer") + 1
+    for field in ("eu_dnsh_evidenced", "eu_minimum_safeguards"):
+        sheet.cell(fields[field], answer).value = "是 yes"
+    book.save(requests)
+    merged = tmp_path / "merged.xlsx"
+    done = run_cli("merge", str(pipeline), str(requests), "--out", str(merged))
+    assert done.returncode == 0, done.stderr
+    assert "2 answers merged" in done.stdout
+    table = pl.read_excel(merged)
+    assert table.columns[:4] == heads and "eu_dnsh_evidenced" in table.columns
+    again = run_cli("screen", str(merged), "--out", str(tmp_path / "b"), "-q")
+    assert again.returncode == 0, again.stderr
+    row = pl.read_parquet(tmp_path / "b" / "results.parquet").row(0, named=True)
+    assert "eu_dnsh_evidenced" not in (row["eu_taxonomy__missing"] or [])
+    assert row["eu_taxonomy__status"] == "aligned"
+    # the merged file is never written over the pipeline, nor over a file without --force
+    again = run_cli("merge", str(pipeline), str(requests), "--out", str(merged))
+    assert again.returncode == 1 and "exists" in again.stderr

@@ -17,7 +17,7 @@ from greenscreen._outputs import atomic_write, folder_lock
 from greenscreen.errors import GreenscreenError, did_you_mean
 from greenscreen.report._files import confined, safe_stem
 from greenscreen.report.excel import write_excel_pack
-from greenscreen.report.html import write_html_pack, write_portfolio_html
+from greenscreen.report.html import write_html_pack, write_pdf_pack, write_portfolio_html
 from greenscreen.report.labels import Lang
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "write_excel_pack",
     "write_html_pack",
     "write_packs",
+    "write_pdf_pack",
     "write_portfolio_html",
 ]
 
@@ -63,10 +64,10 @@ def write_packs(
     ``reuse`` is another pack folder (the one a new output set replaces): its up-to-date packs
     are hard-linked instead of written again. Two runs cannot write into one folder at once.
     """
-    unknown = set(formats) - {"xlsx", "html"}
+    unknown = set(formats) - set(FORMATS)
     if unknown or not formats:
-        raise GreenscreenError(f"pack formats are xlsx and html, not {sorted(unknown)}")
-    formats = tuple(f for f in ("xlsx", "html") if f in formats)
+        raise GreenscreenError(f"pack formats are xlsx, html and pdf, not {sorted(unknown)}")
+    formats = tuple(f for f in FORMATS if f in formats)
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -206,13 +207,18 @@ def _write_manifest(out: Path, run_key: str, projects: dict[str, str]) -> None:
     atomic_write(out / MANIFEST, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
+#: pack formats, in the order they are written, and their writers
+FORMATS = ("xlsx", "html", "pdf")
+_WRITERS = {"xlsx": write_excel_pack, "html": write_html_pack, "pdf": write_pdf_pack}
+
+
 def _write_chunk(
     result: Any, out: Path, ids: list[str], lang: Lang, formats: tuple[str, ...]
 ) -> list[str]:
     for pid in ids:
         stem = safe_stem(pid)
         for fmt in formats:
-            writer = write_excel_pack if fmt == "xlsx" else write_html_pack
+            writer = _WRITERS[fmt]
             path = confined(out, f"{stem}.{fmt}")
             atomic_write(path, lambda tmp: writer(result, pid, tmp, lang=lang))  # noqa: B023
     return ids
