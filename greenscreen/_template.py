@@ -282,7 +282,16 @@ def _write_evidence(workbook: Any, styles: dict[str, Any]) -> None:
     from greenscreen.subsidy import load_programmes
 
     sheet = workbook.add_worksheet("evidence")
-    heads = ["rulebook / programme", "field", "type", "unit", "中文说明", "description", "read by"]
+    heads = [
+        "rulebook / programme",
+        "field",
+        "type",
+        "unit",
+        "range",
+        "中文说明",
+        "description",
+        "read by",
+    ]
     sheet.write_row(0, 0, heads, styles["bold"])
     row = 1
     sources: list[tuple[str, Any, dict[str, list[str]]]] = []
@@ -316,6 +325,7 @@ def _write_evidence(workbook: Any, styles: dict[str, Any]) -> None:
                     field.name,
                     field.type,
                     field.unit or "",
+                    field.range_text(),
                     field.description.zh or "",
                     field.description.en or "",
                     shown,
@@ -325,9 +335,9 @@ def _write_evidence(workbook: Any, styles: dict[str, Any]) -> None:
             row += 1
     sheet.set_column(0, 0, 22)
     sheet.set_column(1, 1, 34)
-    sheet.set_column(2, 3, 10)
-    sheet.set_column(4, 5, 60)
-    sheet.set_column(6, 6, 30)
+    sheet.set_column(2, 4, 10)
+    sheet.set_column(5, 6, 60)
+    sheet.set_column(7, 7, 30)
     sheet.freeze_panes(1, 2)
     sheet.autofilter(0, 0, max(row - 1, 1), len(heads) - 1)
 

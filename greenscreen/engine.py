@@ -77,11 +77,12 @@ def prepare(projects: pl.DataFrame, rulebooks: Sequence[Rulebook]) -> pl.DataFra
     """Add the derived inputs, infer missing activities, type the evidence fields."""
     frame = with_derived_inputs(infer_activity(projects))
     declared: dict[str, pl.DataType] = {}
+    bounds = {f.name: f.bounds() for book in rulebooks for f in book.fields}
     for book in rulebooks:
         for name, dtype in input_fields(book).items():
             if name not in FIELDS and name not in DERIVED_INPUTS:
                 declared[name] = dtype
-    casts = [_evidence(frame, name, dtype) for name, dtype in declared.items()]
+    casts = [_evidence(frame, name, dtype, bounds.get(name)) for name, dtype in declared.items()]
     return frame.with_columns(casts) if casts else frame
 
 
@@ -98,10 +99,26 @@ def with_derived_inputs(frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _evidence(frame: pl.DataFrame, name: str, dtype: pl.DataType) -> pl.Expr:
-    """An evidence column typed as its rulebook declares it; all-null when not supplied."""
+def _evidence(
+    frame: pl.DataFrame,
+    name: str,
+    dtype: pl.DataType,
+    bounds: tuple[float | None, float | None] | None = None,
+) -> pl.Expr:
+    """An evidence column typed as its rulebook declares it; all-null when not supplied. A
+    number outside its field's ``bounds`` (a grade 0, a fraction 1.6) is not used: null, so
+    the decision stays undecided and asks for it again rather than deciding on it."""
     if name not in frame.columns:
         return pl.lit(None, dtype=dtype).alias(name)
+    low, high = bounds or (None, None)
+    if dtype.is_numeric() and (low is not None or high is not None):
+        value = pl.col(name).cast(pl.String).str.strip_chars().cast(dtype, strict=False)
+        inside = pl.lit(True)
+        if low is not None:
+            inside = inside & (value >= low)
+        if high is not None:
+            inside = inside & (value <= high)
+        return pl.when(inside).then(value).alias(name)
     if frame.schema[name] == dtype:
         return pl.col(name)
     text = pl.col(name).cast(pl.String).str.strip_chars().str.to_lowercase()

@@ -152,8 +152,9 @@ def read_pipeline(
     -------
     Pipeline
         ``projects`` holds every accepted row with the template v1 columns typed
-        (:func:`greenscreen.schema.polars_schema`), ``source_row``, ``province_code`` and ``city``, then
-        the unknown extra columns unchanged. ``rejects`` holds one row per problem found.
+        (:func:`greenscreen.schema.polars_schema`), ``source_row``, ``province_code`` and
+        ``city``, then the unknown extra columns unchanged. ``rejects`` holds one row per
+        problem found.
     """
     raw = _read_raw(source, sheet=sheet, encoding=encoding, separator=separator)
     n_input = raw.frame.height

@@ -119,6 +119,37 @@ class FieldDecl(_Model):
     type: Literal["boolean", "number", "text", "date"]
     description: Text
     unit: str | None = None
+    #: the range a number may take (default: what its unit implies, see :meth:`bounds`)
+    minimum: float | None = None
+    maximum: float | None = None
+
+    def bounds(self) -> tuple[float | None, float | None]:
+        """The range a value is read in; a value outside it is not used (the decision stays
+        undecided and asks for the field again). Declared bounds win; otherwise a graded
+        standard's grade is ≥ 1 (1 is best), a fraction is 0–1, a year 1800–2100, and any
+        other quantity (capacities, efficiencies, GWP, emissions) is ≥ 0."""
+        if self.type != "number":
+            return None, None
+        unit = (self.unit or "").strip()
+        low: float | None
+        high: float | None
+        if self.name.endswith("_grade") or unit == "grade":
+            low, high = 1.0, None
+        elif unit.startswith("fraction"):
+            low, high = 0.0, 1.0
+        elif unit == "year":
+            low, high = 1800.0, 2100.0
+        else:
+            low, high = 0.0, None
+        return (
+            self.minimum if self.minimum is not None else low,
+            self.maximum if self.maximum is not None else high,
+        )
+
+    def range_text(self) -> str:
+        low, high = self.bounds()
+        parts = [f"≥ {low:g}" if low is not None else "", f"≤ {high:g}" if high is not None else ""]
+        return " and ".join(p for p in parts if p)
 
 
 class AppliesTo(_Model):

@@ -293,7 +293,7 @@ def evaluate_programmes(
                     f"programme {programme.id} depends on rulebook {dep}, which was not screened"
                 )
         casts = [
-            _evidence(frame, f.name, dtype)
+            _evidence(frame, f.name, dtype, f.bounds())
             for f in programme.fields
             for dtype in [programme_fields(programme)[f.name]]
         ]

@@ -231,3 +231,35 @@ def test_counts_split_criteria_into_measured_attestation_and_crosswalk() -> None
     assert gfsp["measured"] + gfsp["attestation"] + gfsp["crosswalk"] == gfsp["criteria"]
     assert gfsp["measured"] >= 2  # star rating (6.1.1), GB 40879 grade (6.6.2)
     assert gfsp["industry_rows"] > gfsp["items"]  # items list their GB/T 4754 rows
+
+
+def test_evidence_numbers_are_read_in_their_range() -> None:
+    """Issue 16: every evidence number has a range (declared, or what its unit implies: a
+    grade ≥ 1, a fraction 0–1, a year 1800–2100, other quantities ≥ 0); a value outside it,
+    or unreadable, decides nothing: the item asks for the field again."""
+    from greenscreen import screen
+    from greenscreen.rulebook import FieldDecl
+
+    grade = FieldDecl(name="gb24500_grade", type="number", description={"en": "grade"})
+    share = FieldDecl(name="x", type="number", unit="fraction", description={"en": "x"})
+    year = FieldDecl(name="y", type="number", unit="year", description={"en": "y"})
+    capped = FieldDecl(name="z", type="number", maximum=5, description={"en": "z"})
+    assert [f.bounds() for f in (grade, share, year, capped)] == [
+        (1.0, None),
+        (0.0, 1.0),
+        (1800.0, 2100.0),
+        (0.0, 5.0),
+    ]
+    assert (grade.range_text(), share.range_text()) == ("≥ 1", "≥ 0 and ≤ 1")
+    base = {"cn_gfsp_2025_item": "1.1.1", "industry_code": "C3411", "description": "锅炉"}
+    rows = [{"project_id": p, **base, "gb24500_grade": g} for p, g in (("0", 0), ("x", "abc"))]
+    rows.append(
+        {"project_id": "2", **base, "gb24500_grade": 2, "tsg91_efficiency_target_met": "no"}
+    )
+    out = {r["project_id"]: r for r in screen(rows).results.iter_rows(named=True)}
+    for pid in ("0", "x"):
+        assert out[pid]["cn_gfsp_2025__status"] == "insufficient_data"
+        assert "gb24500_grade" in out[pid]["cn_gfsp_2025__missing"]
+    assert out["2"]["cn_gfsp_2025__status"] == "not_eligible"  # grade 2 is read, and fails
+    every = [f for b in bundled_rulebooks() for f in b.fields if f.type == "number"]
+    assert every and all(f.bounds() != (None, None) for f in every)

@@ -105,9 +105,13 @@ def test_evidence_sheet_lists_the_rulebooks_fields(tmp_path: Path) -> None:
     rows = list(book["evidence"].iter_rows(values_only=True))
     assert rows[0][:2] == ("rulebook / programme", "field")
     found = {(r[0], r[1]): r for r in rows[1:]}
-    assert found[("cn_exclusions", "lianggao_five_substitutions")][6] == "LH-1"
+    assert rows[0][4] == "range"
+    assert found[("cn_exclusions", "lianggao_five_substitutions")][7] == "LH-1"
     assert found[("eu_taxonomy", "eu_dnsh_evidenced")][2] == "boolean"
-    assert found[("lingang_storage", "lingang_user_side_storage")][6]
+    assert found[("lingang_storage", "lingang_user_side_storage")][7]
+    # numbers carry their range: a grade ≥ 1, a fraction 0–1
+    assert found[("cn_gfsp_2025", "gb24500_grade")][4] == "≥ 1"
+    assert found[("cn_gfsp_2025", "chp_overall_efficiency")][4] == "≥ 0 and ≤ 1"
     # a field is attributed only to the criteria that read it as a whole word
-    gwp = found[("eu_taxonomy", "refrigerant_gwp")][6]
+    gwp = found[("eu_taxonomy", "refrigerant_gwp")][7]
     assert "4.16" not in gwp.split(", ")  # 4.16 reads heat_pump_refrigerant_gwp
