@@ -488,19 +488,21 @@ def test_more_than_31_criteria_in_an_item_are_refused(tmp_path: Path) -> None:
         load_rulebooks(folder, extra=False)
 
 
-def test_a_1000_item_rulebook_screens_in_bounded_memory(tmp_path: Path) -> None:
+def test_a_2000_item_rulebook_screens_in_bounded_memory(tmp_path: Path) -> None:
     """The decisions table was planned over every item's columns for every criterion:
     quadratic (1,000 items: 1.1 GB, 2,000: 2.7 GB for 3 projects; now 0.2 and 0.3 GB)."""
     folder = tmp_path / "big"
     folder.mkdir()
-    (folder / "big.yaml").write_text(dump(big_book(1000)), encoding="utf-8")
+    # 2,000 items: 2.7 GB before the fix, ~0.3 GB after (1,000 items measured 0.26 GB alone
+    # but up to 0.95 GB inside a loaded full test run, so the margin is wide)
+    (folder / "big.yaml").write_text(dump(big_book(2000)), encoding="utf-8")
     (tmp_path / "p.csv").write_text(PIPELINE, encoding="utf-8")
     code = (
         "import resource, sys\n"
         "from greenscreen import screen\n"
         "from greenscreen.rulebook import load_rulebooks\n"
         "r = screen(sys.argv[1], rulebooks=load_rulebooks(sys.argv[2], extra=False))\n"
-        "assert r.decisions.height == 2001, r.decisions.height\n"
+        "assert r.decisions.height == 4001, r.decisions.height\n"
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)\n"
     )
     done = subprocess.run(
@@ -510,7 +512,7 @@ def test_a_1000_item_rulebook_screens_in_bounded_memory(tmp_path: Path) -> None:
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    assert int(done.stdout.split()[-1]) < 600  # MB
+    assert int(done.stdout.split()[-1]) < 1500  # MB
 
 
 # --------------------------------------------------------------------------------------------
