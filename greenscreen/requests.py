@@ -50,17 +50,24 @@ class FieldText:
     type: str  # boolean | number | text | date
 
 
-def field_texts(rulebooks: Sequence[Any], programmes: Sequence[Any] = ()) -> dict[str, FieldText]:
-    """Labels of every field a decision can ask for: the template's, then the evidence fields
-    the rulebooks and programmes declare. Derived inputs are asked as their sources."""
+def field_texts(
+    rulebooks: Sequence[Any],
+    programmes: Sequence[Any] = (),
+    names: set[str] | None = None,
+) -> dict[str, FieldText]:
+    """Labels of the fields a decision can ask for (``names``, default every one): the
+    template's, then the evidence fields the rulebooks and programmes declare."""
     out: dict[str, FieldText] = {}
     kinds = {"float": "number", "int": "number", "bool": "boolean", "date": "date"}
     for spec in FIELDS.values():
-        out[spec.name] = FieldText(
-            spec.zh, spec.description, spec.unit or "", kinds.get(spec.kind, "text")
-        )
+        if names is None or spec.name in names:
+            out[spec.name] = FieldText(
+                spec.zh, spec.description, spec.unit or "", kinds.get(spec.kind, "text")
+            )
     for source in (*rulebooks, *programmes):
         for field in source.fields:
+            if (names is not None and field.name not in names) or field.name in out:
+                continue
             out.setdefault(
                 field.name,
                 FieldText(
@@ -161,7 +168,9 @@ def evidence_requests(result: Any, project_ids: Sequence[str] | None = None) -> 
         .otherwise(pl.col("where"))
         .alias("need")
     )
-    texts = field_texts(result.rulebooks, getattr(result, "programmes", ()))
+    texts = field_texts(
+        result.rulebooks, getattr(result, "programmes", ()), set(needed["field"].unique())
+    )
     labels = pl.DataFrame(
         {
             "field": list(texts),

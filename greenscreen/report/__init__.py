@@ -233,7 +233,7 @@ def _run_chunks(
     workers: int,
 ) -> Iterator[list[str]]:
     """Yield each chunk of project ids once its packs are written."""
-    if len(chunks) <= 1:
+    if len(chunks) <= 1 and len(chunks[0] if chunks else []) == result.results.height:
         for chunk in chunks:
             yield _write_chunk(result, out, chunk, lang, formats)
         return

@@ -164,12 +164,25 @@ def project_view(result: Any, project_id: str, lang: Lang) -> dict[str, Any]:
             }
         )
     kinds = {book.id: book.kind for book in result.rulebooks}
-    texts = field_texts(result.rulebooks, getattr(result, "programmes", ()))
     criteria = (
         result.decisions.filter(pl.col("project_id") == project_id)
         .sort("rulebook", "selected", descending=[False, True], maintain_order=True)
         .to_dicts()
     )
+    # labels for the fields this pack names (not every field of every rulebook)
+    asked = {field for book in result.rulebooks for field in row.get(f"{book.id}__missing") or []}
+    asked |= {
+        part.split("=", 1)[0]
+        for c in criteria
+        for part in (c["value"] or "").split("; ")
+        if "=" in part
+    }
+    if result.subsidies is not None:
+        for missing in result.subsidies.awards.filter(pl.col("project_id") == project_id)[
+            "missing"
+        ].to_list():
+            asked |= set(missing or [])
+    texts = field_texts(result.rulebooks, getattr(result, "programmes", ()), asked)
     books = {book.id: book for book in result.rulebooks}
     for c in criteria:
         c["tone"], c["result_text"] = _tone(c, kinds.get(c["rulebook"]), lang)
