@@ -23,7 +23,7 @@ def test_fields_are_derived_from_the_model() -> None:
     assert all(spec.description for spec in FIELDS.values())
     schema = polars_schema()
     assert schema["approval_date"] == pl.Date and schema["vehicle_count"] == pl.Int64
-    assert list(schema)[-2:] == ["source_row", "province_code"]
+    assert list(schema)[-3:] == ["source_row", "province_code", "city"]
 
 
 def test_every_field_documents_its_unit_in_its_name() -> None:
