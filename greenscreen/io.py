@@ -1517,10 +1517,13 @@ def _unknown_place(value: str) -> str:
     return f"unknown Chinese province or city '{value}'{did_you_mean(value, known)}"
 
 
-def duplicate_id_rejects(rows: pl.DataFrame, column: str) -> pl.DataFrame:
+def duplicate_id_rejects(
+    rows: pl.DataFrame, column: str, id_name: str = "project_id"
+) -> pl.DataFrame:
     """Reject rows for every copy of a project_id that appears more than once.
 
-    ``rows``: (row, project_id) of every row with an id; ``column``: the id's input header.
+    ``rows``: (row, project_id) of every row with an id; ``column``: the id's input header;
+    ``id_name``: the id's field (``loan_id`` in a loan book).
     Shared with batch mode, which collects the ids of the whole file batch by batch. A reason
     names at most the first few rows and counts the rest: an id shared by N rows must not
     write N row numbers N times.
@@ -1548,11 +1551,11 @@ def duplicate_id_rejects(rows: pl.DataFrame, column: str) -> pl.DataFrame:
     return rows.join(reasons, on="project_id", how="inner", maintain_order="left").select(
         "row",
         "project_id",
-        pl.lit("project_id").alias("field"),
+        pl.lit(id_name).alias("field"),
         pl.lit(column).alias("column"),
         pl.col("project_id").alias("value"),
         pl.format(
-            "duplicate project_id: appears in rows {}; all copies are rejected", pl.col("_where")
+            f"duplicate {id_name}: appears in rows {{}}; all copies are rejected", pl.col("_where")
         ).alias("reason"),
         pl.lit("duplicate_id").alias("code"),
     )
