@@ -559,10 +559,16 @@ def project_emissions(results: pl.DataFrame, factors_dir: str | None = None) -> 
     basis = (
         pl.when(reported.is_not_null())
         .then(pl.lit("reported project emissions"))
-        .when(energy.is_not_null())
+        .when(fuel.is_not_null() | electricity.is_not_null())
         .then(
             pl.lit(
                 "fuel × IPCC 2006 factor (fuels.csv) + electricity × MEE+NBS 2023 national average"
+            )
+        )
+        .when(energy.is_not_null())
+        .then(
+            pl.lit(
+                "energy_use_kwh_m2 × floor_area_m2 as electricity × MEE+NBS 2023 national average"
             )
         )
         .when(coal.is_not_null())

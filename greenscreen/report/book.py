@@ -361,7 +361,9 @@ def pcaf(loans: pl.DataFrame) -> pl.DataFrame:
         .agg(
             pl.len().cast(pl.Int64).alias("loans"),
             pl.col("outstanding_cny").sum().alias("outstanding_cny"),
-            pl.col("financed_emissions_tco2e").sum().alias("financed_emissions_tco2e"),
+            pl.when(scored.any())
+            .then(pl.col("financed_emissions_tco2e").sum())
+            .alias("financed_emissions_tco2e"),
             pl.col("outstanding_cny").filter(scored).sum().alias("outstanding_scored_cny"),
             (pl.col("outstanding_cny") * pl.col("pcaf_data_quality"))
             .filter(scored)
