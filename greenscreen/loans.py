@@ -532,10 +532,18 @@ def project_emissions(results: pl.DataFrame, factors_dir: str | None = None) -> 
         if "project_emissions_verified" in results.columns
         else pl.lit(False)
     )
-    fuel_ef = pl.col("fuel_type").replace_strict(fuels, default=None, return_dtype=pl.Float64)
+    fuel_ef = (
+        pl.col("fuel_type")
+        .cast(pl.String)
+        .replace_strict(fuels, default=None, return_dtype=pl.Float64)
+    )
     fuel = _num(results, "fuel_consumed_t") * fuel_ef
     electricity = _num(results, "electricity_consumed_mwh") * average
-    building = pl.col("energy_use_kwh_m2") * pl.col("floor_area_m2") / 1000 * average
+    building = (
+        (pl.col("energy_use_kwh_m2").cast(pl.Float64) * pl.col("floor_area_m2").cast(pl.Float64))
+        / 1000
+        * average
+    )
     energy = (
         pl.when(fuel.is_not_null() | electricity.is_not_null())
         .then(fuel.fill_null(0) + electricity.fill_null(0))
@@ -543,7 +551,8 @@ def project_emissions(results: pl.DataFrame, factors_dir: str | None = None) -> 
         .then(building)
     )
     generation = pl.coalesce(
-        pl.col("annual_generation_mwh"), pl.col("capacity_mw") * pl.col("full_load_hours")
+        pl.col("annual_generation_mwh").cast(pl.Float64),
+        pl.col("capacity_mw").cast(pl.Float64) * pl.col("full_load_hours").cast(pl.Float64),
     )
     coal = pl.when(pl.col("activity") == "coal_power").then(generation * fossil)
     zero = pl.when(pl.col("activity").is_in(_NO_COMBUSTION)).then(pl.lit(0.0))
