@@ -25,7 +25,7 @@ report tables (all vectorised group-bys; no per-loan Python):
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -519,9 +519,7 @@ def write_report(report: BookReport, out_dir: str | Path) -> dict[str, Path]:
         paths: dict[str, Path] = {}
         for key, name in REPORT_FILES.items():
             frame: pl.DataFrame = getattr(report, key)
-            atomic_write(
-                staged.path / name, lambda p, f=frame: f.write_parquet(p, statistics=False)
-            )
+            atomic_write(staged.path / name, _parquet_writer(frame))
             paths[key] = out / name
         atomic_write(staged.path / "report.xlsx", lambda p: write_report_xlsx(report, p))
         atomic_write(staged.path / "report.html", lambda p: write_report_html(report, p))
@@ -535,6 +533,10 @@ def write_report(report: BookReport, out_dir: str | Path) -> dict[str, Path]:
         staged.commit(_record(report))
     paths["run"] = out / "run.json"
     return paths
+
+
+def _parquet_writer(frame: pl.DataFrame) -> Callable[[str], object]:
+    return lambda path: frame.write_parquet(path, statistics=False)
 
 
 def _record(report: BookReport) -> dict[str, Any]:
