@@ -168,9 +168,13 @@ def _write_lists(workbook: Any, styles: dict[str, Any], lists: list[_ListColumn]
 
 
 def _write_pipeline(
-    workbook: Any, specs: list[FieldSpec], styles: dict[str, Any], lists: dict[str, str]
+    workbook: Any,
+    specs: list[FieldSpec],
+    styles: dict[str, Any],
+    lists: dict[str, str],
+    name: str = "pipeline",
 ) -> None:
-    sheet = workbook.add_worksheet("pipeline")
+    sheet = workbook.add_worksheet(name)
     sheet.freeze_panes(2, 1)
     last = _ROWS + 1
     for col, spec in enumerate(specs):

@@ -83,6 +83,17 @@ def demo(out_dir: Path, quiet: bool) -> None:
         options={"sensitivities": True},
         write_options={"packs": True},
     )
+    # the bundled sample loan book over the same pipeline: OUT/report/ (issue 21)
+    _report(
+        data_file("sample_loans.csv"),
+        None,
+        out_dir / "results.parquet",
+        "2026-Q3",
+        out_dir / "report",
+        None,
+        False,
+        quiet,
+    )
 
 
 @cli.command()
@@ -332,15 +343,105 @@ def merge(
 @cli.command()
 @click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--force", is_flag=True, help="Replace OUT if it exists (a filled template is lost).")
-def template(out: Path, force: bool) -> None:
-    """Write the Excel input template (pipeline template v1) to OUT.xlsx."""
+@click.option(
+    "--kind",
+    type=click.Choice(["pipeline", "loans"]),
+    default="pipeline",
+    show_default=True,
+    help="pipeline template v1, or loan book template v1 (for greenscreen report).",
+)
+def template(out: Path, force: bool, kind: str) -> None:
+    """Write the Excel input template (pipeline or loan book template v1) to OUT.xlsx."""
     from greenscreen._template import write_template
+    from greenscreen.loans import write_loan_template
 
     if os.path.lexists(out) and not force:
         raise GreenscreenError(f"{out} exists (a filled template?); give --force to replace it")
-    path = write_template(out)
-    _out.print(f"wrote the input template to {path}")
-    _out.print(f"fill the 'pipeline' sheet, then run: greenscreen screen {path} --out DIR")
+    path = write_loan_template(out) if kind == "loans" else write_template(out)
+    _out.print(f"wrote the {kind} template to {path}")
+    if kind == "loans":
+        _out.print(f"fill the 'loans' sheet, then run: greenscreen report {path} --pipeline ...")
+    else:
+        _out.print(f"fill the 'pipeline' sheet, then run: greenscreen screen {path} --out DIR")
+
+
+@cli.command()
+@click.argument("book", type=click.Path(path_type=Path))
+@click.option("--pipeline", type=click.Path(path_type=Path), help="The pipeline to screen.")
+@click.option(
+    "--results",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Or results.parquet of a previous `greenscreen screen --out` (not screened again).",
+)
+@click.option("--period", required=True, help="Reporting period: 2026-Q3, 2026-H1 or 2026.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--total-loans", type=float, help="The bank's total loans [CNY] for JR/T 0227.")
+@click.option("--strict", is_flag=True, help="Exit with status 4 if any loan is rejected.")
+@click.option("--sheet", help="Excel sheet name of BOOK.")
+@click.option("--encoding", help="CSV encoding of BOOK.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
+def report(
+    book: Path,
+    pipeline: Path | None,
+    results: Path | None,
+    period: str,
+    out_dir: Path,
+    total_loans: float | None,
+    strict: bool,
+    sheet: str | None,
+    encoding: str | None,
+    quiet: bool,
+) -> None:
+    """Periodic green-finance reports over the loan BOOK (loan book template v1)."""
+    _report(
+        book,
+        pipeline,
+        results,
+        period,
+        out_dir,
+        total_loans,
+        strict,
+        quiet,
+        {"sheet": sheet, "encoding": encoding},
+    )
+
+
+def _report(
+    book: Path,
+    pipeline: Path | None,
+    results: Path | None,
+    period: str,
+    out_dir: Path,
+    total_loans: float | None,
+    strict: bool,
+    quiet: bool,
+    options: dict[str, Any] | None = None,
+) -> None:
+    from greenscreen.report.book import report_book, write_report
+
+    if (pipeline is None) == (results is None):
+        raise click.UsageError("give one of --pipeline PIPELINE or --results RESULTS.parquet")
+    say = (lambda *a: None) if quiet else _out.print
+    made = report_book(
+        book,
+        period,
+        pipeline=pipeline,
+        results=results,
+        total_loans_cny=total_loans,
+        **{k: v for k, v in (options or {}).items() if v is not None},
+    )
+    paths = write_report(made, out_dir)
+    assert made.book is not None
+    say(made.book.summary())
+    say(
+        f"report {made.period.label} ({made.period.start} … {made.period.end}) written to {out_dir}"
+    )
+    if strict and made.book.rejects.height:
+        click.echo(
+            f"error: {made.book.n_rejected} loans rejected (strict mode); see {paths['rejects']}",
+            err=True,
+        )
+        sys.exit(EXIT_REJECTS)
 
 
 @cli.group(invoke_without_command=True)

@@ -17,7 +17,7 @@ import json
 import posixpath
 import re
 import zipfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -121,6 +121,20 @@ class Pipeline:
         return text
 
 
+@dataclass(frozen=True)
+class Contract:
+    """What one input template is: its fields, how headers resolve, the row id, the columns a
+    file must have and the row-level rules. The pipeline is one; the loan book
+    (:mod:`greenscreen.loans`) another, read by the same validating machinery."""
+
+    fields: dict[str, FieldSpec]
+    resolve: Callable[[str], HeaderMatch | None]
+    id_field: str
+    required: Callable[[dict[str, HeaderMatch], pl.DataFrame, str], None]
+    row_problems: Callable[[pl.DataFrame, dict[str, HeaderMatch]], pl.DataFrame]
+    places: bool = False  # province / city normalisation (pipeline only)
+
+
 def read_pipeline(
     source: Any,
     *,
@@ -156,10 +170,25 @@ def read_pipeline(
         ``city``, then the unknown extra columns unchanged. ``rejects`` holds one row per
         problem found.
     """
+    return read_with(
+        PIPELINE, source, sheet=sheet, encoding=encoding, separator=separator, strict=strict
+    )
+
+
+def read_with(
+    contract: Contract,
+    source: Any,
+    *,
+    sheet: str | int | None = None,
+    encoding: str | None = None,
+    separator: str | None = None,
+    strict: bool = False,
+) -> Pipeline:
+    """Read and validate ``source`` against ``contract`` (see :func:`read_pipeline`)."""
     raw = _read_raw(source, sheet=sheet, encoding=encoding, separator=separator)
     n_input = raw.frame.height
-    frame, matches, extras, notes = _map_columns(raw.frame, raw.info.name, raw.repeated)
-    frame, label_row = _drop_label_row(frame)
+    frame, matches, extras, notes = _map_columns(raw.frame, raw.info.name, raw.repeated, contract)
+    frame, label_row = _drop_label_row(frame, contract.resolve)
     first_row = raw.first_row + int(label_row)
     n_input -= int(label_row)
     info = replace(
@@ -169,7 +198,7 @@ def read_pipeline(
         label_row_skipped=label_row,
     )
     pipeline = _validate(
-        frame, matches, extras, info, first_row, n_input, raw.cells, raw.notes + notes
+        frame, matches, extras, info, first_row, n_input, raw.cells, raw.notes + notes, contract
     )
     if strict and pipeline.rejects.height:
         raise PipelineError(
@@ -881,10 +910,12 @@ def _from_pandas(frame: Any) -> pl.DataFrame:
 # --------------------------------------------------------------------------------------------
 # Columns
 def _map_columns(
-    raw: pl.DataFrame, name: str, repeated: Mapping[str, str]
+    raw: pl.DataFrame, name: str, repeated: Mapping[str, str], contract: Contract | None = None
 ) -> tuple[pl.DataFrame, dict[str, HeaderMatch], list[str], tuple[str, ...]]:
     """Resolve headers to template fields; keep the rest as extra columns (one pass: linear
     in the number of columns). Returns the table, the matches, the extras and notes."""
+    contract = contract or PIPELINE
+    resolve_header = contract.resolve
     columns = raw.columns
     _check_columns(columns, name)
     schema = raw.schema
@@ -922,6 +953,17 @@ def _map_columns(
         else:
             matches[match.field] = match
     raw = raw.drop(dropped)
+    contract.required(matches, raw, name)
+    # Columns greenscreen derives itself (e.g. from a results file read back) are kept under
+    # an input_ prefix and recomputed.
+    renamed = {c: f"input_{c}" for c in extras if c in _DERIVED}
+    raw = raw.rename(renamed)
+    extras = [renamed.get(c, c) for c in extras]
+    return raw, matches, extras, tuple(notes)
+
+
+def _pipeline_required(matches: dict[str, HeaderMatch], raw: pl.DataFrame, name: str) -> None:
+    """A pipeline needs a project_id and something that says what the project does."""
     if "project_id" not in matches:
         raise PipelineError(
             f"{name}: no project_id column (项目编号). Columns found: "
@@ -933,12 +975,6 @@ def _map_columns(
             "industry_code (国民经济行业代码) column; "
             f"columns found: {', '.join(raw.columns[:20])}"
         )
-    # Columns greenscreen derives itself (e.g. from a results file read back) are kept under
-    # an input_ prefix and recomputed.
-    renamed = {c: f"input_{c}" for c in extras if c in _DERIVED}
-    raw = raw.rename(renamed)
-    extras = [renamed.get(c, c) for c in extras]
-    return raw, matches, extras, tuple(notes)
 
 
 _DERIVED = {"source_row", "province_code", "city"}
@@ -959,7 +995,9 @@ def _is_placeholder_header(column: str) -> bool:
     return column.strip() == "" or column.startswith(("__UNNAMED__", "_duplicated_"))
 
 
-def _drop_label_row(raw: pl.DataFrame) -> tuple[pl.DataFrame, bool]:
+def _drop_label_row(
+    raw: pl.DataFrame, resolve_header: Callable[[str], HeaderMatch | None] = resolve_header
+) -> tuple[pl.DataFrame, bool]:
     """Drop a second header row of labels (the template's Chinese row), if present.
 
     It is a label row when every non-empty cell of the first row under a template column is
@@ -1019,7 +1057,10 @@ def _validate(
     n_input: int,
     cells: pl.DataFrame | None = None,
     notes: tuple[str, ...] = (),
+    contract: Contract | None = None,
 ) -> Pipeline:
+    contract = contract or PIPELINE
+    fields = contract.fields
     # Input columns are renamed apart from the typed fields they feed ("activity" may be both).
     raw_of = {name: f"__in__{name}" for name in matches}
     frame = raw.rename({m.header: raw_of[name] for name, m in matches.items()})
@@ -1039,9 +1080,9 @@ def _validate(
         cells = cells.filter(pl.col("row") >= first_row)
         blank = blank & ~pl.col("_row").is_in(cells["row"].implode())  # an error is not blank
     n_blank = frame.select(blank.sum()).item()
-    frame = frame.filter(~blank).with_columns(pl.col(_t("project_id")).alias("_pid"))
+    frame = frame.filter(~blank).with_columns(pl.col(_t(contract.id_field)).alias("_pid"))
 
-    specs = {name: FIELDS[name] for name in matches}
+    specs = {name: fields[name] for name in matches}
     stages = (
         lambda name, spec: _split(name, spec, dtypes[name]),
         lambda name, spec: _clean(name, spec, dtypes[name]),
@@ -1052,17 +1093,21 @@ def _validate(
         exprs = [e for name, spec in specs.items() if (e := stage(name, spec)) is not None]
         if exprs:
             frame = frame.with_columns(exprs)
-    frame = frame.with_columns(_typed(name, spec, name in matches) for name, spec in FIELDS.items())
-    frame = frame.with_columns(*_province_code()).with_columns(
-        pl.when(pl.col("province_code").is_not_null())
-        .then(pl.col("province_code").replace_strict(_province_names(), default=None))
-        .otherwise(pl.col("province"))
-        .alias("province")
-    )
+    frame = frame.with_columns(_typed(name, spec, name in matches) for name, spec in fields.items())
+    derived: list[str] = []
+    if contract.places:
+        derived = ["province_code", "city"]
+        frame = frame.with_columns(*_province_code()).with_columns(
+            pl.when(pl.col("province_code").is_not_null())
+            .then(pl.col("province_code").replace_strict(_province_names(), default=None))
+            .otherwise(pl.col("province"))
+            .alias("province")
+        )
 
     problems = [_problems(frame, specs[name], matches[name]) for name in matches]
-    problems.append(_province_problems(frame, matches))
-    problems.append(_row_problems(frame, matches))
+    if contract.places:
+        problems.append(_province_problems(frame, matches))
+    problems.append(contract.row_problems(frame, matches))
     if cells is not None and cells.height:
         problems.append(_cell_rejects(frame, cells, matches))
     rejects = (
@@ -1070,9 +1115,7 @@ def _validate(
         .sort("row", "field", maintain_order=True)
         .unique(subset=["row", "field", "code"], maintain_order=True)
     )
-    projects = frame.select(
-        *FIELDS, pl.col("_row").alias("source_row"), "province_code", "city", *extras
-    ).join(
+    projects = frame.select(*fields, pl.col("_row").alias("source_row"), *derived, *extras).join(
         rejects.select(pl.col("row").alias("source_row")),
         on="source_row",
         how="anti",
@@ -1135,6 +1178,10 @@ _MULTIPLIERS = {"万": 1e4, "亿": 1e8}
 _MULTIPLIED_UNIT = re.compile(r"万|亿|百万|千元|thousand|million|^mn$|^m$")
 _DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%Y.%m.%d", "%Y年%m月%d日")
 _EXCEL_EPOCH = pl.date(1899, 12, 30)
+_BOOLEANS = {
+    **dict.fromkeys(("true", "yes", "y", "1", "1.0", "是", "有", "√", "t"), True),
+    **dict.fromkeys(("false", "no", "n", "0", "0.0", "否", "无", "×", "f"), False),
+}
 
 
 def _split(name: str, spec: FieldSpec, dtype: pl.DataType) -> pl.Expr | None:
@@ -1191,6 +1238,8 @@ def _convert(
             value = pl.col(raw).dt.date()
         else:
             value = _parse_date(pl.col(_c(name)))
+    elif spec.kind == "bool":
+        value = _label_expr(text).replace_strict(_BOOLEANS, default=None, return_dtype=pl.Boolean)
     elif name == "activity":
         value = _label_expr(text).replace_strict(_activity_lookup(), default=None)
     elif name in VOCABULARIES:
@@ -1273,6 +1322,8 @@ def _error(name: str, spec: FieldSpec, match: HeaderMatch, dtype: pl.DataType) -
             .when((year < 1900) | (year > 2100))
             .then(pl.lit("date_range"))
         )
+    elif spec.kind == "bool":
+        code = pl.when(present & value.is_null()).then(pl.lit("invalid_boolean"))
     elif name == "activity":
         code = pl.when(present & value.is_null()).then(pl.lit("unknown_activity"))
     elif name in VOCABULARIES:
@@ -1297,7 +1348,7 @@ def _typed(name: str, spec: FieldSpec, present: bool) -> pl.Expr:
         value = pl.col(_t(name))
     else:
         value = pl.col(_n(name))
-    if spec.kind in ("float", "int", "date"):
+    if spec.kind in ("float", "int", "date", "bool"):
         value = pl.when(pl.col(_e(name)).is_null()).then(value)
     if spec.default is not None:
         value = value.fill_null(pl.lit(spec.default))
@@ -1347,6 +1398,7 @@ def _reason(
         "date_range": f"{what} must be between 1900 and 2100",
         "bad_code": f"{what} is not valid: {spec.description}",
         "unknown_activity": "unknown activity",
+        "invalid_boolean": f"{what} must be yes or no (是/否, true/false, 1/0)",
         "unknown_value": f"{what} must be one of: "
         + ", ".join(dict.fromkeys(VOCABULARIES.get(spec.name, {}).values())),
     }[code]
@@ -1465,10 +1517,13 @@ def _unknown_place(value: str) -> str:
     return f"unknown Chinese province or city '{value}'{did_you_mean(value, known)}"
 
 
-def duplicate_id_rejects(rows: pl.DataFrame, column: str) -> pl.DataFrame:
+def duplicate_id_rejects(
+    rows: pl.DataFrame, column: str, id_name: str = "project_id"
+) -> pl.DataFrame:
     """Reject rows for every copy of a project_id that appears more than once.
 
-    ``rows``: (row, project_id) of every row with an id; ``column``: the id's input header.
+    ``rows``: (row, project_id) of every row with an id; ``column``: the id's input header;
+    ``id_name``: the id's field (``loan_id`` in a loan book).
     Shared with batch mode, which collects the ids of the whole file batch by batch. A reason
     names at most the first few rows and counts the rest: an id shared by N rows must not
     write N row numbers N times.
@@ -1496,11 +1551,11 @@ def duplicate_id_rejects(rows: pl.DataFrame, column: str) -> pl.DataFrame:
     return rows.join(reasons, on="project_id", how="inner", maintain_order="left").select(
         "row",
         "project_id",
-        pl.lit("project_id").alias("field"),
+        pl.lit(id_name).alias("field"),
         pl.lit(column).alias("column"),
         pl.col("project_id").alias("value"),
         pl.format(
-            "duplicate project_id: appears in rows {}; all copies are rejected", pl.col("_where")
+            f"duplicate {id_name}: appears in rows {{}}; all copies are rejected", pl.col("_where")
         ).alias("reason"),
         pl.lit("duplicate_id").alias("code"),
     )
@@ -1538,3 +1593,7 @@ def _row_problems(out: pl.DataFrame, matches: dict[str, HeaderMatch]) -> pl.Data
         pl.lit("missing_required").alias("code"),
     )
     return pl.concat([missing_id, duplicates, no_activity], how="vertical")
+
+
+PIPELINE = Contract(FIELDS, resolve_header, "project_id", _pipeline_required, _row_problems, True)
+"""Pipeline template v1 (:mod:`greenscreen.schema`)."""

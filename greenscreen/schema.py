@@ -916,15 +916,20 @@ _UNIT_SUFFIX = re.compile(
 )
 
 
-@cache
-def _header_index() -> dict[str, str]:
-    """Exact header spellings -> field: field names, labels, labels with canonical unit."""
+def header_index(fields: dict[str, FieldSpec]) -> dict[str, str]:
+    """Exact header spellings -> field: field names, labels, labels with canonical unit (for
+    any template: the pipeline's, the loan book's)."""
     index: dict[str, str] = {}
-    for spec in FIELDS.values():
+    for spec in fields.values():
         for label in (spec.name, spec.zh, spec.label_zh, *spec.aliases):
             index.setdefault(_label_key(label), spec.name)
         index.setdefault(_label_key(spec.name.replace("_", " ")), spec.name)
     return index
+
+
+@cache
+def _header_index() -> dict[str, str]:
+    return header_index(FIELDS)
 
 
 def resolve_header(header: str) -> HeaderMatch | None:
@@ -936,8 +941,14 @@ def resolve_header(header: str) -> HeaderMatch | None:
     ``capacity_mw``; ``万元`` → × 10 000 for money); a unit of the wrong kind raises
     :class:`~greenscreen.errors.PipelineError` rather than guessing.
     """
+    return resolve_header_in(header, FIELDS, _header_index())
+
+
+def resolve_header_in(
+    header: str, fields: dict[str, FieldSpec], index: dict[str, str]
+) -> HeaderMatch | None:
+    """:func:`resolve_header` against another template's ``fields`` and :func:`header_index`."""
     key = _label_key(header)
-    index = _header_index()
     if key in index:
         return HeaderMatch(header, index[key])
     match = _UNIT_SUFFIX.match(key)
@@ -947,7 +958,7 @@ def resolve_header(header: str) -> HeaderMatch | None:
     unit = (match["p"] or match["b"] or match["s"] or "").strip()
     if base not in index:
         return None
-    spec = FIELDS[index[base]]
+    spec = fields[index[base]]
     if unit not in _UNITS:
         raise PipelineError(
             f"column '{header}': unknown unit '{unit}' for field {spec.name} "
