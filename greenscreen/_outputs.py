@@ -40,6 +40,10 @@ from typing import Any
 
 from greenscreen.errors import GreenscreenError
 
+#: above this many projects the spreadsheets (portfolio.xlsx, requests.xlsx) are not written:
+#: Excel is the wrong tool there, and the Parquet results hold any size
+PORTFOLIO_MAX_ROWS = 100_000
+
 try:
     import fcntl
 except ImportError:  # Windows: no advisory locks; runs into one folder are not serialised

@@ -22,6 +22,7 @@ import polars as pl
 from greenscreen._outputs import atomic_write, output_set
 from greenscreen.errors import GreenscreenError, PipelineError
 from greenscreen.io import Pipeline, SourceInfo, duplicate_id_rejects, read_pipeline
+from greenscreen.report import write_run_reports
 from greenscreen.report.html import write_portfolio_html
 from greenscreen.report.labels import Lang
 from greenscreen.run import ScreenResult, screen
@@ -179,7 +180,7 @@ def _run(
     read_options = {k: options.pop(k) for k in ("encoding", "separator") if k in options}
     if total <= batch_rows:  # one batch: the in-memory run writes the same outputs
         result = screen(source, **read_options, **options)
-        paths = result._write_outputs(out, portfolio=False, lang=lang)
+        paths = result.write_data(out) | write_run_reports(result, out, portfolio=False, lang=lang)
         p = result.pipeline
         run = BatchRun(paths, p.n_input_rows, p.n_accepted, p.n_rejected, p.n_blank, 1)
         return run, result.metadata()

@@ -40,6 +40,7 @@ from greenscreen.errors import GreenscreenError, PipelineError
 
 if TYPE_CHECKING:
     from greenscreen.report import PackList
+    from greenscreen.run import ScreenResult
 
 EXIT_ERROR, EXIT_USAGE, EXIT_INTERNAL, EXIT_REJECTS, EXIT_INTERRUPTED = 1, 2, 3, 4, 130
 
@@ -623,7 +624,7 @@ def _screen_batched(
 
 
 def _write_packs(
-    result: Any,
+    result: ScreenResult,
     out_dir: Path,
     ids: list[str] | None,
     lang: str,
@@ -798,7 +799,7 @@ def _subsidy_config(funding_cost: float | None) -> Any:
     return SubsidyConfig(funding_cost=funding_cost)
 
 
-def _print_statuses(result: Any) -> None:
+def _print_statuses(result: ScreenResult) -> None:
     """Counts of each status per rulebook."""
     from greenscreen.rulebook import STATUSES
 
@@ -809,7 +810,7 @@ def _print_statuses(result: Any) -> None:
     _out.print(table)
 
 
-def _print_emissions(result: Any) -> None:
+def _print_emissions(result: ScreenResult) -> None:
     frame = result.results
     total = frame["avoided_tco2e_per_year"].sum()
     attributable = frame["attributable_tco2e_per_year"].sum()
@@ -823,7 +824,7 @@ def _print_emissions(result: Any) -> None:
     )
 
 
-def _print_subsidies(result: Any) -> None:
+def _print_subsidies(result: ScreenResult) -> None:
     frame = result.results
     if "subsidy_total" not in frame.columns:
         return
@@ -836,7 +837,7 @@ def _print_subsidies(result: Any) -> None:
     )
 
 
-def _print_appraisal(result: Any) -> None:
+def _print_appraisal(result: ScreenResult) -> None:
     frame = result.results
     if "npv" not in frame.columns:
         return

@@ -1268,7 +1268,7 @@ def _parse_number(name: str, spec: FieldSpec, match: HeaderMatch) -> pl.Expr:
     number = pl.col(_c(name))
     unit = pl.col(_u(name))
     multiplied = _has_multiplier(match)
-    factor = pl.when(unit.is_null()).then(pl.lit(match.scale))
+    factor: Any = pl.when(unit.is_null()).then(pl.lit(match.scale))  # a when/then chain
     factor = factor.when(unit == "%").then(pl.lit(0.01 if spec.unit == "fraction" else None))
     for suffix, times in _MULTIPLIERS.items():
         factor = factor.when(unit == suffix).then(None if multiplied else times * match.scale)

@@ -15,13 +15,16 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import xlsxwriter
 
 from greenscreen.errors import PipelineError
 from greenscreen.schema import FIELDS
+
+if TYPE_CHECKING:
+    from greenscreen.run import ScreenResult
 
 #: columns of the requests table (and of the ``requests`` sheet, in this order)
 REQUEST_COLUMNS = (
@@ -102,7 +105,9 @@ def question(text: FieldText, lang: str) -> str:
     return f"Please provide: {text.en}{hint}"
 
 
-def evidence_requests(result: Any, project_ids: Sequence[str] | None = None) -> pl.DataFrame:
+def evidence_requests(
+    result: ScreenResult, project_ids: Sequence[str] | None = None
+) -> pl.DataFrame:
     """One row per project × field the screening needs from the borrower (``REQUEST_COLUMNS``),
     sorted by project and first asking rulebook; ``answer`` is empty; ``sources`` lists the
     rulebooks and programmes asking. ``project_ids`` limits it to some projects (a pack's)."""

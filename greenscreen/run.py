@@ -10,23 +10,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from greenscreen import __version__
-from greenscreen._outputs import atomic_write, output_set
+from greenscreen._outputs import PORTFOLIO_MAX_ROWS, atomic_write, output_set
 from greenscreen.appraisal import Appraisal, AppraisalConfig, appraise
 from greenscreen.emissions import EmissionsConfig, estimate
 from greenscreen.engine import CONFLICT_FLAG, DECISION_SCHEMA, evaluate
 from greenscreen.errors import GreenscreenError, did_you_mean
 from greenscreen.io import Pipeline, read_pipeline
-from greenscreen.report import write_packs
-from greenscreen.report.html import write_portfolio_html
-from greenscreen.report.labels import Lang
-from greenscreen.report.portfolio import MAX_ROWS as PORTFOLIO_MAX_ROWS
-from greenscreen.report.portfolio import write_portfolio
-from greenscreen.requests import evidence_requests, write_requests
 from greenscreen.rulebook import Rulebook, bundled_rulebooks, load_rulebooks
 from greenscreen.schema import TEMPLATE_VERSION
 from greenscreen.subsidy import (
@@ -37,6 +31,9 @@ from greenscreen.subsidy import (
     evaluate_programmes,
     load_programmes,
 )
+
+if TYPE_CHECKING:
+    from greenscreen.report.labels import Lang
 
 
 @dataclass(frozen=True)
@@ -124,6 +121,7 @@ class ScreenResult:
         packs: bool = False,
         workers: int = 1,
         on_pack: Callable[[str], None] | None = None,
+        reports: bool = True,
     ) -> dict[str, Path]:
         """Write results.parquet/.csv, decisions.parquet, rejects.csv and run.json to ``out_dir``.
 
@@ -139,32 +137,29 @@ class ScreenResult:
         """
         out = Path(out_dir)
         with output_set(out) as staged:
-            paths = self._write_outputs(
-                staged.path, portfolio=portfolio, portfolio_max_rows=portfolio_max_rows, lang=lang
-            )
-            if packs:
-                write_packs(
+            paths = self.write_data(staged.path)
+            if reports:  # the human reports are the report layer's: imported only here
+                from greenscreen.report import write_run_reports
+
+                paths |= write_run_reports(
                     self,
-                    staged.path / "packs",
+                    staged.path,
+                    portfolio=portfolio,
+                    portfolio_max_rows=portfolio_max_rows,
                     lang=lang,
+                    packs=packs,
                     workers=workers,
-                    progress=on_pack,
+                    on_pack=on_pack,
                     reuse=staged.final / "packs",
                 )
-                paths["packs"] = staged.path / "packs"
             staged.commit(self.metadata())
         paths["run"] = staged.path / "run.json"
         return {key: out / path.name for key, path in paths.items()}
 
-    def _write_outputs(
-        self,
-        out: Path,
-        *,
-        portfolio: bool = True,
-        portfolio_max_rows: int = PORTFOLIO_MAX_ROWS,
-        lang: Lang = "en",
-    ) -> dict[str, Path]:
-        """Every output but run.json (the output set writes it last) into ``out``."""
+    def write_data(self, out: Path) -> dict[str, Path]:
+        """The data files (results, decisions, rejects, subsidies, schedule, sensitivities)
+        into the folder ``out``; the human reports are written by
+        :func:`greenscreen.report.write_run_reports`, run.json by the output set (last)."""
         paths = {
             "results": out / "results.parquet",
             "results_csv": out / "results.csv",
@@ -172,10 +167,7 @@ class ScreenResult:
             "subsidies": out / "subsidies.parquet",
             "schedule": out / "subsidy_schedule.parquet",
             "sensitivities": out / "sensitivities.parquet",
-            "portfolio": out / "portfolio.xlsx",
-            "portfolio_html": out / "portfolio.html",
             "rejects": out / "rejects.csv",
-            "requests": out / "requests.xlsx",
         }
         atomic_write(paths["results"], lambda p: self.results.write_parquet(p, statistics=False))
         atomic_write(
@@ -190,31 +182,11 @@ class ScreenResult:
             atomic_write(paths["schedule"], lambda p: schedule.write_parquet(p, statistics=False))
         else:
             del paths["subsidies"], paths["schedule"]
-        if portfolio and self.results.height <= portfolio_max_rows:
-            atomic_write(
-                paths["portfolio"],
-                lambda p: write_portfolio(self, p, lang=lang, max_rows=portfolio_max_rows),
-            )
-        else:
-            del paths["portfolio"]
-        # links point at packs written with --packs, or: greenscreen pack PIPELINE --all
-        # --out DIR/packs
-        atomic_write(
-            paths["portfolio_html"],
-            lambda p: write_portfolio_html(self, p, lang=lang, link_prefix="packs/"),
-        )
         if self.appraisal is not None and self.appraisal.sensitivities.height:
             table = self.appraisal.sensitivities
             atomic_write(paths["sensitivities"], lambda p: table.write_parquet(p, statistics=False))
         else:
             del paths["sensitivities"]
-        # the evidence request to send to borrowers, like the portfolio a spreadsheet for
-        # pipelines up to portfolio_max_rows projects (and Excel's row limit)
-        asked = evidence_requests(self) if self.results.height <= portfolio_max_rows else None
-        if asked is not None and 0 < asked.height < 1_048_576:
-            atomic_write(paths["requests"], lambda p: write_requests(asked, p))
-        else:
-            del paths["requests"]
         return paths
 
     def subset(self, project_ids: Sequence[str]) -> ScreenResult:

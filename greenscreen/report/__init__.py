@@ -1,4 +1,6 @@
-"""Bank-ready appraisal packs: Excel workbooks with live formulas and self-contained HTML."""
+"""The human reports of a run: appraisal packs (Excel with live formulas, self-contained
+HTML, PDF), the portfolio (xlsx, html) and the evidence request. The report layer reads a
+:class:`~greenscreen.run.ScreenResult`; the run layer never imports it at module level."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import polars as pl
 
@@ -19,6 +21,12 @@ from greenscreen.report._files import confined, safe_stem
 from greenscreen.report.excel import write_excel_pack
 from greenscreen.report.html import write_html_pack, write_pdf_pack, write_portfolio_html
 from greenscreen.report.labels import Lang
+from greenscreen.report.portfolio import MAX_ROWS as PORTFOLIO_MAX_ROWS
+from greenscreen.report.portfolio import write_portfolio
+from greenscreen.requests import evidence_requests, write_requests
+
+if TYPE_CHECKING:
+    from greenscreen.run import ScreenResult
 
 __all__ = [
     "MANIFEST",
@@ -28,6 +36,7 @@ __all__ = [
     "write_packs",
     "write_pdf_pack",
     "write_portfolio_html",
+    "write_run_reports",
 ]
 
 
@@ -41,8 +50,50 @@ class PackList(list[Path]):
     skipped: int = 0
 
 
+def write_run_reports(
+    result: ScreenResult,
+    out: Path,
+    *,
+    portfolio: bool = True,
+    portfolio_max_rows: int = PORTFOLIO_MAX_ROWS,
+    lang: Lang = "en",
+    packs: bool = False,
+    workers: int = 1,
+    on_pack: Callable[[str], None] | None = None,
+    reuse: Path | None = None,
+) -> dict[str, Path]:
+    """The human reports of a run into the folder ``out`` (an output set's staging folder):
+    ``portfolio.xlsx`` up to ``portfolio_max_rows`` projects, ``portfolio.html``,
+    ``requests.xlsx`` (the evidence request to borrowers, for the same pipelines, below
+    Excel's row limit) and, with ``packs``, every project's pack in ``packs/``."""
+    paths: dict[str, Path] = {}
+    if portfolio and result.results.height <= portfolio_max_rows:
+        paths["portfolio"] = out / "portfolio.xlsx"
+        atomic_write(
+            paths["portfolio"],
+            lambda p: write_portfolio(result, p, lang=lang, max_rows=portfolio_max_rows),
+        )
+    # links point at packs written with --packs, or: greenscreen pack PIPELINE --all
+    # --out DIR/packs
+    paths["portfolio_html"] = out / "portfolio.html"
+    atomic_write(
+        paths["portfolio_html"],
+        lambda p: write_portfolio_html(result, p, lang=lang, link_prefix="packs/"),
+    )
+    asked = evidence_requests(result) if result.results.height <= portfolio_max_rows else None
+    if asked is not None and 0 < asked.height < 1_048_576:
+        paths["requests"] = out / "requests.xlsx"
+        atomic_write(paths["requests"], lambda p: write_requests(asked, p))
+    if packs:
+        write_packs(
+            result, out / "packs", lang=lang, workers=workers, progress=on_pack, reuse=reuse
+        )
+        paths["packs"] = out / "packs"
+    return paths
+
+
 def write_packs(
-    result: Any,
+    result: ScreenResult,
     out_dir: str | Path,
     project_ids: list[str] | None = None,
     *,
@@ -81,7 +132,7 @@ def write_packs(
 
 
 def _write_packs(
-    result: Any,
+    result: ScreenResult,
     out: Path,
     ids: list[str],
     lang: Lang,
@@ -132,7 +183,7 @@ def _write_packs(
     return written
 
 
-def _check_ids(result: Any, ids: list[str], known: list[str]) -> None:
+def _check_ids(result: ScreenResult, ids: list[str], known: list[str]) -> None:
     known_set = set(known)
     for pid in ids:
         if pid not in known_set:
@@ -178,7 +229,7 @@ def _link_packs(
 
 
 def _fingerprints(
-    result: Any, ids: list[str], lang: str, formats: tuple[str, ...]
+    result: ScreenResult, ids: list[str], lang: str, formats: tuple[str, ...]
 ) -> tuple[str, dict[str, str]]:
     """A key for the run (everything a pack shows that is not in its results row) and one
     per project (its results row)."""
@@ -213,7 +264,7 @@ _WRITERS = {"xlsx": write_excel_pack, "html": write_html_pack, "pdf": write_pdf_
 
 
 def _write_chunk(
-    result: Any, out: Path, ids: list[str], lang: Lang, formats: tuple[str, ...]
+    result: ScreenResult, out: Path, ids: list[str], lang: Lang, formats: tuple[str, ...]
 ) -> list[str]:
     for pid in ids:
         stem = safe_stem(pid)
@@ -225,7 +276,7 @@ def _write_chunk(
 
 
 def _run_chunks(
-    result: Any,
+    result: ScreenResult,
     out: Path,
     chunks: list[list[str]],
     lang: Lang,

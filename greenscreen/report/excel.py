@@ -17,7 +17,7 @@ import datetime as dt
 import math
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import xlsxwriter
@@ -26,6 +26,9 @@ from xlsxwriter.utility import xl_col_to_name, xl_rowcol_to_cell
 from greenscreen import __version__
 from greenscreen.report.labels import Lang, status_text, t
 from greenscreen.report.view import currency_label, project_view
+
+if TYPE_CHECKING:
+    from greenscreen.run import ScreenResult
 
 _FIXED_TIME = dt.datetime(2025, 1, 1)  # document properties: byte-identical output
 _FIRST_YEAR_COL = 3  # column D holds year t = 0 on the CashFlow sheet
@@ -39,7 +42,12 @@ class _Pack:
     """Writes one project's workbook."""
 
     def __init__(
-        self, result: Any, project_id: str, path: Path, lang: Lang, cached_values: bool = True
+        self,
+        result: ScreenResult,
+        project_id: str,
+        path: Path,
+        lang: Lang,
+        cached_values: bool = True,
     ) -> None:
         self.result = result
         self.cached_values = cached_values
@@ -481,8 +489,8 @@ class _Pack:
                     offset = pay["year_index"] + (
                         self._construction() if pay["start"] == "cod" else 0
                     )
-                    final = self.number(rec["final_amount"])
-                    share = pay["amount"] / final if final else 0.0
+                    amount = self.number(rec["final_amount"])
+                    share = pay["amount"] / amount if amount else 0.0
                     if offset < periods:
                         col = pay_col0 + offset
                         self._formula(
@@ -1000,7 +1008,7 @@ class _Pack:
 
 
 def write_excel_pack(
-    result: Any,
+    result: ScreenResult,
     project_id: str,
     path: str | Path,
     *,

@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 import polars as pl
@@ -28,6 +28,9 @@ from greenscreen.report._files import safe_stem
 from greenscreen.report.labels import LABELS, Lang, sc_text, short_status, status_text, t
 from greenscreen.report.portfolio import CROSSWALK, crosswalk, status_totals
 from greenscreen.report.view import project_view, province_text
+
+if TYPE_CHECKING:
+    from greenscreen.run import ScreenResult
 
 _STYLE_OPTIONS: dict[str, Any] = {
     "background": "white",
@@ -182,7 +185,7 @@ def _charts(view: dict[str, Any], lang: Lang) -> dict[str, str]:
     return charts
 
 
-def render_html_pack(result: Any, project_id: str, *, lang: Lang = "en") -> str:
+def render_html_pack(result: ScreenResult, project_id: str, *, lang: Lang = "en") -> str:
     """The HTML of one project's pack (a complete, self-contained document)."""
     view = project_view(result, project_id, lang)
     template = _environment().get_template("pack.html.j2")
@@ -193,7 +196,9 @@ def render_html_pack(result: Any, project_id: str, *, lang: Lang = "en") -> str:
     )
 
 
-def write_html_pack(result: Any, project_id: str, path: str | Path, *, lang: Lang = "en") -> Path:
+def write_html_pack(
+    result: ScreenResult, project_id: str, path: str | Path, *, lang: Lang = "en"
+) -> Path:
     """Write one project's self-contained, printable HTML pack."""
     path = Path(path)
     path.write_text(render_html_pack(result, project_id, lang=lang), encoding="utf-8")
@@ -203,7 +208,9 @@ def write_html_pack(result: Any, project_id: str, path: str | Path, *, lang: Lan
 _BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
 
 
-def write_pdf_pack(result: Any, project_id: str, path: str | Path, *, lang: Lang = "en") -> Path:
+def write_pdf_pack(
+    result: ScreenResult, project_id: str, path: str | Path, *, lang: Lang = "en"
+) -> Path:
     """Print one project's HTML pack to PDF with headless Chromium: the same A4 print
     stylesheet a reader gets from the browser's print dialog, fonts embedded. Chromium is
     the renderer because the packs are laid out for it (no second layout engine to keep in
@@ -264,7 +271,7 @@ _TOTALS = (
 
 
 def render_portfolio(
-    result: Any,
+    result: ScreenResult,
     *,
     lang: Lang = "en",
     pack_suffix: str | None = ".html",
@@ -280,13 +287,13 @@ def render_portfolio(
     present = set(lazy.collect_schema().names())
     frame = lazy.head(TABLE_ROWS).collect()
     height = lazy.select(pl.len()).collect().item()
-    counts = []
+    counts: list[dict[str, Any]] = []
     for book in result.rulebooks:
         column = f"{book.id}__status"
         values = (
             dict(lazy.group_by(column).len().collect().iter_rows()) if column in present else {}
         )
-        counts.append({"id": book.id, "title": book.title.get(lang), "counts": values})
+        counts.append({"id": book.id, "title": book.title.get(lang), "counts": dict(values)})
     statuses = list(STATUSES)
     chart = _base(pygal.StackedBar, t("decisions", lang), height=360, style=_STATUS_STYLE)
     chart.x_labels = [c["id"] for c in counts]
@@ -362,7 +369,7 @@ def render_portfolio(
 
 
 def write_portfolio_html(
-    result: Any,
+    result: ScreenResult,
     path: str | Path,
     *,
     lang: Lang = "en",

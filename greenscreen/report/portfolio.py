@@ -12,16 +12,20 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import xlsxwriter
 from xlsxwriter.utility import xl_col_to_name
 
 from greenscreen import __version__
+from greenscreen._outputs import PORTFOLIO_MAX_ROWS
 from greenscreen.report.labels import Lang, t
 
-MAX_ROWS = 100_000
+if TYPE_CHECKING:
+    from greenscreen.run import ScreenResult
+
+MAX_ROWS = PORTFOLIO_MAX_ROWS
 _STATUS_COLOURS = {
     "aligned": "#C6EFCE",
     "eligible": "#C6EFCE",
@@ -111,7 +115,7 @@ _BACK = [
 ]
 
 
-def portfolio_columns(result: Any) -> list[str]:
+def portfolio_columns(result: ScreenResult) -> list[str]:
     """The columns of the results sheet, in order."""
     columns = list(_FRONT)
     for book in result.rulebooks:
@@ -124,7 +128,7 @@ def portfolio_columns(result: Any) -> list[str]:
 
 
 def write_portfolio(
-    result: Any, path: str | Path, *, lang: Lang = "en", max_rows: int = MAX_ROWS
+    result: ScreenResult, path: str | Path, *, lang: Lang = "en", max_rows: int = MAX_ROWS
 ) -> Path | None:
     """Write ``portfolio.xlsx``; returns None (and writes nothing) above ``max_rows``."""
     results = result.results
@@ -170,9 +174,9 @@ def write_portfolio(
         table_style="Table Style Light 9",
         table_name="results",
         freeze_panes=(1, 1),
-        conditional_formats=conditional,
+        conditional_formats=conditional,  # type: ignore[arg-type]  # polars' Mapping key union
         float_precision=4,
-        column_widths=_pixel_widths(table, decimals=4),
+        column_widths=_pixel_widths(table, decimals=4),  # type: ignore[arg-type]
         autofit=False,
     )
     _summary(book, summary, result, table, name, lang)
@@ -191,7 +195,7 @@ def _pixel_widths(table: pl.DataFrame, *, decimals: int, most: int = 60) -> dict
         column = table.get_column(name)
         if dtype.is_numeric():
             top = column.abs().max() if column.null_count() < column.len() else 0
-            digits = len(f"{int(top or 0):,}") + 1  # sign
+            digits = len(f"{int(float(top or 0)):,}") + 1  # type: ignore[arg-type]  # sign
             content = digits + (decimals + 1 if dtype.is_float() else 0)
         elif dtype == pl.Boolean:
             content = 5
@@ -205,7 +209,7 @@ def _pixel_widths(table: pl.DataFrame, *, decimals: int, most: int = 60) -> dict
 
 
 def _summary(
-    book: Any, sheet: Any, result: Any, table: pl.DataFrame, results_sheet: str, lang: Lang
+    book: Any, sheet: Any, result: ScreenResult, table: pl.DataFrame, results_sheet: str, lang: Lang
 ) -> None:
     bold = book.add_format({"bold": True})
     head = book.add_format({"bold": True, "bg_color": "#1F4E79", "font_color": "#FFFFFF"})
@@ -243,10 +247,11 @@ def _summary(
     for label, name, fmt in totals:
         if name not in table.columns:
             continue
+        value: float
         if name == "project_id":
             formula, value = f"=COUNTA({column(name)})", table.height
         else:
-            formula, value = f"=SUM({column(name)})", table[name].sum()
+            formula, value = f"=SUM({column(name)})", float(table[name].sum() or 0)
         sheet.write_string(row, 0, label, bold)
         sheet.write_formula(row, 1, formula if table.height else "=0", fmt, value or 0)
         row += 1
@@ -332,7 +337,13 @@ def _summary(
 
 
 def _status_tables(
-    book: Any, sheet: Any, result: Any, table: pl.DataFrame, column: Any, row: int, lang: Lang
+    book: Any,
+    sheet: Any,
+    result: ScreenResult,
+    table: pl.DataFrame,
+    column: Any,
+    row: int,
+    lang: Lang,
 ) -> int:
     """Loan amount, projects and avoided tCO2e by rulebook × status, and the legacy × current
     China catalogue crosswalk: live COUNTIFS / SUMIFS with polars' figures cached. Returns the
@@ -410,7 +421,7 @@ def _currency(table: pl.DataFrame) -> str:
     return codes[0] if len(codes) == 1 else "mixed"
 
 
-def _rejects(book: Any, result: Any, lang: Lang) -> None:
+def _rejects(book: Any, result: ScreenResult, lang: Lang) -> None:
     rejects = result.rejects
     sheet_name = "Rejects" if lang == "en" else "拒收记录"
     if rejects.height == 0:
@@ -423,11 +434,11 @@ def _rejects(book: Any, result: Any, lang: Lang) -> None:
         table_style="Table Style Light 15",
         freeze_panes=(1, 0),
         autofit=False,
-        column_widths=_pixel_widths(rejects, decimals=0),
+        column_widths=_pixel_widths(rejects, decimals=0),  # type: ignore[arg-type]
     )
 
 
-def _sources(book: Any, result: Any, lang: Lang) -> None:
+def _sources(book: Any, result: ScreenResult, lang: Lang) -> None:
     sheet = book.add_worksheet(t("sheet_sources", lang))
     meta = result.metadata()
     sheet.set_column(0, 0, 28)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import re
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
@@ -22,6 +22,9 @@ from greenscreen.report.labels import (
     t,
 )
 from greenscreen.requests import evidence_requests, field_texts
+
+if TYPE_CHECKING:
+    from greenscreen.run import ScreenResult
 
 #: (key, results column, unit, kind) of the key metrics, in display order
 METRICS: list[tuple[str, str, str, str]] = [
@@ -135,10 +138,10 @@ def _tone(criterion: dict[str, Any], kind: str | None, lang: Lang) -> tuple[str,
     return ("bad" if result == "pass" else "good"), t(result, lang)
 
 
-def project_view(result: Any, project_id: str, lang: Lang) -> dict[str, Any]:
+def project_view(result: ScreenResult, project_id: str, lang: Lang) -> dict[str, Any]:
     """Everything a pack shows for one project, with labels in ``lang``."""
     row = result.results.filter(pl.col("project_id") == project_id).row(0, named=True)
-    decisions = []
+    decisions: list[dict[str, Any]] = []
     for book in result.rulebooks:
         code = row.get(f"{book.id}__item")
         decisions.append(
@@ -247,7 +250,7 @@ def project_view(result: Any, project_id: str, lang: Lang) -> dict[str, Any]:
         for rec in evidence_requests(result, [project_id]).iter_rows(named=True)
     ]
     for decision in decisions:  # what it lacks, as the numbers of the request's questions
-        decision["missing_labels"] = [label(f) for f in decision["missing"]]
+        decision["missing_labels"] = [label(str(f)) for f in decision["missing"] or []]
         decision["asks"] = [
             i for i, rec in enumerate(requests, start=1) if decision["id"] in rec["sources"]
         ]
