@@ -8,6 +8,7 @@ Public API (small and flat)::
     appraise(projects)     -> cash flows, DSCR, IRR, NPV, LCOE for every project
     load_rulebook(id|path) -> a validated rulebook
     write_template(path)   -> the Excel input template
+    runs.open(path)        -> the run register (list, get, diff, export of recorded runs)
 """
 
 __version__ = "0.1.0"
@@ -18,6 +19,8 @@ from greenscreen.errors import GreenscreenError, PipelineError, RulebookError
 from greenscreen.io import Pipeline, read_pipeline
 from greenscreen.rulebook import load_rulebook, load_rulebooks
 from greenscreen.run import ScreenResult, explain, screen
+
+from greenscreen import register as runs  # noqa: E402, I001 - after run: it builds on ScreenResult
 from greenscreen.schema import FIELDS, ProjectInput, polars_schema
 
 __all__ = [
@@ -35,6 +38,7 @@ __all__ = [
     "load_rulebooks",
     "polars_schema",
     "read_pipeline",
+    "runs",
     "screen",
     "write_template",
 ]
