@@ -13,14 +13,13 @@ Public API (small and flat)::
 
 __version__ = "0.1.0"
 
+from greenscreen import register as runs  # gs.runs.open(path): the run register
 from greenscreen._template import write_template
 from greenscreen.appraisal import appraise
 from greenscreen.errors import GreenscreenError, PipelineError, RulebookError
 from greenscreen.io import Pipeline, read_pipeline
 from greenscreen.rulebook import load_rulebook, load_rulebooks
 from greenscreen.run import ScreenResult, explain, screen
-
-from greenscreen import register as runs  # noqa: E402, I001 - after run: it builds on ScreenResult
 from greenscreen.schema import FIELDS, ProjectInput, polars_schema
 
 __all__ = [

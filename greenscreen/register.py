@@ -50,7 +50,6 @@ import polars as pl
 from greenscreen import __version__
 from greenscreen.engine import DECISION_SCHEMA
 from greenscreen.errors import GreenscreenError
-
 from greenscreen.run import ScreenResult
 
 if TYPE_CHECKING:
@@ -278,7 +277,7 @@ class Register:
             row = con.execute(
                 "SELECT content FROM files WHERE sha256 = ?", [info["input_sha256"]]
             ).fetchall()
-            row = row[0] if row else None  # fetch all: DuckDB 2 wants results finished
+            row = row[0] if row else None
         if info["input_stored"] and row is not None:
             target = target_dir / (info["input_name"] or "input")
             target.write_bytes(row[0])
@@ -372,11 +371,10 @@ class Register:
             if not back.isdigit():
                 raise GreenscreenError(f"'{ref}': expected latest or latest~N")
             row = con.execute(
-                "SELECT run_id FROM runs ORDER BY finished_utc DESC, run_id DESC "
-                "LIMIT 1 OFFSET ?",
+                "SELECT run_id FROM runs ORDER BY finished_utc DESC, run_id DESC LIMIT 1 OFFSET ?",
                 [int(back)],
             ).fetchall()
-            row = row[0] if row else None  # fetch all: DuckDB 2 wants results finished
+            row = row[0] if row else None
             if row is None:
                 raise GreenscreenError(f"no run {ref} in {self.path}")
             return str(row[0])
@@ -448,7 +446,7 @@ def _version_of(con: duckdb.DuckDBPyConnection) -> int | None:
     if "meta" not in tables:
         return -1
     row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()
-    row = row[0] if row else None  # fetch all: DuckDB 2 wants results finished
+    row = row[0] if row else None
     return int(row[0]) if row and str(row[0]).isdigit() else -1
 
 
@@ -510,6 +508,7 @@ def register_run(
     options: dict[str, Any] | None = None,
     started: dt.datetime | None = None,
     parent: str | None = None,
+    input_location: str | None = None,
 ) -> str:
     """Record one run in ``register`` (default :func:`default_path`) and return its run id.
 
@@ -518,6 +517,7 @@ def register_run(
     the exact ``run.json`` record (batch mode has no whole result in memory). ``options`` are
     the caller's options (the CLI's), recorded with the configuration so that a diff can name
     an option as the cause of a change and ``rescreen`` can repeat the run.
+    ``input_location`` is the path recorded for the input when ``input_path`` is a copy.
     """
     reg = register if isinstance(register, Register) else open(register)
     now = _utc_now()
@@ -559,14 +559,13 @@ def register_run(
                     select = "SELECT * FROM _frame"
                 if name == "decisions":
                     select = (
-                        f"SELECT *, {_version_case(versions)} AS rulebook_version "
-                        f"FROM ({select})"
+                        f"SELECT *, {_version_case(versions)} AS rulebook_version FROM ({select})"
                     )
                 con.execute(f'CREATE TABLE "{table}" AS {select}')
                 with suppress(Exception):
                     con.unregister("_frame")
                 rows = con.execute(f'SELECT count(*) FROM "{table}"').fetchall()
-                rows = rows[0] if rows else None  # fetch all: DuckDB 2 wants results finished
+                rows = rows[0] if rows else None
                 con.execute(
                     "INSERT INTO run_tables VALUES (?, ?, ?, ?, ?)",
                     [run_id, name, table, rows[0] if rows else 0, _schema_blob(schema)],
@@ -581,7 +580,7 @@ def register_run(
             n_decisions = con.execute(
                 "SELECT rows FROM run_tables WHERE run_id = ? AND name = 'decisions'", [run_id]
             ).fetchall()
-            n_decisions = n_decisions[0] if n_decisions else None  # fetch all: DuckDB 2 wants results finished
+            n_decisions = n_decisions[0] if n_decisions else None
             input_columns = [c for c in result.pipeline.projects.columns if c != "source_row"]
             con.execute(
                 "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
@@ -595,7 +594,7 @@ def register_run(
                     socket.gethostname(),
                     record.get("version", __version__),
                     record.get("input", {}).get("name"),
-                    str(path.resolve()) if path is not None else None,
+                    input_location or (str(path.resolve()) if path is not None else None),
                     input_sha,
                     stored_input is not None,
                     str(out.resolve()) if out is not None else None,
@@ -758,7 +757,7 @@ def _read_table(con: duckdb.DuckDBPyConnection, run_id: str, name: str) -> pl.Da
     row = con.execute(
         "SELECT table_name, schema FROM run_tables WHERE run_id = ? AND name = ?", [run_id, name]
     ).fetchall()
-    row = row[0] if row else None  # fetch all: DuckDB 2 wants results finished
+    row = row[0] if row else None
     if row is None:
         return None
     frame = _frame(con, f'SELECT * FROM "{row[0]}"')
@@ -915,7 +914,7 @@ def _results_table(con: duckdb.DuckDBPyConnection, run_id: str) -> str:
     row = con.execute(
         "SELECT table_name FROM run_tables WHERE run_id = ? AND name = 'results'", [run_id]
     ).fetchall()
-    row = row[0] if row else None  # fetch all: DuckDB 2 wants results finished
+    row = row[0] if row else None
     if row is None:
         raise GreenscreenError(f"run {run_id} has no results table")
     return str(row[0])
@@ -1167,7 +1166,8 @@ def export(register: Register, run: str, out_dir: str | Path) -> dict[str, Path]
         raise GreenscreenError(f"run {run_id} has no results table")
     options = json.loads(info["options"] or "{}")
     out = Path(out_dir)
-    with tempfile.TemporaryDirectory(prefix="greenscreen-export-") as tmp, output_set(out) as staged:
+    temporary = tempfile.TemporaryDirectory(prefix="greenscreen-export-")
+    with temporary as tmp, output_set(out) as staged:
         result = _rebuilt(record, frames, blobs, Path(tmp), options)
         paths = result._write_outputs(
             staged.path,
@@ -1204,7 +1204,6 @@ def _rebuilt(
     from greenscreen.emissions import EmissionsConfig
     from greenscreen.io import Pipeline, SourceInfo
     from greenscreen.rulebook import load_rulebook
-    from greenscreen.run import ScreenResult
     from greenscreen.subsidy import Subsidies, load_programmes
 
     books, programmes_dir = {}, tmp / "programmes"
@@ -1290,3 +1289,84 @@ class _Registered(ScreenResult):
             paths["sensitivities"] = out / "sensitivities.parquet"
             atomic_write(paths["sensitivities"], lambda p: table.write_parquet(p, statistics=False))
         return paths
+
+
+def rescreen(
+    register: Register,
+    run: str,
+    out_dir: str | Path,
+    *,
+    rulebooks: str | Path | None = None,
+    as_of: dt.date | None = None,
+    analyst: str | None = None,
+    diff_out: str | Path | None = None,
+) -> tuple[ScreenResult, str, Diff]:
+    """Screen a registered run's input again, with other rules (``rulebooks``; default: the
+    run's rulebook directory as it is now, else the bundled rulebooks) or as of another
+    approval date (``as_of`` replaces every project's ``approval_date``), with the run's other
+    options; write the outputs to ``out_dir``, register the new run (its parent is the
+    original) and write the diff against the original to ``diff_out`` (default
+    ``OUT-diff`` next to ``out_dir``). The input comes from the register, or from its path
+    when it was too large to store, and is refused if that file has changed."""
+    from greenscreen.appraisal import AppraisalConfig
+    from greenscreen.emissions import EmissionsConfig
+    from greenscreen.io import read_pipeline
+    from greenscreen.run import screen
+    from greenscreen.subsidy import SubsidyConfig
+
+    info = register.get(run).row(0, named=True)
+    original = info["run_id"]
+    options = json.loads(info["options"] or "{}")
+    folder = rulebooks if rulebooks is not None else options.get("rulebooks")
+    if as_of is None and options.get("as_of"):  # a rescreen of a rescreen keeps its date
+        as_of = dt.date.fromisoformat(options["as_of"])
+    if folder is not None and rulebooks is None and not Path(folder).is_dir():
+        raise GreenscreenError(
+            f"run {original} used the rulebook directory {folder}, which no longer exists: "
+            "give --rulebooks"
+        )
+    emissions = {k.split(".", 1)[1]: v for k, v in options.items() if k.startswith("emissions.")}
+    appraisal = {k.split(".", 1)[1]: v for k, v in options.items() if k.startswith("appraisal.")}
+    read_options = {k: options[k] for k in ("sheet", "encoding") if options.get(k)}
+    with tempfile.TemporaryDirectory(prefix="greenscreen-rescreen-") as tmp:
+        source = register.input_file(original, Path(tmp))
+        started = _utc_now()
+        pipeline = read_pipeline(source, **read_options)
+        if as_of is not None:
+            dated = pipeline.projects.with_columns(approval_date=pl.lit(as_of, dtype=pl.Date))
+            pipeline = replace(pipeline, projects=dated)
+        result = screen(
+            pipeline,
+            rulebooks=folder,
+            emissions=_config(EmissionsConfig, emissions),
+            subsidies=SubsidyConfig(funding_cost=options.get("funding_cost")),
+            appraisal=_config(AppraisalConfig, appraisal),
+            sensitivities=bool(options.get("sensitivities")),
+        )
+        max_rows = options.get("portfolio_max_rows")
+        result.write(
+            out_dir,
+            portfolio=max_rows is None or max_rows > 0,
+            portfolio_max_rows=100_000 if max_rows is None else max(max_rows, 0),
+            lang=options.get("lang") or "en",
+        )
+        new_options = {k: v for k, v in options.items() if "." not in k}
+        new_options.update(
+            rulebooks=str(folder) if folder is not None else None,
+            as_of=str(as_of) if as_of is not None else None,
+        )
+        new = register_run(
+            result,
+            register,
+            out_dir=out_dir,
+            input_path=source,
+            analyst=analyst,
+            options=new_options,
+            started=started,
+            parent=original,
+            input_location=info["input_path"],
+        )
+    compared = diff(register, original, new)
+    out = Path(out_dir)
+    compared.write(Path(diff_out) if diff_out else out.with_name(f"{out.name}-diff"))
+    return result, new, compared
