@@ -79,7 +79,9 @@ TABLES = {
     "sensitivities": "sensitivities.parquet",
     "rejects": "rejects.csv",
 }
-#: the outputs a diff compares besides each rulebook's status and item
+#: per rulebook R the diff compares R__status, R__item and R__applies (R governs the loan)
+_PER_RULEBOOK = ("status", "item", "applies")
+#: and these
 NUMERIC_OUTPUTS = ("avoided_tco2e_per_year", "avoided_tco2e_lifetime", "subsidy_total")
 CREDIT_OUTPUTS = ("npv", "project_irr", "equity_irr", "min_dscr", "lcoe")
 #: options that change how outputs look, not what they say: never a cause of a change
@@ -823,11 +825,13 @@ def diff(register: Register, a: str, b: str) -> Diff:
             set(src.filter(pl.col("kind") == "rulebook")["id"].to_list())
             | {c.removesuffix("__status") for c in {*cols_a, *cols_b} if c.endswith("__status")}
         )
-        outputs = [f"{b}__{s}" for b in books for s in ("status", "item")]
+        outputs = [f"{b}__{s}" for b in books for s in _PER_RULEBOOK]
         numeric = [c for c in (*NUMERIC_OUTPUTS, *CREDIT_OUTPUTS) if c in cols_a or c in cols_b]
         inputs_a = json.loads(runs[id_a]["input_columns"] or "[]")
         inputs_b = json.loads(runs[id_b]["input_columns"] or "[]")
         inputs = [c for c in inputs_a if c in inputs_b and c != "project_id"]
+        if any(json.loads(runs[i]["options"] or "{}").get("as_of") for i in (id_a, id_b)):
+            inputs = [c for c in inputs if c != "approval_date"]  # set by the option
 
         def side(alias: str, cols: dict[str, str], column: str) -> str:
             return f'{alias}."{column}"' if column in cols else "NULL"
@@ -963,7 +967,10 @@ def _run_causes(
                 continue
             if kind == "rulebook":
                 reach = {key} | dependants.get(key, set())
-                affects = [f"{b}__{s}" for b in sorted(reach) for s in ("status", "item")] + money
+                affects = [
+                    f"{b}__{s}" for b in sorted(reach) for s in ("status", "item", "applies")
+                ]
+                affects += money
             elif kind == "programme":
                 affects = money
             else:
