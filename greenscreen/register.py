@@ -203,7 +203,8 @@ class Register:
     ) -> pl.DataFrame:
         """One row per run, newest first. ``input`` matches the input file name (substring)
         or SHA-256 (prefix); ``since``/``until`` the finishing date (inclusive, UTC)."""
-        where, params = ["TRUE"], []
+        where: list[str] = ["TRUE"]
+        params: list[Any] = []
         if input:
             where.append("(input_name ILIKE ? OR input_sha256 LIKE ?)")
             params += [f"%{input}%", f"{input.lower()}%"]
@@ -276,10 +277,7 @@ class Register:
         info = self.get(run).row(0, named=True)
         with self._connect() as con:
             assert con is not None
-            row = con.execute(
-                "SELECT content FROM files WHERE sha256 = ?", [info["input_sha256"]]
-            ).fetchall()
-            row = row[0] if row else None
+            row = _one(con, "SELECT content FROM files WHERE sha256 = ?", [info["input_sha256"]])
         if info["input_stored"] and row is not None:
             target = target_dir / (info["input_name"] or "input")
             target.write_bytes(row[0])
@@ -372,11 +370,11 @@ class Register:
             back = ref.partition("~")[2] or "0"
             if not back.isdigit():
                 raise GreenscreenError(f"'{ref}': expected latest or latest~N")
-            row = con.execute(
+            row = _one(
+                con,
                 "SELECT run_id FROM runs ORDER BY finished_utc DESC, run_id DESC LIMIT 1 OFFSET ?",
                 [int(back)],
-            ).fetchall()
-            row = row[0] if row else None
+            )
             if row is None:
                 raise GreenscreenError(f"no run {ref} in {self.path}")
             return str(row[0])
@@ -447,8 +445,7 @@ def _version_of(con: duckdb.DuckDBPyConnection) -> int | None:
         return None  # a new, empty file
     if "meta" not in tables:
         return -1
-    row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()
-    row = row[0] if row else None
+    row = _one(con, "SELECT value FROM meta WHERE key = 'schema_version'")
     return int(row[0]) if row and str(row[0]).isdigit() else -1
 
 
@@ -556,6 +553,7 @@ def register_run(
                 elif kind == "parquet":
                     select = f"SELECT * FROM read_parquet({_literal(str(source))})"
                 else:  # a CSV written by greenscreen (rejects): read back with its own types
+                    assert isinstance(source, Path)
                     frame = pl.read_csv(source, schema=schema)
                     con.register("_frame", frame.to_arrow())
                     select = "SELECT * FROM _frame"
@@ -566,8 +564,7 @@ def register_run(
                 con.execute(f'CREATE TABLE "{table}" AS {select}')
                 with suppress(Exception):
                     con.unregister("_frame")
-                rows = con.execute(f'SELECT count(*) FROM "{table}"').fetchall()
-                rows = rows[0] if rows else None
+                rows = _one(con, f'SELECT count(*) FROM "{table}"')
                 con.execute(
                     "INSERT INTO run_tables VALUES (?, ?, ?, ?, ?)",
                     [run_id, name, table, rows[0] if rows else 0, _schema_blob(schema)],
@@ -579,10 +576,9 @@ def register_run(
                     "INSERT INTO run_sources VALUES (?, ?, ?, ?, ?, ?, ?)",
                     [run_id, s["kind"], s["id"], s["version"], s["file"], s["sha256"], s["deps"]],
                 )
-            n_decisions = con.execute(
-                "SELECT rows FROM run_tables WHERE run_id = ? AND name = 'decisions'", [run_id]
-            ).fetchall()
-            n_decisions = n_decisions[0] if n_decisions else None
+            n_decisions = _one(
+                con, "SELECT rows FROM run_tables WHERE run_id = ? AND name = 'decisions'", [run_id]
+            )
             input_columns = [c for c in result.pipeline.projects.columns if c != "source_row"]
             con.execute(
                 "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
@@ -661,7 +657,7 @@ def _table_sources(
             if not path.is_file():
                 continue
             if file.endswith(".parquet"):
-                found[name] = ("parquet", path, pl.read_parquet_schema(path))
+                found[name] = ("parquet", path, pl.Schema(pl.read_parquet_schema(path)))
             else:
                 found[name] = ("csv", path, result.rejects.schema)
         return found
@@ -756,10 +752,11 @@ def _sha256(path: Path) -> str:
 
 
 def _read_table(con: duckdb.DuckDBPyConnection, run_id: str, name: str) -> pl.DataFrame | None:
-    row = con.execute(
-        "SELECT table_name, schema FROM run_tables WHERE run_id = ? AND name = ?", [run_id, name]
-    ).fetchall()
-    row = row[0] if row else None
+    row = _one(
+        con,
+        "SELECT table_name, schema FROM run_tables WHERE run_id = ? AND name = ?",
+        [run_id, name],
+    )
     if row is None:
         return None
     frame = _frame(con, f'SELECT * FROM "{row[0]}"')
@@ -768,6 +765,15 @@ def _read_table(con: duckdb.DuckDBPyConnection, run_id: str, name: str) -> pl.Da
     return frame.select(
         *(pl.col(c).cast(t) for c, t in schema.items()), *(pl.col(c) for c in extra)
     )
+
+
+def _one(
+    con: duckdb.DuckDBPyConnection, query: str, params: Sequence[Any] | None = None
+) -> tuple[Any, ...] | None:
+    """The first row of a query, or None. Fetches every row: DuckDB 2 refuses the next
+    statement while a result is unfinished (``fetchone`` leaves it so)."""
+    rows = con.execute(query, params).fetchall()
+    return rows[0] if rows else None
 
 
 def _frame(
@@ -915,10 +921,9 @@ def diff(register: Register, a: str, b: str) -> Diff:
 
 
 def _results_table(con: duckdb.DuckDBPyConnection, run_id: str) -> str:
-    row = con.execute(
-        "SELECT table_name FROM run_tables WHERE run_id = ? AND name = 'results'", [run_id]
-    ).fetchall()
-    row = row[0] if row else None
+    row = _one(
+        con, "SELECT table_name FROM run_tables WHERE run_id = ? AND name = 'results'", [run_id]
+    )
     if row is None:
         raise GreenscreenError(f"run {run_id} has no results table")
     return str(row[0])
@@ -1090,7 +1095,7 @@ def _diff_xlsx(d: Diff, path: str) -> None:
     changes = _joined(d.changes.head(XLSX_MAX_CHANGES))
     changes.write_excel(book, "changes", autofit=False, column_widths=30)
     if d.changes.height > XLSX_MAX_CHANGES:
-        book.get_worksheet_by_name("changes").write_string(  # type: ignore[union-attr]
+        book.get_worksheet_by_name("changes").write_string(
             changes.height + 2,
             0,
             f"first {XLSX_MAX_CHANGES:,} of {d.changes.height:,} changes; all in diff.parquet",
