@@ -6,14 +6,12 @@ memory of `greenscreen runs diff` between two registered runs.
 Runs the real command on a seeded synthetic pipeline: `screen --no-register`, then `screen`
 into a fresh register (the same work plus the registration), alternately, and reports both
 wall times; then a second pipeline with 1 % of the rows edited is screened and registered and
-`runs diff latest~1 latest --out DIR` is timed in a child process (peak RSS from
-/usr/bin/time-like rusage).
+`runs diff latest~1 latest --out DIR` is timed in a child process (peak RSS from GNU time).
 """
 
 from __future__ import annotations
 
 import argparse
-import resource
 import statistics
 import subprocess
 import sys
@@ -28,15 +26,21 @@ from bench_read import synthetic  # noqa: E402
 
 
 def _timed(*args: str) -> tuple[float, float]:
-    """Wall seconds and peak RSS (GiB) of one greenscreen command in a child process."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """Wall seconds and peak RSS (GiB) of one greenscreen command in a child process (RSS
+    from GNU time, this child alone; NaN without it)."""
+    time_cmd = ["/usr/bin/time", "-f", "%M"] if Path("/usr/bin/time").is_file() else []
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "greenscreen", *args], check=False)
+    done = subprocess.run(
+        [*time_cmd, sys.executable, "-m", "greenscreen", *args],
+        check=False,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     wall = time.perf_counter() - start
     if done.returncode != 0:
-        raise SystemExit(f"greenscreen {' '.join(args)} failed ({done.returncode})")
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return wall, max(peak, before) / 1024**2
+        raise SystemExit(f"greenscreen {' '.join(args)} failed ({done.returncode}): {done.stderr}")
+    last = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else ""
+    return wall, int(last) / 1024**2 if time_cmd and last.isdigit() else float("nan")
 
 
 def main() -> None:
@@ -58,8 +62,9 @@ def main() -> None:
             registered.append(_timed("screen", str(pipeline), "--out", out, "-q", *reg)[0])
         p, r = statistics.median(plain), statistics.median(registered)
         print(
-            f"screen rows={args.rows:,}: --no-register median {p:.1f}s {plain}, "
-            f"registered median {r:.1f}s {registered}: +{(r - p) / p:.1%}"
+            f"screen rows={args.rows:,}: --no-register median {p:.1f}s "
+            f"({', '.join(f'{x:.1f}' for x in plain)}), registered median {r:.1f}s "
+            f"({', '.join(f'{x:.1f}' for x in registered)}): {(r - p) / p:+.1%}"
         )
         edited = frame.with_columns(
             pl.when(pl.int_range(pl.len()) % 100 == 0)
@@ -79,8 +84,7 @@ def main() -> None:
         size = register.stat().st_size / 1024**2
         print(
             f"runs diff rows={args.rows:,}: {wall:.1f}s, {changes:,} changed projects, "
-            f"peak RSS (max of all children so far) {peak:.2f} GiB; register {size:.0f} MiB "
-            f"for {args.repeat + 1} runs"
+            f"peak RSS {peak:.2f} GiB; register {size:.0f} MiB for {args.repeat + 1} runs"
         )
 
 
