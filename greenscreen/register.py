@@ -561,6 +561,7 @@ def register_run(
             for name, (kind, source, schema) in tables.items():
                 target = folder / f"{name}.parquet"
                 if kind == "parquet":  # the output file itself, byte for byte: no re-encoding
+                    assert isinstance(source, Path)
                     shutil.copyfile(source, target)
                 elif kind == "frame":
                     assert isinstance(source, pl.DataFrame)
