@@ -8,6 +8,7 @@ Public API (small and flat)::
     appraise(projects)     -> cash flows, DSCR, IRR, NPV, LCOE for every project
     load_rulebook(id|path) -> a validated rulebook
     write_template(path)   -> the Excel input template
+    runs.open(path)        -> the run register (list, get, diff, export of recorded runs)
 """
 
 __version__ = "0.1.0"
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from greenscreen.errors import GreenscreenError, PipelineError, RulebookError
 
 if TYPE_CHECKING:
+    from greenscreen import register as runs
     from greenscreen._template import write_template
     from greenscreen.appraisal import appraise
     from greenscreen.io import Pipeline, read_pipeline
@@ -43,11 +45,15 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
+    from importlib import import_module
+
+    if name == "runs":  # gs.runs.open(path): the run register (greenscreen.register)
+        value: Any = import_module("greenscreen.register")
+        globals()[name] = value
+        return value
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'greenscreen' has no attribute {name!r}")
-    from importlib import import_module
-
     value = getattr(import_module(module), name)
     globals()[name] = value  # later lookups skip this function
     return value
@@ -72,6 +78,7 @@ __all__ = [
     "load_rulebooks",
     "polars_schema",
     "read_pipeline",
+    "runs",
     "screen",
     "write_template",
 ]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,9 @@ class BatchRun:
     n_rejected: int
     n_blank: int
     batches: int
+    #: the last batch's result: the run's rulebooks, programmes and configuration (what the run
+    #: register records besides the output files)
+    result: ScreenResult | None = field(default=None, repr=False, compare=False)
 
     def summary(self) -> str:
         text = (
@@ -182,7 +185,7 @@ def _run(
         result = screen(source, **read_options, **options)
         paths = result.write_data(out) | write_run_reports(result, out, portfolio=False, lang=lang)
         p = result.pipeline
-        run = BatchRun(paths, p.n_input_rows, p.n_accepted, p.n_rejected, p.n_blank, 1)
+        run = BatchRun(paths, p.n_input_rows, p.n_accepted, p.n_rejected, p.n_blank, 1, result)
         return run, result.metadata()
 
     # Pass 1: read and validate every batch; keep (project_id, row) of every row with an id,
@@ -301,7 +304,7 @@ def _finish(
             paths["portfolio_html"],
             lambda p: write_portfolio_html(whole, p, lang=lang, link_prefix="packs/", results=scan),
         )
-    return BatchRun(paths, total, accepted, n_rejected, n_blank, batches), meta
+    return BatchRun(paths, total, accepted, n_rejected, n_blank, batches, last), meta
 
 
 def _append_parquet(files: list[Path], path: str) -> None:

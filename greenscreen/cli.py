@@ -1,6 +1,7 @@
 """The ``greenscreen`` command.
 
-Verbs: ``demo``, ``screen``, ``pack``, ``explain``, ``template``, ``rulebooks``. User mistakes
+Verbs: ``demo``, ``screen``, ``pack``, ``explain``, ``template``, ``rulebooks``, ``runs``
+(the run register: ``list``, ``show``, ``diff``, ``export``) and ``rescreen``. User mistakes
 (a missing file, a bad column, rejected rows in ``--strict`` mode) print a one-line message to
 stderr and exit non-zero without a traceback. Exit codes: 0 success, 1 an error in the input,
 the files or the output folder, 2 a usage error (an unknown option, a bad option value: click's
@@ -197,6 +198,15 @@ def demo(out_dir: Path, quiet: bool) -> None:
     help="Also write every project's pack (xlsx and html, with sensitivities) to OUT/packs.",
 )
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
+@click.option(
+    "--register",
+    "register_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Run register to record the run in (default: $GREENSCREEN_HOME/runs.duckdb, "
+    "~/.greenscreen/runs.duckdb).",
+)
+@click.option("--no-register", is_flag=True, help="Do not record the run in the run register.")
+@click.option("--analyst", help="Who ran it, for the run register (default: the OS user).")
 def screen(
     pipeline: Path,
     out_dir: Path,
@@ -219,6 +229,9 @@ def screen(
     workers: int,
     packs: bool,
     quiet: bool,
+    register_path: Path | None,
+    no_register: bool,
+    analyst: str | None,
 ) -> None:
     """Screen PIPELINE (CSV, Excel, Parquet, JSON) and write the results to --out."""
     options: dict[str, Any] = {
@@ -230,6 +243,26 @@ def screen(
         "appraisal": _appraisal_config(debt_profile, target_dscr, carbon_price, discount_rate),
         "sensitivities": sensitivities or packs,  # packs show the tornado
     }
+    if register_path is not None and no_register:
+        raise click.UsageError("--register and --no-register exclude each other")
+    # what the register records of the command line (configuration comes from the result)
+    _REGISTRATION.update(
+        enabled=not no_register,
+        path=register_path,
+        analyst=analyst,
+        started=_utc_now(),
+        options={
+            "rulebooks": str(rulebook_dir.resolve()) if rulebook_dir else None,
+            "funding_cost": funding_cost,
+            "sensitivities": sensitivities or packs,
+            "sheet": sheet,
+            "encoding": encoding,
+            "lang": lang,
+            "portfolio_max_rows": portfolio_max_rows,
+            "packs": packs,
+            "batch_rows": batch_rows,
+        },
+    )
     if batch_rows is not None:
         if packs:
             raise click.UsageError(
@@ -616,6 +649,8 @@ def _screen_batched(
     say(f"outputs in {out_dir.resolve()}:")
     for path in run.paths.values():
         say(f"  {path}")
+    if run.result is not None:
+        _record_run(run.result, out_dir, source, say)
     say(f"done in {time.perf_counter() - started:.2f} s")
     if strict and run.n_rejected:
         rejects = run.paths["rejects"]
@@ -751,6 +786,7 @@ def _screen(
     else:
         say(f"  {paths['portfolio_html']}  (report; for its pack links: --packs)")
     say(f"  {paths['run']}  (input hash, column mapping, counts)")
+    _record_run(result, out_dir, source, say)
     say(f"done in {time.perf_counter() - started:.2f} s")
     if strict and pipeline.rejects.height:
         click.echo(
@@ -758,6 +794,227 @@ def _screen(
             err=True,
         )
         sys.exit(EXIT_REJECTS)
+
+
+#: set by ``screen``: whether and where to register the run (``demo`` does not register)
+_REGISTRATION: dict[str, Any] = {"enabled": False}
+
+
+def _utc_now() -> Any:
+    import datetime as dt
+
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+def _record_run(result: Any, out_dir: Path, source: Path, say: Callable[..., None]) -> None:
+    """Record a finished run in the run register (after its outputs are in place: a run that
+    failed is not registered). A register that cannot be written is an error (exit 1): the
+    audit trail is the point; --no-register skips it."""
+    if not _REGISTRATION.get("enabled"):
+        return
+    from greenscreen.register import open as open_register
+
+    register = open_register(_REGISTRATION.get("path"))
+    try:
+        run_id = result.register(
+            register,
+            out_dir=out_dir,
+            input_path=source,
+            analyst=_REGISTRATION.get("analyst"),
+            options=_REGISTRATION.get("options"),
+            started=_REGISTRATION.get("started"),
+        )
+    except GreenscreenError as exc:
+        raise GreenscreenError(
+            f"the outputs were written to {out_dir} but the run was not registered: {exc}"
+        ) from exc
+    say(f"registered as run {run_id} in {register.path}")
+
+
+_register_option = click.option(
+    "--register",
+    "register_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The run register (default: $GREENSCREEN_HOME/runs.duckdb, ~/.greenscreen/runs.duckdb).",
+)
+
+
+@cli.group()
+def runs() -> None:
+    """The run register: list, show, compare and export recorded runs.
+
+    RUN is a run id or a unique prefix of one, latest, or latest~N (N runs before latest)."""
+
+
+@runs.command("list")
+@_register_option
+@click.option("--input", "input_", help="Input file name (part of it) or SHA-256 prefix.")
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), help="Finished on or after (UTC).")
+@click.option("--until", type=click.DateTime(["%Y-%m-%d"]), help="Finished on or before (UTC).")
+@click.option("--analyst", help="Runs by this analyst.")
+def runs_list(
+    register_path: Path | None,
+    input_: str | None,
+    since: Any,
+    until: Any,
+    analyst: str | None,
+) -> None:
+    """List registered runs, newest first."""
+    from greenscreen.register import open as open_register
+
+    register = open_register(register_path)
+    frame = register.list(
+        input=input_,
+        since=since.date() if since else None,
+        until=until.date() if until else None,
+        analyst=analyst,
+    )
+    table = Table("run", "finished (UTC)", "analyst", "host", "version", "input", "sha256")
+    for name in ("projects", "rejected", "rescreen of"):
+        table.add_column(name, justify="left" if name == "rescreen of" else "right")
+    for rec in frame.iter_rows(named=True):
+        table.add_row(
+            rec["run_id"],
+            str(rec["finished_utc"]),
+            rec["analyst"],
+            rec["host"],
+            rec["version"],
+            rec["input_name"],
+            (rec["input_sha256"] or "")[:12],
+            f"{rec['projects'] or 0:,}",
+            f"{rec['rejected'] or 0:,}",
+            rec["parent_run"] or "",
+        )
+    _out.print(table)
+    _out.print(f"{frame.height} runs in {register.path}")
+
+
+@runs.command("show")
+@click.argument("run")
+@_register_option
+def runs_show(run: str, register_path: Path | None) -> None:
+    """Show a run: who, when, input, tool version, options, counts, rules and factor files."""
+    import json
+
+    from greenscreen.register import open as open_register
+
+    register = open_register(register_path)
+    info = register.get(run).row(0, named=True)
+    for key in ("run_id", "started_utc", "finished_utc", "analyst", "host", "version"):
+        _out.print(f"{key:>14}: {info[key]}")
+    _out.print(f"{'input':>14}: {info['input_name']} ({info['input_path'] or 'no path'})")
+    stored = "stored in the register" if info["input_stored"] else "referenced by path"
+    _out.print(f"{'input sha256':>14}: {info['input_sha256']} ({stored})")
+    _out.print(f"{'outputs':>14}: {info['out_dir'] or '-'}")
+    if info["parent_run"]:
+        _out.print(f"{'rescreen of':>14}: {info['parent_run']}")
+    counts = json.loads(info["counts"] or "{}")
+    _out.print(f"{'counts':>14}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+    _out.print(f"{'decisions':>14}: {info['decisions'] or 0:,}")
+    options = json.loads(info["options"] or "{}")
+    table = Table("option", "value", title="options")
+    for key, value in options.items():
+        table.add_row(key, json.dumps(value, ensure_ascii=False))
+    _out.print(table)
+    table = Table("kind", "id", "version", "file", "sha256", title="rules and factors")
+    for rec in register.sources(info["run_id"]).iter_rows(named=True):
+        table.add_row(rec["kind"], rec["id"], rec["version"], rec["file"], rec["sha256"])
+    _out.print(table)
+
+
+@runs.command("diff")
+@click.argument("run_a")
+@click.argument("run_b")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Directory for diff.parquet, diff.xlsx and diff.html.",
+)
+@_register_option
+def runs_diff(run_a: str, run_b: str, out_dir: Path, register_path: Path | None) -> None:
+    """Compare two runs: status migrations per rulebook and every changed project, with causes."""
+    from greenscreen.register import open as open_register
+
+    compared = open_register(register_path).diff(run_a, run_b)
+    paths = compared.write(out_dir)
+    _out.print(compared.summary(), markup=False)
+    _out.print(f"wrote {', '.join(str(p) for p in paths.values())}")
+
+
+@runs.command("export")
+@click.argument("run")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Directory to write the run's outputs to.",
+)
+@_register_option
+def runs_export(run: str, out_dir: Path, register_path: Path | None) -> None:
+    """Write a run's outputs again from the register (packs: greenscreen pack)."""
+    from greenscreen.register import open as open_register
+
+    paths = open_register(register_path).export(run, out_dir)
+    _out.print(f"wrote {len(paths)} files to {out_dir.resolve()}")
+
+
+@cli.command()
+@click.argument("run")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Directory for the new run's outputs.",
+)
+@click.option(
+    "--rulebooks",
+    "rulebook_dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Rulebook directory to screen with (default: the run's own, as it is now).",
+)
+@click.option(
+    "--as-of",
+    type=click.DateTime(["%Y-%m-%d"]),
+    help="Screen every project as if approved on this date (selects rule versions).",
+)
+@click.option(
+    "--diff-out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory for the diff against the original run (default: OUT-diff).",
+)
+@_register_option
+@click.option("--analyst", help="Who ran it (default: the OS user).")
+def rescreen(
+    run: str,
+    out_dir: Path,
+    rulebook_dir: Path | None,
+    as_of: Any,
+    diff_out: Path | None,
+    register_path: Path | None,
+    analyst: str | None,
+) -> None:
+    """Screen a registered run's input again (other rules, another date), register it and diff
+    it against the original."""
+    from greenscreen.register import open as open_register
+    from greenscreen.register import rescreen as run_rescreen
+
+    register = open_register(register_path)
+    _, run_id, compared = run_rescreen(
+        register,
+        run,
+        out_dir,
+        rulebooks=rulebook_dir.resolve() if rulebook_dir else None,
+        as_of=as_of.date() if as_of else None,
+        analyst=analyst,
+        diff_out=diff_out,
+    )
+    _out.print(f"outputs in {out_dir.resolve()}; registered as run {run_id}")
+    _out.print(compared.summary(), markup=False)
+    _out.print(f"diff in {(diff_out or out_dir.with_name(out_dir.name + '-diff')).resolve()}")
 
 
 def _emissions_config(policy: str, series: str, factors_dir: Path | None = None) -> Any:

@@ -189,6 +189,15 @@ class ScreenResult:
             del paths["sensitivities"]
         return paths
 
+    def register(self, register: Any = None, **details: Any) -> str:
+        """Record this run in the run register (a path, a :class:`greenscreen.register.Register`
+        or, by default, ``$GREENSCREEN_HOME/runs.duckdb``) and return its run id; ``details``
+        as :func:`greenscreen.register.register_run` (``out_dir``, ``input_path``,
+        ``analyst``, ``options``). Lives in its own module: screening needs no database."""
+        from greenscreen.register import register_run
+
+        return register_run(self, register, **details)
+
     def subset(self, project_ids: Sequence[str]) -> ScreenResult:
         """The same run restricted to some projects: what their packs need, small enough to
         hand to another process. Run-level records (rejects, counts, versions) are kept."""

@@ -22,6 +22,19 @@ GOOD_ROWS = [
     ("P09", "nuclear", "福建", "1200", "14000000000", "2025-11-30"),
     ("P10", "biogas", "河南", "2", "28000000", "2025-11-03"),
 ]
+
+
+@pytest.fixture(autouse=True)
+def _greenscreen_home(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """Every test (and every CLI subprocess, which inherits the environment) registers its runs
+    in a register of its own, never in the real ~/.greenscreen."""
+    home = tmp_path_factory.mktemp("greenscreen-home")
+    monkeypatch.setenv("GREENSCREEN_HOME", str(home))
+    return home
+
+
 HEADER = ("project_id", "activity", "province", "capacity_mw", "loan_amount", "approval_date")
 
 
