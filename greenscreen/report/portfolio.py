@@ -39,6 +39,13 @@ CROSSWALK = ("cn_gbepc_2021", "cn_gfsp_2025")
 _TOTALLED = ("loan_amount", "avoided_tco2e_per_year")
 
 
+def _stable_sum(column: str) -> pl.Expr:
+    """A sum the same in every run: a parallel group-by adds in varying order, and the last
+    bits of a float total differ (5838279.8196 / 5838279.819599999), so workbooks written
+    twice would differ. Rounded to 1e-6, far below any figure shown."""
+    return pl.col(column).fill_nan(None).sum().cast(pl.Float64).round(6).alias(column)
+
+
 def status_totals(results: pl.LazyFrame, rulebooks: list[str]) -> pl.DataFrame:
     """Projects, loan amount and avoided tCO2e per rulebook × status (the figures green-loan
     statistics report), one aggregation over the results however large."""
@@ -49,7 +56,7 @@ def status_totals(results: pl.LazyFrame, rulebooks: list[str]) -> pl.DataFrame:
             schema={"rulebook": pl.String, "status": pl.String, "projects": pl.UInt32}
             | dict.fromkeys(_TOTALLED, pl.Float64)
         )
-    sums = [pl.col(c).fill_nan(None).sum().cast(pl.Float64) for c in _TOTALLED if c in present]
+    sums = [_stable_sum(c) for c in _TOTALLED if c in present]
     return pl.concat(
         [
             results.group_by(pl.col(f"{b}__status").alias("status"))
@@ -69,11 +76,7 @@ def crosswalk(results: pl.LazyFrame) -> pl.DataFrame | None:
     present = set(results.collect_schema().names())
     if legacy not in present or current not in present:
         return None
-    loans = (
-        [pl.col("loan_amount").fill_nan(None).sum().cast(pl.Float64)]
-        if ("loan_amount" in present)
-        else []
-    )
+    loans = [_stable_sum("loan_amount")] if ("loan_amount" in present) else []
     return (
         results.group_by(pl.col(legacy).alias("legacy"), pl.col(current).alias("current"))
         .agg(pl.len().alias("projects"), *loans)
@@ -251,7 +254,8 @@ def _summary(
         if name == "project_id":
             formula, value = f"=COUNTA({column(name)})", table.height
         else:
-            formula, value = f"=SUM({column(name)})", float(table[name].sum() or 0)
+            formula = f"=SUM({column(name)})"
+            value = float(table.select(_stable_sum(name)).item() or 0)
         sheet.write_string(row, 0, label, bold)
         sheet.write_formula(row, 1, formula if table.height else "=0", fmt, value or 0)
         row += 1
@@ -298,8 +302,8 @@ def _summary(
             .group_by(key)
             .agg(
                 pl.len().alias("projects"),
-                pl.col("loan_amount").sum(),
-                pl.col("avoided_tco2e_per_year").sum(),
+                _stable_sum("loan_amount"),
+                _stable_sum("avoided_tco2e_per_year"),
             )
             .sort(key)
         )
