@@ -40,6 +40,8 @@ from greenscreen._resources import data_file
 from greenscreen.errors import GreenscreenError, PipelineError
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from greenscreen.report import PackList
     from greenscreen.run import ScreenResult
 
@@ -407,6 +409,17 @@ def template(out: Path, force: bool, kind: str) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Or results.parquet of a previous `greenscreen screen --out` (not screened again).",
 )
+@click.option(
+    "--run",
+    "run_ref",
+    help="A registered run whose results to report on (id, prefix, latest, latest~1).",
+)
+@click.option(
+    "--register",
+    "register_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The run register for --run (default: $GREENSCREEN_HOME/runs.duckdb).",
+)
 @click.option("--period", required=True, help="Reporting period: 2026-Q3, 2026-H1 or 2026.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True)
 @click.option("--total-loans", type=float, help="The bank's total loans [CNY] for JR/T 0227.")
@@ -418,6 +431,8 @@ def report(
     book: Path,
     pipeline: Path | None,
     results: Path | None,
+    run_ref: str | None,
+    register_path: Path | None,
     period: str,
     out_dir: Path,
     total_loans: float | None,
@@ -427,10 +442,17 @@ def report(
     quiet: bool,
 ) -> None:
     """Periodic green-finance reports over the loan BOOK (loan book template v1)."""
+    registered = None
+    if run_ref is not None:  # the results of a run in the register (greenscreen runs list)
+        if pipeline is not None or results is not None:
+            raise click.UsageError("give one of --pipeline, --results or --run")
+        from greenscreen import register
+
+        registered = register.open(register_path).results(run_ref)
     _report(
         book,
         pipeline,
-        results,
+        results if registered is None else registered,
         period,
         out_dir,
         total_loans,
@@ -443,7 +465,7 @@ def report(
 def _report(
     book: Path,
     pipeline: Path | None,
-    results: Path | None,
+    results: Path | pl.DataFrame | None,
     period: str,
     out_dir: Path,
     total_loans: float | None,
@@ -454,7 +476,9 @@ def _report(
     from greenscreen.report.book import report_book, write_report
 
     if (pipeline is None) == (results is None):
-        raise click.UsageError("give one of --pipeline PIPELINE or --results RESULTS.parquet")
+        raise click.UsageError(
+            "give one of --pipeline PIPELINE, --results RESULTS.parquet or --run RUN"
+        )
     say = (lambda *a: None) if quiet else _out.print
     made = report_book(
         book,

@@ -434,3 +434,27 @@ def test_cli_report_and_loan_template(tmp_path: Path) -> None:
         assert column in columns
     html = (out / "report.html").read_text(encoding="utf-8")
     assert "<script" not in html and "碳减排贷款信息披露表" in html
+
+
+def test_report_on_a_registered_run_equals_the_report_on_its_results(tmp_path: Path) -> None:
+    """Issue 21: `greenscreen report BOOK --run RUN` takes the screened results from the run
+    register (issue 20): the same tables as `--results out/results.parquet`."""
+    from conftest import run_cli
+
+    sample = str(data_file("sample_pipeline.csv"))
+    loans = str(data_file("sample_loans.csv"))
+    register = str(tmp_path / "runs.duckdb")
+    done = run_cli("screen", sample, "--out", str(tmp_path / "o"), "-q", "--register", register)
+    assert done.returncode == 0, done.stderr
+    for name, source in (
+        ("by-run", ["--run", "latest", "--register", register]),
+        ("by-file", ["--results", str(tmp_path / "o" / "results.parquet")]),
+    ):
+        done = run_cli(
+            "report", loans, *source, "--period", "2026-Q3", "--out", str(tmp_path / name), "-q"
+        )
+        assert done.returncode == 0, done.stderr
+    for table in ("loans.parquet", "green_loan_statistics.parquet", "cerf_disclosure.parquet"):
+        a = pl.read_parquet(tmp_path / "by-run" / table)
+        b = pl.read_parquet(tmp_path / "by-file" / table)
+        assert a.equals(b), table
