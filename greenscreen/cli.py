@@ -100,6 +100,101 @@ def demo(out_dir: Path, quiet: bool) -> None:
     )
 
 
+# The options that decide a run's figures, shared by every verb that screens (screen, pack,
+# explain): a pack written after `screen --debt-profile sculpted` computes what the results say
+# when given the same options.
+_RUN_OPTIONS = [
+    click.option(
+        "--rulebooks",
+        "rulebook_dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Your rulebook directory: replaces (same id) or extends the bundled rulebooks.",
+    ),
+    click.option(
+        "--grid-policy",
+        type=click.Choice(["combined_margin", "grid_average"]),
+        default="combined_margin",
+        show_default=True,
+        help="Grid factor for avoided emissions: CCER/CDM combined margin, or an MEE average.",
+    ),
+    click.option(
+        "--grid-series",
+        default="mee_nbs_average:2023",
+        show_default=True,
+        help="SERIES:YEAR for --grid-policy grid_average (see greenscreen/data/factors).",
+    ),
+    click.option(
+        "--debt-profile",
+        type=click.Choice(["annuity", "equal_principal", "sculpted"]),
+        default="annuity",
+        show_default=True,
+        help="Loan repayment profile for the appraisal.",
+    ),
+    click.option(
+        "--target-dscr",
+        type=float,
+        default=1.30,
+        show_default=True,
+        help="For --debt-profile sculpted.",
+    ),
+    click.option(
+        "--carbon-price",
+        type=float,
+        default=0.0,
+        show_default=True,
+        help="Carbon revenue price per tCO2e (e.g. 61.05, the CEA close of 2023-07-30).",
+    ),
+    click.option(
+        "--discount-rate",
+        type=float,
+        help="Default discount rate where a project gives none (default 0.06).",
+    ),
+    click.option(
+        "--funding-cost",
+        type=click.FloatRange(0, 1),
+        help="The bank's funding cost (fraction, e.g. 0.025) for the CERF relending benefit.",
+    ),
+    click.option(
+        "--factors",
+        "factors_dir",
+        type=click.Path(file_okay=False, exists=True, path_type=Path),
+        help="Directory with your own factor files (grid_factors.csv, grid_regions.csv, …).",
+    ),
+    click.option("--sheet", help="Excel sheet name (default: 'pipeline', else the first sheet)."),
+    click.option("--encoding", help="CSV encoding (default: UTF-8, else GBK/GB18030)."),
+]
+
+
+def _run_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(_RUN_OPTIONS):
+        command = option(command)
+    return command
+
+
+def _screen_options(
+    rulebook_dir: Path | None,
+    grid_policy: str,
+    grid_series: str,
+    debt_profile: str,
+    target_dscr: float,
+    carbon_price: float,
+    discount_rate: float | None,
+    funding_cost: float | None,
+    factors_dir: Path | None,
+    sheet: str | None,
+    encoding: str | None,
+) -> dict[str, Any]:
+    """The keyword arguments of :func:`greenscreen.screen` for the run options."""
+    return {
+        "sheet": sheet,
+        "encoding": encoding,
+        "rulebooks": rulebook_dir,
+        "emissions": _emissions_config(grid_policy, grid_series, factors_dir),
+        "subsidies": _subsidy_config(funding_cost),
+        "appraisal": _appraisal_config(debt_profile, target_dscr, carbon_price, discount_rate),
+    }
+
+
 @cli.command()
 @click.argument("pipeline", type=click.Path(path_type=Path))
 @click.option(
@@ -111,68 +206,11 @@ def demo(out_dir: Path, quiet: bool) -> None:
 )
 @click.option("--strict", is_flag=True, help="Exit with status 4 if any row is rejected.")
 @click.option(
-    "--rulebooks",
-    "rulebook_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Your rulebook directory: replaces (same id) or extends the bundled rulebooks.",
-)
-@click.option(
-    "--grid-policy",
-    type=click.Choice(["combined_margin", "grid_average"]),
-    default="combined_margin",
-    show_default=True,
-    help="Grid factor for avoided emissions: CCER/CDM combined margin, or an MEE average.",
-)
-@click.option(
-    "--grid-series",
-    default="mee_nbs_average:2023",
-    show_default=True,
-    help="SERIES:YEAR for --grid-policy grid_average (see greenscreen/data/factors).",
-)
-@click.option(
-    "--debt-profile",
-    type=click.Choice(["annuity", "equal_principal", "sculpted"]),
-    default="annuity",
-    show_default=True,
-    help="Loan repayment profile for the appraisal.",
-)
-@click.option(
-    "--target-dscr",
-    type=float,
-    default=1.30,
-    show_default=True,
-    help="For --debt-profile sculpted.",
-)
-@click.option(
-    "--carbon-price",
-    type=float,
-    default=0.0,
-    show_default=True,
-    help="Carbon revenue price per tCO2e (e.g. 61.05, the CEA close of 2023-07-30).",
-)
-@click.option(
-    "--discount-rate",
-    type=float,
-    help="Default discount rate where a project gives none (default 0.06).",
-)
-@click.option(
     "--sensitivities",
     is_flag=True,
     help="Also compute the tornado table (±10 % capex, tariff, generation, opex; carbon prices).",
 )
-@click.option(
-    "--funding-cost",
-    type=click.FloatRange(0, 1),
-    help="The bank's funding cost (fraction, e.g. 0.025) for the CERF relending benefit.",
-)
-@click.option(
-    "--factors",
-    "factors_dir",
-    type=click.Path(file_okay=False, exists=True, path_type=Path),
-    help="Directory with your own factor files (grid_factors.csv, grid_regions.csv, …).",
-)
-@click.option("--sheet", help="Excel sheet name (default: 'pipeline', else the first sheet).")
-@click.option("--encoding", help="CSV encoding (default: UTF-8, else GBK/GB18030).")
+@_run_options
 @click.option(
     "--portfolio-max-rows",
     type=int,
@@ -213,18 +251,7 @@ def screen(
     pipeline: Path,
     out_dir: Path,
     strict: bool,
-    rulebook_dir: Path | None,
-    grid_policy: str,
-    grid_series: str,
-    debt_profile: str,
-    target_dscr: float,
-    carbon_price: float,
-    discount_rate: float | None,
     sensitivities: bool,
-    funding_cost: float | None,
-    factors_dir: Path | None,
-    sheet: str | None,
-    encoding: str | None,
     portfolio_max_rows: int,
     lang: str,
     batch_rows: int | None,
@@ -234,17 +261,13 @@ def screen(
     register_path: Path | None,
     no_register: bool,
     analyst: str | None,
+    **run: Any,
 ) -> None:
     """Screen PIPELINE (CSV, Excel, Parquet, JSON) and write the results to --out."""
-    options: dict[str, Any] = {
-        "sheet": sheet,
-        "encoding": encoding,
-        "rulebooks": rulebook_dir,
-        "emissions": _emissions_config(grid_policy, grid_series, factors_dir),
-        "subsidies": _subsidy_config(funding_cost),
-        "appraisal": _appraisal_config(debt_profile, target_dscr, carbon_price, discount_rate),
-        "sensitivities": sensitivities or packs,  # packs show the tornado
-    }
+    options = _screen_options(**run)
+    options["sensitivities"] = sensitivities or packs  # packs show the tornado
+    rulebook_dir, funding_cost = run["rulebook_dir"], run["funding_cost"]
+    sheet, encoding = run["sheet"], run["encoding"]
     if register_path is not None and no_register:
         raise click.UsageError("--register and --no-register exclude each other")
     # what the register records of the command line (configuration comes from the result)
@@ -302,8 +325,7 @@ def screen(
     show_default=True,
     help="Comma-separated: xlsx, html, pdf (pdf: the HTML pack printed by headless Chromium).",
 )
-@click.option("--rulebooks", "rulebook_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--sheet", help="Excel sheet name.")
+@_run_options
 @_workers_option
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
 def pack(
@@ -313,12 +335,12 @@ def pack(
     out_dir: Path,
     lang: str,
     formats: str,
-    rulebook_dir: Path | None,
-    sheet: str | None,
     workers: int,
     quiet: bool,
+    **run: Any,
 ) -> None:
-    """Write appraisal packs (Excel with live formulas, HTML) for --project ID … or --all."""
+    """Write appraisal packs (Excel with live formulas, HTML, PDF) for --project ID … or --all,
+    with the same run options as ``screen`` (rulebooks, factors, debt profile, prices)."""
     from greenscreen.run import screen as run_screen
 
     if not project_ids and not all_projects:
@@ -331,7 +353,7 @@ def pack(
         )
     if not wanted:
         raise click.BadParameter("give at least one of xlsx, html, pdf", param_hint="--format")
-    result = run_screen(pipeline, rulebooks=rulebook_dir, sheet=sheet, sensitivities=True)
+    result = run_screen(pipeline, **_screen_options(**run), sensitivities=True)
     ids = None if all_projects else list(project_ids)
     paths = _write_packs(result, out_dir, ids, lang, tuple(sorted(wanted)), quiet, workers)
     if not quiet:
@@ -618,17 +640,14 @@ def _programme_table(programmes: list[Any]) -> None:
 @cli.command()
 @click.argument("pipeline", type=click.Path(path_type=Path))
 @click.option("--project", "project_id", required=True, help="project_id to explain.")
-@click.option("--rulebooks", "rulebook_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--sheet", help="Excel sheet name.")
+@_run_options
 @click.option("--lang", type=click.Choice(["en", "zh"]), default="en", show_default=True)
-def explain(
-    pipeline: Path, project_id: str, rulebook_dir: Path | None, sheet: str | None, lang: str
-) -> None:
+def explain(pipeline: Path, project_id: str, lang: str, **run: Any) -> None:
     """Print the decision trace of one project: status, item and every criterion."""
     from greenscreen.run import explain as explain_project
     from greenscreen.run import screen as run_screen
 
-    result = run_screen(pipeline, rulebooks=rulebook_dir, sheet=sheet)
+    result = run_screen(pipeline, **_screen_options(**run))
     _out.print(explain_project(result, project_id, lang=lang), markup=False)
 
 

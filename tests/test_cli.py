@@ -134,3 +134,28 @@ def test_output_files_follow_the_umask(tmp_path: Path) -> None:
     assert len(files) > 35  # the outputs and the packs
     for path in files:
         assert path.stat().st_mode & 0o777 == 0o644, path.name
+
+
+def test_pack_takes_the_same_run_options_as_screen(tmp_path: Path) -> None:
+    """Issue 17 finding 5: a pack written with `--debt-profile sculpted --carbon-price 61.05`
+    shows the figures `screen` computed with them (before, pack had no such options and
+    silently used the defaults)."""
+    import openpyxl
+    import polars as pl
+
+    from greenscreen._resources import data_file
+
+    sample = str(data_file("sample_pipeline.csv"))
+    options = ("--debt-profile", "sculpted", "--carbon-price", "61.05")
+    done = run_cli("screen", sample, "--out", str(tmp_path / "o"), "-q", "--no-register", *options)
+    assert done.returncode == 0, done.stderr
+    done = run_cli("pack", sample, "--project", "GS-004", "--out", str(tmp_path / "p"), *options)
+    assert done.returncode == 0, done.stderr
+    row = pl.read_parquet(tmp_path / "o" / "results.parquet").filter(
+        pl.col("project_id") == "GS-004"
+    )
+    book = openpyxl.load_workbook(tmp_path / "p" / "GS-004.xlsx", data_only=True)
+    sheet, ref = next(iter(book.defined_names["cf_min_dscr"].destinations))
+    assert book[sheet][ref.replace("$", "")].value == pytest.approx(row["min_dscr"][0], rel=1e-9)
+    sheet, ref = next(iter(book.defined_names["cf_npv"].destinations))
+    assert book[sheet][ref.replace("$", "")].value == pytest.approx(row["npv"][0], rel=1e-9)
