@@ -282,11 +282,13 @@ def estimate(projects: pl.DataFrame, config: EmissionsConfig | None = None) -> p
         "avoided_tco2e_per_year",
         "avoided_tco2e_first_year",
         "avoided_tco2e_lifetime",
+        "first_year_fraction",
         "grid_ef_tco2_per_mwh",
         "ef_series",
         "ef_vintage",
         "ef_region",
         "ef_weights",
+        "ef_w_om",
         "ef_verification",
         "ef_source",
         "attributable_share",
@@ -437,6 +439,18 @@ def _with_grid_factor(
         .when(pl.col("grid_ef_tco2_per_mwh").is_null() & has_published)
         .then(published_weights)
         .alias("ef_weights"),
+        # the operating-margin weight as a number, for whatever recomputes the factor (the
+        # Excel pack): null where no combined margin was formed
+        pl.when(pl.col("grid_ef_tco2_per_mwh").is_null() & override_cm)
+        .then(w_om)
+        .when(
+            pl.col("grid_ef_tco2_per_mwh").is_null()
+            & has_published
+            & pl.lit(config.policy == "combined_margin")
+        )
+        .then(w_om)
+        .cast(pl.Float64)
+        .alias("ef_w_om"),
         pl.when(pl.col("grid_ef_tco2_per_mwh").is_not_null() | override_cm)
         .then(pl.lit("project"))
         .when(has_published)
@@ -620,6 +634,7 @@ def _with_lifetime(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(
         (energy * f1).alias("avoided_tco2e_first_year"),
         (energy * factor).alias("avoided_tco2e_lifetime"),
+        f1.alias("first_year_fraction"),
     )
 
 

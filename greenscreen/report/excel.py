@@ -319,8 +319,7 @@ class _Pack:
         sheet.set_column(2, 2, 70)
         sheet.write_row(0, 0, [t("metric", lang), t("value", lang), t("source", lang)], self.f["h"])
         method = r.get("emissions_method")
-        weights = r.get("ef_weights") or ""
-        w_om = 0.75 if "OM 0.75" in weights else 0.5
+        w_om = r.get("ef_w_om")  # the engine's weight (null: no combined margin was formed)
         rows: list[tuple[str, str, Any, str]] = [
             (
                 "em_method",
@@ -379,9 +378,7 @@ class _Pack:
         self.name("em_avoided", self.sheet_names["emissions"], row, 1)
         row += 1
         cod = r.get("cod")
-        f1 = 1.0
-        if isinstance(cod, dt.date):
-            f1 = min(((dt.date(cod.year, 12, 31) - cod).days + 1) / 365.0, 1.0)
+        f1 = self.number(r.get("first_year_fraction"), 1.0)  # the engine's, not recomputed
         self.text(sheet, row, 0, t("f1", lang), self.f["label"])
         sheet.write_number(row, 1, f1, self.f["ratio"])
         self.text(sheet, row, 2, f"cod = {cod}")
