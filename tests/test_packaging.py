@@ -97,3 +97,21 @@ def test_installed_wheel_finds_its_data_and_runs_the_demo(wheel: Path, tmp_path:
     )
     assert demo.returncode == 0, demo.stderr
     assert (tmp_path / "out" / "results.parquet").is_file()
+
+
+def test_the_run_layer_does_not_import_the_report_layer() -> None:
+    """Issue 17 finding 1: screening and its data files need no report module; the report
+    layer reads a ScreenResult. And `import greenscreen` alone loads neither (lazy names)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, greenscreen\n"
+        "assert 'greenscreen.run' not in sys.modules and 'polars' not in sys.modules\n"
+        "import greenscreen.run\n"
+        "leaked = [m for m in sys.modules if m.startswith('greenscreen.report')]\n"
+        "assert not leaked, leaked\n"
+        "assert greenscreen.screen is greenscreen.run.screen\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
