@@ -1166,12 +1166,24 @@ def _print_rejects(rejects: Any, limit: int = 20, *, to_file: bool = True) -> No
         _out.print(f"… and {rejects.height - limit} more{where}")
 
 
+_INTERRUPTED = threading.Event()
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    """Ctrl-C or SIGTERM: remember it, then interrupt as Python does. A polars query running
+    at that moment reports the interrupt as ``RuntimeError: Query interrupted``; the flag
+    lets that be an interruption (exit 130), not a bug."""
+    _INTERRUPTED.set()
+    signal.default_int_handler(signum, frame)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: maps errors to messages and exit codes."""
     if threading.current_thread() is threading.main_thread():
         # SIGTERM stops a run like Ctrl-C: its hidden output folder is removed, the previous
         # outputs stay (SIGKILL cannot be caught; the next run removes what it leaves)
-        signal.signal(signal.SIGTERM, signal.default_int_handler)
+        signal.signal(signal.SIGINT, _interrupt)
+        signal.signal(signal.SIGTERM, _interrupt)
     try:
         code = cli.main(args=argv, prog_name="greenscreen", standalone_mode=False)
     except click.exceptions.Abort:
@@ -1190,6 +1202,9 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("interrupted", err=True)
         code = EXIT_INTERRUPTED
     except Exception as exc:  # a bug in greenscreen, not a user mistake
+        if _INTERRUPTED.is_set():  # …unless a signal interrupted a library mid-call
+            click.echo("interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
         if os.environ.get("GREENSCREEN_DEBUG"):
             traceback.print_exc()
         click.echo(

@@ -100,7 +100,7 @@ def test_an_interrupted_write_leaves_the_previous_set(
     def interrupted(*args: Any, **kwargs: Any) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("greenscreen.run.write_portfolio", interrupted)
+    monkeypatch.setattr("greenscreen.report.write_portfolio", interrupted)
     with pytest.raises(KeyboardInterrupt):
         second.write(out)
     assert tree(out) == before
