@@ -18,7 +18,10 @@ executors with the job: no shared file system is assumed.
 from __future__ import annotations
 
 import hashlib
+import os
 import pickle
+import shutil
+import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -29,16 +32,20 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 import pyarrow as pa
 
+from greenscreen._outputs import output_set
 from greenscreen.appraisal import AppraisalConfig
 from greenscreen.emissions import _FACTOR_FILES, EmissionsConfig, load_factors
-from greenscreen.errors import GreenscreenError
+from greenscreen.errors import GreenscreenError, PipelineError
 from greenscreen.io import Pipeline, duplicate_id_rejects, read_pipeline
 from greenscreen.rulebook import Rulebook
 from greenscreen.run import ScreenResult, resolve_rulebooks, screen
 from greenscreen.subsidy import SubsidyConfig
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame
+    from pyspark.sql import DataFrame, SparkSession
+
+    from greenscreen.batch import BatchRun
+    from greenscreen.report.labels import Lang
 
 __all__ = ["SparkScreenResult", "screen_spark", "screen_spark_file"]
 
@@ -251,6 +258,112 @@ def screen_spark(
         else:  # no chunk (an empty input): the columns of the empty run
             schemas[kind] = _arrow(_tables(probe)[kind]).schema
     return SparkScreenResult(packed, schemas, id_column, probe)
+
+
+def screen_spark_file(
+    path: str | Path,
+    out_dir: str | Path,
+    *,
+    master: str | None = None,
+    lang: Lang = "en",
+    spark: SparkSession | None = None,
+    **options: Any,
+) -> BatchRun:
+    """Screen a Parquet pipeline file on Spark and write the usual outputs to ``out_dir``
+    (``greenscreen screen --engine spark``): Spark writes each table's parts in input order,
+    and they are assembled, with rejects.csv, portfolio.html and run.json, as batch mode does.
+    ``options`` are :func:`screen_spark`'s; a session is started on ``master`` (default:
+    spark-submit's, else local) unless ``spark`` is given. ``out_dir`` must be a local path
+    of the driver (Spark's local mode, or a cluster whose executors share it)."""
+    from greenscreen.batch import _finish
+
+    source = Path(path)
+    if not source.is_file():
+        raise PipelineError(f"pipeline file not found: {source}")
+    if source.suffix.lower() != ".parquet":
+        raise PipelineError(
+            f"--engine spark reads a Parquet file, not {source.suffix or 'a file without suffix'};"
+            " convert it, or screen it without --engine spark"
+        )
+    for key in ("sheet", "encoding", "sensitivities"):  # no sheets, encodings or tornado here
+        options.pop(key, None)
+    session, started = (spark, False) if spark is not None else _session(master)
+    try:
+        with output_set(Path(out_dir)) as staged:
+            parts = staged.path / ".greenscreen-parts"
+            parts.mkdir()
+            try:
+                result = screen_spark(session.read.parquet(str(source.resolve())), **options)
+                try:
+                    counts = result.counts()
+                    rejects = _write_parts(result, parts)
+                    probe = result.probe
+                    info = replace(probe.pipeline.source, name=source.name, format="parquet")
+                    last = replace(probe, pipeline=replace(probe.pipeline, source=info))
+                    run, record = _finish(
+                        source,
+                        staged.path,
+                        parts,
+                        last,
+                        rejects,
+                        counts["input_rows"],
+                        counts["blank_rows_ignored"],
+                        1,
+                        lang,
+                    )
+                finally:
+                    result.unpersist()
+            finally:
+                shutil.rmtree(parts, ignore_errors=True)
+            record["counts"].pop("batches", None)  # Spark's partitions are not the run's
+            record["engine"] = "spark"
+            staged.commit(record)
+    finally:
+        if started:
+            session.stop()
+    out = Path(out_dir)
+    paths = {key: out / p.name for key, p in {**run.paths, "run": out / "run.json"}.items()}
+    return replace(run, paths=paths, batches=1)
+
+
+def _session(master: str | None) -> tuple[SparkSession, bool]:
+    """The active Spark session, else a new one (and whether it was started here); local
+    executors run this interpreter, so this greenscreen."""
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active, False
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    builder = SparkSession.builder.appName("greenscreen")
+    if master:
+        builder = builder.master(master)
+    if (master or "local").startswith("local"):  # not 200 shuffle tasks on one machine
+        builder = builder.config("spark.sql.shuffle.partitions", str(os.cpu_count() or 2))
+    # Parquet timestamps as pyarrow and polars write them (Spark's default is INT96)
+    builder = builder.config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
+    session = builder.config("spark.ui.showConsoleProgress", "false").getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
+    return session, True
+
+
+def _write_parts(result: SparkScreenResult, parts: Path) -> pl.DataFrame:
+    """Each table written by Spark in input order as ``parts/<kind>-NNNNN.parquet`` (the part
+    names batch mode assembles); the rejects returned, sorted as a single read sorts them."""
+    for kind in ("results", "decisions", "subsidies", "schedule"):
+        frame = result.table(kind, order=True)
+        folder = parts / f"spark-{kind}"
+        frame.orderBy(_CHUNK.name, _SEQ.name).drop(_CHUNK.name, _SEQ.name).write.parquet(
+            str(folder)
+        )
+        for k, file in enumerate(sorted(folder.glob("part-*.parquet"))):
+            file.rename(parts / f"{kind}-{k:05d}.parquet")
+    folder = parts / "spark-rejects"
+    result.rejects.orderBy("row", "field", "code").write.parquet(str(folder))
+    files = sorted(folder.glob("part-*.parquet"))
+    rejects = pl.concat([pl.read_parquet(f) for f in files], how="vertical_relaxed")
+    schema = _tables(result.probe)["rejects"].schema
+    return rejects.select(pl.col(name).cast(dtype) for name, dtype in schema.items())
 
 
 # --------------------------------------------------------------------------------------------
