@@ -28,7 +28,10 @@ from pyspark.sql import SparkSession  # noqa: E402
 from greenscreen.cli import cli  # noqa: E402
 from greenscreen.spark import SparkScreenResult, screen_spark  # noqa: E402
 
-pytestmark = pytest.mark.slow  # starts a JVM; about a minute in all
+pytestmark = [
+    pytest.mark.slow,  # starts a JVM and Spark jobs
+    pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas:FutureWarning"),
+]
 
 
 @pytest.fixture(scope="module")
