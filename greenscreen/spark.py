@@ -128,7 +128,10 @@ class SparkScreenResult:
         F = _pyspark()  # noqa: N806
         ids = self._unpack("ids")
         repeated = ids.groupBy("project_id").count().filter(F.col("count") > 1)
-        return ids.join(repeated.select("project_id"), "project_id", "inner")
+        copies = ids.join(repeated.select("project_id"), "project_id", "inner")
+        from pyspark import StorageLevel
+
+        return copies.persist(StorageLevel.MEMORY_AND_DISK)  # every table uses it
 
     def table(self, kind: str, *, order: bool = False) -> DataFrame:
         """One output by name; ``order`` adds ``__gs_chunk__`` and ``__gs_seq__`` (sorting by
@@ -136,7 +139,10 @@ class SparkScreenResult:
         if kind == "rejects":
             return self._rejects()
         frame = self._unpack(kind, order)
-        repeated = self._duplicates.select("project_id").distinct()
+        # broadcast: the table keeps its partitions and their order (no shuffle), so written
+        # parts follow the input; the ids repeated in a pipeline are few
+        F = _pyspark()  # noqa: N806
+        repeated = F.broadcast(self._duplicates.select("project_id").distinct())
         return frame.join(repeated, "project_id", "left_anti").select(*frame.columns)
 
     @property
@@ -192,6 +198,8 @@ class SparkScreenResult:
         }
 
     def unpersist(self) -> None:
+        if "_duplicates" in self.__dict__:
+            self._duplicates.unpersist()
         self.packed.unpersist()
 
 
@@ -214,8 +222,6 @@ def screen_spark(
     that comes out of a shuffle, whose order is not reproducible); it is not screened. The
     screen runs here, once; the result's tables are unpacked from its persisted output.
     """
-    from pyspark import StorageLevel
-
     if chunk_rows < 1:
         raise GreenscreenError("chunk_rows must be at least 1")
     books, programmes = resolve_rulebooks(rulebooks)  # rulebook errors: here, on the driver
@@ -248,6 +254,8 @@ def screen_spark(
     numbered = _numbered(df, row_numbers)
     shipped = df.sparkSession.sparkContext.broadcast(job)
     packed = numbered.mapInArrow(partial(_screen_partition, shipped=shipped), _PACKED)
+    from pyspark import StorageLevel
+
     packed = packed.persist(StorageLevel.DISK_ONLY)
     found = packed.select("kind", "schema").distinct().collect()  # runs the screen, once
     schemas = {}
@@ -348,14 +356,12 @@ def _session(master: str | None) -> tuple[SparkSession, bool]:
 
 
 def _write_parts(result: SparkScreenResult, parts: Path) -> pl.DataFrame:
-    """Each table written by Spark in input order as ``parts/<kind>-NNNNN.parquet`` (the part
+    """Each table written by Spark, in input order, as ``parts/<kind>-NNNNN.parquet`` (the part
     names batch mode assembles); the rejects returned, sorted as a single read sorts them."""
     for kind in ("results", "decisions", "subsidies", "schedule"):
-        frame = result.table(kind, order=True)
         folder = parts / f"spark-{kind}"
-        frame.orderBy(_CHUNK.name, _SEQ.name).drop(_CHUNK.name, _SEQ.name).write.parquet(
-            str(folder)
-        )
+        # no sort: part k is input partition k, in order (see SparkScreenResult.table)
+        result.table(kind).write.parquet(str(folder))
         for k, file in enumerate(sorted(folder.glob("part-*.parquet"))):
             file.rename(parts / f"{kind}-{k:05d}.parquet")
     folder = parts / "spark-rejects"
