@@ -80,6 +80,13 @@ class _Job:
     chunk_rows: int = CHUNK_ROWS
 
 
+@dataclass(frozen=True)
+class _Inline:
+    """A broadcast stand-in (``.value``) where there is no SparkContext to broadcast with."""
+
+    value: _Job
+
+
 _factor_dirs: dict[str, str] = {}  # per executor process: factor files digest -> folder
 
 
@@ -252,7 +259,10 @@ def screen_spark(
         "project_id",
     )
     numbered = _numbered(df, row_numbers)
-    shipped = df.sparkSession.sparkContext.broadcast(job)
+    try:
+        shipped: Any = df.sparkSession.sparkContext.broadcast(job)
+    except Exception:  # Spark Connect has no SparkContext: the job travels in the closure
+        shipped = _Inline(job)
     packed = numbered.mapInArrow(partial(_screen_partition, shipped=shipped), _PACKED)
     from pyspark import StorageLevel
 
@@ -301,7 +311,7 @@ def screen_spark_file(
             parts = staged.path / ".greenscreen-parts"
             parts.mkdir()
             try:
-                result = screen_spark(session.read.parquet(str(source.resolve())), **options)
+                result = screen_spark(session.read.parquet(source.resolve().as_uri()), **options)
                 try:
                     counts = result.counts()
                     rejects = _write_parts(result, parts)
@@ -361,11 +371,11 @@ def _write_parts(result: SparkScreenResult, parts: Path) -> pl.DataFrame:
     for kind in ("results", "decisions", "subsidies", "schedule"):
         folder = parts / f"spark-{kind}"
         # no sort: part k is input partition k, in order (see SparkScreenResult.table)
-        result.table(kind).write.parquet(str(folder))
+        result.table(kind).write.parquet(folder.as_uri())  # file:, not the cluster's FS
         for k, file in enumerate(sorted(folder.glob("part-*.parquet"))):
             file.rename(parts / f"{kind}-{k:05d}.parquet")
     folder = parts / "spark-rejects"
-    result.rejects.orderBy("row", "field", "code").write.parquet(str(folder))
+    result.rejects.orderBy("row", "field", "code").write.parquet(folder.as_uri())
     files = sorted(folder.glob("part-*.parquet"))
     rejects = pl.concat([pl.read_parquet(f) for f in files], how="vertical_relaxed")
     schema = _tables(result.probe)["rejects"].schema
