@@ -231,6 +231,16 @@ def _screen_options(
     help="Read and screen the file in batches of this many rows (UTF-8 CSV or Parquet): "
     "memory bounded by the batch, for pipelines larger than memory.",
 )
+@click.option(
+    "--engine",
+    type=click.Choice(["polars", "spark"]),
+    default="polars",
+    show_default=True,
+    help="spark: screen a Parquet file on Spark (pip install 'greenscreen[spark]').",
+)
+@click.option(
+    "--master", help="Spark master for --engine spark (default: spark-submit's, else local)."
+)
 @_workers_option
 @click.option(
     "--packs",
@@ -255,6 +265,8 @@ def screen(
     portfolio_max_rows: int,
     lang: str,
     batch_rows: int | None,
+    engine: str,
+    master: str | None,
     workers: int,
     packs: bool,
     quiet: bool,
@@ -288,6 +300,11 @@ def screen(
             "batch_rows": batch_rows,
         },
     )
+    if engine == "spark" or master:
+        if packs or batch_rows is not None or engine != "spark":
+            raise click.UsageError("--engine spark takes --master, not --packs or --batch-rows")
+        _screen_spark(pipeline, out_dir, master, strict, quiet, options, lang)
+        return
     if batch_rows is not None:
         if packs:
             raise click.UsageError(
@@ -694,6 +711,36 @@ def _screen_batched(
         say(f"  {path}")
     if run.result is not None:
         _record_run(run.result, out_dir, source, say)
+    say(f"done in {time.perf_counter() - started:.2f} s")
+    if strict and run.n_rejected:
+        rejects = run.paths["rejects"]
+        click.echo(f"error: {run.n_rejected} rows rejected (strict mode); see {rejects}", err=True)
+        sys.exit(EXIT_REJECTS)
+
+
+def _screen_spark(
+    source: Path,
+    out_dir: Path,
+    master: str | None,
+    strict: bool,
+    quiet: bool,
+    options: dict[str, Any],
+    lang: str,
+) -> None:
+    """--engine spark: the Spark job writes the outputs; the counts are printed as usual."""
+    from greenscreen.spark import screen_spark_file
+
+    say = (lambda *a: None) if quiet else _out.print
+    started = time.perf_counter()
+    say(f"greenscreen {__version__}: screening {source} on Spark ({master or 'default master'})")
+    run = screen_spark_file(source, out_dir, master=master, lang=lang, **options)  # type: ignore[arg-type]
+    say(
+        f"{run.n_input_rows:,} rows: {run.n_accepted:,} accepted, {run.n_rejected:,} rejected"
+        + (f", {run.n_blank:,} blank rows ignored" if run.n_blank else "")
+    )
+    say(f"outputs in {out_dir.resolve()}:")
+    for path in run.paths.values():
+        say(f"  {path}")
     say(f"done in {time.perf_counter() - started:.2f} s")
     if strict and run.n_rejected:
         rejects = run.paths["rejects"]

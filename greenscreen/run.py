@@ -234,6 +234,7 @@ def screen(
     subsidies: SubsidyConfig | None = None,
     appraisal: AppraisalConfig | None = None,
     sensitivities: bool = False,
+    programmes: Sequence[Programme] | None = None,
     on_stage: Callable[[str], object] | None = None,
     **read_options: Any,
 ) -> ScreenResult:
@@ -259,6 +260,9 @@ def screen(
     sensitivities
         Also compute the tornado table (±10 % capex, tariff, generation, opex; carbon
         prices): eleven more model runs, so off by default for batches.
+    programmes
+        Loaded subsidy programmes, replacing those found with ``rulebooks`` (Spark executors
+        get the driver's loaded objects and read no files).
     on_stage
         Called with the name of each stage as it starts (``read``, ``rulebooks``,
         ``emissions``, ``subsidies``, ``appraisal``): for progress displays.
@@ -268,16 +272,11 @@ def screen(
     stage = on_stage or (lambda name: None)
     stage("read")
     pipeline = source if isinstance(source, Pipeline) else read_pipeline(source, **read_options)
-    programmes: tuple[Programme, ...] = bundled_programmes()
-    if rulebooks is None:
-        books: tuple[Rulebook, ...] = bundled_rulebooks()
-    elif isinstance(rulebooks, str | Path):
-        books = tuple(load_rulebooks(rulebooks))
-        programmes = tuple(load_programmes(rulebooks))
-    else:
-        books = tuple(rulebooks)
+    books, found = resolve_rulebooks(rulebooks)
+    if programmes is not None:
+        found = tuple(programmes)
     screened = {book.id for book in books}
-    programmes = tuple(p for p in programmes if set(p.depends_on) <= screened)
+    found = tuple(p for p in found if set(p.depends_on) <= screened)
     stage("rulebooks")
     screening = evaluate(pipeline.projects, books)
     # activity may have been inferred from the description: the engine's column replaces it
@@ -288,7 +287,7 @@ def screen(
     avoided = estimate(results, config)
     results = results.with_columns(avoided.drop("project_id"))
     stage("subsidies")
-    awarded = evaluate_programmes(results, programmes, subsidies or SubsidyConfig())
+    awarded = evaluate_programmes(results, found, subsidies or SubsidyConfig())
     results = results.with_columns(awarded.summary.drop("project_id"))
     stage("appraisal")
     finance_config = appraisal or AppraisalConfig()
@@ -301,10 +300,22 @@ def screen(
         books,
         config,
         awarded,
-        programmes,
+        found,
         finance,
         finance_config,
     )
+
+
+def resolve_rulebooks(
+    rulebooks: Sequence[Rulebook] | str | Path | None,
+) -> tuple[tuple[Rulebook, ...], tuple[Programme, ...]]:
+    """The rulebooks and programmes :func:`screen` uses for its ``rulebooks`` argument (a
+    directory is loaded and checked here, raising a ``RulebookError``)."""
+    if rulebooks is None:
+        return bundled_rulebooks(), bundled_programmes()
+    if isinstance(rulebooks, str | Path):
+        return tuple(load_rulebooks(rulebooks)), tuple(load_programmes(rulebooks))
+    return tuple(rulebooks), bundled_programmes()
 
 
 def _csv(frame: pl.DataFrame) -> pl.DataFrame:
