@@ -24,6 +24,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from functools import cached_property, partial
 from pathlib import Path
@@ -306,42 +307,68 @@ def screen_spark_file(
     for key in ("sheet", "encoding", "sensitivities"):  # no sheets, encodings or tornado here
         options.pop(key, None)
     session, started = (spark, False) if spark is not None else _session(master)
-    try:
-        with output_set(Path(out_dir)) as staged:
-            parts = staged.path / ".greenscreen-parts"
-            parts.mkdir()
-            try:
-                result = screen_spark(session.read.parquet(source.resolve().as_uri()), **options)
+    with _spark_errors():
+        try:
+            with output_set(Path(out_dir)) as staged:
+                parts = staged.path / ".greenscreen-parts"
+                parts.mkdir()
                 try:
-                    counts = result.counts()
-                    rejects = _write_parts(result, parts)
-                    probe = result.probe
-                    info = replace(probe.pipeline.source, name=source.name, format="parquet")
-                    last = replace(probe, pipeline=replace(probe.pipeline, source=info))
-                    run, record = _finish(
-                        source,
-                        staged.path,
-                        parts,
-                        last,
-                        rejects,
-                        counts["input_rows"],
-                        counts["blank_rows_ignored"],
-                        1,
-                        lang,
+                    result = screen_spark(
+                        session.read.parquet(source.resolve().as_uri()), **options
                     )
+                    try:
+                        counts = result.counts()
+                        rejects = _write_parts(result, parts)
+                        probe = result.probe
+                        info = replace(probe.pipeline.source, name=source.name, format="parquet")
+                        last = replace(probe, pipeline=replace(probe.pipeline, source=info))
+                        run, record = _finish(
+                            source,
+                            staged.path,
+                            parts,
+                            last,
+                            rejects,
+                            counts["input_rows"],
+                            counts["blank_rows_ignored"],
+                            1,
+                            lang,
+                        )
+                    finally:
+                        result.unpersist()
                 finally:
-                    result.unpersist()
-            finally:
-                shutil.rmtree(parts, ignore_errors=True)
-            record["counts"].pop("batches", None)  # Spark's partitions are not the run's
-            record["engine"] = "spark"
-            staged.commit(record)
-    finally:
-        if started:
-            session.stop()
+                    shutil.rmtree(parts, ignore_errors=True)
+                record["counts"].pop("batches", None)  # Spark's partitions are not the run's
+                record["engine"] = "spark"
+                staged.commit(record)
+        finally:
+            if started:  # a JVM that died (out of memory) cannot be stopped: that is fine
+                with suppress(Exception):
+                    session.stop()
     out = Path(out_dir)
     paths = {key: out / p.name for key, p in {**run.paths, "run": out / "run.json"}.items()}
     return replace(run, paths=paths, batches=1)
+
+
+@contextmanager
+def _spark_errors() -> Iterator[None]:
+    """A failure of Spark itself (a Java exception, an executor lost, the JVM gone after
+    running out of memory) is one clear error, not a traceback."""
+    from py4j.protocol import Py4JError
+
+    try:
+        yield
+    except (Py4JError, ConnectionError, EOFError) as exc:
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        memory = any("OutOfMemoryError" in line for line in lines)
+        hint = (
+            "Spark ran out of memory; give it more (GREENSCREEN_SPARK_MEMORY=12g in local mode, "
+            "spark.driver/executor.memory on a cluster)"
+            if memory
+            else "Spark failed"
+        )
+        raise GreenscreenError(
+            f"{hint}: {type(exc).__name__}: {lines[0] if lines else exc}"
+        ) from exc
 
 
 def _session(master: str | None) -> tuple[SparkSession, bool]:
@@ -358,6 +385,12 @@ def _session(master: str | None) -> tuple[SparkSession, bool]:
         builder = builder.master(master)
     if (master or "local").startswith("local"):  # not 200 shuffle tasks on one machine
         builder = builder.config("spark.sql.shuffle.partitions", str(os.cpu_count() or 2))
+        # local mode runs every task in the driver's JVM: Spark's 1 GiB default heap runs out
+        # on a million rows (measured: OutOfMemoryError); small input splits keep the
+        # screened chunks spread over the cores
+        memory = os.environ.get("GREENSCREEN_SPARK_MEMORY", "6g")
+        builder = builder.config("spark.driver.memory", memory)
+        builder = builder.config("spark.sql.files.maxPartitionBytes", str(16 * 1024**2))
     # Parquet timestamps as pyarrow and polars write them (Spark's default is INT96)
     builder = builder.config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
     session = builder.config("spark.ui.showConsoleProgress", "false").getOrCreate()

@@ -180,3 +180,21 @@ def test_cli_engine_spark_writes_the_usual_outputs(
     assert run["counts"] == json.loads((ref / "run.json").read_text(encoding="utf-8"))["counts"]
     assert set(run["outputs"]) >= {"results.parquet", "decisions.parquet", "rejects.csv"}
     assert spark.sparkContext._jsc is not None  # the CLI left the session it found running
+
+
+def test_a_failure_of_spark_itself_is_one_clear_error() -> None:
+    """Measured at 1M rows with Spark's 1 GiB default heap: java.lang.OutOfMemoryError, then the
+    JVM gone (ConnectionRefusedError) and an internal error (exit 3). Now one message with the
+    remedy; other Spark failures say so too."""
+    pytest.importorskip("py4j")
+    from py4j.protocol import Py4JError
+
+    from greenscreen.errors import GreenscreenError
+    from greenscreen.spark import _spark_errors
+
+    with pytest.raises(GreenscreenError, match="Spark ran out of memory.*GREENSCREEN_SPARK_MEMORY"):
+        with _spark_errors():
+            raise Py4JError("An error occurred\njava.lang.OutOfMemoryError: Java heap space")
+    with pytest.raises(GreenscreenError, match="Spark failed: ConnectionRefusedError"):
+        with _spark_errors():
+            raise ConnectionRefusedError(111, "Connection refused")
