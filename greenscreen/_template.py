@@ -82,21 +82,10 @@ def write_template(path: str | Path) -> Path:
     The file is deterministic: the same greenscreen version writes the same bytes.
     """
     path = Path(path)
-    if path.suffix.lower() != ".xlsx":
-        raise GreenscreenError(f"the template is an .xlsx workbook; got '{path.name}'")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        workbook = xlsxwriter.Workbook(str(path))
-    except OSError as exc:
-        raise GreenscreenError(f"cannot write {path}: {exc}") from exc
-    workbook.set_properties(
-        {
-            "title": f"greenscreen pipeline template {TEMPLATE_VERSION}",
-            "subject": "Candidate projects for green-loan screening",
-            "author": "greenscreen",
-            "comments": f"greenscreen {__version__}",
-            "created": dt.datetime(2025, 1, 1),  # fixed: byte-identical output
-        }
+    workbook = _open_workbook(
+        path,
+        f"greenscreen pipeline template {TEMPLATE_VERSION}",
+        "Candidate projects for green-loan screening",
     )
     specs = list(FIELDS.values())
     styles = _styles(workbook)
@@ -277,6 +266,28 @@ def _write_fields(workbook: Any, specs: list[FieldSpec], styles: dict[str, Any])
     sheet.set_column(7, 7, 80)
     sheet.freeze_panes(1, 1)
     sheet.autofilter(0, 0, len(specs), len(heads) - 1)
+
+
+def _open_workbook(path: Path, title: str, subject: str) -> Any:
+    """A template workbook at ``path`` (.xlsx only), with fixed properties so the same
+    greenscreen version writes the same bytes; a path that cannot be written is one error."""
+    if path.suffix.lower() != ".xlsx":
+        raise GreenscreenError(f"the template is an .xlsx workbook; got '{path.name}'")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        workbook = xlsxwriter.Workbook(str(path))
+    except OSError as exc:
+        raise GreenscreenError(f"cannot write {path}: {exc}") from exc
+    workbook.set_properties(
+        {
+            "title": title,
+            "subject": subject,
+            "author": "greenscreen",
+            "comments": f"greenscreen {__version__}",
+            "created": dt.datetime(2025, 1, 1),  # fixed: byte-identical output
+        }
+    )
+    return workbook
 
 
 def _write_evidence(workbook: Any, styles: dict[str, Any]) -> None:

@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-import xlsxwriter
 from pydantic import BaseModel, ConfigDict, Field
 
 from greenscreen import __version__
@@ -824,24 +823,13 @@ _EXAMPLE = [
 def write_loan_template(path: str | Path) -> Path:
     """The Excel loan book template v1: sheet ``loans`` (field names, Chinese labels with units
     — the reader skips that row — and checked empty rows), ``fields`` and ``example``."""
-    from greenscreen._template import _styles, _write_pipeline
+    from greenscreen._template import _open_workbook, _styles, _write_pipeline
 
     path = Path(path)
-    if path.suffix.lower() != ".xlsx":
-        raise GreenscreenError(f"the template is an .xlsx workbook; got '{path.name}'")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        workbook = xlsxwriter.Workbook(str(path))
-    except OSError as exc:
-        raise GreenscreenError(f"cannot write {path}: {exc}") from exc
-    workbook.set_properties(
-        {
-            "title": f"greenscreen loan book template {LOAN_TEMPLATE_VERSION}",
-            "subject": "Loans for periodic green-finance reporting",
-            "author": "greenscreen",
-            "comments": f"greenscreen {__version__}",
-            "created": dt.datetime(2025, 1, 1),
-        }
+    workbook = _open_workbook(
+        path,
+        f"greenscreen loan book template {LOAN_TEMPLATE_VERSION}",
+        "Loans for periodic green-finance reporting",
     )
     styles = _styles(workbook)
     specs = list(LOAN_FIELDS.values())
