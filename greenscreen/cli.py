@@ -706,16 +706,10 @@ def _screen_batched(
             **options,
         )
     say(run.summary())
-    say(f"outputs in {out_dir.resolve()}:")
-    for path in run.paths.values():
-        say(f"  {path}")
+    _list_outputs(run, out_dir, say)
     if run.result is not None:
         _record_run(run.result, out_dir, source, say)
-    say(f"done in {time.perf_counter() - started:.2f} s")
-    if strict and run.n_rejected:
-        rejects = run.paths["rejects"]
-        click.echo(f"error: {run.n_rejected} rows rejected (strict mode); see {rejects}", err=True)
-        sys.exit(EXIT_REJECTS)
+    _done(run, started, strict, say)
 
 
 def _screen_spark(
@@ -738,9 +732,18 @@ def _screen_spark(
         f"{run.n_input_rows:,} rows: {run.n_accepted:,} accepted, {run.n_rejected:,} rejected"
         + (f", {run.n_blank:,} blank rows ignored" if run.n_blank else "")
     )
+    _list_outputs(run, out_dir, say)
+    _done(run, started, strict, say)
+
+
+def _list_outputs(run: Any, out_dir: Path, say: Callable[..., None]) -> None:
     say(f"outputs in {out_dir.resolve()}:")
     for path in run.paths.values():
         say(f"  {path}")
+
+
+def _done(run: Any, started: float, strict: bool, say: Callable[..., None]) -> None:
+    """The time taken; under --strict, rejected rows are exit 4 (batch and Spark runs)."""
     say(f"done in {time.perf_counter() - started:.2f} s")
     if strict and run.n_rejected:
         rejects = run.paths["rejects"]

@@ -112,7 +112,11 @@ def _evidence(
         return pl.lit(None, dtype=dtype).alias(name)
     low, high = bounds or (None, None)
     if dtype.is_numeric() and (low is not None or high is not None):
-        value = pl.col(name).cast(pl.String).str.strip_chars().cast(dtype, strict=False)
+        value = (
+            pl.col(name).cast(dtype, strict=False)  # typed already (Parquet): no text round trip
+            if frame.schema[name].is_numeric()
+            else pl.col(name).cast(pl.String).str.strip_chars().cast(dtype, strict=False)
+        )
         inside = pl.lit(True)
         if low is not None:
             inside = inside & (value >= low)
