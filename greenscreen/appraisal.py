@@ -698,7 +698,11 @@ def _debt(
     annuity = np.where(n_amort > 0, annuity, 0.0)
     scale = np.where(capped & (sized > 0), debt / np.where(sized > 0, sized, 1), 1.0)
     opening = np.zeros((p, periods)) if detail else None
+    # a balance within float noise of zero is repaid: the last instalment must not "clear"
+    # 4e-11 and show a DSCR of -7e14 in a year of negative CFADS (hypothesis found it)
+    noise = 1e-9 * np.maximum(debt, 1.0)
     for year in range(periods):  # the year axis (≤ ~100), vectorised over all projects
+        outstanding = np.where(np.abs(outstanding) <= noise, 0.0, outstanding)
         if opening is not None:  # the balance is the debt from COD on, nothing before
             opening[:, year] = np.where(year >= c[:, 0], outstanding, 0.0)
         due = interest_due = outstanding * rate

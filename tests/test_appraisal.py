@@ -15,7 +15,7 @@ import numpy as np
 import numpy_financial as npf
 import polars as pl
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from greenscreen.appraisal import AppraisalConfig, appraise, excel_npv, irr, npv
@@ -256,6 +256,16 @@ def test_npv_at_the_irr_is_zero(cost: float, inflows: list[float]) -> None:
 
 
 @settings(max_examples=100, deadline=None)
+@example(  # the sculpted balance left 4e-11 before a year of negative CFADS: DSCR -7e14
+    tariff=50.0,
+    generation=169887.0,
+    capex=345992454.0,
+    opex_share=0.024030074736378276,
+    life=6,
+    tenor=6,
+    rate=0.0,
+    target=1.5,
+)
 @given(
     tariff=st.floats(min_value=50, max_value=1000),
     generation=st.floats(min_value=100, max_value=1e6),
