@@ -43,6 +43,11 @@ from greenscreen.errors import GreenscreenError
 #: above this many projects the spreadsheets (portfolio.xlsx, requests.xlsx) are not written:
 #: Excel is the wrong tool there, and the Parquet results hold any size
 PORTFOLIO_MAX_ROWS = 100_000
+#: above this many projects results.csv is not written by default: a CSV is for opening in a
+#: spreadsheet, and a million projects' CSV is 1.3 GB that no spreadsheet opens (Excel stops
+#: at 1,048,576 rows) and takes longer to write than the whole screening; results.parquet holds
+#: any size and every data tool reads it
+CSV_MAX_ROWS = 100_000
 
 try:
     import fcntl

@@ -37,9 +37,12 @@ reason (``irr_reason``) when the cash flows never change sign or no root is foun
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import polars as pl
@@ -336,6 +339,7 @@ def appraise(
     *,
     sensitivities: bool = True,
     chunk_size: int = _CHUNK,
+    workers: int | None = None,
 ) -> Appraisal:
     """Appraise every project at once (in slices of ``chunk_size`` projects).
 
@@ -350,75 +354,180 @@ def appraise(
         Payments from :func:`greenscreen.subsidy.evaluate_programmes` (project_id, year_index,
         start, amount); added to revenue in the operating (start = cod) or construction
         (start = approval_date) years.
+    sensitivities
+        Also run the tornado table (±``config.sensitivity`` on each driver a project has, and
+        ``config.carbon_scenarios``): eleven more model runs.
+    chunk_size
+        Projects per slice: the model's arrays are slice × years floats (~0.3 GiB at 50,000).
+    workers
+        Threads that model slices side by side (default: one per CPU, at most 2 slices in
+        memory per thread); numpy releases the GIL in its array operations.
+
+    Returns
+    -------
+    Appraisal
+        ``metrics`` one row per project, in input order: every figure NaN and ``irr_reason``
+        naming the missing inputs for a project without total_investment, operating_years and
+        tariff × generation or annual_revenue.
     """
     config = config or AppraisalConfig()
-    if projects.height > chunk_size:
-        # memory-bounded: arrays are projects × years, so a million projects go in slices
-        parts = [
-            appraise(
-                projects.slice(start, chunk_size),
-                config,
-                subsidy_schedule,
-                sensitivities=sensitivities,
-            )
-            for start in range(0, projects.height, chunk_size)
-        ]
-        return Appraisal(
-            pl.concat([part.metrics for part in parts]),
-            pl.concat([part.sensitivities for part in parts]),
-            projects,
-            config,
-            subsidy_schedule,
-        )
     x = _inputs(projects, config)
-    subsidies = _subsidy_matrix(projects, subsidy_schedule, x)
-    base = _model(x, config, subsidies, config.carbon_price)
-    metrics = base["metrics"]
-    if sensitivities:
-        # each project is varied on the drivers its inputs have: tariff and generation when
-        # revenue is tariff × generation, revenue when it is given as annual revenue
-        by_tariff = ~np.isnan(x.generation) & ~np.isnan(x.tariff)
-        applies = {
-            "capex": np.ones(x.capex.size, dtype=bool),
-            "tariff": by_tariff,
-            "generation": by_tariff,
-            "revenue": ~by_tariff & ~np.isnan(x.revenue),
-            "opex": np.nan_to_num(x.opex) != 0,
-        }
-        frames = []
+    valid = _valid(x)
+    # only the projects with financial inputs are modelled: the others' figures are all NaN
+    rows = np.flatnonzero(valid)
+    schedule = _payments(subsidy_schedule)
+    modelled = projects[rows] if rows.size < projects.height else projects
+    slices = [
+        (start, modelled.slice(start, chunk_size)) for start in range(0, rows.size, chunk_size)
+    ]
 
-        def varied(label: str, direction: str, change: float, out: dict, keep: np.ndarray) -> None:
+    def base(part: tuple[int, pl.DataFrame]) -> dict[str, np.ndarray]:
+        start, chunk = part
+        sub = _take(x, rows[start : start + chunk.height])
+        return _model(sub, config, _subsidy_matrix(chunk, schedule, sub), config.carbon_price)[
+            "metrics"
+        ]
+
+    metrics = _scatter(_parallel(base, slices, workers), rows, projects.height)
+    table = pl.DataFrame()
+    if sensitivities:
+        table = _sensitivity_table(projects, x, config, schedule, metrics, chunk_size, workers)
+    metric_frame = pl.DataFrame({"project_id": projects["project_id"], **metrics})
+    return Appraisal(metric_frame, table, projects, config, subsidy_schedule)
+
+
+_INVALID = "needs total_investment, operating_years and tariff × generation or annual_revenue"
+
+
+def _valid(x: _Arrays) -> np.ndarray:
+    """Projects the model can value: capex, a life and revenue (tariff × generation or an
+    annual revenue)."""
+    by_tariff = ~np.isnan(x.generation) & ~np.isnan(x.tariff)
+    return ~np.isnan(x.capex) & (np.nan_to_num(x.life) > 0) & (by_tariff | ~np.isnan(x.revenue))
+
+
+def _take(x: _Arrays, rows: np.ndarray) -> _Arrays:
+    return _Arrays(**{name: values[rows] for name, values in x.__dict__.items()})
+
+
+_Part = TypeVar("_Part")
+_Out = TypeVar("_Out")
+
+
+def _parallel(
+    work: Callable[[_Part], _Out], parts: Sequence[_Part], workers: int | None
+) -> list[_Out]:
+    """``work`` on every part, in order, on up to ``workers`` threads (default one per CPU)."""
+    threads = min(workers or os.cpu_count() or 1, len(parts))
+    if threads <= 1:
+        return [work(part) for part in parts]
+    with ThreadPoolExecutor(threads) as pool:
+        return list(pool.map(work, parts))
+
+
+def _scatter(parts: list[dict[str, np.ndarray]], rows: np.ndarray, height: int) -> dict[str, Any]:
+    """The modelled rows' metrics put back among all projects (NaN and the reason elsewhere)."""
+    metrics: dict[str, Any] = {}
+    for name in _METRICS:
+        values = [part[name] for part in parts]
+        if name == "irr_reason":  # a String column, not a numpy array of fixed-width text
+            reason = pl.repeat(_INVALID, height, dtype=pl.String, eager=True)
+            if parts:
+                reason = reason.scatter(rows, pl.Series(np.concatenate(values), dtype=pl.String))
+            metrics[name] = reason.alias(name)
+            continue
+        column = np.zeros(height, dtype=bool) if name == "debt_capped" else np.full(height, np.nan)
+        if parts:
+            column[rows] = np.concatenate(values)
+        metrics[name] = column
+    return metrics
+
+
+_METRICS = (
+    "debt_amount",
+    "debt_capped",
+    "idc",
+    "min_dscr",
+    "avg_dscr",
+    "llcr",
+    "project_irr_pretax",
+    "project_irr",
+    "equity_irr",
+    "irr_reason",
+    "npv",
+    "payback_years",
+    "lcoe",
+    "breakeven_tariff",
+)
+
+
+def _sensitivity_table(
+    projects: pl.DataFrame,
+    x: _Arrays,
+    config: AppraisalConfig,
+    schedule: pl.DataFrame | None,
+    metrics: dict[str, np.ndarray],
+    chunk_size: int,
+    workers: int | None,
+) -> pl.DataFrame:
+    """The tornado table: each project varied on the drivers its inputs have — tariff and
+    generation when revenue is tariff × generation, revenue when it is given as annual
+    revenue, opex when there is one — and priced at each carbon scenario."""
+    by_tariff = ~np.isnan(x.generation) & ~np.isnan(x.tariff)
+    applies = {
+        "capex": np.ones(x.capex.size, dtype=bool),
+        "tariff": by_tariff,
+        "generation": by_tariff,
+        "revenue": ~by_tariff & ~np.isnan(x.revenue),
+        "opex": np.nan_to_num(x.opex) != 0,
+    }
+    runs = [
+        (driver, direction, factor - 1, factor, config.carbon_price)
+        for driver in applies
+        for direction, factor in (("low", 1 - config.sensitivity), ("high", 1 + config.sensitivity))
+    ] + [
+        (f"carbon_price:{name}", str(price), price, 1.0, price)
+        for name, price in config.carbon_scenarios.items()
+    ]
+
+    def varied(part: tuple[int, pl.DataFrame]) -> pl.DataFrame:
+        start, chunk = part
+        rows = np.arange(start, start + chunk.height)
+        sub = _take(x, rows)
+        subsidies = _subsidy_matrix(chunk, schedule, sub)
+        frames = []
+        for driver, direction, change, factor, price in runs:
+            scaled = sub if driver.startswith("carbon_price:") else _scaled(sub, driver, factor)
+            out = _model(scaled, config, subsidies, price, full=False)["metrics"]
+            keep = applies.get(driver, applies["capex"])[rows]
             frames.append(
                 pl.DataFrame(
                     {
-                        "project_id": projects["project_id"],
-                        "driver": label,
+                        "project_id": chunk["project_id"],
+                        "driver": driver,
                         "direction": direction,
                         "change": change,
                         "npv": out["npv"],
                         "project_irr": out["project_irr"],
                         "min_dscr": out["min_dscr"],
-                        "npv_delta": out["npv"] - metrics["npv"],
+                        "npv_delta": out["npv"] - metrics["npv"][rows],
                     }
                 ).filter(pl.Series(keep))
             )
+        return pl.concat(frames, how="vertical")
 
-        for driver, keep in applies.items():
-            for direction, factor in (
-                ("low", 1 - config.sensitivity),
-                ("high", 1 + config.sensitivity),
-            ):
-                scaled = _scaled(x, driver, factor)
-                out = _model(scaled, config, subsidies, config.carbon_price, full=False)["metrics"]
-                varied(driver, direction, factor - 1, out, keep)
-        for name, price in config.carbon_scenarios.items():
-            out = _model(x, config, subsidies, price, full=False)["metrics"]
-            varied(f"carbon_price:{name}", str(price), price, out, applies["capex"])
-        table = pl.concat(frames, how="vertical")
-    else:
-        table = pl.DataFrame()
-    metric_frame = pl.DataFrame({"project_id": projects["project_id"], **metrics})
-    return Appraisal(metric_frame, table, projects, config, subsidy_schedule)
+    parts = [
+        (start, projects.slice(start, chunk_size))
+        for start in range(0, projects.height, chunk_size)
+    ]
+    return pl.concat(_parallel(varied, parts, workers), how="vertical") if parts else pl.DataFrame()
+
+
+def _payments(schedule: pl.DataFrame | None) -> pl.DataFrame | None:
+    """The schedule's dated payments (not the ``up_to`` ceilings), filtered once per run."""
+    if schedule is None or schedule.height == 0:
+        return None
+    return schedule.filter(~pl.col("up_to"))
 
 
 def _scaled(x: _Arrays, driver: str, factor: float) -> _Arrays:
@@ -445,10 +554,12 @@ def _subsidy_matrix(
     matrix = np.zeros((projects.height, periods))
     if schedule is None or schedule.height == 0:
         return matrix
-    index = {pid: i for i, pid in enumerate(projects["project_id"].to_list())}
-    rows = schedule.filter(~pl.col("up_to")).select("project_id", "year_index", "start", "amount")
-    pid = rows["project_id"].replace_strict(index, default=-1, return_dtype=pl.Int64).to_numpy()
-    keep = pid >= 0
+    ids = projects.select("project_id", pl.int_range(pl.len(), dtype=pl.Int64).alias("_i"))
+    rows = schedule.filter(~pl.col("up_to")).join(
+        ids, on="project_id", how="inner", maintain_order="left"
+    )
+    pid = rows["_i"].to_numpy()
+    keep = np.ones(pid.size, dtype=bool)
     offset = np.where(rows["start"].to_numpy() == "cod", x.construction[np.maximum(pid, 0)], 0)
     col = (rows["year_index"].to_numpy() + offset).astype(int)
     keep &= col < periods
@@ -543,7 +654,7 @@ def _model(
     equity_draw = capex_draw * (1 - share[:, None])
     equity_cf = -equity_draw + np.where(operating, cfads - service + shield, ebitda)
 
-    valid = ~np.isnan(x.capex) & (n[:, 0] > 0) & (by_tariff | ~np.isnan(x.revenue))
+    valid = _valid(x)
     irr_post, why_post = irr(project_post)
     value = npv(x.discount, project_post)
     if not full:
@@ -572,7 +683,7 @@ def _model(
     reason = np.where(
         valid,
         "",
-        "needs total_investment, operating_years and tariff × generation or annual_revenue",
+        _INVALID,
     )
     metrics = {
         "debt_amount": masked(debt),
@@ -760,22 +871,33 @@ def _breakeven(
     """Tariff [currency/MWh] at which the post-tax project NPV is zero (vectorised bisection)."""
     has_energy = np.sum(generation, axis=1) > 0
     # NPV is piecewise linear and increasing in the tariff (the tax floor makes the kinks), so
-    # Newton from zero lands on the root in a few steps, one linear piece at a time.
+    # Newton from zero lands on the root in a few steps, one linear piece at a time. Each row
+    # stops when its own step is below tolerance: its result never depends on the other rows
+    # of the slice (slice size and threads do not change a figure).
     tariff = np.zeros(x.capex.size)
-    rate = x.tax[:, None]
+    active = np.arange(x.capex.size)
     for _ in range(50):
-        revenue = generation * tariff[:, None] + other
-        ebitda = np.where(operating, revenue - opex, 0.0)
-        taxed = (ebitda - depreciation > 0) & operating
-        value = np.sum(
-            (-capex + ebitda - np.where(taxed, (ebitda - depreciation) * rate, 0.0)) * disc, axis=1
+        if active.size == 0:
+            break
+        gen, rate, disc_a, op = (
+            generation[active],
+            x.tax[active, None],
+            disc[active],
+            operating[active],
         )
-        slope = np.sum(generation * np.where(taxed, 1 - rate, 1.0) * disc, axis=1)
+        revenue = gen * tariff[active, None] + other[active]
+        ebitda = np.where(op, revenue - opex[active], 0.0)
+        taxed = (ebitda - depreciation[active] > 0) & op
+        value = np.sum(
+            (-capex[active] + ebitda - np.where(taxed, (ebitda - depreciation[active]) * rate, 0.0))
+            * disc_a,
+            axis=1,
+        )
+        slope = np.sum(gen * np.where(taxed, 1 - rate, 1.0) * disc_a, axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
             step = np.where(slope > 0, value / slope, 0.0)
-        tariff = tariff - step
-        if np.all(np.abs(step) <= 1e-9 * np.maximum(np.abs(tariff), 1.0)):
-            break
+        tariff[active] = tariff[active] - step
+        active = active[np.abs(step) > 1e-9 * np.maximum(np.abs(tariff[active]), 1.0)]
     return np.where(has_energy, tariff, np.nan)
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import polars as pl
 
-from greenscreen._outputs import atomic_write, output_set
+from greenscreen._outputs import CSV_MAX_ROWS, atomic_write, output_set
 from greenscreen.errors import GreenscreenError, PipelineError
 from greenscreen.io import Pipeline, SourceInfo, duplicate_id_rejects, read_pipeline
 from greenscreen.report import write_run_reports
@@ -66,11 +66,13 @@ def screen_batched(
     batch_rows: int = 250_000,
     lang: Lang = "en",
     on_batch: Callable[[int, int], object] | None = None,
+    csv_max_rows: int = CSV_MAX_ROWS,
     **options: Any,
 ) -> BatchRun:
     """Screen a UTF-8 CSV or Parquet pipeline of any size in batches of ``batch_rows`` rows and
-    write the outputs to ``out_dir``. ``options`` are those of :func:`greenscreen.screen`;
-    ``on_batch(rows_done, rows_total)`` reports progress."""
+    write the outputs to ``out_dir`` (results.csv up to ``csv_max_rows`` accepted projects).
+    ``options`` are those of :func:`greenscreen.screen`; ``on_batch(rows_done, rows_total)``
+    reports progress."""
     source = Path(path)
     if batch_rows < 1:
         raise GreenscreenError("batch_rows must be at least 1")
@@ -83,7 +85,9 @@ def screen_batched(
         parts = staged.path / ".greenscreen-parts"
         parts.mkdir()
         try:
-            run, record = _run(source, staged.path, parts, batch_rows, lang, on_batch, options)
+            run, record = _run(
+                source, staged.path, parts, batch_rows, lang, on_batch, options, csv_max_rows
+            )
         finally:
             shutil.rmtree(parts, ignore_errors=True)
         staged.commit(record)
@@ -175,6 +179,7 @@ def _run(
     lang: Lang,
     on_batch: Callable[[int, int], object] | None,
     options: dict[str, Any],
+    csv_max_rows: int = CSV_MAX_ROWS,
 ) -> tuple[BatchRun, dict[str, Any]]:
     """The outputs but run.json, written to ``out``, and the run record for run.json."""
     frame, total, fmt = _scan(source, options)
@@ -183,7 +188,9 @@ def _run(
     read_options = {k: options.pop(k) for k in ("encoding", "separator") if k in options}
     if total <= batch_rows:  # one batch: the in-memory run writes the same outputs
         result = screen(source, **read_options, **options)
-        paths = result.write_data(out) | write_run_reports(result, out, portfolio=False, lang=lang)
+        paths = result.write_data(out, csv_max_rows=csv_max_rows) | write_run_reports(
+            result, out, portfolio=False, lang=lang
+        )
         p = result.pipeline
         run = BatchRun(paths, p.n_input_rows, p.n_accepted, p.n_rejected, p.n_blank, 1, result)
         return run, result.metadata()
@@ -255,7 +262,9 @@ def _run(
         [pl.read_parquet(p) for p in sorted(parts.glob("rejects-*.parquet"))] + [duplicate_rejects],
         how="vertical_relaxed",
     ).sort("row", maintain_order=True)
-    return _finish(source, out, parts, last, rejects_all, total, n_blank, len(pipelines), lang)
+    return _finish(
+        source, out, parts, last, rejects_all, total, n_blank, len(pipelines), lang, csv_max_rows
+    )
 
 
 def _finish(
@@ -268,23 +277,24 @@ def _finish(
     n_blank: int,
     batches: int,
     lang: Lang,
+    csv_max_rows: int = CSV_MAX_ROWS,
 ) -> tuple[BatchRun, dict[str, Any]]:
     if last is None:  # total > batch_rows: there was a batch
         raise GreenscreenError(f"{source.name}: no batch was read")
+    n_rejected = rejects["row"].n_unique() if rejects.height else 0
+    accepted = total - n_blank - n_rejected
     paths: dict[str, Path] = {}
     for key, name in _PARTS.items():
         files = sorted(parts.glob(f"{key}-*.parquet"))
         if files:
             paths[key] = out / name
             atomic_write(paths[key], partial(_append_parquet, files))
-    if "results" in paths:
+    if "results" in paths and 0 < csv_max_rows and accepted <= csv_max_rows:
         files = sorted(parts.glob("results-*.parquet"))
         paths["results_csv"] = out / "results.csv"
         atomic_write(paths["results_csv"], lambda tmp: _append_csv(files, tmp))
     paths["rejects"] = out / "rejects.csv"
     atomic_write(paths["rejects"], lambda p: rejects.write_csv(p, include_bom=True))
-    n_rejected = rejects["row"].n_unique() if rejects.height else 0
-    accepted = total - n_blank - n_rejected
     meta = last.metadata()
     meta["input"]["sha256"] = _sha256(source)
     meta["counts"] = {

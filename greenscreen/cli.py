@@ -36,6 +36,7 @@ from rich.progress import (
 from rich.table import Column, Table
 
 from greenscreen import __version__
+from greenscreen._outputs import CSV_MAX_ROWS
 from greenscreen._resources import data_file
 from greenscreen.errors import GreenscreenError, PipelineError
 
@@ -219,6 +220,13 @@ def _screen_options(
     help="Write portfolio.xlsx up to this many projects (0: never).",
 )
 @click.option(
+    "--csv-max-rows",
+    type=click.IntRange(0),
+    default=CSV_MAX_ROWS,
+    show_default=True,
+    help="Write results.csv up to this many projects (0: never); results.parquet always.",
+)
+@click.option(
     "--lang",
     type=click.Choice(["en", "zh"]),
     default="en",
@@ -263,6 +271,7 @@ def screen(
     strict: bool,
     sensitivities: bool,
     portfolio_max_rows: int,
+    csv_max_rows: int,
     lang: str,
     batch_rows: int | None,
     engine: str,
@@ -296,24 +305,27 @@ def screen(
             "encoding": encoding,
             "lang": lang,
             "portfolio_max_rows": portfolio_max_rows,
+            "csv_max_rows": csv_max_rows,
             "packs": packs,
             "batch_rows": batch_rows,
         },
     )
+    csv = {"csv_max_rows": csv_max_rows}
     if engine == "spark" or master:
         if packs or batch_rows is not None or engine != "spark":
             raise click.UsageError("--engine spark takes --master, not --packs or --batch-rows")
-        _screen_spark(pipeline, out_dir, master, strict, quiet, options, lang)
+        _screen_spark(pipeline, out_dir, master, strict, quiet, options | csv, lang)
         return
     if batch_rows is not None:
         if packs:
             raise click.UsageError(
                 "--packs needs the whole run in memory; write packs with greenscreen pack"
             )
-        _screen_batched(pipeline, out_dir, batch_rows, strict, quiet, options, lang)
+        _screen_batched(pipeline, out_dir, batch_rows, strict, quiet, options | csv, lang)
         return
     write_options = {
         "portfolio_max_rows": portfolio_max_rows,
+        "csv_max_rows": csv_max_rows,
         "lang": lang,
         "packs": packs,
         "workers": workers,
@@ -740,6 +752,16 @@ def _list_outputs(run: Any, out_dir: Path, say: Callable[..., None]) -> None:
     say(f"outputs in {out_dir.resolve()}:")
     for path in run.paths.values():
         say(f"  {path}")
+    if "results" in run.paths and "results_csv" not in run.paths:
+        say(f"  results.csv not written: {run.n_accepted:,} projects > --csv-max-rows")
+
+
+def _csv_note(paths: dict[str, Path], options: dict[str, Any]) -> str:
+    """What the results line says of results.csv (written, or why not)."""
+    if "results_csv" in paths:
+        return "; also results.csv"
+    limit = options.get("csv_max_rows", CSV_MAX_ROWS)
+    return f"; results.csv not written: above --csv-max-rows {limit:,}" if limit else ""
 
 
 def _done(run: Any, started: float, strict: bool, say: Callable[..., None]) -> None:
@@ -837,6 +859,7 @@ def _screen(
             out_dir,
             portfolio=max_rows > 0,
             portfolio_max_rows=max(max_rows, 0),
+            csv_max_rows=write_options.get("csv_max_rows", CSV_MAX_ROWS),
             lang=write_options.get("lang", "en"),
         )
         if not packs:
@@ -862,7 +885,9 @@ def _screen(
         _print_subsidies(result)
         _print_appraisal(result)
     say(f"outputs in {out_dir.resolve()}:")
-    say(f"  {paths['results']}  ({result.results.height} projects; also results.csv)")
+    say(
+        f"  {paths['results']}  ({result.results.height} projects{_csv_note(paths, write_options)})"
+    )
     say(f"  {paths['decisions']}  ({result.decisions.height} criterion decisions)")
     if "subsidies" in paths:
         say(f"  {paths['subsidies']}  (programme × award; payments in subsidy_schedule.parquet)")

@@ -53,6 +53,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from greenscreen import __version__
+from greenscreen._outputs import CSV_MAX_ROWS
 from greenscreen.engine import DECISION_SCHEMA
 from greenscreen.errors import GreenscreenError
 from greenscreen.run import ScreenResult
@@ -91,7 +92,17 @@ NUMERIC_OUTPUTS = ("avoided_tco2e_per_year", "avoided_tco2e_lifetime", "subsidy_
 CREDIT_OUTPUTS = ("npv", "project_irr", "equity_irr", "min_dscr", "lcoe")
 #: options that change how outputs look, not what they say: never a cause of a change
 _PRESENTATION = frozenset(
-    {"lang", "portfolio_max_rows", "packs", "workers", "batch_rows", "strict", "quiet", "rulebooks"}
+    {
+        "lang",
+        "portfolio_max_rows",
+        "csv_max_rows",
+        "packs",
+        "workers",
+        "batch_rows",
+        "strict",
+        "quiet",
+        "rulebooks",
+    }
 )
 _FACTOR_FILES = ("grid_factors.csv", "grid_regions.csv", "fuels.csv", "constants.csv")
 
@@ -1205,7 +1216,9 @@ def export(register: Register, run: str, out_dir: str | Path) -> dict[str, Path]
         result = _rebuilt(record, frames, blobs, Path(tmp), options)
         from greenscreen.report import write_run_reports
 
-        paths = result.write_data(staged.path) | write_run_reports(
+        # the files the run wrote, results.csv included when it did
+        csv_rows = max(result.results.height, 1) if "results.csv" in listed else 0
+        paths = result.write_data(staged.path, csv_max_rows=csv_rows) | write_run_reports(
             result,
             staged.path,
             portfolio="portfolio.xlsx" in listed,
@@ -1317,10 +1330,10 @@ class _Registered(ScreenResult):
     def metadata(self) -> dict[str, Any]:
         return {k: v for k, v in self.record.items() if k != "outputs"}
 
-    def write_data(self, out: Path) -> dict[str, Path]:
+    def write_data(self, out: Path, *, csv_max_rows: int = CSV_MAX_ROWS) -> dict[str, Path]:
         from greenscreen._outputs import atomic_write
 
-        paths = super().write_data(out)
+        paths = super().write_data(out, csv_max_rows=csv_max_rows)
         table = self.sensitivities_frame
         if table is not None and table.height:
             paths["sensitivities"] = out / "sensitivities.parquet"
@@ -1385,6 +1398,7 @@ def rescreen(
             out_dir,
             portfolio=max_rows is None or max_rows > 0,
             portfolio_max_rows=100_000 if max_rows is None else max(max_rows, 0),
+            csv_max_rows=options.get("csv_max_rows", CSV_MAX_ROWS),
             lang=options.get("lang") or "en",
         )
         new_options = {k: v for k, v in options.items() if "." not in k}

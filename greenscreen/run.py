@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from greenscreen import __version__
-from greenscreen._outputs import PORTFOLIO_MAX_ROWS, atomic_write, output_set
+from greenscreen._outputs import CSV_MAX_ROWS, PORTFOLIO_MAX_ROWS, atomic_write, output_set
 from greenscreen.appraisal import Appraisal, AppraisalConfig, appraise
 from greenscreen.emissions import EmissionsConfig, estimate
 from greenscreen.engine import CONFLICT_FLAG, DECISION_SCHEMA, evaluate
@@ -117,6 +117,7 @@ class ScreenResult:
         *,
         portfolio: bool = True,
         portfolio_max_rows: int = PORTFOLIO_MAX_ROWS,
+        csv_max_rows: int = CSV_MAX_ROWS,
         lang: Lang = "en",
         packs: bool = False,
         workers: int = 1,
@@ -131,13 +132,14 @@ class ScreenResult:
         the user put in the folder are kept. CSVs carry a UTF-8 BOM so Excel shows Chinese
         text. ``portfolio.xlsx`` (the batch workbook) is written up to ``portfolio_max_rows``
         projects; above that Excel is the wrong tool and the Parquet results hold everything.
+        ``results.csv`` likewise up to ``csv_max_rows`` projects.
         ``packs`` also writes every project's pack to ``packs/`` (``workers`` processes;
         ``on_pack(project_id)`` after each); packs of the previous set that are up to date
         are reused.
         """
         out = Path(out_dir)
         with output_set(out) as staged:
-            paths = self.write_data(staged.path)
+            paths = self.write_data(staged.path, csv_max_rows=csv_max_rows)
             if reports:  # the human reports are the report layer's: imported only here
                 from greenscreen.report import write_run_reports
 
@@ -156,9 +158,10 @@ class ScreenResult:
         paths["run"] = staged.path / "run.json"
         return {key: out / path.name for key, path in paths.items()}
 
-    def write_data(self, out: Path) -> dict[str, Path]:
+    def write_data(self, out: Path, *, csv_max_rows: int = CSV_MAX_ROWS) -> dict[str, Path]:
         """The data files (results, decisions, rejects, subsidies, schedule, sensitivities)
-        into the folder ``out``; the human reports are written by
+        into the folder ``out``, results.csv up to ``csv_max_rows`` projects (0: never);
+        the human reports are written by
         :func:`greenscreen.report.write_run_reports`, run.json by the output set (last)."""
         paths = {
             "results": out / "results.parquet",
@@ -170,9 +173,12 @@ class ScreenResult:
             "rejects": out / "rejects.csv",
         }
         atomic_write(paths["results"], lambda p: self.results.write_parquet(p, statistics=False))
-        atomic_write(
-            paths["results_csv"], lambda p: _csv(self.results).write_csv(p, include_bom=True)
-        )
+        if self.results.height <= csv_max_rows and csv_max_rows > 0:
+            atomic_write(
+                paths["results_csv"], lambda p: _csv(self.results).write_csv(p, include_bom=True)
+            )
+        else:
+            del paths["results_csv"]
         atomic_write(paths["decisions"], self._write_decisions)
         atomic_write(paths["rejects"], lambda p: self.rejects.write_csv(p, include_bom=True))
         if self.subsidies is not None:

@@ -286,6 +286,7 @@ def screen_spark_file(
     master: str | None = None,
     lang: Lang = "en",
     spark: SparkSession | None = None,
+    csv_max_rows: int | None = None,
     **options: Any,
 ) -> BatchRun:
     """Screen a Parquet pipeline file on Spark and write the usual outputs to ``out_dir``
@@ -294,6 +295,7 @@ def screen_spark_file(
     ``options`` are :func:`screen_spark`'s; a session is started on ``master`` (default:
     spark-submit's, else local) unless ``spark`` is given. ``out_dir`` must be a local path
     of the driver (Spark's local mode, or a cluster whose executors share it)."""
+    from greenscreen._outputs import CSV_MAX_ROWS
     from greenscreen.batch import _finish
 
     source = Path(path)
@@ -332,6 +334,7 @@ def screen_spark_file(
                             counts["blank_rows_ignored"],
                             1,
                             lang,
+                            CSV_MAX_ROWS if csv_max_rows is None else csv_max_rows,
                         )
                     finally:
                         result.unpersist()
