@@ -829,6 +829,8 @@ def _screen(
     options: dict[str, Any],
     write_options: dict[str, Any] | None = None,
 ) -> None:
+    import polars as pl
+
     from greenscreen.run import screen as run_screen
 
     say = (lambda *a: None) if quiet else _out.print
@@ -888,7 +890,9 @@ def _screen(
     say(
         f"  {paths['results']}  ({result.results.height} projects{_csv_note(paths, write_options)})"
     )
-    say(f"  {paths['decisions']}  ({result.decisions.height} criterion decisions)")
+    # counted in the written file: the table was streamed there, never held in memory
+    decided = pl.scan_parquet(paths["decisions"]).select(pl.len()).collect().item()
+    say(f"  {paths['decisions']}  ({decided} criterion decisions)")
     if "subsidies" in paths:
         say(f"  {paths['subsidies']}  (programme × award; payments in subsidy_schedule.parquet)")
     say(f"  {paths['rejects']}  ({result.rejects.height} reject rows)")

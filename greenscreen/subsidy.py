@@ -369,9 +369,12 @@ def _evaluate_award(
         in_scope.append(pl.col("activity").is_in(award.scope.activities).fill_null(False))
     if award.scope.condition:
         in_scope.append(compile_condition(award.scope.condition, fields)[0].fill_null(False))
-    work = frame.select(
+    # Out-of-scope projects are not_eligible by definition and not listed: at a million
+    # projects × awards the rows would dominate memory (measured: 7.1 GiB → see benchmarks),
+    # and they are left out before anything is computed for them
+    scoped = frame.filter(pl.all_horizontal(in_scope)) if in_scope else frame
+    work = scoped.select(
         "project_id",
-        (pl.all_horizontal(in_scope) if in_scope else pl.lit(True)).alias("in_scope"),
         *(expr.cast(pl.Boolean).alias(f"c{j}") for j, (_, expr, _) in enumerate(compiled)),
         base_expr.cast(pl.Float64).alias("base"),
         pl.col("approval_date"),
@@ -380,9 +383,7 @@ def _evaluate_award(
     criteria_met = _combine([(c, f"c{j}") for j, (c, _, _) in enumerate(compiled)])
     # eligible needs the amount too: a missing base is insufficient data, naming its fields
     result = (
-        pl.when(~pl.col("in_scope"))
-        .then(pl.lit(False))
-        .when(criteria_met & pl.col("base").is_null())
+        pl.when(criteria_met & pl.col("base").is_null())
         .then(pl.lit(None, pl.Boolean))
         .otherwise(criteria_met)
     )
@@ -475,9 +476,7 @@ def _evaluate_award(
         terms = programme.relending
         years = terms.term_years * (1 + terms.rollovers)
         benefit = pl.col("final_amount") * (config.funding_cost - terms.rate) * years
-    # Out-of-scope projects are not_eligible by definition and not listed: at a million
-    # projects × awards the rows would dominate memory (measured: 7.1 GiB → see benchmarks).
-    return out.filter(pl.col("in_scope")).select(
+    return out.select(
         "project_id",
         pl.lit(programme.id).alias("programme"),
         pl.lit(programme.kind).alias("programme_kind"),
