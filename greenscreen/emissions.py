@@ -272,7 +272,9 @@ def estimate(projects: pl.DataFrame, config: EmissionsConfig | None = None) -> p
     """
     config = config or EmissionsConfig()
     factors = load_factors(config.factors_dir)
-    frame = _with_grid_factor(projects, factors, config)
+    # only the inputs the methods read: the joins below copy every column they are given,
+    # and the screened results carry a hundred more (measured at 1M rows: 6.2 → 3 CPU s)
+    frame = _with_grid_factor(projects.select(pl.col(_INPUTS)), factors, config)
     frame = _with_avoided(frame, factors, config)
     frame = _with_lifetime(frame)
     frame = _with_attribution_and_quality(frame, factors, config)
@@ -300,6 +302,41 @@ def estimate(projects: pl.DataFrame, config: EmissionsConfig | None = None) -> p
         "emissions_flags",
         "emissions_note",
     )
+
+
+#: the project columns the estimate reads (template v1 names)
+_INPUTS = (
+    "project_id",
+    "activity",
+    "country",
+    "province",
+    "grid_region",
+    "grid_ef_tco2_per_mwh",
+    "grid_ef_om_tco2_per_mwh",
+    "grid_ef_bm_tco2_per_mwh",
+    "capacity_mw",
+    "full_load_hours",
+    "annual_generation_mwh",
+    "electricity_saved_mwh",
+    "fuel_saved_t",
+    "fuel_type",
+    "vehicle_count",
+    "annual_km_per_vehicle",
+    "baseline_fuel_l_per_100km",
+    "ev_kwh_per_100km",
+    "baseline_energy_use_kwh_m2",
+    "energy_use_kwh_m2",
+    "floor_area_m2",
+    "ch4_captured_t",
+    "co2_stored_t",
+    "displaced_tco2e_per_year",
+    "cod",
+    "approval_date",
+    "operating_years",
+    "degradation_rate",
+    "loan_amount",
+    "total_investment",
+)
 
 
 def _with_grid_factor(
@@ -691,44 +728,40 @@ def _with_attribution_and_quality(
         {k: v[1] for k, v in config.plausible_hours.items()}, default=None, return_dtype=pl.Float64
     )
     stated = pl.col("capacity_mw") * pl.col("full_load_hours")
-    flags = pl.concat_list(
-        [
-            pl.when((hours < low) | (hours > high)).then(
-                pl.format(
-                    "implausible yield: {} full-load hours (expected {}–{})",
-                    hours.round(0),
-                    low,
-                    high,
-                )
+    # (condition, message): the messages are formatted on the flagged rows only (a tenth of
+    # a pipeline at most), not on every project (measured: 2.5 of 3.3 CPU s at 1M rows)
+    flags = [
+        (
+            (hours < low) | (hours > high),
+            pl.format(
+                "implausible yield: {} full-load hours (expected {}–{})", hours.round(0), low, high
             ),
-            pl.when(
-                pl.col("annual_generation_mwh").is_not_null()
-                & stated.is_not_null()
-                & ((pl.col("annual_generation_mwh") - stated).abs() > 0.1 * stated)
-            ).then(
-                pl.lit(
-                    "annual_generation_mwh differs from capacity × full_load_hours"
-                    " by more than 10 %"
-                )
+        ),
+        (
+            pl.col("annual_generation_mwh").is_not_null()
+            & stated.is_not_null()
+            & ((pl.col("annual_generation_mwh") - stated).abs() > 0.1 * stated),
+            pl.lit(
+                "annual_generation_mwh differs from capacity × full_load_hours by more than 10 %"
             ),
-            pl.when(
-                uses_grid
-                & pl.col("ef_vintage").is_not_null()
-                & (approval_year - pl.col("ef_vintage") > config.stale_years)
-            ).then(
-                pl.format(
-                    "grid factor vintage {} is more than {} years before {}",
-                    pl.col("ef_vintage"),
-                    pl.lit(config.stale_years),
-                    approval_year,
-                )
+        ),
+        (
+            uses_grid
+            & pl.col("ef_vintage").is_not_null()
+            & (approval_year - pl.col("ef_vintage") > config.stale_years),
+            pl.format(
+                "grid factor vintage {} is more than {} years before {}",
+                pl.col("ef_vintage"),
+                pl.lit(config.stale_years),
+                approval_year,
             ),
-            pl.when(pl.col("avoided_tco2e_per_year") < 0).then(
-                pl.lit("negative avoided emissions: the project adds emissions")
-            ),
-        ]
-    ).list.drop_nulls()
-    return frame.with_columns(share.alias("attributable_share")).with_columns(
+        ),
+        (
+            pl.col("avoided_tco2e_per_year") < 0,
+            pl.lit("negative avoided emissions: the project adds emissions"),
+        ),
+    ]
+    frame = frame.with_columns(share.alias("attributable_share")).with_columns(
         attributable.alias("attributable_tco2e_per_year"),
         (attributable / (pl.col("loan_amount") / 1e6)).alias("tco2e_per_million_lent"),
         (pl.col("_electricity_displaced") * supply_coal * _TCE_PER_MWH_PER_GCE_KWH).alias(
@@ -736,8 +769,28 @@ def _with_attribution_and_quality(
         ),
         score.alias("data_quality_score"),
         pl.when(score.is_not_null()).then(basis).alias("data_quality_basis"),
-        flags.alias("emissions_flags"),
         _source_text().alias("ef_source"),
+    )
+    return frame.with_columns(_flag_lists(frame, flags).alias("emissions_flags"))
+
+
+def _flag_lists(frame: pl.DataFrame, flags: list[tuple[pl.Expr, pl.Expr]]) -> pl.Series:
+    """Per row, the messages whose condition holds (an empty list where none does)."""
+    raised = frame.select(
+        pl.int_range(pl.len(), dtype=pl.UInt32).alias("_row"),
+        *(cond.fill_null(False).alias(f"_f{k}") for k, (cond, _) in enumerate(flags)),
+    ).filter(pl.any_horizontal(pl.exclude("_row")))
+    messages = frame[raised["_row"]].select(
+        pl.concat_list(
+            [pl.when(raised[f"_f{k}"]).then(text) for k, (_, text) in enumerate(flags)]
+        ).list.drop_nulls()
+    )
+    listed = raised.select("_row").with_columns(messages.to_series().alias("flags"))
+    return (
+        frame.select(pl.int_range(pl.len(), dtype=pl.UInt32).alias("_row"))
+        .join(listed, on="_row", how="left", maintain_order="left")
+        .select(pl.col("flags").fill_null(pl.lit([], pl.List(pl.String))))
+        .to_series()
     )
 
 
