@@ -22,13 +22,14 @@ test: venv lint
 	$(BIN)/python -m pytest
 
 lint: venv
-	$(BIN)/ruff check greenscreen tests benchmarks
-	$(BIN)/ruff format --check greenscreen tests benchmarks
+	$(BIN)/ruff check greenscreen tests benchmarks taxonomies/sources
+	$(BIN)/ruff format --check greenscreen tests benchmarks taxonomies/sources
 	$(BIN)/mypy
+	$(BIN)/mypy taxonomies/sources
 
 format: venv
-	$(BIN)/ruff check --fix greenscreen tests benchmarks
-	$(BIN)/ruff format greenscreen tests benchmarks
+	$(BIN)/ruff check --fix greenscreen tests benchmarks taxonomies/sources
+	$(BIN)/ruff format greenscreen tests benchmarks taxonomies/sources
 
 clean:
 	rm -rf $(VENV) out dist build .pytest_cache .mypy_cache .ruff_cache

@@ -1,7 +1,8 @@
 """The ``greenscreen`` command.
 
-Verbs: ``demo``, ``screen``, ``pack``, ``explain``, ``template``, ``rulebooks``, ``runs``
-(the run register: ``list``, ``show``, ``diff``, ``export``) and ``rescreen``. User mistakes
+Verbs: ``demo``, ``screen``, ``pack``, ``explain``, ``template``, ``rulebooks`` (``check``,
+``build``, ``schema``), ``runs`` (the run register: ``list``, ``show``, ``diff``, ``export``)
+and ``rescreen``. User mistakes
 (a missing file, a bad column, rejected rows in ``--strict`` mode) print a one-line message to
 stderr and exit non-zero without a traceback. Exit codes: 0 success, 1 an error in the input,
 the files or the output folder, 2 a usage error (an unknown option, a bad option value: click's
@@ -591,6 +592,74 @@ def rulebooks_check(directory: Path) -> None:
     if programmes:
         _programme_table(programmes)
     _out.print(f"{len(books)} rulebooks and {len(programmes)} programmes in {directory} are valid")
+
+
+@rulebooks.command("build")
+@click.option(
+    "--sources",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The catalogue sources (default: taxonomies/sources of this checkout).",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the generated rulebooks go (default: taxonomies/ of this checkout).",
+)
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Write nothing; exit 1 naming the generated files that differ from what the sources "
+    "build (for CI).",
+)
+def rulebooks_build(sources: Path | None, out_dir: Path | None, check: bool) -> None:
+    """Regenerate the China catalogues (cn_gfsp_2025.yaml, cn_gbepc_2021.yaml) and the JSON
+    schemas of rulebook and programme files from their sources, validated as rulebooks."""
+    from greenscreen.catalogue_build import build_rulebooks
+
+    built = build_rulebooks(sources, out_dir, check=check)
+    for entry in built:
+        if not entry.changed:
+            state = "unchanged"
+        elif check:
+            state = "differs" if entry.existed else "missing"
+        else:
+            state = "written"
+        _out.print(f"{entry.path}: {entry.summary} ({state})")
+    changed = [str(entry.path) for entry in built if entry.changed]
+    if check and changed:
+        raise GreenscreenError(
+            f"{len(changed)} generated file(s) not what `greenscreen rulebooks build` writes: "
+            f"{', '.join(changed)}; run it and commit the result"
+        )
+
+
+@rulebooks.command("schema")
+@click.option(
+    "--kind",
+    type=click.Choice(["rulebook", "programme"]),
+    default="rulebook",
+    show_default=True,
+    help="rulebook files (schema_type: greenscreen.rulebook) or programme files.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the schema to this file (default: print it).",
+)
+def rulebooks_schema(kind: Literal["rulebook", "programme"], out: Path | None) -> None:
+    """The JSON schema of rulebook (or programme) files, for editors that validate YAML as you
+    type (taxonomies/rulebook.schema.json is this output)."""
+    from greenscreen.rulebook import json_schema
+
+    text = json_schema(kind)
+    if out is None:
+        click.echo(text, nl=False)
+        return
+    from greenscreen._outputs import atomic_write
+
+    atomic_write(out, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    _out.print(f"wrote the {kind} schema to {out}")
 
 
 def _rulebook_table(books: list[Any]) -> None:

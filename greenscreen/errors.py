@@ -57,6 +57,12 @@ class RulebookError(GreenscreenError):
         self.file, self.item, self.criterion = file, item, criterion
 
 
+class BuildError(GreenscreenError):
+    """A generated rulebook cannot be built from its sources (``greenscreen rulebooks build``):
+    a source table or hand-written criteria file is missing or malformed, or the result is not
+    a valid rulebook. The message names the output, the sources and the problem."""
+
+
 def did_you_mean(value: str, options: Iterable[str]) -> str:
     """Return ``"; did you mean 'x'?"`` for the closest option, or ``""`` when none is close."""
     close = difflib.get_close_matches(value, list(options), n=1, cutoff=0.6)

@@ -26,6 +26,7 @@ from typing import Any, Literal
 import polars as pl
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 from sqlglot import exp
 from sqlglot.dialects.postgres import Postgres
 from sqlglot.errors import SqlglotError
@@ -311,8 +312,8 @@ class Rulebook(_Model):
     item_field: str | None = None
     items: list[Item]
     notes: str | None = None
-    #: set by the loader, not the file
-    path: str | None = None
+    #: set by the loader, not the file (so not in the JSON schema)
+    path: SkipJsonSchema[str | None] = None
 
     @field_validator("schema_version")
     @classmethod
@@ -1174,6 +1175,21 @@ def _neutral(match: re.Match[str]) -> str:
     if token.startswith(("--", "/*")):
         return " "
     return re.sub(r"\W", "_", token[1:-1]) or "_"
+
+
+def json_schema(kind: Literal["rulebook", "programme"] = "rulebook") -> str:
+    """The JSON schema of rulebook (or programme) files, as published in
+    ``taxonomies/rulebook.schema.json`` (``programme.schema.json``): pydantic's
+    ``model_json_schema()`` of :class:`Rulebook` (``subsidy.Programme``), indented, with a final
+    newline. Editors validate YAML files against it as they are typed; the loader's checks
+    beyond the model (conditions, activities, codes, fields) run on load and in ``rulebooks
+    check``."""
+    import json
+
+    from greenscreen.subsidy import Programme
+
+    model: type[BaseModel] = Rulebook if kind == "rulebook" else Programme
+    return json.dumps(model.model_json_schema(), ensure_ascii=False, indent=2) + "\n"
 
 
 @cache

@@ -28,6 +28,7 @@ from typing import Literal
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from greenscreen._resources import bundled_dir
 from greenscreen.engine import _combine, _evidence, _gates, with_derived_inputs
@@ -120,7 +121,8 @@ class Programme(_Model):
     relending: Relending | None = None
     awards: list[Award]
     notes: str | None = None
-    path: str | None = None
+    #: set by the loader, not the file (so not in the JSON schema)
+    path: SkipJsonSchema[str | None] = None
 
     @field_validator("schema_version")
     @classmethod
