@@ -104,9 +104,12 @@ def _col(frame: pl.DataFrame, name: str) -> np.ndarray:
 
 
 def _inputs(frame: pl.DataFrame, config: AppraisalConfig) -> _Arrays:
-    generation = _col(frame, "annual_generation_mwh")
-    estimated = _col(frame, "capacity_mw") * _col(frame, "full_load_hours")
-    generation = np.where(np.isnan(generation), estimated, generation)
+    if "generation_mwh" in frame.columns:  # the screened results: derived by the engine
+        generation = _col(frame, "generation_mwh")
+    else:
+        generation = _col(frame, "annual_generation_mwh")
+        estimated = _col(frame, "capacity_mw") * _col(frame, "full_load_hours")
+        generation = np.where(np.isnan(generation), estimated, generation)
 
     def default(values: np.ndarray, fallback: float) -> np.ndarray:
         return np.where(np.isnan(values), fallback, values)

@@ -59,6 +59,7 @@ import polars as pl
 
 from greenscreen._resources import data_file
 from greenscreen.errors import GreenscreenError
+from greenscreen.rulebook import generation_mwh
 
 Policy = Literal["combined_margin", "grid_average"]
 
@@ -274,7 +275,8 @@ def estimate(projects: pl.DataFrame, config: EmissionsConfig | None = None) -> p
     factors = load_factors(config.factors_dir)
     # only the inputs the methods read: the joins below copy every column they are given,
     # and the screened results carry a hundred more (measured at 1M rows: 6.2 → 3 CPU s)
-    frame = _with_grid_factor(projects.select(pl.col(_INPUTS)), factors, config)
+    inputs = projects.select(pl.col(_INPUTS), generation_mwh(projects.columns))
+    frame = _with_grid_factor(inputs, factors, config)
     frame = _with_avoided(frame, factors, config)
     frame = _with_lifetime(frame)
     frame = _with_attribution_and_quality(frame, factors, config)
@@ -552,9 +554,7 @@ def _with_avoided(frame: pl.DataFrame, factors: Factors, config: EmissionsConfig
         ).alias("_fuel"),
     ).join(fuels, on="_fuel", how="left", maintain_order="left")
     ef = pl.col("grid_ef_tco2_per_mwh")
-    generation = pl.coalesce(
-        pl.col("annual_generation_mwh"), pl.col("capacity_mw") * pl.col("full_load_hours")
-    )
+    generation = pl.col("generation_mwh")
     fuel_part = (
         pl.when(pl.col("fuel_saved_t").is_not_null())
         .then(pl.col("fuel_saved_t") * pl.col("_fuel_ef"))

@@ -32,6 +32,7 @@ from greenscreen.rulebook import (
     Rulebook,
     Scope,
     compile_condition,
+    generation_mwh,
     input_fields,
 )
 from greenscreen.schema import FIELDS, activities
@@ -89,12 +90,11 @@ def prepare(projects: pl.DataFrame, rulebooks: Sequence[Rulebook]) -> pl.DataFra
 def with_derived_inputs(frame: pl.DataFrame) -> pl.DataFrame:
     """Add the inputs rulebooks and programmes may use besides the template's
     (:data:`greenscreen.rulebook.DERIVED_INPUTS`)."""
-    hours = pl.col("capacity_mw") * pl.col("full_load_hours")
     return frame.with_columns(
         (pl.col("storage_energy_mwh") / pl.col("storage_power_mw"))
         .fill_nan(None)
         .alias("storage_duration_h"),
-        pl.coalesce(pl.col("annual_generation_mwh"), hours).alias("generation_mwh"),
+        generation_mwh(),
         pl.col("industry_code").str.replace(r"^[A-T]", "").alias("industry_class"),
     )
 
@@ -473,6 +473,7 @@ def evaluate(projects: pl.DataFrame, rulebooks: Sequence[Rulebook]) -> Screening
         "activity",
         "activity_source",
         "activity_candidates",
+        "generation_mwh",
         pl.when(pl.col("approval_date").is_null())
         .then(pl.lit("current rules (no approval_date)"))
         .otherwise(pl.lit("approval_date"))
@@ -1135,13 +1136,12 @@ def _decisions(
         for j, (criterion, _, used) in enumerate(comp.criteria):
             rows = shown if comp.in_force[j] is None else shown & pl.col(f"f{k}_{j}")
             # only this criterion's columns: a part over all of `work` (columns per item) made
-            # the plan quadratic in items (2,000 items: 2.7 GB for 3 projects)
-            own = ["project_id", "_item", f"c{k}_{j}", *rows.meta.root_names()]
+            # the plan quadratic in items (2,000 items: 2.7 GB for 3 projects); the values it
+            # read are formatted after the filter, on the projects shown only
+            own = list(dict.fromkeys(["project_id", "_item", f"c{k}_{j}", *rows.meta.root_names()]))
+            read = [name for name in dict.fromkeys(used) if name not in own]
             parts.append(
-                pl.concat(
-                    [work.select(list(dict.fromkeys(own))).lazy(), inputs.select(_seen(used))],
-                    how="horizontal",
-                )
+                pl.concat([work.select(own).lazy(), inputs.select(read)], how="horizontal")
                 .filter(rows)
                 .select(
                     "project_id",
@@ -1150,7 +1150,7 @@ def _decisions(
                     (pl.col("_item") == comp.item.code).fill_null(False).alias("selected"),
                     pl.lit(criterion.id).alias("criterion"),
                     _result(f"c{k}_{j}").alias("result"),
-                    pl.col("_seen").alias("value"),
+                    _seen(used).alias("value"),
                     pl.lit(criterion.threshold or criterion.condition).alias("threshold"),
                     pl.lit(criterion.clause).alias("clause"),
                     pl.lit(criterion.verification).alias("verification"),

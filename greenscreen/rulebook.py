@@ -17,7 +17,7 @@ import datetime as dt
 import os
 import re
 import stat
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from pathlib import Path
@@ -64,6 +64,19 @@ DERIVED_INPUTS: dict[str, tuple[pl.DataType, str]] = {
     ),
     "industry_class": (pl.String(), "industry_code without its section letter, e.g. 4416"),
 }
+
+
+def generation_mwh(columns: Sequence[str] = ()) -> pl.Expr:
+    """Annual generation [MWh/yr]: ``annual_generation_mwh``, else ``capacity_mw`` ×
+    ``full_load_hours``. Read from the ``generation_mwh`` column when ``columns`` has it (the
+    screened results carry it: derived once, by the engine, and read by emissions, appraisal
+    and the packs)."""
+    if "generation_mwh" in columns:
+        return pl.col("generation_mwh")
+    return pl.coalesce(
+        pl.col("annual_generation_mwh"), pl.col("capacity_mw") * pl.col("full_load_hours")
+    ).alias("generation_mwh")
+
 
 # SQL functions a condition may call: pure, no I/O. Anything else is rejected at load.
 _FUNCTIONS = {"coalesce", "abs", "lower", "upper", "length", "round", "greatest", "least", "nullif"}
