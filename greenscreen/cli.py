@@ -7,7 +7,8 @@ and ``rescreen``. User mistakes
 stderr and exit non-zero without a traceback. Exit codes: 0 success, 1 an error in the input,
 the files or the output folder, 2 a usage error (an unknown option, a bad option value: click's
 code), 3 an internal error (a bug: set GREENSCREEN_DEBUG=1 for the traceback), 4 rows rejected
-in ``--strict`` mode, 130 interrupted (Ctrl-C or SIGTERM).
+in ``--strict`` mode, 130 interrupted (Ctrl-C or SIGTERM). The tables and summaries the verbs
+print are formatted in :mod:`greenscreen._console`.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import click
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -34,9 +34,19 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
-from rich.table import Column, Table
 
 from greenscreen import __version__
+from greenscreen._console import err as _err
+from greenscreen._console import out as _out
+from greenscreen._console import (
+    print_packs,
+    print_programmes,
+    print_rescreened,
+    print_rulebooks,
+    print_run,
+    print_runs,
+    print_screened,
+)
 from greenscreen._outputs import CSV_MAX_ROWS
 from greenscreen._resources import data_file
 from greenscreen.errors import GreenscreenError, PipelineError
@@ -48,10 +58,6 @@ if TYPE_CHECKING:
     from greenscreen.run import ScreenResult
 
 EXIT_ERROR, EXIT_USAGE, EXIT_INTERNAL, EXIT_REJECTS, EXIT_INTERRUPTED = 1, 2, 3, 4, 130
-
-# not a terminal (a pipe, a CI log): wide enough that tables keep their columns
-_out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
-_err = Console(stderr=True, highlight=False)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -387,17 +393,7 @@ def pack(
     ids = None if all_projects else list(project_ids)
     paths = _write_packs(result, out_dir, ids, lang, tuple(sorted(wanted)), quiet, workers)
     if not quiet:
-        if result.rejects.height:  # rows that were not read have no pack: say which
-            _out.print(
-                f"{result.pipeline.summary()}; rejected rows have no pack (fix them and rerun):"
-            )
-            _print_rejects(result.rejects, limit=10, to_file=False)
-        for path in paths[:20]:
-            _out.print(f"wrote {path}")
-        if len(paths) > 20:
-            _out.print(f"… and {len(paths) - 20:,} more files in {out_dir.resolve()}")
-        if paths.skipped:
-            _out.print(f"{paths.skipped:,} projects' packs were already up to date (not rewritten)")
+        print_packs(result, paths, out_dir)
 
 
 @cli.command()
@@ -569,8 +565,8 @@ def rulebooks(ctx: click.Context, directory: Path | None) -> None:
     from greenscreen.rulebook import load_rulebooks
     from greenscreen.subsidy import load_programmes
 
-    _rulebook_table(load_rulebooks(directory))
-    _programme_table(load_programmes(directory))
+    print_rulebooks(load_rulebooks(directory))
+    print_programmes(load_programmes(directory))
 
 
 @rulebooks.command("check")
@@ -588,9 +584,9 @@ def rulebooks_check(directory: Path) -> None:
             f"greenscreen.programme) in {directory}"
         )
     if books:
-        _rulebook_table(books)
+        print_rulebooks(books)
     if programmes:
-        _programme_table(programmes)
+        print_programmes(programmes)
     _out.print(f"{len(books)} rulebooks and {len(programmes)} programmes in {directory} are valid")
 
 
@@ -660,79 +656,6 @@ def rulebooks_schema(kind: Literal["rulebook", "programme"], out: Path | None) -
 
     atomic_write(out, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
     _out.print(f"wrote the {kind} schema to {out}")
-
-
-def _rulebook_table(books: list[Any]) -> None:
-    """One line per rulebook. For the two China catalogues, their conditions by kind
-    (taxonomies/sources/*_condition_kinds.csv: measured / standard reference / qualitative)
-    and how many measured conditions a measured criterion encodes (``catalogue_check``)."""
-    from greenscreen.catalogue_check import condition_summary
-
-    rows = []
-    for book in books:
-        counts = book.counts()
-        kinds = condition_summary(book)
-        conditions = ["", ""]
-        if kinds is not None:
-            by_kind = (kinds.counts[k] for k in ("measured", "standard_reference", "qualitative"))
-            conditions = [
-                "/".join(map(str, by_kind)),
-                f"{len(kinds.encoded)}/{kinds.measured} {kinds.encoded_share:.0%}",
-            ]
-        rows.append(
-            [
-                book.id,
-                book.version,
-                str(book.effective or ""),
-                book.kind,
-                str(counts["items"]),
-                str(counts["industry_rows"]),
-                str(counts["criteria"]),
-                str(counts["measured"]),
-                str(counts["attestation"]),
-                str(counts["crosswalk"]),
-                f"{counts['verified_share']:.0%}/{counts['criteria_verified_share']:.0%}",
-                *conditions,
-                book.title.get("en"),
-            ]
-        )
-
-    def fixed(n: int, header: str, justify: Literal["left", "right"] = "right") -> Column:
-        """A column never cut or wrapped: as wide as its widest value or header line."""
-        width = max([len(r[n]) for r in rows] + [len(line) for line in header.split("\n")])
-        return Column(header, justify=justify, no_wrap=True, min_width=width)
-
-    table = Table(
-        fixed(0, "id", "left"),
-        Column("version", no_wrap=True, max_width=12),
-        fixed(2, "effective", "left"),
-        fixed(3, "kind", "left"),
-        fixed(4, "items"),
-        fixed(5, "GB/T\nrows"),
-        fixed(6, "crit."),
-        fixed(7, "meas."),
-        fixed(8, "att."),
-        fixed(9, "xw."),
-        fixed(10, "verified\nitem/crit"),
-        fixed(11, "conditions\nmeas/std/qual"),
-        fixed(12, "meas.\nencoded"),
-        Column("title", ratio=1, min_width=12),
-        caption="criteria: meas. read data, att. an attestation, xw. another rulebook. "
-        "conditions: the catalogue's rows (cn_gbepc_2021: 2019 items) stating a level or number "
-        "/ naming a standard / neither; encoded: measured conditions a measured criterion checks",
-    )
-    for row in rows:
-        table.add_row(*row)
-    _out.print(table)
-
-
-def _programme_table(programmes: list[Any]) -> None:
-    table = Table("programme", "version", "kind", "awards", "verification", "title")
-    for p in programmes:
-        table.add_row(
-            p.id, p.version, p.kind, str(len(p.awards)), p.verification, p.title.get("en")
-        )
-    _out.print(table)
 
 
 @cli.command()
@@ -825,14 +748,6 @@ def _list_outputs(run: Any, out_dir: Path, say: Callable[..., None]) -> None:
         say(f"  results.csv not written: {run.n_accepted:,} projects > --csv-max-rows")
 
 
-def _csv_note(paths: dict[str, Path], options: dict[str, Any]) -> str:
-    """What the results line says of results.csv (written, or why not)."""
-    if "results_csv" in paths:
-        return "; also results.csv"
-    limit = options.get("csv_max_rows", CSV_MAX_ROWS)
-    return f"; results.csv not written: above --csv-max-rows {limit:,}" if limit else ""
-
-
 def _done(run: Any, started: float, strict: bool, say: Callable[..., None]) -> None:
     """The time taken; under --strict, rejected rows are exit 4 (batch and Spark runs)."""
     say(f"done in {time.perf_counter() - started:.2f} s")
@@ -898,7 +813,6 @@ def _screen(
     options: dict[str, Any],
     write_options: dict[str, Any] | None = None,
 ) -> None:
-    import polars as pl
 
     from greenscreen.run import screen as run_screen
 
@@ -940,45 +854,18 @@ def _screen(
         workers = _pack_workers(write_options.get("workers", 0), total)
         with _packs_progress(total, quiet) as advance:
             paths = write(packs=True, workers=workers, on_pack=advance)
-    pipeline = result.pipeline
-    packs_dir = out_dir / "packs"
-    say(pipeline.summary())
-    for note in pipeline.notes:
-        say(f"  note: {note}")
-    if pipeline.n_accepted == 0:
-        say("[yellow]no project was accepted[/yellow]")
-    if pipeline.rejects.height and not quiet:
-        _print_rejects(pipeline.rejects)
-    if not quiet and result.rulebooks:
-        _print_statuses(result)
     if not quiet:
-        _print_emissions(result)
-        _print_subsidies(result)
-        _print_appraisal(result)
-    say(f"outputs in {out_dir.resolve()}:")
-    say(
-        f"  {paths['results']}  ({result.results.height} projects{_csv_note(paths, write_options)})"
-    )
-    # counted in the written file: the table was streamed there, never held in memory
-    decided = pl.scan_parquet(paths["decisions"]).select(pl.len()).collect().item()
-    say(f"  {paths['decisions']}  ({decided} criterion decisions)")
-    if "subsidies" in paths:
-        say(f"  {paths['subsidies']}  (programme × award; payments in subsidy_schedule.parquet)")
-    say(f"  {paths['rejects']}  ({result.rejects.height} reject rows)")
-    if "portfolio" in paths:
-        say(f"  {paths['portfolio']}  (batch workbook: results table, summary, charts)")
-    elif max_rows <= 0:
-        say("  portfolio.xlsx not written (--portfolio-max-rows 0)")
-    else:
-        say(f"  portfolio.xlsx not written: {result.results.height:,} projects > the row limit")
-    if packs:
-        say(f"  {paths['portfolio_html']}  (report, linking the packs)")
-        say(f"  {packs_dir}/  ({result.results.height:,} appraisal packs, .xlsx and .html)")
-    else:
-        say(f"  {paths['portfolio_html']}  (report; for its pack links: --packs)")
-    say(f"  {paths['run']}  (input hash, column mapping, counts)")
+        print_screened(
+            result,
+            paths,
+            out_dir,
+            max_rows,
+            packs,
+            write_options.get("csv_max_rows", CSV_MAX_ROWS),
+        )
     _record_run(result, out_dir, source, say)
     say(f"done in {time.perf_counter() - started:.2f} s")
+    pipeline = result.pipeline
     if strict and pipeline.rejects.height:
         click.echo(
             f"error: {pipeline.n_rejected} rows rejected (strict mode); see {paths['rejects']}",
@@ -1060,24 +947,7 @@ def runs_list(
         until=until.date() if until else None,
         analyst=analyst,
     )
-    table = Table("run", "finished (UTC)", "analyst", "host", "version", "input", "sha256")
-    for name in ("projects", "rejected", "rescreen of"):
-        table.add_column(name, justify="left" if name == "rescreen of" else "right")
-    for rec in frame.iter_rows(named=True):
-        table.add_row(
-            rec["run_id"],
-            str(rec["finished_utc"]),
-            rec["analyst"],
-            rec["host"],
-            rec["version"],
-            rec["input_name"],
-            (rec["input_sha256"] or "")[:12],
-            f"{rec['projects'] or 0:,}",
-            f"{rec['rejected'] or 0:,}",
-            rec["parent_run"] or "",
-        )
-    _out.print(table)
-    _out.print(f"{frame.height} runs in {register.path}")
+    print_runs(frame, register.path)
 
 
 @runs.command("show")
@@ -1085,32 +955,11 @@ def runs_list(
 @_register_option
 def runs_show(run: str, register_path: Path | None) -> None:
     """Show a run: who, when, input, tool version, options, counts, rules and factor files."""
-    import json
-
     from greenscreen.register import open as open_register
 
     register = open_register(register_path)
     info = register.get(run).row(0, named=True)
-    for key in ("run_id", "started_utc", "finished_utc", "analyst", "host", "version"):
-        _out.print(f"{key:>14}: {info[key]}")
-    _out.print(f"{'input':>14}: {info['input_name']} ({info['input_path'] or 'no path'})")
-    stored = "stored in the register" if info["input_stored"] else "referenced by path"
-    _out.print(f"{'input sha256':>14}: {info['input_sha256']} ({stored})")
-    _out.print(f"{'outputs':>14}: {info['out_dir'] or '-'}")
-    if info["parent_run"]:
-        _out.print(f"{'rescreen of':>14}: {info['parent_run']}")
-    counts = json.loads(info["counts"] or "{}")
-    _out.print(f"{'counts':>14}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
-    _out.print(f"{'decisions':>14}: {info['decisions'] or 0:,}")
-    options = json.loads(info["options"] or "{}")
-    table = Table("option", "value", title="options")
-    for key, value in options.items():
-        table.add_row(key, json.dumps(value, ensure_ascii=False))
-    _out.print(table)
-    table = Table("kind", "id", "version", "file", "sha256", title="rules and factors")
-    for rec in register.sources(info["run_id"]).iter_rows(named=True):
-        table.add_row(rec["kind"], rec["id"], rec["version"], rec["file"], rec["sha256"])
-    _out.print(table)
+    print_run(info, register.sources(info["run_id"]))
 
 
 @runs.command("diff")
@@ -1203,9 +1052,9 @@ def rescreen(
         analyst=analyst,
         diff_out=diff_out,
     )
-    _out.print(f"outputs in {out_dir.resolve()}; registered as run {run_id}")
-    _out.print(compared.summary(), markup=False)
-    _out.print(f"diff in {(diff_out or out_dir.with_name(out_dir.name + '-diff')).resolve()}")
+    print_rescreened(
+        out_dir, run_id, compared, diff_out or out_dir.with_name(out_dir.name + "-diff")
+    )
 
 
 def _emissions_config(policy: str, series: str, factors_dir: Path | None = None) -> Any:
@@ -1245,73 +1094,6 @@ def _subsidy_config(funding_cost: float | None) -> Any:
     from greenscreen.subsidy import SubsidyConfig
 
     return SubsidyConfig(funding_cost=funding_cost)
-
-
-def _print_statuses(result: ScreenResult) -> None:
-    """Counts of each status per rulebook."""
-    from greenscreen.rulebook import STATUSES
-
-    table = Table("rulebook", *STATUSES, title="screening")
-    for book in result.rulebooks:
-        counts = dict(result.results[f"{book.id}__status"].value_counts().iter_rows())
-        table.add_row(book.id, *(str(counts.get(s, 0)) for s in STATUSES))
-    _out.print(table)
-
-
-def _print_emissions(result: ScreenResult) -> None:
-    frame = result.results
-    total = frame["avoided_tco2e_per_year"].sum()
-    attributable = frame["attributable_tco2e_per_year"].sum()
-    estimated = frame["avoided_tco2e_per_year"].is_not_null().sum()
-    flagged = frame.filter(frame["emissions_flags"].list.len() > 0).height
-    policy = result.emissions_config.policy
-    say = _out.print
-    say(
-        f"avoided emissions ({policy}): {total:,.0f} tCO2e/yr for {estimated} projects, "
-        f"{attributable:,.0f} attributable to the loans; {flagged} projects flagged"
-    )
-
-
-def _print_subsidies(result: ScreenResult) -> None:
-    frame = result.results
-    if "subsidy_total" not in frame.columns:
-        return
-    awarded = frame.filter(frame["subsidy_total"] > 0).height
-    refinanceable = frame["relending_refinanceable"].sum()
-    _out.print(
-        f"subsidies: {frame['subsidy_total'].sum():,.0f} committed "
-        f"(up to {frame['subsidy_total_max'].sum():,.0f}) for {awarded} projects; "
-        f"CERF refinanceable {refinanceable:,.0f}"
-    )
-
-
-def _print_appraisal(result: ScreenResult) -> None:
-    frame = result.results
-    if "npv" not in frame.columns:
-        return
-    appraised = frame.filter(frame["npv"].is_not_nan()).height
-    weak = frame.filter(frame["min_dscr"] < 1.0).height
-    capped = frame.filter(frame["debt_capped"]).height
-    _out.print(
-        f"appraisal: {appraised} projects appraised; {weak} with a minimum DSCR below 1.0; "
-        f"{capped} with debt capped at cost"
-    )
-
-
-def _print_rejects(rejects: Any, limit: int = 20, *, to_file: bool = True) -> None:
-    table = Table("row", "project_id", "field", "value", "reason", title="rejected rows")
-    for rec in rejects.head(limit).iter_rows(named=True):
-        table.add_row(
-            str(rec["row"]),
-            rec["project_id"] or "",
-            rec["field"],
-            (rec["value"] or "")[:40],
-            rec["reason"],
-        )
-    _out.print(table)
-    if rejects.height > limit:
-        where = " in rejects.csv" if to_file else ""
-        _out.print(f"… and {rejects.height - limit} more{where}")
 
 
 _INTERRUPTED = threading.Event()

@@ -259,6 +259,23 @@ def test_packs_are_byte_identical(tmp_path: Path) -> None:
     assert a == b
 
 
+def test_the_pack_tables_are_the_engines_model() -> None:
+    """The CashFlow lines, the debt sizing and the derived inputs of the pack (the tables in
+    report/excel.py) are every line of ``Appraisal.workings``, and the metrics are results
+    columns: each formula has the engine's cached value, and no working is left out."""
+    from greenscreen.report import excel
+
+    result = screen(data_file("sample_pipeline.csv"))
+    assert result.appraisal is not None
+    per_year, sizing = result.appraisal.workings("GS-009")
+    assert [line.engine or line.key for line in excel._LINES] == list(
+        dict.fromkeys(line.engine or line.key for line in excel._LINES)
+    )  # no line twice
+    assert {line.engine or line.key for line in excel._LINES} == set(per_year)
+    assert {f.engine for f in (*excel._DERIVED, *excel._SIZING)} == set(sizing)
+    assert {f.engine for f in excel._METRICS} <= set(result.results.columns)
+
+
 def test_pack_file_names_cannot_leave_the_directory(tmp_path: Path) -> None:
     ids = ["../../escape", "CON", "a/b\\c", "名称\u202e"]
     rows = [{"project_id": pid, "activity": "solar_pv", "total_investment": 1e6} for pid in ids]

@@ -15,27 +15,435 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import polars as pl
 import xlsxwriter
 from xlsxwriter.utility import xl_col_to_name, xl_rowcol_to_cell
 
 from greenscreen import __version__
-from greenscreen.report.labels import Lang, status_text, t
+from greenscreen.report.labels import LABELS, Lang, status_text, t
 from greenscreen.report.view import currency_label, project_view
 
 if TYPE_CHECKING:
+    from greenscreen.appraisal import AppraisalConfig
     from greenscreen.run import ScreenResult
 
 _FIXED_TIME = dt.datetime(2025, 1, 1)  # document properties: byte-identical output
 _FIRST_YEAR_COL = 3  # column D holds year t = 0 on the CashFlow sheet
 _NA = "n/a"  # what a metric formula yields where the engine has no figure
-# CashFlow lines whose engine array has another name
-_ENGINE_LINE = {"generation": "generation_mwh"}
 _PROFILES = {"annuity": 1, "equal_principal": 2, "sculpted": 3}
+# the sheets in tab order (labels.t("sheet_<key>") is the sheet's name)
+_SHEETS = (
+    "summary",
+    "inputs",
+    "cashflow",
+    "emissions",
+    "taxonomy",
+    "subsidies",
+    "requests",
+    "sources",
+)
+
+
+# -- the model, as tables -----------------------------------------------------------------------
+class _Input(NamedTuple):
+    """A named input cell of the Inputs sheet: the project's ``column`` of the results, else
+    the run's ``setting`` (an ``AppraisalConfig`` field), else (neither given) derived by
+    :func:`_derived_inputs`. ``{currency}`` in the unit is the project's currency."""
+
+    key: str
+    label: str
+    unit: str
+    source: str = "input"
+    column: str | None = None
+    setting: str | None = None
+
+
+#: The model's inputs, as ``appraisal._inputs`` reads them.
+_INPUTS = (
+    _Input("in_capex", "Total investment (capex)", "{currency}", column="total_investment"),
+    _Input("in_loan", "Loan amount", "{currency}", column="loan_amount"),
+    _Input("in_rate", "Interest rate", "fraction", column="interest_rate", setting="interest_rate"),
+    _Input("in_tenor", "Loan tenor (years, ≤ life)", "years"),
+    _Input("in_grace", "Grace period (years)", "years", column="grace_period_years"),
+    _Input("in_construction", "Construction years (≥ 1)", "years"),
+    _Input("in_life", "Operating years", "years", column="operating_years"),
+    _Input("in_generation", "Annual generation (year 1)", "MWh/yr", "input / capacity × hours"),
+    _Input("in_tariff", "Tariff", "{currency}/MWh", column="tariff_per_mwh"),
+    _Input(
+        "in_use_tariff", "Revenue = generation × tariff (1) or annual revenue (0)", "1/0", "derived"
+    ),
+    _Input(
+        "in_revenue",
+        "Annual revenue (when no tariff × generation)",
+        "{currency}/yr",
+        column="annual_revenue",
+    ),
+    _Input("in_opex", "Opex (first operating year)", "{currency}/yr", column="annual_opex"),
+    _Input("in_escalation", "Opex escalation", "fraction/yr", column="opex_escalation"),
+    _Input("in_degradation", "Degradation", "fraction/yr", column="degradation_rate"),
+    _Input(
+        "in_tax",
+        "Income tax rate",
+        "fraction",
+        "input / default 25 % (China CIT)",
+        column="tax_rate",
+        setting="tax_rate",
+    ),
+    _Input(
+        "in_discount",
+        "Discount rate",
+        "fraction",
+        "input / bank assumption",
+        column="discount_rate",
+        setting="discount_rate",
+    ),
+    _Input(
+        "in_profile",
+        "Debt profile: 1 annuity, 2 equal principal, 3 sculpted",
+        "1/2/3",
+        "run setting",
+    ),
+    _Input(
+        "in_target_dscr",
+        "Target DSCR (sculpted)",
+        "×",
+        "run setting (bank assumption)",
+        setting="target_dscr",
+    ),
+    _Input(
+        "in_carbon_price",
+        "Carbon price",
+        "{currency}/tCO2e",
+        "run setting; CEA close 2023-07-30: 61.05 (seed 002)",
+        setting="carbon_price",
+    ),
+)
+
+
+def _derived_inputs(row: Mapping[str, Any], config: AppraisalConfig) -> dict[str, Any]:
+    """The inputs that are neither a column nor a setting (as ``appraisal._inputs``: the
+    tenor at most the life, at least one construction year, generation from capacity ×
+    hours when not given: the results' ``generation_mwh``)."""
+    generation = row.get("generation_mwh")
+    return {
+        "in_tenor": min(_number(row.get("loan_tenor_years")), _number(row.get("operating_years"))),
+        "in_construction": max(_number(row.get("construction_years"), 1.0), 1.0),
+        "in_generation": generation,
+        "in_use_tariff": int(generation is not None and row.get("tariff_per_mwh") is not None),
+        "in_profile": _PROFILES[config.debt_profile],
+    }
+
+
+class _Figure(NamedTuple):
+    """A named formula in column B: ``label`` (a key of ``labels.LABELS``, else the text
+    itself), ``formula`` (a template, see :class:`_Line`: ``{all.key}`` is a CashFlow line
+    across the years, ``{guess}`` the engine's figure or 0.1), ``engine`` (the engine's name
+    of the figure: its cached value) and the number format."""
+
+    key: str
+    label: str
+    formula: str
+    engine: str
+    fmt: str = "money"
+    unit: str = ""
+
+
+#: Inputs the model derives (``appraisal._model``: ``share``, ``_debt``: ``n_amort``);
+#: cached values from ``Appraisal.workings`` (sizing).
+_DERIVED = (
+    _Figure(
+        "in_debt_share",
+        "Debt share of capex",
+        "=IF(in_capex>0,MIN(in_loan/in_capex,1),0)",
+        "debt_share",
+        "num",
+        "fraction",
+    ),
+    _Figure(
+        "in_amort_years",
+        "Amortising years",
+        "=MAX(in_tenor-MIN(in_grace,in_tenor),0)",
+        "amort_years",
+        "num",
+        "years",
+    ),
+)
+
+
+class _Line(NamedTuple):
+    """A line of the CashFlow sheet: one row (labelled ``labels.t(key)``), one formula per year.
+
+    ``formula`` is a template: ``{key}`` is this year's cell of another line, ``{prev.key}``
+    last year's, ``{all.key}`` the line across every year, ``{t}`` the year index (0: the
+    first construction year), ``{payments}`` the year's column of the Subsidies sheet's
+    payments; ``in_…``, ``em_…`` and ``cf_…`` are named cells (Inputs, Emissions, the figures
+    below the lines). ``first`` replaces it in year 0 where it refers to last year.
+    ``engine``: the line in ``Appraisal.workings`` (the cached values) if not ``key``.
+    """
+
+    key: str
+    formula: str
+    fmt: str = "money"
+    first: str | None = None
+    engine: str | None = None
+
+
+#: The cash-flow model, line by line in the order of ``appraisal._model`` and ``_debt``.
+_LINES = (
+    # timeline: t < C building, C ≤ t < C + N operating, k the operating year
+    _Line("year", "={t}", "int"),
+    _Line("building", "=IF({year}<in_construction,1,0)", "int"),
+    _Line(
+        "operating", "=IF(AND({year}>=in_construction,{year}<in_construction+in_life),1,0)", "int"
+    ),
+    _Line("op_year", "=IF({operating}=1,{year}-in_construction,0)", "int"),
+    # construction: capex evenly over C years; debt drawn pro rata; IDC capitalised
+    _Line("capex", "={building}*in_capex/in_construction"),
+    _Line("draw", "={capex}*in_debt_share"),
+    _Line("idc", "=IF({building}=1,{prev.con_balance}*in_rate,0)", first="=0"),
+    _Line(
+        "con_balance",
+        "=IF({building}=1,{prev.con_balance}+{idc}+{draw},{prev.con_balance})",
+        first="={draw}",
+    ),
+    # operation
+    _Line(
+        "generation",
+        "={operating}*in_generation*(1-in_degradation)^{op_year}",
+        engine="generation_mwh",
+    ),
+    _Line("energy_revenue", "=IF(in_use_tariff=1,{generation}*in_tariff,{operating}*in_revenue)"),
+    _Line(
+        "carbon_revenue",
+        "={operating}*em_attributable*(1-in_degradation)^{op_year}*in_carbon_price",
+    ),
+    _Line("subsidies", "=SUM({payments})"),
+    _Line("revenue", "={operating}*({energy_revenue}+{carbon_revenue})+{subsidies}"),
+    _Line("opex", "={operating}*in_opex*(1+in_escalation)^{op_year}"),
+    _Line("ebitda", "={revenue}-{opex}"),
+    _Line("depreciation", "=IF(in_life>0,{operating}*(in_capex+SUM({all.idc}))/in_life,0)"),
+    _Line("ebit", "={ebitda}-{depreciation}"),
+    _Line("tax", "=MAX({ebit},0)*in_tax*{operating}"),
+    _Line("cfads", "={operating}*({ebitda}-{tax})"),
+    # debt (_debt): loan years, amortising years, the sculpting target, the balance
+    _Line("in_loan", "=IF(AND({operating}=1,{op_year}<in_tenor),1,0)", "int"),
+    _Line("amortising", "=IF(AND({in_loan}=1,{op_year}>=MIN(in_grace,in_tenor)),1,0)", "int"),
+    _Line("sculpt_target", "={amortising}*MAX({cfads},0)/in_target_dscr"),
+    _Line(
+        "opening",
+        "=IF({operating}*({op_year}=0)=1,cf_debt,{prev.closing})",
+        first="=IF({operating}*({op_year}=0)=1,cf_debt,0)",
+    ),
+    _Line("interest", "={in_loan}*{opening}*in_rate"),
+    # the last instalment clears the loan; else by profile: annuity, equal principal, sculpted
+    _Line(
+        "principal",
+        "=IF({in_loan}=1,IF({op_year}=in_tenor-1,{opening},CHOOSE(in_profile,"
+        "{amortising}*MIN(MAX(cf_annuity-{interest},0),{opening}),"
+        "{amortising}*MIN(cf_debt/MAX(in_amort_years,1),{opening}),"
+        "MIN(MAX(IF({amortising}=1,{sculpt_target}*cf_scale,{interest})-{interest},0),"
+        "{opening}))),0)",
+    ),
+    _Line("debt_service", "={interest}+{principal}"),
+    _Line("closing", "={opening}-{principal}"),
+    # no DSCR without debt service: the formula's "" (blank), not 0
+    _Line("dscr", '=IF({debt_service}>0,{cfads}/{debt_service},"")', "ratio"),
+    # cash flows: EBITDA outside operation is only subsidy paid during construction
+    _Line("project_cf_pre", "=-{capex}+{ebitda}"),
+    _Line("project_cf", "={project_cf_pre}-{tax}"),
+    _Line("shield", "=MIN({interest},MAX({ebit},0))*in_tax*{operating}"),
+    _Line(
+        "equity_cf",
+        "=-{capex}*(1-in_debt_share)+IF({operating}=1,{cfads}-{debt_service}+{shield},{ebitda})",
+    ),
+    _Line("discount", "=(1+in_discount)^-{year}", "ratio"),
+)
+
+#: The debt sizing (``_debt``), named for the lines above; cached values from
+#: ``Appraisal.workings`` (sizing).
+_SIZING = (
+    _Figure(
+        "cf_sized",
+        "Debt sized (before cap)",
+        "=IF(in_profile=3,SUMPRODUCT({all.sculpt_target},1/(1+in_rate)^({all.op_year}+1)),"
+        "INDEX({all.con_balance},in_construction))",
+        "sized",
+    ),
+    _Figure("cf_debt", "debt", "=MIN(cf_sized,(in_capex+SUM({all.idc})))", "debt"),
+    _Figure(
+        "cf_capped",
+        "Debt capped at cost (1/0)",
+        "=IF(cf_sized>(in_capex+SUM({all.idc}))+0.000001,1,0)",
+        "capped",
+        "int",
+    ),
+    _Figure(
+        "cf_scale",
+        "Sculpting scale",
+        "=IF(AND(cf_capped=1,cf_sized>0),cf_debt/cf_sized,1)",
+        "scale",
+        "ratio",
+    ),
+    _Figure(
+        "cf_annuity",
+        "Annuity payment",
+        "=IF(in_amort_years>0,IF(in_rate>0,"
+        "cf_debt*in_rate/(1-(1+in_rate)^-in_amort_years),cf_debt/in_amort_years),0)",
+        "annuity",
+    ),
+)
+
+#: The metrics (``_model``'s ``metrics``); cached values from the results row. IRR() is
+#: seeded with the engine's IRR as the guess: spreadsheet IRR iterates from 10 % and can fail
+#: on negative returns, the engine's value keeps it converging.
+_METRICS = (
+    _Figure("cf_npv", "npv", "=SUMPRODUCT({all.project_cf},{all.discount})", "npv"),
+    _Figure(
+        "cf_irr",
+        "project_irr",
+        '=IFERROR(IRR({all.project_cf},{guess}),"n/a")',
+        "project_irr",
+        "pct",
+    ),
+    _Figure(
+        "cf_irr_pre",
+        "project_irr_pretax",
+        '=IFERROR(IRR({all.project_cf_pre},{guess}),"n/a")',
+        "project_irr_pretax",
+        "pct",
+    ),
+    _Figure(
+        "cf_equity_irr",
+        "equity_irr",
+        '=IFERROR(IRR({all.equity_cf},{guess}),"n/a")',
+        "equity_irr",
+        "pct",
+    ),
+    _Figure(
+        "cf_min_dscr",
+        "min_dscr",
+        '=IF(COUNT({all.dscr})>0,MIN({all.dscr}),"n/a")',
+        "min_dscr",
+        "ratio",
+    ),
+    _Figure(
+        "cf_avg_dscr",
+        "avg_dscr",
+        '=IF(COUNT({all.dscr})>0,AVERAGE({all.dscr}),"n/a")',
+        "avg_dscr",
+        "ratio",
+    ),
+    _Figure(
+        "cf_llcr",
+        "llcr",
+        "=IF(cf_debt>0,SUMPRODUCT({all.cfads},{all.in_loan},1/(1+in_rate)^({all.op_year}+1))"
+        '/cf_debt,"n/a")',
+        "llcr",
+        "ratio",
+    ),
+    _Figure(
+        "cf_lcoe",
+        "lcoe",
+        "=IF(SUMPRODUCT({all.generation},{all.discount})>0,"
+        "SUMPRODUCT({all.capex}+{all.opex},{all.discount})"
+        '/SUMPRODUCT({all.generation},{all.discount}),"n/a")',
+        "lcoe",
+        "num",
+    ),
+)
+
+#: Figures of the engine with no formula in the pack (label key, results column).
+_ENGINE_ONLY = (("breakeven", "breakeven_tariff"), ("payback", "payback_years"))
+
+
+def _number(value: Any, default: float = 0.0) -> float:
+    """A finite float, ``default`` for None, NaN, infinity or anything not a number."""
+    if value is None:
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return default
+    return default if math.isnan(number) or math.isinf(number) else number
+
+
+def _label(text: str, lang: Lang) -> str:
+    """A key of ``labels.LABELS`` in ``lang``; any other text as it is."""
+    return t(text, lang) if text in LABELS else text
+
+
+# -- where things are: what one sheet builder hands to the next ----------------------------
+@dataclass(frozen=True)
+class _Payments:
+    """The Subsidies sheet's payments: a row per award, a column per year from ``first_col``."""
+
+    sheet: str
+    first_row: int
+    last_row: int
+    first_col: int
+
+    def year(self, i: int) -> str:
+        col = xl_col_to_name(self.first_col + i)
+        return f"'{self.sheet}'!{col}{self.first_row + 1}:{col}{self.last_row + 1}"
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """The CashFlow sheet's lines: the row of each line key, years from ``_FIRST_YEAR_COL``
+    to ``last_col``."""
+
+    sheet: str
+    rows: Mapping[str, int]
+    last_col: int
+
+    def cell(self, key: str, col: int) -> str:
+        if col < _FIRST_YEAR_COL:
+            raise ValueError(f"{key} before year 0: give the line a first-year formula")
+        return f"{xl_col_to_name(col)}{self.rows[key] + 1}"
+
+    def span(self, key: str) -> str:
+        """The line across every year (absolute)."""
+        row = self.rows[key] + 1
+        first, last = xl_col_to_name(_FIRST_YEAR_COL), xl_col_to_name(self.last_col)
+        return f"${first}${row}:${last}${row}"
+
+    def series(self, key: str) -> list[Any]:
+        """The line across every year, as a chart's range."""
+        return [self.sheet, self.rows[key], _FIRST_YEAR_COL, self.rows[key], self.last_col]
+
+    def formula(self, template: str, col: int, **fields: Any) -> str:
+        """A template (see :class:`_Line`) written in column ``col``."""
+        return template.format_map(_Fields(self, col, fields))
+
+
+class _Cells:
+    """``{prev.key}`` / ``{all.key}`` in a template: a line key resolved to a reference."""
+
+    def __init__(self, resolve: Callable[[str], str]) -> None:
+        self._resolve = resolve
+
+    def __getattr__(self, key: str) -> str:
+        return self._resolve(key)
+
+
+class _Fields(dict[str, Any]):
+    """The fields of a template in one column: ``{key}`` (this column's cell of a line),
+    ``prev``, ``all`` and the extra fields given."""
+
+    def __init__(self, grid: _Grid, col: int, extra: dict[str, Any]) -> None:
+        super().__init__(extra)
+        self["prev"] = _Cells(lambda key: grid.cell(key, col - 1))
+        self["all"] = _Cells(grid.span)
+        self._grid, self._col = grid, col
+
+    def __missing__(self, key: str) -> str:
+        return self._grid.cell(key, self._col)
 
 
 class _Pack:
@@ -68,7 +476,7 @@ class _Pack:
             }
         )
         self.f = self._formats()
-        self.names: dict[str, str] = {}
+        self.titles = {key: t(f"sheet_{key}", lang) for key in _SHEETS}
         self.view = project_view(result, project_id, lang)
         self.currency = currency_label(self.row, lang)
 
@@ -98,22 +506,10 @@ class _Pack:
         }
 
     # -- helpers ---------------------------------------------------------------------------
-    def name(self, key: str, sheet: str, row: int, col: int) -> str:
-        """Define a workbook name for a cell and remember it."""
-        ref = f"='{sheet}'!{xl_rowcol_to_cell(row, col, row_abs=True, col_abs=True)}"
+    def name(self, key: str, sheet: Any, row: int, col: int) -> None:
+        """Define a workbook name for a cell of ``sheet``."""
+        ref = f"='{sheet.name}'!{xl_rowcol_to_cell(row, col, row_abs=True, col_abs=True)}"
         self.book.define_name(key, ref)
-        self.names[key] = ref
-        return key
-
-    @staticmethod
-    def number(value: Any, default: float = 0.0) -> float:
-        if value is None:
-            return default
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            return default
-        return default if math.isnan(number) or math.isinf(number) else number
 
     def text(self, sheet: Any, row: int, col: int, value: Any, fmt: Any = None) -> None:
         """Pipeline text is always a string cell (never a formula, link or number)."""
@@ -121,194 +517,48 @@ class _Pack:
 
     # -- sheets ----------------------------------------------------------------------------
     def build(self) -> None:
-        names = {
-            k: t(f"sheet_{k}", self.lang)
-            for k in (
-                "summary",
-                "inputs",
-                "cashflow",
-                "emissions",
-                "taxonomy",
-                "subsidies",
-                "requests",
-                "sources",
-            )
-        }
-        self.sheet_names = names
-        summary = self.book.add_worksheet(names["summary"])
-        inputs = self.book.add_worksheet(names["inputs"])
-        cashflow = self.book.add_worksheet(names["cashflow"])
-        emissions = self.book.add_worksheet(names["emissions"])
-        taxonomy = self.book.add_worksheet(names["taxonomy"])
-        subsidies = self.book.add_worksheet(names["subsidies"])
-        requests = self.book.add_worksheet(names["requests"])
-        sources = self.book.add_worksheet(names["sources"])
-        self._inputs(inputs)
-        self._emissions(emissions)
-        self._subsidies(subsidies)
-        self._cashflow(cashflow)
-        self._taxonomy(taxonomy)
-        self._requests(requests)
-        self._sources(sources)
-        self._summary(summary)
+        """Add the sheets (tab order) and write them; a sheet's formulas refer to the named
+        cells of Inputs and Emissions, and each builder returns what a later one needs."""
+        sheets = {key: self.book.add_worksheet(title) for key, title in self.titles.items()}
+        self._inputs(sheets["inputs"])
+        self._emissions(sheets["emissions"])
+        payments = self._subsidies(sheets["subsidies"])
+        grid = self._cashflow(sheets["cashflow"], payments)
+        self._taxonomy(sheets["taxonomy"])
+        self._requests(sheets["requests"])
+        self._sources(sheets["sources"])
+        self._summary(sheets["summary"], grid)
 
     def _inputs(self, sheet: Any) -> None:
-        r, lang = self.row, self.lang
-        cfg = self.config
+        """The named input cells (:data:`_INPUTS`), then the derived ones (:data:`_DERIVED`)."""
         sheet.set_column(0, 0, 44)
         sheet.set_column(1, 1, 18)
         sheet.set_column(2, 3, 16)
         sheet.set_column(4, 4, 60)
-        heads = [
-            t("metric", lang),
-            t("value", lang),
-            t("unit", lang),
-            t("verification", lang),
-            t("source", lang),
-        ]
-        sheet.write_row(0, 0, heads, self.f["h"])
-        generation = r.get("annual_generation_mwh")
-        if (
-            generation is None
-            and r.get("capacity_mw") is not None
-            and r.get("full_load_hours") is not None
-        ):
-            generation = r["capacity_mw"] * r["full_load_hours"]
-        use_tariff = int(generation is not None and r.get("tariff_per_mwh") is not None)
-        life = self.number(r.get("operating_years"))
-        entries = [
-            (
-                "in_capex",
-                "Total investment (capex)",
-                r.get("total_investment"),
-                self.currency,
-                "input",
-            ),
-            ("in_loan", "Loan amount", r.get("loan_amount"), self.currency, "input"),
-            (
-                "in_rate",
-                "Interest rate",
-                r.get("interest_rate") if r.get("interest_rate") is not None else cfg.interest_rate,
-                "fraction",
-                "input",
-            ),
-            (
-                "in_tenor",
-                "Loan tenor (years, ≤ life)",
-                min(self.number(r.get("loan_tenor_years")), life),
-                "years",
-                "input",
-            ),
-            ("in_grace", "Grace period (years)", r.get("grace_period_years"), "years", "input"),
-            (
-                "in_construction",
-                "Construction years (≥ 1)",
-                max(self.number(r.get("construction_years"), 1.0), 1.0),
-                "years",
-                "input",
-            ),
-            ("in_life", "Operating years", r.get("operating_years"), "years", "input"),
-            (
-                "in_generation",
-                "Annual generation (year 1)",
-                generation,
-                "MWh/yr",
-                "input / capacity × hours",
-            ),
-            ("in_tariff", "Tariff", r.get("tariff_per_mwh"), f"{self.currency}/MWh", "input"),
-            (
-                "in_use_tariff",
-                "Revenue = generation × tariff (1) or annual revenue (0)",
-                use_tariff,
-                "1/0",
-                "derived",
-            ),
-            (
-                "in_revenue",
-                "Annual revenue (when no tariff × generation)",
-                r.get("annual_revenue"),
-                f"{self.currency}/yr",
-                "input",
-            ),
-            (
-                "in_opex",
-                "Opex (first operating year)",
-                r.get("annual_opex"),
-                f"{self.currency}/yr",
-                "input",
-            ),
-            ("in_escalation", "Opex escalation", r.get("opex_escalation"), "fraction/yr", "input"),
-            ("in_degradation", "Degradation", r.get("degradation_rate"), "fraction/yr", "input"),
-            (
-                "in_tax",
-                "Income tax rate",
-                r.get("tax_rate") if r.get("tax_rate") is not None else cfg.tax_rate,
-                "fraction",
-                "input / default 25 % (China CIT)",
-            ),
-            (
-                "in_discount",
-                "Discount rate",
-                r.get("discount_rate") if r.get("discount_rate") is not None else cfg.discount_rate,
-                "fraction",
-                "input / bank assumption",
-            ),
-            (
-                "in_profile",
-                "Debt profile: 1 annuity, 2 equal principal, 3 sculpted",
-                _PROFILES[cfg.debt_profile],
-                "1/2/3",
-                "run setting",
-            ),
-            (
-                "in_target_dscr",
-                "Target DSCR (sculpted)",
-                cfg.target_dscr,
-                "×",
-                "run setting (bank assumption)",
-            ),
-            (
-                "in_carbon_price",
-                "Carbon price",
-                cfg.carbon_price,
-                f"{self.currency}/tCO2e",
-                "run setting; CEA close 2023-07-30: 61.05 (seed 002)",
-            ),
-        ]
-        self.input_rows: dict[str, int] = {}
-        for i, (key, label, value, unit, source) in enumerate(entries, start=1):
-            self.text(sheet, i, 0, label, self.f["label"])
-            sheet.write_number(i, 1, self.number(value), self.f["input"])
-            self.text(sheet, i, 2, unit)
-            self.text(sheet, i, 3, "input" if value is not None else "missing → 0")
-            self.text(sheet, i, 4, source, self.f["text"])
-            self.name(key, self.sheet_names["inputs"], i, 1)
-            self.input_rows[key] = i
-        row = len(entries) + 1
-        # derived inputs, as formulas
+        heads = ("metric", "value", "unit", "verification", "source")
+        sheet.write_row(0, 0, [t(head, self.lang) for head in heads], self.f["h"])
+        derived = _derived_inputs(self.row, self.config)
+        row = 1
+        for spec in _INPUTS:
+            value = self.row.get(spec.column) if spec.column else derived.get(spec.key)
+            if value is None and spec.setting:
+                value = getattr(self.config, spec.setting)
+            self.text(sheet, row, 0, spec.label, self.f["label"])
+            sheet.write_number(row, 1, _number(value), self.f["input"])
+            self.text(sheet, row, 2, spec.unit.format(currency=self.currency))
+            self.text(sheet, row, 3, "input" if value is not None else "missing → 0")
+            self.text(sheet, row, 4, spec.source, self.f["text"])
+            self.name(spec.key, sheet, row, 1)
+            row += 1
         _, sizing = self.workings
-        derived = [
-            (
-                "in_debt_share",
-                "Debt share of capex",
-                "=IF(in_capex>0,MIN(in_loan/in_capex,1),0)",
-                "fraction",
-                sizing.get("debt_share"),
-            ),
-            (
-                "in_amort_years",
-                "Amortising years",
-                "=MAX(in_tenor-MIN(in_grace,in_tenor),0)",
-                "years",
-                sizing.get("amort_years"),
-            ),
-        ]
-        for key, label, formula, unit, value in derived:
-            self.text(sheet, row, 0, label, self.f["label"])
-            self._formula(sheet, row, 1, formula, self.f["num"], value)
-            self.text(sheet, row, 2, unit)
+        for figure in _DERIVED:
+            self.text(sheet, row, 0, figure.label, self.f["label"])
+            self._formula(
+                sheet, row, 1, figure.formula, self.f[figure.fmt], sizing.get(figure.engine)
+            )
+            self.text(sheet, row, 2, figure.unit)
             self.text(sheet, row, 3, "formula")
-            self.name(key, self.sheet_names["inputs"], row, 1)
+            self.name(figure.key, sheet, row, 1)
             row += 1
         sheet.freeze_panes(1, 1)
 
@@ -346,20 +596,18 @@ class _Pack:
                 "TOOL07: 0.75 wind/solar, 0.5 other (first crediting period)",
             ),
         ]
-        self.em_rows: dict[str, int] = {}
         for i, (key, label, value, source) in enumerate(rows, start=1):
             self.text(sheet, i, 0, label, self.f["label"])
             if isinstance(value, (int, float)) and value is not None:
                 sheet.write_number(i, 1, float(value), self.f["input"])
-                self.name(key, self.sheet_names["emissions"], i, 1)
+                self.name(key, sheet, i, 1)
             else:
                 self.text(sheet, i, 1, "" if value is None else value, self.f["input_text"])
             self.text(sheet, i, 2, source, self.f["text"])
-            self.em_rows[key] = i
         row = len(rows) + 1
         if r.get("grid_ef_tco2_per_mwh") is None:
             self.book.define_name("em_ef", "=0")
-        avoided = self.number(r.get("avoided_tco2e_per_year"))
+        avoided = _number(r.get("avoided_tco2e_per_year"))
         base_formula = {
             "grid_power": "=in_generation*em_ef",
         }.get(method or "")
@@ -375,14 +623,14 @@ class _Pack:
                 2,
                 f"computed by greenscreen ({method or 'no method'}); method notes: README",
             )
-        self.name("em_avoided", self.sheet_names["emissions"], row, 1)
+        self.name("em_avoided", sheet, row, 1)
         row += 1
         cod = r.get("cod")
-        f1 = self.number(r.get("first_year_fraction"), 1.0)  # the engine's, not recomputed
+        f1 = _number(r.get("first_year_fraction"), 1.0)  # the engine's, not recomputed
         self.text(sheet, row, 0, t("f1", lang), self.f["label"])
         sheet.write_number(row, 1, f1, self.f["ratio"])
         self.text(sheet, row, 2, f"cod = {cod}")
-        self.name("em_f1", self.sheet_names["emissions"], row, 1)
+        self.name("em_f1", sheet, row, 1)
         row += 1
         lifetime = (
             "=IF(in_life>0,em_avoided*(em_f1+IF(in_degradation=0,in_life-1,"
@@ -391,14 +639,14 @@ class _Pack:
         )
         self.text(sheet, row, 0, t("avoided_life", lang) + " [tCO2e]", self.f["label"])
         self._formula(
-            sheet, row, 1, lifetime, self.f["num"], self.number(r.get("avoided_tco2e_lifetime"))
+            sheet, row, 1, lifetime, self.f["num"], _number(r.get("avoided_tco2e_lifetime"))
         )
         self.text(sheet, row, 2, "E·(f1 + Σₖ₌₁ᴺ⁻¹ rᵏ + (1 − f1)·rᴺ), r = 1 − degradation")
-        self.name("em_lifetime", self.sheet_names["emissions"], row, 1)
+        self.name("em_lifetime", sheet, row, 1)
         row += 1
         self.text(sheet, row, 0, t("share", lang), self.f["label"])
         self._formula(
-            sheet, row, 1, "=in_debt_share", self.f["pct"], self.number(r.get("attributable_share"))
+            sheet, row, 1, "=in_debt_share", self.f["pct"], _number(r.get("attributable_share"))
         )
         self.text(sheet, row, 2, "PCAF project finance: loan / total investment, at most 1")
         row += 1
@@ -409,15 +657,17 @@ class _Pack:
             1,
             "=em_avoided*in_debt_share",
             self.f["num"],
-            self.number(r.get("attributable_tco2e_per_year")),
+            _number(r.get("attributable_tco2e_per_year")),
         )
-        self.name("em_attributable", self.sheet_names["emissions"], row, 1)
+        self.name("em_attributable", sheet, row, 1)
         row += 1
         flags = self.view["emissions"]["flags"]
         self.text(sheet, row, 0, t("flags", lang), self.f["label"])
         self.text(sheet, row, 1, "; ".join(flags) if flags else "—", self.f["text"])
 
-    def _subsidies(self, sheet: Any) -> None:
+    def _subsidies(self, sheet: Any) -> _Payments:
+        """The awards, their amounts as formulas and the committed payments by year (for the
+        CashFlow sheet's subsidies line)."""
         lang = self.lang
         awards = (
             self.result.subsidies.awards.filter(pl.col("project_id") == self.pid)
@@ -445,7 +695,6 @@ class _Pack:
         sheet.set_column(0, 1, 22)
         sheet.set_column(2, 7, 14)
         sheet.set_column(8, 9, 50)
-        self.subsidy_rows: list[tuple[int, pl.DataFrame]] = []
         committed: list[str] = []
         periods = self._periods()
         pay_col0 = 11
@@ -456,8 +705,8 @@ class _Pack:
             self.text(sheet, i, 0, rec["programme"])
             self.text(sheet, i, 1, rec["award"])
             self.text(sheet, i, 2, status_text(rec["status"], lang))
-            sheet.write_number(i, 3, self.number(rec["base"]), self.f["input"])
-            sheet.write_number(i, 4, self.number(rec["rate"]), self.f["input"])
+            sheet.write_number(i, 3, _number(rec["base"]), self.f["input"])
+            sheet.write_number(i, 4, _number(rec["rate"]), self.f["input"])
             cap = rec["cap"]
             capped = not (cap is None or (isinstance(cap, float) and math.isnan(cap)))
             if capped:
@@ -486,7 +735,7 @@ class _Pack:
                     offset = pay["year_index"] + (
                         self._construction() if pay["start"] == "cod" else 0
                     )
-                    amount = self.number(rec["final_amount"])
+                    amount = _number(rec["final_amount"])
                     share = pay["amount"] / amount if amount else 0.0
                     if offset < periods:
                         col = pay_col0 + offset
@@ -502,282 +751,58 @@ class _Pack:
             7,
             formula,
             self.f["bold_money"],
-            self.number(self.row.get("subsidy_total")),
+            _number(self.row.get("subsidy_total")),
         )
-        self.name("sub_total", self.sheet_names["subsidies"], total_row, 7)
-        self.sub_pay = (1, max(awards.height, 1), pay_col0)
+        self.name("sub_total", sheet, total_row, 7)
+        return _Payments(sheet.name, 1, max(awards.height, 1), pay_col0)
 
     def _periods(self) -> int:
-        return int(self._construction() + self.number(self.row.get("operating_years")))
+        return int(self._construction() + _number(self.row.get("operating_years")))
 
     def _construction(self) -> int:
-        return int(max(self.number(self.row.get("construction_years"), 1.0), 1.0))
+        return int(max(_number(self.row.get("construction_years"), 1.0), 1.0))
 
-    def _cashflow(self, sheet: Any) -> None:
+    def _cashflow(self, sheet: Any, payments: _Payments) -> _Grid:
+        """The model's lines (:data:`_LINES`) across the years, then the debt sizing and the
+        metrics (:data:`_SIZING`, :data:`_METRICS`) in column B, named for the formulas."""
         lang, periods = self.lang, max(self._periods(), 1)
         sheet.set_column(0, 0, 34)
         sheet.set_column(1, 2, 14)
         sheet.set_column(_FIRST_YEAR_COL, _FIRST_YEAR_COL + periods, 13)
         sheet.write_string(0, 0, f"{self.pid}", self.f["title"])
-        per_year, sizing = self.workings
-        keys = [
-            "year",
-            "building",
-            "operating",
-            "op_year",
-            "capex",
-            "draw",
-            "idc",
-            "con_balance",
-            "generation",
-            "energy_revenue",
-            "carbon_revenue",
-            "subsidies",
-            "revenue",
-            "opex",
-            "ebitda",
-            "depreciation",
-            "ebit",
-            "tax",
-            "cfads",
-            "in_loan",
-            "amortising",
-            "sculpt_target",
-            "opening",
-            "interest",
-            "principal",
-            "debt_service",
-            "closing",
-            "dscr",
-            "project_cf_pre",
-            "project_cf",
-            "shield",
-            "equity_cf",
-            "discount",
-        ]
-        row_of = {key: 2 + i for i, key in enumerate(keys)}
-        self.cf_rows = row_of
-        last_col = _FIRST_YEAR_COL + periods - 1
-        sheet_name = self.sheet_names["cashflow"]
-
-        def rng(key: str) -> str:
-            r = row_of[key]
-            return f"${xl_col_to_name(_FIRST_YEAR_COL)}${r + 1}:${xl_col_to_name(last_col)}${r + 1}"
-
-        def cell(key: str, col: int) -> str:
-            return f"{xl_col_to_name(col)}{row_of[key] + 1}"
-
-        pay_first, pay_last, pay_col0 = self.sub_pay
-        subs = self.sheet_names["subsidies"]
-        for key, r in row_of.items():
-            self.text(sheet, r, 0, t(key, lang), self.f["label"])
-        # totals column header
+        rows = {line.key: 2 + i for i, line in enumerate(_LINES)}
+        grid = _Grid(sheet.name, rows, _FIRST_YEAR_COL + periods - 1)
+        for line in _LINES:
+            self.text(sheet, rows[line.key], 0, t(line.key, lang), self.f["label"])
         sheet.write_string(1, 0, t("year", lang), self.f["h"])
+        per_year, sizing = self.workings
         for i in range(periods):
-            col = _FIRST_YEAR_COL + i
-            c = lambda key, col=col: cell(key, col)  # noqa: E731
-            p = lambda key, col=col: cell(key, col - 1)  # noqa: E731
-            first = i == 0
-            formulas = {
-                "year": f"={i}",
-                "building": f"=IF({c('year')}<in_construction,1,0)",
-                "operating": (
-                    f"=IF(AND({c('year')}>=in_construction,{c('year')}<in_construction+in_life),1,0)"
-                ),
-                "op_year": f"=IF({c('operating')}=1,{c('year')}-in_construction,0)",
-                "capex": f"={c('building')}*in_capex/in_construction",
-                "draw": f"={c('capex')}*in_debt_share",
-                "idc": ("=0" if first else f"=IF({c('building')}=1,{p('con_balance')}*in_rate,0)"),
-                "con_balance": (
-                    f"={c('draw')}"
-                    if first
-                    else f"=IF({c('building')}=1,"
-                    f"{p('con_balance')}+{c('idc')}+{c('draw')},{p('con_balance')})"
-                ),
-                "generation": (
-                    f"={c('operating')}*in_generation*(1-in_degradation)^{c('op_year')}"
-                ),
-                "energy_revenue": (
-                    f"=IF(in_use_tariff=1,{c('generation')}*in_tariff,{c('operating')}*in_revenue)"
-                ),
-                "carbon_revenue": (
-                    f"={c('operating')}*em_attributable*(1-in_degradation)^{c('op_year')}*in_carbon_price"
-                ),
-                "subsidies": (
-                    f"=SUM('{subs}'!{xl_col_to_name(pay_col0 + i)}{pay_first + 1}"
-                    f":{xl_col_to_name(pay_col0 + i)}{pay_last + 1})"
-                ),
-                "revenue": (
-                    f"={c('operating')}*({c('energy_revenue')}+{c('carbon_revenue')})+{c('subsidies')}"
-                ),
-                "opex": (f"={c('operating')}*in_opex*(1+in_escalation)^{c('op_year')}"),
-                "ebitda": f"={c('revenue')}-{c('opex')}",
-                "depreciation": (
-                    f"=IF(in_life>0,{c('operating')}*(in_capex+SUM({rng('idc')}))/in_life,0)"
-                ),
-                "ebit": f"={c('ebitda')}-{c('depreciation')}",
-                "tax": f"=MAX({c('ebit')},0)*in_tax*{c('operating')}",
-                "cfads": f"={c('operating')}*({c('ebitda')}-{c('tax')})",
-                "in_loan": f"=IF(AND({c('operating')}=1,{c('op_year')}<in_tenor),1,0)",
-                "amortising": (
-                    f"=IF(AND({c('in_loan')}=1,{c('op_year')}>=MIN(in_grace,in_tenor)),1,0)"
-                ),
-                "sculpt_target": f"={c('amortising')}*MAX({c('cfads')},0)/in_target_dscr",
-                "opening": (
-                    f"=IF({c('operating')}*({c('op_year')}=0)=1,cf_debt,"
-                    f"{'0' if first else p('closing')})"
-                ),
-                "interest": f"={c('in_loan')}*{c('opening')}*in_rate",
-                "principal": (
-                    f"=IF({c('in_loan')}=1,IF({c('op_year')}=in_tenor-1,{c('opening')},"
-                    f"CHOOSE(in_profile,"
-                    f"{c('amortising')}*MIN(MAX(cf_annuity-{c('interest')},0),{c('opening')}),"
-                    f"{c('amortising')}*MIN(cf_debt/MAX(in_amort_years,1),{c('opening')}),"
-                    f"MIN(MAX(IF({c('amortising')}=1,{c('sculpt_target')}*cf_scale,{c('interest')})-{c('interest')},0),{c('opening')}))),0)"
-                ),
-                "debt_service": f"={c('interest')}+{c('principal')}",
-                "closing": f"={c('opening')}-{c('principal')}",
-                "dscr": f'=IF({c("debt_service")}>0,{c("cfads")}/{c("debt_service")},"")',
-                "project_cf_pre": f"=-{c('capex')}+{c('ebitda')}",
-                "project_cf": f"={c('project_cf_pre')}-{c('tax')}",
-                "shield": (f"=MIN({c('interest')},MAX({c('ebit')},0))*in_tax*{c('operating')}"),
-                "equity_cf": (
-                    f"=-{c('capex')}*(1-in_debt_share)+IF({c('operating')}=1,{c('cfads')}-{c('debt_service')}+{c('shield')},{c('ebitda')})"
-                ),
-                "discount": f"=(1+in_discount)^-{c('year')}",
-            }
-            for key, formula in formulas.items():
-                fmt = (
-                    self.f["ratio"]
-                    if key in ("dscr", "discount")
-                    else self.f["int"]
-                    if key in ("year", "building", "operating", "op_year", "in_loan", "amortising")
-                    else self.f["money"]
+            col, fields = _FIRST_YEAR_COL + i, {"t": i, "payments": payments.year(i)}
+            for line in _LINES:
+                formula = grid.formula(
+                    line.first if i == 0 and line.first else line.formula, col, **fields
                 )
-                values = per_year.get(_ENGINE_LINE.get(key, key))
+                values = per_year.get(line.engine or line.key)
                 value = values[i] if values is not None and i < len(values) else None
-                # no DSCR without debt service: the formula's "" (blank), not 0
-                self._formula(sheet, row_of[key], col, formula, fmt, value, missing="")
-        # debt sizing and metrics (column B), named for the formulas above
-        m = self.row
-        base = len(row_of) + 4
-        self.text(sheet, base - 1, 0, t("key_metrics", lang), self.f["h"])
-        con_end = f"INDEX({rng('con_balance')},in_construction)"
-        pv_target = f"SUMPRODUCT({rng('sculpt_target')},1/(1+in_rate)^({rng('op_year')}+1))"
-        total_cost = f"(in_capex+SUM({rng('idc')}))"
-        metric_rows = [
-            (
-                "cf_sized",
-                "Debt sized (before cap)",
-                f"=IF(in_profile=3,{pv_target},{con_end})",
-                "money",
-                sizing.get("sized"),
-            ),
-            (
-                "cf_debt",
-                t("debt", lang),
-                f"=MIN(cf_sized,{total_cost})",
-                "money",
-                sizing.get("debt"),
-            ),
-            (
-                "cf_capped",
-                "Debt capped at cost (1/0)",
-                f"=IF(cf_sized>{total_cost}+0.000001,1,0)",
-                "int",
-                sizing.get("capped"),
-            ),
-            (
-                "cf_scale",
-                "Sculpting scale",
-                "=IF(AND(cf_capped=1,cf_sized>0),cf_debt/cf_sized,1)",
-                "ratio",
-                sizing.get("scale"),
-            ),
-            (
-                "cf_annuity",
-                "Annuity payment",
-                "=IF(in_amort_years>0,IF(in_rate>0,cf_debt*in_rate/(1-(1+in_rate)^-in_amort_years),cf_debt/in_amort_years),0)",
-                "money",
-                sizing.get("annuity"),
-            ),
-            (
-                "cf_npv",
-                t("npv", lang),
-                f"=SUMPRODUCT({rng('project_cf')},{rng('discount')})",
-                "money",
-                m.get("npv"),
-            ),
-            (
-                "cf_irr",
-                t("project_irr", lang),
-                self._irr(rng("project_cf"), m.get("project_irr")),
-                "pct",
-                m.get("project_irr"),
-            ),
-            (
-                "cf_irr_pre",
-                t("project_irr_pretax", lang),
-                self._irr(rng("project_cf_pre"), m.get("project_irr_pretax")),
-                "pct",
-                m.get("project_irr_pretax"),
-            ),
-            (
-                "cf_equity_irr",
-                t("equity_irr", lang),
-                self._irr(rng("equity_cf"), m.get("equity_irr")),
-                "pct",
-                m.get("equity_irr"),
-            ),
-            (
-                "cf_min_dscr",
-                t("min_dscr", lang),
-                f'=IF(COUNT({rng("dscr")})>0,MIN({rng("dscr")}),"n/a")',
-                "ratio",
-                m.get("min_dscr"),
-            ),
-            (
-                "cf_avg_dscr",
-                t("avg_dscr", lang),
-                f'=IF(COUNT({rng("dscr")})>0,AVERAGE({rng("dscr")}),"n/a")',
-                "ratio",
-                m.get("avg_dscr"),
-            ),
-            (
-                "cf_llcr",
-                t("llcr", lang),
-                f'=IF(cf_debt>0,SUMPRODUCT({rng("cfads")},{rng("in_loan")},1/(1+in_rate)^({rng("op_year")}+1))/cf_debt,"n/a")',
-                "ratio",
-                m.get("llcr"),
-            ),
-            (
-                "cf_lcoe",
-                t("lcoe", lang),
-                f'=IF(SUMPRODUCT({rng("generation")},{rng("discount")})>0,SUMPRODUCT({rng("capex")}+{rng("opex")},{rng("discount")})/SUMPRODUCT({rng("generation")},{rng("discount")}),"n/a")',
-                "num",
-                m.get("lcoe"),
-            ),
-        ]
-        self.metric_names = {}
-        for i, (key, label, formula, kind, value) in enumerate(metric_rows):
-            row = base + i
-            self.text(sheet, row, 0, label, self.f["label"])
-            self._formula(sheet, row, 1, formula, self.f[kind], value, missing=_NA)
-            self.name(key, sheet_name, row, 1)
-            self.metric_names[key] = label
-        row = base + len(metric_rows)
-        for label_key, column in (("breakeven", "breakeven_tariff"), ("payback", "payback_years")):
-            self.text(sheet, row, 0, t(label_key, lang), self.f["label"])
-            sheet.write_number(row, 1, self.number(m.get(column), 0.0), self.f["num"])
+                self._formula(
+                    sheet, rows[line.key], col, formula, self.f[line.fmt], value, missing=""
+                )
+        row = len(_LINES) + 3
+        self.text(sheet, row, 0, t("key_metrics", lang), self.f["h"])
+        figures = [(f, sizing.get(f.engine)) for f in _SIZING]
+        figures += [(f, self.row.get(f.engine)) for f in _METRICS]
+        for figure, value in figures:
             row += 1
+            formula = grid.formula(figure.formula, 1, guess=repr(_number(value, 0.1)))
+            self.text(sheet, row, 0, _label(figure.label, lang), self.f["label"])
+            self._formula(sheet, row, 1, formula, self.f[figure.fmt], value, missing=_NA)
+            self.name(figure.key, sheet, row, 1)
+        for label, column in _ENGINE_ONLY:
+            row += 1
+            self.text(sheet, row, 0, t(label, lang), self.f["label"])
+            sheet.write_number(row, 1, _number(self.row.get(column)), self.f["num"])
         sheet.freeze_panes(2, _FIRST_YEAR_COL)
-        self.cf_last_col = last_col
-
-    def _irr(self, cells: str, engine_value: Any) -> str:
-        """IRR() seeded with the engine's IRR as the guess: spreadsheet IRR iterates from
-        10 % and can fail on negative returns, the engine's value keeps it converging."""
-        guess = self.number(engine_value, 0.1)
-        return f'=IFERROR(IRR({cells},{guess!r}),"n/a")'
+        return grid
 
     @cached_property
     def workings(self) -> tuple[dict[str, Any], dict[str, float]]:
@@ -800,7 +825,7 @@ class _Pack:
         not recalculate on load (LibreOffice by default, Excel's protected view, previews,
         ``soffice --convert-to pdf``) shows the engine's number. ``missing`` is the text the
         formula yields where the engine has no figure ("n/a", or "" for a blank)."""
-        number = self.number(value, math.nan)
+        number = _number(value, math.nan)
         if not self.cached_values:
             sheet.write_formula(row, col, formula, fmt)
         elif not math.isnan(number):
@@ -883,7 +908,7 @@ class _Pack:
             self.text(sheet, i, 0, label, self.f["label"])
             self.text(sheet, i, 1, value, self.f["text"])
 
-    def _summary(self, sheet: Any) -> None:
+    def _summary(self, sheet: Any, grid: _Grid) -> None:
         r, lang = self.row, self.lang
         sheet.set_column(0, 0, 42)
         sheet.set_column(1, 1, 26)
@@ -938,32 +963,24 @@ class _Pack:
             (t("llcr", lang), "=cf_llcr", "ratio", r.get("llcr")),
             (t("lcoe", lang), "=cf_lcoe", "num", r.get("lcoe")),
         ]
-        self.summary_rows: dict[str, int] = {}
         for label, formula, kind, value in metrics:
             row += 1
             self.text(sheet, row, 0, label, self.f["label"])
-            number = self.number(value, float("nan"))
+            number = _number(value, float("nan"))
             if formula.startswith("=em_") and r.get("avoided_tco2e_per_year") is None:
                 self.text(sheet, row, 1, "n/a")
                 self.text(sheet, row, 4, self.view["emissions"]["note"])
             elif not formula:  # a figure of the results with no workings in this pack
-                sheet.write_number(row, 1, self.number(value), self.f[kind])
-                continue
+                sheet.write_number(row, 1, _number(value), self.f[kind])
             else:
                 self._formula(sheet, row, 1, formula, self.f[kind], number, missing=_NA)
-            self.summary_rows[formula[1:]] = row
-        self._charts(sheet, row + 2)
+        self._charts(sheet, row + 2, grid)
 
-    def _charts(self, sheet: Any, row: int) -> None:
-        cf_sheet = self.sheet_names["cashflow"]
-        first, last = _FIRST_YEAR_COL, self.cf_last_col
-        if last < first:
+    def _charts(self, sheet: Any, row: int, grid: _Grid) -> None:
+        """The cash flows and the DSCR by year, from the CashFlow sheet's lines."""
+        if grid.last_col < _FIRST_YEAR_COL:
             return
-
-        def ref(key: str) -> list[Any]:
-            r = self.cf_rows[key]
-            return [cf_sheet, r, first, r, last]
-
+        ref = grid.series
         categories = ref("year")
         chart = self.book.add_chart({"type": "column"})
         for key in ("project_cf", "cfads", "debt_service"):
@@ -988,7 +1005,7 @@ class _Pack:
         sheet.insert_chart(row, 4, dscr)
 
     def close(self) -> None:
-        cashflow = self.sheet_names["cashflow"]
+        cashflow = self.titles["cashflow"]
         for sheet in self.book.worksheets():  # A4 landscape, labelled footer
             sheet.set_paper(9)
             sheet.set_landscape()
