@@ -131,6 +131,11 @@ def _derived_inputs(row: Mapping[str, Any], config: AppraisalConfig) -> dict[str
     tenor at most the life, at least one construction year, generation from capacity ×
     hours when not given: the results' ``generation_mwh``)."""
     generation = row.get("generation_mwh")
+    capacity, hours = row.get("capacity_mw"), row.get("full_load_hours")
+    if "generation_mwh" not in row:  # results of a run registered before the column existed
+        generation = row.get("annual_generation_mwh")
+        if generation is None and capacity is not None and hours is not None:
+            generation = capacity * hours
     return {
         "in_tenor": min(_number(row.get("loan_tenor_years")), _number(row.get("operating_years"))),
         "in_construction": max(_number(row.get("construction_years"), 1.0), 1.0),
