@@ -349,3 +349,31 @@ def test_subsidies_paid_during_construction_count() -> None:
         0, named=True
     )
     assert granted["npv"] - plain["npv"] == pytest.approx(100.0)
+
+
+def test_a_figure_does_not_depend_on_its_slice_or_thread() -> None:
+    """Issue 23: only projects with financial inputs are modelled, in slices on several
+    threads. Every project's figures are the same whether it is appraised alone, among
+    projects without inputs, in slices of 2 on 3 threads or in one slice on one thread."""
+    rows = [
+        {"project_id": f"P{i}", "tariff_per_mwh": 40.0 + 7 * i, "loan_amount": 300.0 + 10 * i}
+        for i in range(9)
+    ]
+    frames = [project(**row) for row in rows]
+    frames[2] = project(project_id="P2", total_investment=None)  # cannot be valued
+    frames[5] = project(project_id="P5", tariff_per_mwh=None)
+    book = pl.concat(
+        [f.with_columns(pl.col("loan_tenor_years").cast(pl.Int64) + 1) for f in frames],
+        how="diagonal_relaxed",
+    )
+    book = book.with_columns(pl.lit(0.05).alias("interest_rate"))
+    whole = appraise(book, sensitivities=False, chunk_size=100, workers=1).metrics
+    sliced = appraise(book, sensitivities=False, chunk_size=2, workers=3).metrics
+    assert whole.equals(sliced)
+    for i in (0, 4, 8):  # alone, the same figures bit for bit
+        alone = appraise(book.slice(i, 1), sensitivities=False).metrics
+        assert alone.equals(whole.slice(i, 1))
+    unvalued = whole.filter(pl.col("project_id").is_in(["P2", "P5"]))
+    assert unvalued["npv"].is_nan().all() and not unvalued["debt_capped"].any()
+    assert unvalued["irr_reason"].str.starts_with("needs total_investment").all()
+    assert whole.filter(~pl.col("project_id").is_in(["P2", "P5"]))["npv"].is_not_nan().all()

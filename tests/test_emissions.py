@@ -422,3 +422,23 @@ def test_users_can_replace_a_factor_file(tmp_path: Path) -> None:
         load_factors(tmp_path)
     with pytest.raises(GreenscreenError, match="factor directory not found"):
         load_factors(tmp_path / "nope")
+
+
+def test_generation_is_derived_once_and_kept_in_the_results() -> None:
+    """Issue 17 (finding 2): generation_mwh = annual_generation_mwh, else capacity_mw ×
+    full_load_hours, is a results column, and the emissions and the appraisal use it."""
+    from greenscreen import screen
+
+    rows = [
+        {"project_id": "given", "activity": "solar_pv", "province": "陕西", "capacity_mw": 50,
+         "full_load_hours": 1300, "annual_generation_mwh": 60000},
+        {"project_id": "estimated", "activity": "solar_pv", "province": "陕西",
+         "capacity_mw": 50, "full_load_hours": 1300},
+        {"project_id": "unknown", "activity": "solar_pv", "province": "陕西", "capacity_mw": 50},
+    ]  # fmt: skip
+    results = screen(rows).results
+    assert results["generation_mwh"].to_list() == [60000.0, 65000.0, None]
+    factor = results["grid_ef_tco2_per_mwh"]
+    assert (
+        results["avoided_tco2e_per_year"] - results["generation_mwh"] * factor
+    ).abs().max() < 1e-9

@@ -453,3 +453,30 @@ def test_runs_killed_at_random_points_leave_a_complete_set(tmp_path: Path) -> No
         assert {s.rsplit("-", 1)[-1] for s in siblings(out)} <= killed, siblings(out)
     assert subprocess.run(command("b", out), timeout=120).returncode == 0
     assert tree(out) == references["b"] and siblings(out) == []
+
+
+def test_results_csv_is_written_up_to_its_row_limit(tmp_path: Path, good_csv: Path) -> None:
+    """Issue 23: results.csv (1.3 GB for a million projects, more than any spreadsheet opens)
+    is written up to --csv-max-rows projects, 100,000 by default; results.parquet always holds
+    every project, and run.json lists what was written. In memory, in batches and from the
+    command line alike."""
+    result = screen(good_csv)
+    n = result.results.height
+    result.write(tmp_path / "at", csv_max_rows=n)
+    assert pl.read_csv(tmp_path / "at" / "results.csv").height == n
+    result.write(tmp_path / "above", csv_max_rows=n - 1)
+    assert not (tmp_path / "above" / "results.csv").exists()
+    assert pl.read_parquet(tmp_path / "above" / "results.parquet").height == n
+    assert_one_run(tmp_path / "above")
+    for limit, written in ((n - 1, False), (n, True)):
+        out = tmp_path / f"batched{limit}"
+        screen_batched(good_csv, out, batch_rows=3, csv_max_rows=limit)
+        assert (out / "results.csv").exists() is written
+        assert_one_run(out)
+    done = run_cli("screen", str(good_csv), "--out", str(tmp_path / "cli"), "--csv-max-rows", "0")
+    assert done.returncode == 0, done.stderr
+    assert "results.csv not written: above --csv-max-rows 0" in done.stdout
+    assert not (tmp_path / "cli" / "results.csv").exists()
+    default = run_cli("screen", str(good_csv), "--out", str(tmp_path / "default"))
+    assert "; also results.csv" in default.stdout
+    assert pl.read_csv(tmp_path / "default" / "results.csv").height == n
