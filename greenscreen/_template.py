@@ -19,10 +19,10 @@ from xlsxwriter.utility import xl_col_to_name
 
 from greenscreen import __version__
 from greenscreen.errors import GreenscreenError
-from greenscreen.schema import FIELDS, TEMPLATE_VERSION, FieldSpec, activities, provinces
+from greenscreen.schema import FIELDS, TEMPLATE_VERSION, FieldSpec
+from greenscreen.vocabularies import POWERTRAINS, TEMPLATE_CURRENCIES, activities, provinces
 
 _ROWS = 5000  # rows that carry dropdowns and checks
-_CURRENCIES = ("CNY", "USD", "EUR", "HKD", "JPY", "GBP", "SGD")
 _GROUP_COLOURS = {
     "identification": "#1F4E79",
     "location": "#2E75B6",
@@ -131,18 +131,9 @@ def _list_columns() -> list[_ListColumn]:
     return [
         ("activity", table["id"].to_list(), table["name_zh"].to_list()),
         ("province", provinces()["name_zh"].to_list(), provinces()["name_en"].to_list()),
-        ("currency", list(_CURRENCIES), [""] * len(_CURRENCIES)),
-        ("powertrain", list(_POWERTRAINS), list(_POWERTRAINS.values())),
+        ("currency", list(TEMPLATE_CURRENCIES), [""] * len(TEMPLATE_CURRENCIES)),
+        ("powertrain", list(POWERTRAINS), list(POWERTRAINS.values())),
     ]
-
-
-_POWERTRAINS = {
-    "bev": "纯电动 battery electric",
-    "fcev": "燃料电池 fuel cell",
-    "phev": "插电式混合动力 plug-in hybrid",
-    "hev": "混合动力 hybrid",
-    "ice": "燃油 combustion engine",
-}
 
 
 def _write_lists(workbook: Any, styles: dict[str, Any], lists: list[_ListColumn]) -> None:

@@ -34,7 +34,8 @@ from greenscreen.rulebook import (
     compile_condition,
     input_fields,
 )
-from greenscreen.schema import FIELDS, activities
+from greenscreen.schema import FIELDS
+from greenscreen.vocabularies import activities
 
 DECISION_SCHEMA = pl.Schema(
     {

@@ -26,18 +26,19 @@ from xml.etree import ElementTree
 import polars as pl
 
 from greenscreen.errors import GreenscreenError, PipelineError, did_you_mean
-from greenscreen.schema import (
-    FIELDS,
+from greenscreen.schema import FIELDS, FieldSpec, HeaderMatch, resolve_header
+from greenscreen.vocabularies import (
+    BOOLEANS,
+    COUNTRY_SYNONYMS,
+    CURRENCY_SYNONYMS,
     VOCABULARIES,
-    FieldSpec,
-    HeaderMatch,
-    _activity_lookup,
-    _label_key,
-    _province_lookup,
     activity_ids,
+    activity_lookup,
     city_lookup,
+    label_expr,
+    label_key,
+    province_lookup,
     provinces,
-    resolve_header,
 )
 
 REJECT_SCHEMA = pl.Schema(
@@ -67,10 +68,6 @@ MAX_WORKBOOK_PART_BYTES = 256 << 20  # a part the reader loads whole (shared str
 _EXCEL_SUFFIXES = {".xlsx", ".xlsm", ".xls", ".xlsb", ".ods"}
 _PREFERRED_SHEETS = ("pipeline", "projects", "项目清单", "项目")
 _MAX_VALUE_CHARS = 200  # reject rows quote at most this much of a bad cell
-
-# Synonyms accepted for the two code columns analysts most often type by hand.
-_COUNTRY_SYNONYMS = {"中国": "CN", "CHINA": "CN", "PRC": "CN", "CHN": "CN", "中华人民共和国": "CN"}
-_CURRENCY_SYNONYMS = {"人民币": "CNY", "RMB": "CNY", "元": "CNY", "美元": "USD", "欧元": "EUR"}
 
 
 @dataclass(frozen=True)
@@ -1178,10 +1175,6 @@ _MULTIPLIERS = {"万": 1e4, "亿": 1e8}
 _MULTIPLIED_UNIT = re.compile(r"万|亿|百万|千元|thousand|million|^mn$|^m$")
 _DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%Y.%m.%d", "%Y年%m月%d日")
 _EXCEL_EPOCH = pl.date(1899, 12, 30)
-_BOOLEANS = {
-    **dict.fromkeys(("true", "yes", "y", "1", "1.0", "是", "有", "√", "t"), True),
-    **dict.fromkeys(("false", "no", "n", "0", "0.0", "否", "无", "×", "f"), False),
-}
 
 
 def _split(name: str, spec: FieldSpec, dtype: pl.DataType) -> pl.Expr | None:
@@ -1239,19 +1232,19 @@ def _convert(
         else:
             value = _parse_date(pl.col(_c(name)))
     elif spec.kind == "bool":
-        value = _label_expr(text).replace_strict(_BOOLEANS, default=None, return_dtype=pl.Boolean)
+        value = label_expr(text).replace_strict(BOOLEANS, default=None, return_dtype=pl.Boolean)
     elif name == "activity":
-        value = _label_expr(text).replace_strict(_activity_lookup(), default=None)
+        value = label_expr(text).replace_strict(activity_lookup(), default=None)
     elif name in VOCABULARIES:
-        value = _label_expr(text).replace_strict(
+        value = label_expr(text).replace_strict(
             VOCABULARIES[name], default=None, return_dtype=pl.String
         )
     elif spec.kind == "code" and name != "project_id":
         value = text.str.to_uppercase().str.replace_all(r"\s+", "")
         if name == "country":
-            value = value.replace(_COUNTRY_SYNONYMS)
+            value = value.replace(COUNTRY_SYNONYMS)
         elif name == "currency":
-            value = value.replace(_CURRENCY_SYNONYMS)
+            value = value.replace(CURRENCY_SYNONYMS)
     else:
         return None
     return value.alias(_n(name))
@@ -1371,13 +1364,6 @@ def _out_of_range(number: pl.Expr, spec: FieldSpec) -> pl.Expr:
     return pl.any_horizontal(checks).fill_null(False) if checks else pl.lit(False)
 
 
-def _label_expr(text: pl.Expr) -> pl.Expr:
-    """Vectorised :func:`greenscreen.schema._label_key`."""
-    return (
-        text.str.normalize("NFKC").str.replace_all(r"\s+", " ").str.strip_chars().str.to_lowercase()
-    )
-
-
 def _reason(
     spec: FieldSpec, code: str, header: str, header_unit: str | None = None, scale: float = 1.0
 ) -> str:
@@ -1460,9 +1446,9 @@ def _province_names() -> dict[str, str]:
 def _province_code() -> list[pl.Expr]:
     """The province's GB/T 2260 code; a prefecture or county written instead of a province
     (宝鸡, 浦东新区) gives its province's code and is kept as ``city``."""
-    lookup = _province_lookup()
+    lookup = province_lookup()
     places, _ = city_lookup()
-    key = _label_expr(pl.col("province"))
+    key = label_expr(pl.col("province"))
     province = key.replace_strict(
         {k: v[1] for k, v in lookup.items()}, default=None, return_dtype=pl.String
     )
@@ -1508,7 +1494,7 @@ def _province_problems(out: pl.DataFrame, matches: dict[str, HeaderMatch]) -> pl
 def _unknown_place(value: str) -> str:
     """Why a province cell is not read: a place in several provinces, or nothing known."""
     _, ambiguous = city_lookup()
-    codes = ambiguous.get(_label_key(value))
+    codes = ambiguous.get(label_key(value))
     if codes:
         names = dict(zip(provinces()["code"], provinces()["name_zh"], strict=True))
         where = "、".join(sorted({names.get(c, c) for c in codes}))

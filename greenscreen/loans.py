@@ -55,6 +55,7 @@ from greenscreen.schema import (
     header_index,
     resolve_header_in,
 )
+from greenscreen.vocabularies import YES
 
 LOAN_TEMPLATE_VERSION = "v1"
 
@@ -524,10 +525,7 @@ def project_emissions(results: pl.DataFrame, factors_dir: str | None = None) -> 
     )
     reported = _num(results, "project_emissions_tco2e")
     verified = (
-        pl.col("project_emissions_verified")
-        .cast(pl.String)
-        .str.to_lowercase()
-        .is_in(["true", "yes", "1", "是", "y"])
+        pl.col("project_emissions_verified").cast(pl.String).str.to_lowercase().is_in(YES)
         if "project_emissions_verified" in results.columns
         else pl.lit(False)
     )

@@ -33,7 +33,8 @@ from sqlglot.tokens import Token, TokenType
 
 from greenscreen._resources import bundled_dir
 from greenscreen.errors import RulebookError, did_you_mean
-from greenscreen.schema import FIELDS, activity_ids, provinces
+from greenscreen.schema import FIELDS
+from greenscreen.vocabularies import activity_ids, provinces
 
 SCHEMA_TYPE = "greenscreen.rulebook"
 SCHEMA_VERSION = 1

@@ -18,7 +18,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 import types
-import unicodedata
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, Literal, Union, get_args, get_origin
@@ -27,8 +26,8 @@ import annotated_types as at
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from greenscreen._resources import data_file
 from greenscreen.errors import PipelineError, did_you_mean
+from greenscreen.vocabularies import activity_ids, activity_lookup, label_key
 
 TEMPLATE_VERSION = "v1"
 
@@ -659,8 +658,8 @@ class ProjectInput(BaseModel):
     def _known_activity(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        key = _label_key(value)
-        lookup = _activity_lookup()
+        key = label_key(value)
+        lookup = activity_lookup()
         if key not in lookup:
             raise ValueError(f"unknown activity '{value}'{did_you_mean(value, activity_ids())}")
         return lookup[key]
@@ -795,110 +794,7 @@ def polars_schema() -> pl.Schema:
 
 
 # --------------------------------------------------------------------------------------------
-# Vocabularies
-@cache
-def activities() -> pl.DataFrame:
-    """The activity vocabulary: id, family, name_en, name_zh (``data/activities.csv``)."""
-    return pl.read_csv(data_file("activities.csv"), infer_schema=False)
-
-
-def activity_ids() -> list[str]:
-    return activities()["id"].to_list()
-
-
-@cache
-def _activity_lookup() -> dict[str, str]:
-    """Accepted spellings of an activity (id, English or Chinese name) -> id."""
-    table = activities()
-    lookup: dict[str, str] = {}
-    for column in ("name_en", "name_zh", "id"):
-        lookup.update({_label_key(v): i for v, i in zip(table[column], table["id"], strict=True)})
-    return lookup
-
-
-#: Closed vocabularies of enum fields other than activity and province: accepted spelling
-#: (normalised like a header) -> canonical value. A value outside one is a reject.
-VOCABULARIES: dict[str, dict[str, str]] = {
-    "powertrain": {
-        **{v: v for v in ("bev", "fcev", "phev", "hev", "ice")},
-        "纯电动": "bev",
-        "纯电动汽车": "bev",
-        "电动": "bev",
-        "battery electric": "bev",
-        "electric": "bev",
-        "ev": "bev",
-        "燃料电池": "fcev",
-        "燃料电池汽车": "fcev",
-        "氢燃料电池": "fcev",
-        "fuel cell": "fcev",
-        "插电式混合动力": "phev",
-        "插电混动": "phev",
-        "插电式混合动力汽车": "phev",
-        "plug-in hybrid": "phev",
-        "混合动力": "hev",
-        "油电混合": "hev",
-        "非插电式混合动力": "hev",
-        "hybrid": "hev",
-        "燃油": "ice",
-        "传统燃油": "ice",
-        "燃油车": "ice",
-        "内燃机": "ice",
-        "diesel": "ice",
-        "petrol": "ice",
-        "gasoline": "ice",
-        "combustion": "ice",
-    },
-}
-
-
-@cache
-def provinces() -> pl.DataFrame:
-    """Provincial-level divisions with GB/T 2260 codes (``greenscreen/data/provinces.csv``)."""
-    return pl.read_csv(data_file("provinces.csv"), infer_schema=False)
-
-
-@cache
-def _province_lookup() -> dict[str, tuple[str, str]]:
-    """Accepted spellings of a province (zh, en, short, aliases, code) -> (name_en, code)."""
-    lookup: dict[str, tuple[str, str]] = {}
-    for row in provinces().iter_rows(named=True):
-        target = (row["name_en"], row["code"])
-        names = [row["code"], row["code"][:2], row["name_en"], row["name_zh"], row["short_zh"]]
-        names += (row["aliases"] or "").split(";")
-        lookup.update({_label_key(n): target for n in names if n})
-    return lookup
-
-
-@cache
-def cities() -> pl.DataFrame:
-    """Prefecture- and county-level names with their province (``greenscreen/data/cities.csv``,
-    from the NBS 2023 统计用区划代码; taxonomies/sources/build_cities.py)."""
-    return pl.read_csv(data_file("cities.csv"), infer_schema=False)
-
-
-@cache
-def city_lookup() -> tuple[dict[str, tuple[str, str]], dict[str, list[str]]]:
-    """Names of places below the province: unambiguous name → (province code, official name),
-    and ambiguous name → the provinces it is found in."""
-    found: dict[str, tuple[str, str]] = {}
-    ambiguous: dict[str, list[str]] = {}
-    for row in cities().iter_rows(named=True):
-        key = _label_key(row["name"])
-        if row["ambiguous"]:
-            ambiguous.setdefault(key, []).append(row["province_code"])
-        else:
-            found.setdefault(key, (row["province_code"], row["official_name"]))
-    return found, ambiguous
-
-
-# --------------------------------------------------------------------------------------------
 # Headers
-def _label_key(text: str) -> str:
-    """Normalise a header or label for matching: NFKC (full-width → ASCII), lower, one space."""
-    text = unicodedata.normalize("NFKC", text).replace("²", "2").replace("㎡", "m2")
-    return re.sub(r"\s+", " ", text).strip().lower()
-
-
 @dataclass(frozen=True)
 class HeaderMatch:
     """How one input header maps onto the template."""
@@ -922,8 +818,8 @@ def header_index(fields: dict[str, FieldSpec]) -> dict[str, str]:
     index: dict[str, str] = {}
     for spec in fields.values():
         for label in (spec.name, spec.zh, spec.label_zh, *spec.aliases):
-            index.setdefault(_label_key(label), spec.name)
-        index.setdefault(_label_key(spec.name.replace("_", " ")), spec.name)
+            index.setdefault(label_key(label), spec.name)
+        index.setdefault(label_key(spec.name.replace("_", " ")), spec.name)
     return index
 
 
@@ -948,7 +844,7 @@ def resolve_header_in(
     header: str, fields: dict[str, FieldSpec], index: dict[str, str]
 ) -> HeaderMatch | None:
     """:func:`resolve_header` against another template's ``fields`` and :func:`header_index`."""
-    key = _label_key(header)
+    key = label_key(header)
     if key in index:
         return HeaderMatch(header, index[key])
     match = _UNIT_SUFFIX.match(key)

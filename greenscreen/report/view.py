@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from greenscreen import __version__, schema
+from greenscreen import __version__, vocabularies
 from greenscreen.emissions import METHODS
 from greenscreen.report.labels import (
     METHOD_ZH,
@@ -108,7 +108,7 @@ def _activity_text(row: dict[str, Any], lang: Lang) -> str:
     activity = row.get("activity")
     if not activity:
         return "—"
-    names = schema.activities().filter(pl.col("id") == activity)
+    names = vocabularies.activities().filter(pl.col("id") == activity)
     name = names[f"name_{lang}"][0] if names.height else ""
     source = row.get("activity_source")
     origin = f" ({t('activity_' + source, lang)})" if source in ("input", "inferred") else ""
@@ -117,7 +117,7 @@ def _activity_text(row: dict[str, Any], lang: Lang) -> str:
 
 @cache
 def _province_zh() -> dict[str, str]:
-    return dict(schema.provinces().select("name_en", "name_zh").iter_rows())
+    return dict(vocabularies.provinces().select("name_en", "name_zh").iter_rows())
 
 
 def province_text(province: str | None, lang: Lang) -> str:
