@@ -401,7 +401,7 @@ class Rulebook(_Model):
 # --------------------------------------------------------------------------------------------
 # Loading
 @dataclass(frozen=True)
-class _Where:
+class Where:
     file: str
     item: str | None = None
     criterion: str | None = None
@@ -496,10 +496,10 @@ def _check_declared_types(books: dict[str, Rulebook]) -> None:
 
 def _rulebook_files(folder: Path) -> list[Path]:
     """YAML files in ``folder`` whose schema_type says they are rulebooks."""
-    return [path for path in sorted(folder.glob("*.y*ml")) if _has_schema_type(path, SCHEMA_TYPE)]
+    return [path for path in sorted(folder.glob("*.y*ml")) if has_schema_type(path, SCHEMA_TYPE)]
 
 
-def _has_schema_type(path: Path, schema_type: str) -> bool:
+def has_schema_type(path: Path, schema_type: str) -> bool:
     """Does the file say ``schema_type: <schema_type>`` (a top-level key, anywhere)?"""
     text = _read_bytes(path).decode("utf-8", errors="replace")
     return bool(re.search(rf"^schema_type:\s*['\"]?{re.escape(schema_type)}\b", text, re.M))
@@ -571,7 +571,7 @@ def _read_bytes(path: Path) -> bytes:
     return data
 
 
-def _read_yaml(path: Path) -> Any:
+def read_yaml(path: Path) -> Any:
     """Read a rulebook or programme file: a bounded regular file, safe YAML (a ``!!python/…``
     tag is an error and constructs nothing) whose size is checked before it is built."""
     data = _read_bytes(path)
@@ -641,14 +641,14 @@ def _check_yaml_events(text: str, file: str) -> None:
 
 def _load_file(path: Path) -> Rulebook:
     where = path.name
-    data = _read_yaml(path)
+    data = read_yaml(path)
     if not isinstance(data, dict):
         raise RulebookError("expected a mapping with schema_type, id, items …", file=where)
     if data.get("schema_type") != SCHEMA_TYPE:
         raise RulebookError(
             f"schema_type is {data.get('schema_type')!r}; expected '{SCHEMA_TYPE}'", file=where
         )
-    _check_count(data.get("items"), "items", where)
+    check_count(data.get("items"), "items", where)
     try:
         book = Rulebook.model_validate({**data, "path": str(path)})
     except ValidationError as exc:
@@ -657,7 +657,7 @@ def _load_file(path: Path) -> Rulebook:
     return book
 
 
-def _check_count(entries: Any, what: str, file: str) -> None:
+def check_count(entries: Any, what: str, file: str) -> None:
     if isinstance(entries, list) and len(entries) > MAX_ITEMS:
         raise RulebookError(
             f"{len(entries):,} {what}: at most {MAX_ITEMS:,} are allowed in one file "
@@ -673,11 +673,11 @@ def _describe(exc: ValidationError, data: dict[str, Any]) -> str:
         loc = list(err["loc"])
         parts = []
         if len(loc) >= 2 and loc[0] == "items" and isinstance(loc[1], int):
-            item = _nth(data.get("items"), loc[1])
+            item = nth_mapping(data.get("items"), loc[1])
             parts.append(f"item {item.get('code', f'#{loc[1] + 1}')}")
             loc = loc[2:]
             if len(loc) >= 2 and loc[0] == "criteria" and isinstance(loc[1], int):
-                criterion = _nth(item.get("criteria"), loc[1])
+                criterion = nth_mapping(item.get("criteria"), loc[1])
                 parts.append(f"criterion {criterion.get('id', f'#{loc[1] + 1}')}")
                 loc = loc[2:]
         field = ".".join(str(x) for x in loc)
@@ -689,7 +689,7 @@ def _describe(exc: ValidationError, data: dict[str, Any]) -> str:
     return "; ".join(lines)
 
 
-def _nth(entries: Any, index: int) -> dict[str, Any]:
+def nth_mapping(entries: Any, index: int) -> dict[str, Any]:
     """The index-th mapping of a YAML list, or {} when it is not one."""
     if isinstance(entries, list) and index < len(entries) and isinstance(entries[index], dict):
         return entries[index]
@@ -735,7 +735,7 @@ def _check(book: Rulebook, file: str) -> None:
                     f"scope: '{code}' is not a GB/T 4754 code", file=file, item=item.code
                 )
         if item.scope.condition:
-            compile_condition(item.scope.condition, known_fields, _Where(file, item.code, "scope"))
+            compile_condition(item.scope.condition, known_fields, Where(file, item.code, "scope"))
         known_provinces = set(provinces()["name_en"])
         for province in item.scope.provinces:
             if province not in known_provinces:
@@ -773,7 +773,7 @@ def _check(book: Rulebook, file: str) -> None:
                             **where,
                         )
             compile_condition(
-                criterion.condition, known_fields, _Where(file, item.code, criterion.id)
+                criterion.condition, known_fields, Where(file, item.code, criterion.id)
             )
 
 
@@ -804,7 +804,7 @@ def condition_fields(
 def compile_condition(
     condition: str,
     fields: Iterable[str],
-    where: _Where | None = None,
+    where: Where | None = None,
     *,
     result: Literal["boolean", "number"] = "boolean",
 ) -> tuple[pl.Expr, list[str]]:
@@ -819,7 +819,7 @@ def compile_condition(
     types the result must be ``result`` (true/false for a criterion or scope, a number for an
     amount) and operands must fit their operators (no text compared with a number).
     """
-    where = where or _Where("<condition>")
+    where = where or Where("<condition>")
 
     def fail(message: str) -> RulebookError:
         shown = condition if len(condition) <= 200 else condition[:200] + "…"
