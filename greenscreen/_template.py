@@ -82,19 +82,19 @@ def write_template(path: str | Path) -> Path:
     The file is deterministic: the same greenscreen version writes the same bytes.
     """
     path = Path(path)
-    workbook = _open_workbook(
+    workbook = open_workbook(
         path,
         f"greenscreen pipeline template {TEMPLATE_VERSION}",
         "Candidate projects for green-loan screening",
     )
     specs = list(FIELDS.values())
-    styles = _styles(workbook)
+    styles = workbook_styles(workbook)
     lists = _list_columns()
     ranges = {
         name: f"=lists!${xl_col_to_name(2 * i)}$2:${xl_col_to_name(2 * i)}${len(values) + 1}"
         for i, (name, values, _) in enumerate(lists)
     }
-    _write_pipeline(workbook, specs, styles, ranges)
+    write_input_sheet(workbook, specs, styles, ranges)
     _write_fields(workbook, specs, styles)
     _write_evidence(workbook, styles)
     _write_examples(workbook, specs, styles)
@@ -106,7 +106,20 @@ def write_template(path: str | Path) -> Path:
     return path
 
 
-def _styles(workbook: Any) -> dict[str, Any]:
+def workbook_styles(workbook: Any) -> dict[str, Any]:
+    """The cell formats of a template workbook.
+
+    Parameters
+    ----------
+    workbook : xlsxwriter.Workbook
+        The workbook the formats belong to.
+
+    Returns
+    -------
+    dict of str to xlsxwriter.format.Format
+        One header format per field group (its colour), and ``label``, ``bold``, ``wrap``,
+        ``date`` and ``text``.
+    """
     header = {"bold": True, "font_color": "#FFFFFF", "border": 1, "text_wrap": True}
     styles = {
         group: workbook.add_format({**header, "bg_color": colour})
@@ -147,13 +160,28 @@ def _write_lists(workbook: Any, styles: dict[str, Any], lists: list[_ListColumn]
         sheet.set_column(col, col + 1, 22)
 
 
-def _write_pipeline(
+def write_input_sheet(
     workbook: Any,
     specs: list[FieldSpec],
     styles: dict[str, Any],
     lists: dict[str, str],
     name: str = "pipeline",
 ) -> None:
+    """The input sheet: field names, Chinese labels with units, then empty checked rows.
+
+    Parameters
+    ----------
+    workbook : xlsxwriter.Workbook
+        The template being written.
+    specs : list of FieldSpec
+        The columns, in order.
+    styles : dict
+        :func:`workbook_styles` of ``workbook``.
+    lists : dict of str to str
+        Field name → the sheet range of its dropdown values (``=lists!$A$2:$A$40``).
+    name : str
+        The sheet's name (``pipeline``; the loan book's is ``loans``).
+    """
     sheet = workbook.add_worksheet(name)
     sheet.freeze_panes(2, 1)
     last = _ROWS + 1
@@ -259,9 +287,27 @@ def _write_fields(workbook: Any, specs: list[FieldSpec], styles: dict[str, Any])
     sheet.autofilter(0, 0, len(specs), len(heads) - 1)
 
 
-def _open_workbook(path: Path, title: str, subject: str) -> Any:
-    """A template workbook at ``path`` (.xlsx only), with fixed properties so the same
-    greenscreen version writes the same bytes; a path that cannot be written is one error."""
+def open_workbook(path: Path, title: str, subject: str) -> Any:
+    """A template workbook at ``path`` with fixed properties, so that the same greenscreen
+    version writes the same bytes (the pipeline and the loan book templates).
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        Where to write it: an ``.xlsx`` file; its folder is created.
+    title, subject : str
+        The workbook's document properties.
+
+    Returns
+    -------
+    xlsxwriter.Workbook
+        Open; the caller adds sheets and closes it.
+
+    Raises
+    ------
+    GreenscreenError
+        Another suffix, or a path that cannot be written.
+    """
     if path.suffix.lower() != ".xlsx":
         raise GreenscreenError(f"the template is an .xlsx workbook; got '{path.name}'")
     try:

@@ -115,11 +115,11 @@ def _scan(source: Path, options: dict[str, Any]) -> tuple[pl.LazyFrame, int, str
         header = head[: exc.start].decode("utf-8-sig").splitlines()[0]
     if not header:
         raise PipelineError(f"{source.name} is empty")
-    from greenscreen.io import _separator  # the reader's own separator sniffing
+    from greenscreen.io import csv_separator  # the reader's own separator sniffing
 
     frame = pl.scan_csv(
         source,
-        separator=_separator(header, options.get("separator")),
+        separator=csv_separator(header, options.get("separator")),
         infer_schema=False,
         encoding="utf8",
     )
@@ -255,10 +255,12 @@ def _run(
         [pl.read_parquet(p) for p in sorted(parts.glob("rejects-*.parquet"))] + [duplicate_rejects],
         how="vertical_relaxed",
     ).sort("row", maintain_order=True)
-    return _finish(source, out, parts, last, rejects_all, total, n_blank, len(pipelines), lang)
+    return finish_outputs(
+        source, out, parts, last, rejects_all, total, n_blank, len(pipelines), lang
+    )
 
 
-def _finish(
+def finish_outputs(
     source: Path,
     out: Path,
     parts: Path,

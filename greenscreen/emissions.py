@@ -164,7 +164,7 @@ class Factors:
         return float(row["value"][0]), str(row["verification"][0])
 
 
-_FACTOR_FILES = ("grid_factors.csv", "grid_regions.csv", "fuels.csv", "constants.csv")
+FACTOR_FILES = ("grid_factors.csv", "grid_regions.csv", "fuels.csv", "constants.csv")
 
 
 def load_factors(factors_dir: str | Path | None = None) -> Factors:
@@ -177,7 +177,7 @@ def load_factors(factors_dir: str | Path | None = None) -> Factors:
     # cached per directory and file versions, so an edited file is read again
     stamps = tuple(
         (name, path.stat().st_mtime_ns, path.stat().st_size)
-        for name in _FACTOR_FILES
+        for name in FACTOR_FILES
         if (path := folder / name).is_file()
     )
     return _load_factors(str(folder), stamps)

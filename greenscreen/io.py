@@ -327,7 +327,7 @@ def _check_csv_header(header: str, separator: str | None, name: str) -> None:
             f"{MAX_COLUMNS:,} columns with headers of at most {MAX_HEADER_CHARS} characters"
         )
     try:
-        cells = next(csv.reader([header], delimiter=_separator(header, separator)), [])
+        cells = next(csv.reader([header], delimiter=csv_separator(header, separator)), [])
     except csv.Error:
         return  # an unreadable header is reported by the full read
     _check_columns(cells, name)
@@ -462,7 +462,21 @@ def _around(text: str, at: int) -> str:
     return window[start : min(ends, default=len(window))].strip()
 
 
-def _separator(header: str, separator: str | None) -> str:
+def csv_separator(header: str, separator: str | None) -> str:
+    """The separator of a CSV file, sniffed from its header line unless given.
+
+    Parameters
+    ----------
+    header : str
+        The file's first line.
+    separator : str or None
+        The separator the caller asked for; None to sniff one of ``,`` ``;`` tab ``|``.
+
+    Returns
+    -------
+    str
+        ``separator`` when given, else the sniffed one, else ``,``.
+    """
     if separator is None:
         try:
             separator = csv.Sniffer().sniff(header, delimiters=",;\t|").delimiter
@@ -473,7 +487,7 @@ def _separator(header: str, separator: str | None) -> str:
 
 def _csv_problem(text: str, header: str, separator: str | None, exc: Exception) -> str:
     """Say which row of a CSV polars could not read: a stray separator, an unclosed quote."""
-    sep = _separator(header, separator)
+    sep = csv_separator(header, separator)
     try:
         rows = csv.reader(io.StringIO(text, newline=""), delimiter=sep, strict=True)
         width = None
@@ -491,7 +505,7 @@ def _csv_problem(text: str, header: str, separator: str | None, exc: Exception) 
 
 
 def _read_csv(data: bytes, header: str, separator: str | None) -> pl.DataFrame:
-    separator = _separator(header, separator)
+    separator = csv_separator(header, separator)
     return pl.read_csv(
         io.BytesIO(data),
         separator=separator,

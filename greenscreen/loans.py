@@ -47,13 +47,13 @@ from greenscreen.io import (
 )
 from greenscreen.rulebook import bundled_rulebooks
 from greenscreen.schema import (
-    _MONEY_MAX,
+    MONEY_MAX,
     FieldSpec,
     HeaderMatch,
-    _f,
-    _spec_from_field,
     header_index,
     resolve_header_in,
+    spec_from_field,
+    template_field,
 )
 from greenscreen.vocabularies import YES
 
@@ -104,19 +104,19 @@ class LoanInput(BaseModel):
             "aliases": ["项目代码", "project id", "project code"],
         },
     )
-    borrower: str | None = _f(
+    borrower: str | None = template_field(
         "借款人", "Borrower", group="identification", aliases=("借款主体", "客户名称", "client")
     )
-    borrower_type: str | None = _f(
+    borrower_type: str | None = template_field(
         "借款人类型",
         "Borrower type for the statistics (e.g. 国有企业, 民营企业, 小微企业, 地方融资平台)",
         group="identification",
         aliases=("客户类型", "企业类型", "borrower type"),
     )
-    tranche: str | None = _f(
+    tranche: str | None = template_field(
         "贷款分期", "Tranche or facility name", group="identification", aliases=("分段", "批次")
     )
-    currency: str | None = _f(
+    currency: str | None = template_field(
         "币种",
         "ISO 4217 currency of the row's amounts",
         group="finance",
@@ -125,7 +125,7 @@ class LoanInput(BaseModel):
         default="CNY",
         pattern=r"^[A-Z]{3}$",
     )
-    fx_rate_to_cny: float | None = _f(
+    fx_rate_to_cny: float | None = template_field(
         "折人民币汇率",
         "CNY per unit of currency at period end (required when currency is not CNY; the "
         "statistics convert at the SAFE benchmark rate of the period's last trading day)",
@@ -134,22 +134,22 @@ class LoanInput(BaseModel):
         gt=0,
         le=1e6,
     )
-    approval_date: dt.date | None = _f(
+    approval_date: dt.date | None = template_field(
         "审批日期",
         "Loan approval date: selects the governing catalogue (2025 from 2025-10-01)",
         group="dates",
         aliases=("批准日期", "approval date"),
     )
-    first_drawdown_date: dt.date | None = _f(
+    first_drawdown_date: dt.date | None = template_field(
         "首次放款日期",
         "First drawdown (issuance) date: places the loan in a CERF disclosure period",
         group="dates",
         aliases=("放款日期", "发放日期", "first drawdown date", "drawdown date"),
     )
-    maturity_date: dt.date | None = _f(
+    maturity_date: dt.date | None = template_field(
         "到期日期", "Final maturity date", group="dates", aliases=("到期日", "maturity")
     )
-    interest_rate: float | None = _f(
+    interest_rate: float | None = template_field(
         "贷款利率",
         "Annual interest rate as a fraction (0.035 = 3.5 %)",
         group="finance",
@@ -158,43 +158,43 @@ class LoanInput(BaseModel):
         ge=0,
         le=1,
     )
-    commitment_amount: float | None = _f(
+    commitment_amount: float | None = template_field(
         "合同金额",
         "Loan commitment (principal of the facility)",
         group="finance",
         unit="currency",
         aliases=("贷款金额", "授信金额", "承诺金额", "commitment", "loan amount"),
         ge=0,
-        le=_MONEY_MAX,
+        le=MONEY_MAX,
     )
-    outstanding_amount: float | None = _f(
+    outstanding_amount: float | None = template_field(
         "期末余额",
         "Outstanding balance at period end",
         group="finance",
         unit="currency",
         aliases=("贷款余额", "余额", "outstanding", "balance"),
         ge=0,
-        le=_MONEY_MAX,
+        le=MONEY_MAX,
     )
-    drawn_in_period: float | None = _f(
+    drawn_in_period: float | None = template_field(
         "本期发放",
         "Amount drawn (new lending) in the period",
         group="finance",
         unit="currency",
         aliases=("本期放款", "本期发放额", "drawn", "disbursed in period"),
         ge=0,
-        le=_MONEY_MAX,
+        le=MONEY_MAX,
     )
-    repaid_in_period: float | None = _f(
+    repaid_in_period: float | None = template_field(
         "本期收回",
         "Principal repaid in the period",
         group="finance",
         unit="currency",
         aliases=("本期还款", "本期收回额", "repaid", "repaid in period"),
         ge=0,
-        le=_MONEY_MAX,
+        le=MONEY_MAX,
     )
-    syndicate_share: float | None = _f(
+    syndicate_share: float | None = template_field(
         "银团份额",
         "The bank's share of a syndicated loan, as a fraction (default 1: the whole loan)",
         group="finance",
@@ -204,22 +204,22 @@ class LoanInput(BaseModel):
         gt=0,
         le=1,
     )
-    green_label_claimed: bool | None = _f(
+    green_label_claimed: bool | None = template_field(
         "标识绿色贷款",
         "The bank labels the loan green in its own books (yes/no); compared with the screen",
         group="finance",
         aliases=("绿色贷款标识", "是否绿色贷款", "green label", "green label claimed"),
     )
-    cerf_refinanced_amount: float | None = _f(
+    cerf_refinanced_amount: float | None = template_field(
         "碳减排支持工具支持金额",
         "Relending received under the PBoC Carbon Emission Reduction Facility for this loan",
         group="finance",
         unit="currency",
         aliases=("碳减排再贷款金额", "cerf amount", "cerf refinanced amount"),
         ge=0,
-        le=_MONEY_MAX,
+        le=MONEY_MAX,
     )
-    cerf_refinanced_date: dt.date | None = _f(
+    cerf_refinanced_date: dt.date | None = template_field(
         "碳减排支持工具支持日期",
         "Date the CERF relending was received",
         group="dates",
@@ -228,7 +228,7 @@ class LoanInput(BaseModel):
 
 
 LOAN_FIELDS: dict[str, FieldSpec] = {
-    name: _spec_from_field(name, info) for name, info in LoanInput.model_fields.items()
+    name: spec_from_field(name, info) for name, info in LoanInput.model_fields.items()
 }
 """Loan book template v1 fields in template order."""
 
@@ -821,17 +821,17 @@ _EXAMPLE = [
 def write_loan_template(path: str | Path) -> Path:
     """The Excel loan book template v1: sheet ``loans`` (field names, Chinese labels with units
     — the reader skips that row — and checked empty rows), ``fields`` and ``example``."""
-    from greenscreen._template import _open_workbook, _styles, _write_pipeline
+    from greenscreen._template import open_workbook, workbook_styles, write_input_sheet
 
     path = Path(path)
-    workbook = _open_workbook(
+    workbook = open_workbook(
         path,
         f"greenscreen loan book template {LOAN_TEMPLATE_VERSION}",
         "Loans for periodic green-finance reporting",
     )
-    styles = _styles(workbook)
+    styles = workbook_styles(workbook)
     specs = list(LOAN_FIELDS.values())
-    _write_pipeline(workbook, specs, styles, {}, name="loans")
+    write_input_sheet(workbook, specs, styles, {}, name="loans")
     fields = workbook.add_worksheet("fields")
     heads = ["field", "中文名称", "type", "unit", "required", "allowed", "description"]
     fields.write_row(0, 0, heads, styles["bold"])

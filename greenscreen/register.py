@@ -53,6 +53,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from greenscreen import __version__
+from greenscreen.emissions import FACTOR_FILES
 from greenscreen.engine import DECISION_SCHEMA
 from greenscreen.errors import GreenscreenError
 from greenscreen.run import ScreenResult
@@ -93,7 +94,6 @@ CREDIT_OUTPUTS = ("npv", "project_irr", "equity_irr", "min_dscr", "lcoe")
 _PRESENTATION = frozenset(
     {"lang", "portfolio_max_rows", "packs", "workers", "batch_rows", "strict", "quiet", "rulebooks"}
 )
-_FACTOR_FILES = ("grid_factors.csv", "grid_regions.csv", "fuels.csv", "constants.csv")
 
 _DDL = [
     "CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
@@ -710,7 +710,7 @@ def _sources(result: ScreenResult) -> list[dict[str, Any]]:
         deps = list(getattr(programme, "depends_on", []) or [])
         found.append(_source("programme", programme.id, programme.version, programme.path, deps))
     factors_dir = result.emissions_config.factors_dir
-    for name in _FACTOR_FILES:
+    for name in FACTOR_FILES:
         path = Path(factors_dir) / name if factors_dir else None
         if path is None or not path.is_file():
             path = data_file(f"factors/{name}")

@@ -35,7 +35,7 @@ import pyarrow as pa
 
 from greenscreen._outputs import output_set
 from greenscreen.appraisal import AppraisalConfig
-from greenscreen.emissions import _FACTOR_FILES, EmissionsConfig, load_factors
+from greenscreen.emissions import FACTOR_FILES, EmissionsConfig, load_factors
 from greenscreen.errors import GreenscreenError, PipelineError
 from greenscreen.io import Pipeline, duplicate_id_rejects, read_pipeline
 from greenscreen.rulebook import Rulebook
@@ -240,7 +240,7 @@ def screen_spark(
         folder = Path(config.factors_dir)
         factor_files = tuple(
             (name, (folder / name).read_bytes())
-            for name in _FACTOR_FILES
+            for name in FACTOR_FILES
             if (folder / name).is_file()
         )
     job = _Job(
@@ -294,7 +294,7 @@ def screen_spark_file(
     ``options`` are :func:`screen_spark`'s; a session is started on ``master`` (default:
     spark-submit's, else local) unless ``spark`` is given. ``out_dir`` must be a local path
     of the driver (Spark's local mode, or a cluster whose executors share it)."""
-    from greenscreen.batch import _finish
+    from greenscreen.batch import finish_outputs
 
     source = Path(path)
     if not source.is_file():
@@ -322,7 +322,7 @@ def screen_spark_file(
                         probe = result.probe
                         info = replace(probe.pipeline.source, name=source.name, format="parquet")
                         last = replace(probe, pipeline=replace(probe.pipeline, source=info))
-                        run, record = _finish(
+                        run, record = finish_outputs(
                             source,
                             staged.path,
                             parts,

@@ -809,7 +809,7 @@ def write_report_xlsx(report: BookReport, path: str | Path) -> None:
 # HTML ------------------------------------------------------------------------------------------
 def write_report_html(report: BookReport, path: str | Path) -> None:
     """report.html: one section per report (jinja2, autoescaped; no scripts, nothing fetched)."""
-    from greenscreen.report.html import _environment
+    from greenscreen.report.html import template_environment
 
     def table(frame: pl.DataFrame, columns: Sequence[str]) -> dict[str, Any]:
         rows = [[_fmt(v) for v in r] for r in frame.select(columns).iter_rows()]
@@ -914,7 +914,7 @@ def write_report_html(report: BookReport, path: str | Path) -> None:
         ),
     ]
     text = (
-        _environment()
+        template_environment()
         .get_template("report.html.j2")
         .render(
             period=report.period.label,

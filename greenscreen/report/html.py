@@ -54,7 +54,15 @@ _STATUS_STYLE = Style(colors=tuple(STATUSES.values()), **_STYLE_OPTIONS)
 
 
 @cache
-def _environment() -> jinja2.Environment:
+def template_environment() -> jinja2.Environment:
+    """The jinja2 environment of the HTML outputs (packs, portfolio, periodic reports).
+
+    Returns
+    -------
+    jinja2.Environment
+        Templates from ``templates/``, autoescaped, undefined names an error, with the
+        ``number``, ``percent`` and ``money`` filters.
+    """
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(bundled_dir("templates"))),
         autoescape=jinja2.select_autoescape(["html", "j2"], default=True),
@@ -188,7 +196,7 @@ def _charts(view: dict[str, Any], lang: Lang) -> dict[str, str]:
 def render_html_pack(result: ScreenResult, project_id: str, *, lang: Lang = "en") -> str:
     """The HTML of one project's pack (a complete, self-contained document)."""
     view = project_view(result, project_id, lang)
-    template = _environment().get_template("pack.html.j2")
+    template = template_environment().get_template("pack.html.j2")
     return template.render(
         v=view,
         charts=_charts(view, lang),
@@ -347,7 +355,7 @@ def render_portfolio(
         )
     by_status = status_totals(lazy, [b.id for b in result.rulebooks]).sort("rulebook", "status")
     rejects = result.rejects.head(REJECT_ROWS)
-    template = _environment().get_template("portfolio.html.j2")
+    template = template_environment().get_template("portfolio.html.j2")
     return template.render(
         source=result.pipeline.source.name,
         tiles=tiles,
