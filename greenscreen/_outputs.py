@@ -35,8 +35,11 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+import polars as pl
 
 from greenscreen.errors import GreenscreenError
 
@@ -66,6 +69,106 @@ OWNED = frozenset(
         ".greenscreen-parts",
     }
 )
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    """One file (or folder) of an output set.
+
+    Parameters
+    ----------
+    key : str
+        Its key in the paths :meth:`ScreenResult.write <greenscreen.run.ScreenResult.write>`,
+        :func:`~greenscreen.batch.screen_batched` and the register's export return; for a data
+        table, also its table name in the run register.
+    name : str
+        Its name in the output folder.
+    format : {"parquet", "csv", "xlsx", "html", "json", "folder"}
+    layer : {"data", "report", "record"}
+        Who writes it: the data files (:meth:`ScreenResult.write_data
+        <greenscreen.run.ScreenResult.write_data>`, batch and Spark runs assemble the same
+        from parts), the report layer (:func:`greenscreen.report.write_run_reports`), or the
+        output set itself (``run.json``, last).
+    description : str
+        What it holds (the README's outputs table has the columns).
+    """
+
+    key: str
+    name: str
+    format: Literal["parquet", "csv", "xlsx", "html", "json", "folder"]
+    layer: Literal["data", "report", "record"]
+    description: str
+
+
+#: Every output of a screening run, by key, in the order they are written.
+OUTPUT_FILES: dict[str, OutputFile] = {
+    f.key: f
+    for f in (
+        OutputFile("results", "results.parquet", "parquet", "data", "one row per project"),
+        OutputFile(
+            "results_csv",
+            "results.csv",
+            "csv",
+            "data",
+            "results as CSV: UTF-8 with a BOM, lists joined with '; ' (csv_compatible)",
+        ),
+        OutputFile(
+            "decisions",
+            "decisions.parquet",
+            "parquet",
+            "data",
+            "one row per project × rulebook × criterion evaluated",
+        ),
+        OutputFile(
+            "subsidies",
+            "subsidies.parquet",
+            "parquet",
+            "data",
+            "one row per project × programme award in scope",
+        ),
+        OutputFile(
+            "schedule",
+            "subsidy_schedule.parquet",
+            "parquet",
+            "data",
+            "payments of eligible subsidies by calendar year",
+        ),
+        OutputFile(
+            "sensitivities",
+            "sensitivities.parquet",
+            "parquet",
+            "data",
+            "the tornado table, when sensitivities were computed",
+        ),
+        OutputFile("rejects", "rejects.csv", "csv", "data", "one row per problem in the input"),
+        OutputFile("portfolio", "portfolio.xlsx", "xlsx", "report", "the batch workbook"),
+        OutputFile("portfolio_html", "portfolio.html", "html", "report", "the batch report"),
+        OutputFile("requests", "requests.xlsx", "xlsx", "report", "the evidence request"),
+        OutputFile("packs", "packs", "folder", "report", "every project's pack"),
+        OutputFile("run", "run.json", "json", "record", "the run record and its outputs"),
+    )
+}
+#: The keys of the data files, in the order they are written.
+DATA_FILES: tuple[str, ...] = tuple(k for k, f in OUTPUT_FILES.items() if f.layer == "data")
+
+
+def csv_compatible(frame: pl.DataFrame) -> pl.DataFrame:
+    """The frame as CSV can hold it: list columns joined with ``'; '``.
+
+    Parameters
+    ----------
+    frame : polars.DataFrame
+        A results table (or a part of one).
+
+    Returns
+    -------
+    polars.DataFrame
+        The same frame when it has no list column.
+    """
+    nested = [c for c, t in frame.schema.items() if isinstance(t, pl.List)]
+    return frame.with_columns(pl.col(nested).list.join("; ")) if nested else frame
+
+
 #: file-manager litter, dropped with the old set rather than carried over
 _LITTER = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
 

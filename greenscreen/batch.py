@@ -19,7 +19,7 @@ from typing import Any
 
 import polars as pl
 
-from greenscreen._outputs import atomic_write, output_set
+from greenscreen._outputs import DATA_FILES, OUTPUT_FILES, atomic_write, csv_compatible, output_set
 from greenscreen.errors import GreenscreenError, PipelineError
 from greenscreen.io import Pipeline, SourceInfo, duplicate_id_rejects, read_pipeline
 from greenscreen.report import write_run_reports
@@ -27,14 +27,8 @@ from greenscreen.report.html import write_portfolio_html
 from greenscreen.report.labels import Lang
 from greenscreen.run import ScreenResult, screen
 
-#: outputs assembled from per-batch parts (name → file)
-_PARTS = {
-    "results": "results.parquet",
-    "decisions": "decisions.parquet",
-    "subsidies": "subsidies.parquet",
-    "schedule": "subsidy_schedule.parquet",
-    "sensitivities": "sensitivities.parquet",
-}
+#: outputs assembled from per-batch parts (key → file name): the Parquet data files
+_PARTS = {k: OUTPUT_FILES[k].name for k in DATA_FILES if OUTPUT_FILES[k].format == "parquet"}
 
 
 @dataclass(frozen=True)
@@ -242,8 +236,7 @@ def _run(
         result.results.write_parquet(parts / f"results-{k:05d}.parquet", statistics=False)
         result.decisions_lazy.sink_parquet(parts / f"decisions-{k:05d}.parquet")
         if result.subsidies is not None:
-            awards = result.subsidies.awards.drop("_start_year", strict=False)
-            awards.write_parquet(parts / f"subsidies-{k:05d}.parquet")
+            result.subsidies.awards.write_parquet(parts / f"subsidies-{k:05d}.parquet")
             result.subsidies.schedule.write_parquet(parts / f"schedule-{k:05d}.parquet")
         if result.appraisal is not None and result.appraisal.sensitivities.height:
             result.appraisal.sensitivities.write_parquet(parts / f"sensitivities-{k:05d}.parquet")
@@ -281,15 +274,13 @@ def finish_outputs(
             atomic_write(paths[key], partial(_append_parquet, files))
     if "results" in paths:
         files = sorted(parts.glob("results-*.parquet"))
-        paths["results_csv"] = out / "results.csv"
+        paths["results_csv"] = out / OUTPUT_FILES["results_csv"].name
         atomic_write(paths["results_csv"], lambda tmp: _append_csv(files, tmp))
-    paths["rejects"] = out / "rejects.csv"
+    paths["rejects"] = out / OUTPUT_FILES["rejects"].name
     atomic_write(paths["rejects"], lambda p: rejects.write_csv(p, include_bom=True))
     n_rejected = rejects["row"].n_unique() if rejects.height else 0
     accepted = total - n_blank - n_rejected
-    meta = last.metadata()
-    meta["input"]["sha256"] = _sha256(source)
-    meta["counts"] = {
+    counts = {
         "input_rows": total,
         "accepted": accepted,
         "rejected": n_rejected,
@@ -297,8 +288,9 @@ def finish_outputs(
         "blank_rows_ignored": n_blank,
         "batches": batches,
     }
+    meta = last.metadata(sha256=_sha256(source), counts=counts)
     if "results" in paths:
-        paths["portfolio_html"] = out / "portfolio.html"
+        paths["portfolio_html"] = out / OUTPUT_FILES["portfolio_html"].name
         pipeline = replace(last.pipeline, rejects=rejects, n_input_rows=total, n_blank=n_blank)
         whole = replace(last, pipeline=pipeline)
         scan = pl.scan_parquet(paths["results"])
@@ -326,9 +318,7 @@ def _append_csv(files: list[Path], path: str) -> None:
     """results.csv from the parts, one part in memory at a time (lists joined with '; ')."""
     with open(path, "wb") as handle:
         for k, file in enumerate(files):
-            part = pl.read_parquet(file)
-            nested = [c for c, t in part.schema.items() if isinstance(t, pl.List)]
-            part = part.with_columns(pl.col(nested).list.join("; ")) if nested else part
+            part = csv_compatible(pl.read_parquet(file))
             part.write_csv(handle, include_header=k == 0, include_bom=k == 0)
 
 

@@ -44,7 +44,7 @@ import shutil
 import socket
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -53,6 +53,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from greenscreen import __version__
+from greenscreen._outputs import DATA_FILES, OUTPUT_FILES, atomic_write, output_set
 from greenscreen.emissions import FACTOR_FILES
 from greenscreen.engine import DECISION_SCHEMA
 from greenscreen.errors import GreenscreenError
@@ -77,14 +78,7 @@ STORE_INPUT_MAX = 64 * 1024 * 1024
 LOCK_TIMEOUT_S = 600.0
 
 #: per-run tables (name in the register → output file)
-TABLES = {
-    "results": "results.parquet",
-    "decisions": "decisions.parquet",
-    "subsidies": "subsidies.parquet",
-    "schedule": "subsidy_schedule.parquet",
-    "sensitivities": "sensitivities.parquet",
-    "rejects": "rejects.csv",
-}
+TABLES = {key: OUTPUT_FILES[key].name for key in DATA_FILES if key != "results_csv"}
 #: per rulebook R the diff compares R__status, R__item and R__applies (R governs the loan)
 _PER_RULEBOOK = ("status", "item", "applies")
 #: and these
@@ -171,8 +165,6 @@ class Diff:
         """diff.parquet (the changes), diff.xlsx (matrix, changes, causes) and diff.html,
         written as an output set (:mod:`greenscreen._outputs`): atomically, with a run.json
         naming the two runs."""
-        from greenscreen._outputs import atomic_write, output_set
-
         out = Path(out_dir)
         with output_set(out) as staged:
             base = staged.path
@@ -676,7 +668,7 @@ def _table_sources(
         "rejects": result.rejects,
     }
     if result.subsidies is not None:
-        frames["subsidies"] = result.subsidies.awards.drop("_start_year", strict=False)
+        frames["subsidies"] = result.subsidies.awards
         frames["schedule"] = result.subsidies.schedule
     if result.appraisal is not None and result.appraisal.sensitivities.height:
         frames["sensitivities"] = result.appraisal.sensitivities
@@ -1182,8 +1174,6 @@ def export(register: Register, run: str, out_dir: str | Path) -> dict[str, Path]
     registered record: for a run of this greenscreen version the files equal the original
     outputs byte for byte. Packs are not rebuilt (``greenscreen pack``).
     """
-    from greenscreen._outputs import atomic_write, output_set
-
     info = register.get(run).row(0, named=True)
     run_id = info["run_id"]
     record = json.loads(info["record"])
@@ -1208,9 +1198,9 @@ def export(register: Register, run: str, out_dir: str | Path) -> dict[str, Path]
         paths = result.write_data(staged.path) | write_run_reports(
             result,
             staged.path,
-            portfolio="portfolio.xlsx" in listed,
+            portfolio=OUTPUT_FILES["portfolio"].name in listed,
             portfolio_max_rows=result.results.height
-            if listed & {"portfolio.xlsx", "requests.xlsx"}
+            if listed & {OUTPUT_FILES["portfolio"].name, OUTPUT_FILES["requests"].name}
             else -1,
             lang=options.get("lang") or "en",
         )
@@ -1218,7 +1208,7 @@ def export(register: Register, run: str, out_dir: str | Path) -> dict[str, Path]
         if decisions is not None:  # streamed as screen streams it (same Parquet layout)
             table = decisions.drop("rulebook_version", strict=False)
             atomic_write(
-                staged.path / "decisions.parquet",
+                staged.path / OUTPUT_FILES["decisions"].name,
                 lambda p: table.lazy().sink_parquet(p, statistics=False),
             )
         for key, path in list(paths.items()):
@@ -1267,7 +1257,9 @@ def _rebuilt(
         SourceInfo(name=source.get("name") or "", format=source.get("format") or ""),
         counts.get("input_rows", results.height),
         counts.get("blank_rows_ignored", 0),
-        tuple(source.get("unit_conversions", [])),
+        tuple(
+            source.get("notes", source.get("unit_conversions", []))
+        ),  # earlier run.json: unit_conversions
     )
     decisions = frames["decisions"]
     subsidies = None
@@ -1314,16 +1306,23 @@ class _Registered(ScreenResult):
     record: dict[str, Any] = field(default_factory=dict)
     sensitivities_frame: pl.DataFrame | None = None
 
-    def metadata(self) -> dict[str, Any]:
-        return {k: v for k, v in self.record.items() if k != "outputs"}
+    def metadata(
+        self, *, sha256: str | None = None, counts: Mapping[str, int] | None = None
+    ) -> dict[str, Any]:
+        """The registered run record (without its ``outputs``), ``sha256`` and ``counts``
+        replaced when given, as :meth:`ScreenResult.metadata`."""
+        record = {k: v for k, v in self.record.items() if k != "outputs"}
+        if sha256 is not None:
+            record["input"] = {**record.get("input", {}), "sha256": sha256}
+        if counts is not None:
+            record["counts"] = dict(counts)
+        return record
 
     def write_data(self, out: Path) -> dict[str, Path]:
-        from greenscreen._outputs import atomic_write
-
         paths = super().write_data(out)
         table = self.sensitivities_frame
         if table is not None and table.height:
-            paths["sensitivities"] = out / "sensitivities.parquet"
+            paths["sensitivities"] = out / OUTPUT_FILES["sensitivities"].name
             atomic_write(paths["sensitivities"], lambda p: table.write_parquet(p, statistics=False))
         return paths
 

@@ -6,7 +6,7 @@ capability (rulebooks, emissions, subsidies, appraisal) adds its columns to ``re
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from greenscreen import __version__
-from greenscreen._outputs import PORTFOLIO_MAX_ROWS, atomic_write, output_set
+from greenscreen._outputs import (
+    DATA_FILES,
+    OUTPUT_FILES,
+    PORTFOLIO_MAX_ROWS,
+    atomic_write,
+    csv_compatible,
+    output_set,
+)
 from greenscreen.appraisal import Appraisal, AppraisalConfig, appraise
 from greenscreen.emissions import EmissionsConfig, estimate
 from greenscreen.engine import CONFLICT_FLAG, DECISION_SCHEMA, evaluate
@@ -63,9 +70,31 @@ class ScreenResult:
     def rejects(self) -> pl.DataFrame:
         return self.pipeline.rejects
 
-    def metadata(self) -> dict[str, Any]:
-        """Run record written to ``run.json``: deterministic (no wall-clock time), so the same
-        inputs give byte-identical outputs."""
+    def metadata(
+        self, *, sha256: str | None = None, counts: Mapping[str, int] | None = None
+    ) -> dict[str, Any]:
+        """The run record written to ``run.json``.
+
+        Deterministic (no wall-clock time), so the same inputs give byte-identical outputs.
+
+        Parameters
+        ----------
+        sha256 : str, optional
+            The input file's SHA-256, when the pipeline was not read from the file whole (a
+            batched or Spark run reads it in parts); default: the pipeline's.
+        counts : mapping of str to int, optional
+            The run's counts, when they are not this pipeline's (a batched run counts the
+            whole file and its batches); default: ``input_rows``, ``accepted``, ``rejected``,
+            ``reject_rows`` and ``blank_rows_ignored`` of the pipeline.
+
+        Returns
+        -------
+        dict
+            ``tool``, ``version``, ``input_template``, ``input`` (source, column mapping,
+            ``notes``: encoding, dropped columns and unit conversions), ``rulebooks``,
+            ``programmes``, ``emissions``, ``appraisal`` and ``counts``; the output set adds
+            ``outputs``.
+        """
         source = self.pipeline.source
         return {
             "tool": "greenscreen",
@@ -74,12 +103,12 @@ class ScreenResult:
             "input": {
                 "name": source.name,
                 "format": source.format,
-                "sha256": source.sha256,
+                "sha256": sha256 if sha256 is not None else source.sha256,
                 "encoding": source.encoding,
                 "sheet": source.sheet,
                 "label_row_skipped": source.label_row_skipped,
                 "columns": {m.header: m.field for m in source.columns},
-                "unit_conversions": list(self.pipeline.notes),
+                "notes": list(self.pipeline.notes),
                 "extra_columns": list(source.extra_columns),
             },
             "rulebooks": [
@@ -102,7 +131,9 @@ class ScreenResult:
                 if key != "plausible_hours"
             },
             "appraisal": {key: value for key, value in asdict(self.appraisal_config).items()},
-            "counts": {
+            "counts": dict(counts)
+            if counts is not None
+            else {
                 "input_rows": self.pipeline.n_input_rows,
                 "accepted": self.pipeline.n_accepted,
                 "rejected": self.pipeline.n_rejected,
@@ -160,23 +191,16 @@ class ScreenResult:
         """The data files (results, decisions, rejects, subsidies, schedule, sensitivities)
         into the folder ``out``; the human reports are written by
         :func:`greenscreen.report.write_run_reports`, run.json by the output set (last)."""
-        paths = {
-            "results": out / "results.parquet",
-            "results_csv": out / "results.csv",
-            "decisions": out / "decisions.parquet",
-            "subsidies": out / "subsidies.parquet",
-            "schedule": out / "subsidy_schedule.parquet",
-            "sensitivities": out / "sensitivities.parquet",
-            "rejects": out / "rejects.csv",
-        }
+        paths = {key: out / OUTPUT_FILES[key].name for key in DATA_FILES}
         atomic_write(paths["results"], lambda p: self.results.write_parquet(p, statistics=False))
         atomic_write(
-            paths["results_csv"], lambda p: _csv(self.results).write_csv(p, include_bom=True)
+            paths["results_csv"],
+            lambda p: csv_compatible(self.results).write_csv(p, include_bom=True),
         )
         atomic_write(paths["decisions"], self._write_decisions)
         atomic_write(paths["rejects"], lambda p: self.rejects.write_csv(p, include_bom=True))
         if self.subsidies is not None:
-            awards = self.subsidies.awards.drop("_start_year", strict=False)
+            awards = self.subsidies.awards
             schedule = self.subsidies.schedule
             atomic_write(paths["subsidies"], lambda p: awards.write_parquet(p, statistics=False))
             atomic_write(paths["schedule"], lambda p: schedule.write_parquet(p, statistics=False))
@@ -316,12 +340,6 @@ def resolve_rulebooks(
     if isinstance(rulebooks, str | Path):
         return tuple(load_rulebooks(rulebooks)), tuple(load_programmes(rulebooks))
     return tuple(rulebooks), bundled_programmes()
-
-
-def _csv(frame: pl.DataFrame) -> pl.DataFrame:
-    """CSV cannot hold nested types; lists are joined with '; '."""
-    nested = [c for c, t in frame.schema.items() if isinstance(t, pl.List)]
-    return frame.with_columns(pl.col(nested).list.join("; ")) if nested else frame
 
 
 def explain(result: ScreenResult, project_id: str, *, lang: str = "en") -> str:

@@ -592,7 +592,7 @@ def _tables(result: ScreenResult) -> dict[str, pl.DataFrame]:
     return {
         "results": result.results,
         "decisions": result.decisions,
-        "subsidies": subsidies.awards.drop("_start_year", strict=False),
+        "subsidies": subsidies.awards,
         "schedule": subsidies.schedule,
         "rejects": result.rejects,
         "ids": pl.DataFrame(schema={"project_id": pl.String, "row": pl.Int64}),

@@ -308,6 +308,7 @@ def evaluate_programmes(
         else pl.DataFrame(schema=dict.fromkeys(AWARD_COLUMNS, pl.String))
     )
     schedule = _schedule(results, table, programmes)
+    table = table.drop("_start_year", strict=False)  # the schedule's, not an output column
     subsidy = table.filter(
         (pl.col("programme_kind") == "subsidy") & (pl.col("status") == "eligible")
     )

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
-from greenscreen._outputs import atomic_write, folder_lock
+from greenscreen._outputs import OUTPUT_FILES, atomic_write, folder_lock
 from greenscreen.errors import GreenscreenError, did_you_mean
 from greenscreen.report._files import confined, safe_stem
 from greenscreen.report.excel import write_excel_pack
@@ -68,21 +68,21 @@ def write_run_reports(
     Excel's row limit) and, with ``packs``, every project's pack in ``packs/``."""
     paths: dict[str, Path] = {}
     if portfolio and result.results.height <= portfolio_max_rows:
-        paths["portfolio"] = out / "portfolio.xlsx"
+        paths["portfolio"] = out / OUTPUT_FILES["portfolio"].name
         atomic_write(
             paths["portfolio"],
             lambda p: write_portfolio(result, p, lang=lang, max_rows=portfolio_max_rows),
         )
     # links point at packs written with --packs, or: greenscreen pack PIPELINE --all
     # --out DIR/packs
-    paths["portfolio_html"] = out / "portfolio.html"
+    paths["portfolio_html"] = out / OUTPUT_FILES["portfolio_html"].name
     atomic_write(
         paths["portfolio_html"],
         lambda p: write_portfolio_html(result, p, lang=lang, link_prefix="packs/"),
     )
     asked = evidence_requests(result) if result.results.height <= portfolio_max_rows else None
     if asked is not None and 0 < asked.height < 1_048_576:
-        paths["requests"] = out / "requests.xlsx"
+        paths["requests"] = out / OUTPUT_FILES["requests"].name
         atomic_write(paths["requests"], lambda p: write_requests(asked, p))
     if packs:
         write_packs(
