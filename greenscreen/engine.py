@@ -62,10 +62,11 @@ in the scope of no item gets one row with criterion ``scope``."""
 
 @dataclass(frozen=True)
 class Screening:
-    """The engine's output: ``summary`` (one row per project) and the decisions (long, lazy:
-    materialised when written or first read)."""
+    """The engine's output: ``per_project`` (one row per project: status, item, missing fields
+    and flags per rulebook) and the decisions (long, lazy: materialised when written or first
+    read)."""
 
-    summary: pl.DataFrame
+    per_project: pl.DataFrame
     decisions_lazy: pl.LazyFrame
 
     @cached_property
@@ -422,7 +423,7 @@ def evaluate(projects: pl.DataFrame, rulebooks: Sequence[Rulebook]) -> Screening
         _inherit_missing(summary, book) for book in rulebooks if book.depends_on
     )
     table = pl.concat(decisions, how="vertical") if decisions else DECISION_SCHEMA.to_frame().lazy()
-    return Screening(summary=summary, decisions_lazy=table)
+    return Screening(per_project=summary, decisions_lazy=table)
 
 
 def _inherit_missing(summary: pl.DataFrame, book: Rulebook) -> pl.Series:

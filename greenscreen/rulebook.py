@@ -43,13 +43,15 @@ Verification = Literal["verified", "secondary", "unverified"]
 Status = Literal[
     "aligned", "eligible", "not_eligible", "excluded", "not_excluded", "insufficient_data"
 ]
+#: Every status, in the order reports and the command line show them (best first; the
+#: report layer keys its colours by these).
 STATUSES: tuple[str, ...] = (
     "aligned",
     "eligible",
-    "not_eligible",
+    "insufficient_data",
     "excluded",
     "not_excluded",
-    "insufficient_data",
+    "not_eligible",
 )
 #: The parts of an EU-style alignment test: a rulebook whose criteria name them reports
 #: ``R__sc_met`` (the substantial-contribution result) beside its status.

@@ -232,7 +232,9 @@ class ScreenResult:
 
         decisions = self.decisions.lazy() if "decisions" in self.__dict__ else self.decisions_lazy
         subsidies = self.subsidies and Subsidies(
-            only(self.subsidies.awards), only(self.subsidies.schedule), only(self.subsidies.summary)
+            only(self.subsidies.awards),
+            only(self.subsidies.schedule),
+            only(self.subsidies.per_project),
         )
         return replace(
             self,
@@ -304,15 +306,15 @@ def screen(
     stage("rulebooks")
     screening = evaluate(pipeline.projects, books)
     # activity may have been inferred from the description: the engine's column replaces it
-    added = [c for c in screening.summary.columns if c not in ("project_id", "activity")]
-    results = pipeline.projects.with_columns(screening.summary.select("activity", *added))
+    added = [c for c in screening.per_project.columns if c not in ("project_id", "activity")]
+    results = pipeline.projects.with_columns(screening.per_project.select("activity", *added))
     stage("emissions")
     config = emissions or EmissionsConfig()
     avoided = estimate(results, config)
     results = results.with_columns(avoided.drop("project_id"))
     stage("subsidies")
     awarded = evaluate_programmes(results, found, subsidies or SubsidyConfig())
-    results = results.with_columns(awarded.summary.drop("project_id"))
+    results = results.with_columns(awarded.per_project.drop("project_id"))
     stage("appraisal")
     finance_config = appraisal or AppraisalConfig()
     finance = appraise(results, finance_config, awarded.schedule, sensitivities=sensitivities)

@@ -235,18 +235,17 @@ class SubsidyConfig:
     which relending benefit is computed; None leaves the benefit blank with a note."""
 
     funding_cost: float | None = None
-    programmes_dir: str | None = None
 
 
 @dataclass(frozen=True)
 class Subsidies:
     """``awards``: one row per project × award in the award's scope (projects outside it are
     not_eligible and not listed); ``schedule``: one row per payment (project, programme, award,
-    year, amount); ``summary``: one row per project."""
+    year, amount); ``per_project``: one row per project."""
 
     awards: pl.DataFrame
     schedule: pl.DataFrame
-    summary: pl.DataFrame
+    per_project: pl.DataFrame
 
 
 AWARD_COLUMNS = [

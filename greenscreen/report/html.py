@@ -28,6 +28,7 @@ from greenscreen.report._files import safe_stem
 from greenscreen.report.labels import LABELS, Lang, sc_text, short_status, status_text, t
 from greenscreen.report.portfolio import CROSSWALK, crosswalk, status_totals
 from greenscreen.report.view import project_view, province_text
+from greenscreen.rulebook import STATUSES
 
 if TYPE_CHECKING:
     from greenscreen.run import ScreenResult
@@ -41,8 +42,7 @@ _STYLE_OPTIONS: dict[str, Any] = {
     "font_family": "'Noto Sans CJK SC', 'Microsoft YaHei', 'PingFang SC', sans-serif",
 }
 _STYLE = Style(colors=("#1F4E79", "#70AD47", "#C55A11", "#7F7F7F", "#FFC000"), **_STYLE_OPTIONS)
-#: decision statuses in display order, with the colours the badges use
-STATUSES = {
+_BADGE_COLOURS = {
     "aligned": "#2E7D32",
     "eligible": "#8BC34A",
     "insufficient_data": "#F2C94C",
@@ -50,7 +50,10 @@ STATUSES = {
     "not_excluded": "#A5D6A7",
     "not_eligible": "#BDBDBD",
 }
-_STATUS_STYLE = Style(colors=tuple(STATUSES.values()), **_STYLE_OPTIONS)
+#: the colour of each status (:data:`greenscreen.rulebook.STATUSES`, in its order) in the
+#: HTML reports' badges and charts; a status without a colour fails here, at import
+STATUS_COLOURS = {status: _BADGE_COLOURS[status] for status in STATUSES}
+_STATUS_STYLE = Style(colors=tuple(STATUS_COLOURS.values()), **_STYLE_OPTIONS)
 
 
 @cache

@@ -21,12 +21,13 @@ from xlsxwriter.utility import xl_col_to_name
 from greenscreen import __version__
 from greenscreen._outputs import PORTFOLIO_MAX_ROWS
 from greenscreen.report.labels import Lang, t
+from greenscreen.rulebook import STATUSES
 
 if TYPE_CHECKING:
     from greenscreen.run import ScreenResult
 
 MAX_ROWS = PORTFOLIO_MAX_ROWS
-_STATUS_COLOURS = {
+_FILLS = {
     "aligned": "#C6EFCE",
     "eligible": "#C6EFCE",
     "insufficient_data": "#FFEB9C",
@@ -34,6 +35,8 @@ _STATUS_COLOURS = {
     "not_excluded": "#DCEDC8",
     "not_eligible": "#E7E6E6",
 }
+#: the workbook's fill for each status (:data:`greenscreen.rulebook.STATUSES`, in its order)
+_STATUS_COLOURS = {status: _FILLS[status] for status in STATUSES}
 #: the legacy and the current China catalogue: the migration a bank explains after 2025-10-01
 CROSSWALK = ("cn_gbepc_2021", "cn_gfsp_2025")
 _TOTALLED = ("loan_amount", "avoided_tco2e_per_year")
@@ -261,7 +264,7 @@ def _summary(
         row += 1
     # rulebook × status counts, as live COUNTIF formulas
     row += 1
-    statuses = list(_STATUS_COLOURS)
+    statuses = list(STATUSES)
     sheet.write_row(row, 0, [t("rulebook", lang), *statuses], head)
     first_count_row = row + 1
     books = [b for b in result.rulebooks if f"{b.id}__status" in table.columns]
