@@ -183,8 +183,24 @@ _UMASK = _current_umask()
 
 
 def atomic_write(path: Path, write: Callable[[str], object]) -> None:
-    """``write(tmp)`` into a hidden temporary file next to ``path``, then rename it into place:
-    an interrupted write never leaves a half-written file, nor the temporary file."""
+    """Write a file so that it is either complete or absent.
+
+    ``write(tmp)`` writes into a hidden temporary file next to ``path``, which is then renamed
+    into place: an interrupted write never leaves a half-written file, nor the temporary file.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The file to write.
+    write : callable
+        Called with the temporary file's path (a ``str``); writes the content there.
+
+    Raises
+    ------
+    GreenscreenError
+        The folder cannot be written, or the disk is full (in greenscreen's words, whatever
+        the writer called it).
+    """
     try:
         fd, tmp = tempfile.mkstemp(
             dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}"
@@ -260,8 +276,21 @@ def _rmtree(path: Path) -> None:
 # Locks
 @contextmanager
 def folder_lock(folder: Path, *, in_use: str = "") -> Iterator[None]:
-    """Hold an exclusive lock on ``folder`` (which must exist); fail at once when another
-    process holds it. ``in_use`` is appended to the error (e.g. the other run's pid)."""
+    """Hold an exclusive lock on a folder for the duration of the ``with`` block.
+
+    Parameters
+    ----------
+    folder : pathlib.Path
+        The folder to lock (created when missing).
+    in_use : str
+        Appended to the error when another process holds the lock (e.g. its pid).
+
+    Raises
+    ------
+    GreenscreenError
+        At once, when another process holds the lock. Without ``flock`` (Windows, some
+        network file systems) nothing is locked.
+    """
     fd = _lock(folder, in_use)
     try:
         yield
@@ -310,8 +339,16 @@ class OutputSet:
         self.committed = False
 
     def commit(self, record: dict[str, Any]) -> None:
-        """Write ``run.json`` (``record`` plus ``outputs``, the entries this run wrote) and
-        swap the set in. Nothing of the previous set is left; the user's own files are."""
+        """Write ``run.json`` and swap the set in.
+
+        Nothing of the previous set is left; the user's own files in the folder are kept.
+
+        Parameters
+        ----------
+        record : dict
+            The run record (:meth:`ScreenResult.metadata <greenscreen.run.ScreenResult.metadata>`);
+            ``outputs`` (the entries this run wrote) is added.
+        """
         names = sorted(
             entry.name + ("/" if entry.is_dir(follow_symlinks=False) else "")
             for entry in os.scandir(self.path)
@@ -340,9 +377,27 @@ class OutputSet:
 
 @contextmanager
 def output_set(out_dir: str | Path) -> Iterator[OutputSet]:
-    """Lock ``out_dir`` and give a hidden sibling folder to write a run's outputs into;
+    """Lock an output folder and give a hidden sibling folder to write a run's outputs into.
+
     :meth:`OutputSet.commit` swaps it in. Leaving the block without a commit (an error, an
-    interrupt) discards it: the folder keeps its previous set."""
+    interrupt) discards it: the folder keeps its previous set.
+
+    Parameters
+    ----------
+    out_dir : str or pathlib.Path
+        The output folder.
+
+    Yields
+    ------
+    OutputSet
+        Write into its ``path``, then call its ``commit``.
+
+    Raises
+    ------
+    GreenscreenError
+        The folder is in use by another run, cannot be written, or holds files greenscreen did
+        not write and no greenscreen ``run.json``.
+    """
     final = _target(Path(out_dir))
     prefix = _sibling_prefix(final)
     _restore(final, prefix)

@@ -77,9 +77,24 @@ _EXAMPLES: list[dict[str, Any]] = [
 
 
 def write_template(path: str | Path) -> Path:
-    """Write the Excel input template for pipeline template v1 to ``path``.
+    """Write the Excel input template for pipeline template v1.
 
     The file is deterministic: the same greenscreen version writes the same bytes.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        An ``.xlsx`` file; its folder is created.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    GreenscreenError
+        Another suffix, or a path that cannot be written.
     """
     path = Path(path)
     workbook = open_workbook(

@@ -71,11 +71,27 @@ class Screening:
 
     @cached_property
     def decisions(self) -> pl.DataFrame:
+        """The decisions table (:data:`DECISION_SCHEMA`), collected on first use."""
         return self.decisions_lazy.collect()
 
 
 def prepare(projects: pl.DataFrame, rulebooks: Sequence[Rulebook]) -> pl.DataFrame:
-    """Add the derived inputs, infer missing activities, type the evidence fields."""
+    """The projects as the rulebooks read them.
+
+    Parameters
+    ----------
+    projects : polars.DataFrame
+        Accepted projects (:func:`greenscreen.read_pipeline`).
+    rulebooks : sequence of Rulebook
+        The rulebooks to be evaluated: their declared evidence fields are typed.
+
+    Returns
+    -------
+    polars.DataFrame
+        ``projects`` with the derived inputs (:func:`with_derived_inputs`), a blank activity
+        inferred (:func:`infer_activity`) and every evidence field typed as declared
+        (:func:`greenscreen.logic.typed_evidence`; all null when not supplied).
+    """
     frame = with_derived_inputs(infer_activity(projects))
     declared: dict[str, pl.DataType] = {}
     bounds = {f.name: f.bounds() for book in rulebooks for f in book.fields}
@@ -90,8 +106,21 @@ def prepare(projects: pl.DataFrame, rulebooks: Sequence[Rulebook]) -> pl.DataFra
 
 
 def with_derived_inputs(frame: pl.DataFrame) -> pl.DataFrame:
-    """Add the inputs rulebooks and programmes may use besides the template's
-    (:data:`greenscreen.rulebook.DERIVED_INPUTS`)."""
+    """Add the inputs rulebooks and programmes may use besides the template's.
+
+    Parameters
+    ----------
+    frame : polars.DataFrame
+        Projects with the template columns.
+
+    Returns
+    -------
+    polars.DataFrame
+        With :data:`greenscreen.rulebook.DERIVED_INPUTS`: ``storage_duration_h`` [h]
+        (``storage_energy_mwh`` / ``storage_power_mw``), ``generation_mwh`` [MWh/yr]
+        (``annual_generation_mwh``, else ``capacity_mw`` × ``full_load_hours``) and
+        ``industry_class`` (``industry_code`` without its section letter).
+    """
     hours = pl.col("capacity_mw") * pl.col("full_load_hours")
     return frame.with_columns(
         (pl.col("storage_energy_mwh") / pl.col("storage_power_mw"))
@@ -105,8 +134,21 @@ def with_derived_inputs(frame: pl.DataFrame) -> pl.DataFrame:
 def infer_activity(projects: pl.DataFrame) -> pl.DataFrame:
     """Fill a blank ``activity`` from ``description`` keywords (zh and en); never silently.
 
-    Adds ``activity_source``: ``input``, ``inferred`` (lower confidence: check it) or null
-    when neither the input nor the keywords give an activity.
+    The activity with the most specific (longest) keyword wins: ``海上风电`` is
+    ``wind_offshore``, not ``wind_onshore``. Keywords: ``data/activities.csv``.
+
+    Parameters
+    ----------
+    projects : polars.DataFrame
+        Projects with ``activity`` and ``description``.
+
+    Returns
+    -------
+    polars.DataFrame
+        ``activity`` filled where a keyword matched, ``activity_source`` (``input``,
+        ``inferred``: lower confidence, check it; or null when neither gives an activity) and
+        ``activity_candidates`` (for those: the activities whose keywords the description
+        nearly matches, best first, at most three).
     """
     guess: pl.Expr = pl.lit(None, dtype=pl.String)
     # The activity with the most specific (longest) keyword is tried first, so "海上风电"
@@ -389,7 +431,7 @@ def evaluate(projects: pl.DataFrame, rulebooks: Sequence[Rulebook]) -> Screening
     Returns
     -------
     Screening
-        ``summary``: project_id, activity, activity_source, rules_basis (which rule versions
+        ``per_project``: project_id, activity, activity_source, rules_basis (which rule versions
         were applied: by approval_date, or the current ones when it is missing), and per
         rulebook R the columns
         ``R__status``, ``R__item``, ``R__applies`` (R governs the loan by approval date),
@@ -636,7 +678,17 @@ def _state(k: int, comp: _Compiled) -> pl.Expr:
 
 
 def has_components(book: Rulebook) -> bool:
-    """Does the rulebook split its criteria into SC / DNSH / minimum safeguards (EU-style)?"""
+    """Does the rulebook split its criteria into SC / DNSH / minimum safeguards (EU-style)?
+
+    Parameters
+    ----------
+    book : Rulebook
+
+    Returns
+    -------
+    bool
+        True when a criterion names a ``component``: the results then carry ``R__sc_met``.
+    """
     return any(c.component for item in book.leaf_items for c in item.criteria)
 
 
@@ -978,9 +1030,20 @@ CLAIM_FLAG = "claimed_item_conflict"
 
 
 def has_flags(book: Rulebook) -> bool:
-    """Does the rulebook report ``R__flags`` (flag items, or items whose activity an industry
-    code or a claim can contradict)? Decided by the file, not by the pipeline, so the result
-    columns do not depend on the data."""
+    """Does the rulebook report ``R__flags``?
+
+    It does when it has flag items, or items whose activity an industry code or a claimed
+    item can contradict. Decided by the file, not by the pipeline, so the result columns do
+    not depend on the data.
+
+    Parameters
+    ----------
+    book : Rulebook
+
+    Returns
+    -------
+    bool
+    """
     return bool(book.item_field) or any(
         item.effect == "flag"
         or bool(

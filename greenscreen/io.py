@@ -1,10 +1,15 @@
-"""Read a pipeline into typed projects plus rejects; write the Excel input template.
+"""Read a pipeline into typed projects plus rejects.
 
 :func:`read_pipeline` accepts CSV (UTF-8, UTF-8 with BOM, GBK/GB18030), Excel (xlsx, xlsm, xls,
 xlsb, ods), Parquet, JSON / JSON lines, an in-memory polars or pandas DataFrame, or a list of
 dicts. Every input row ends up either in ``projects`` or in ``rejects`` (row, project_id, field,
-value, reason); fully blank rows are counted and reported. All checks are column expressions
-over the whole table: there is no per-row Python loop.
+column, value, reason, code); fully blank rows are counted and reported. All checks are column
+expressions over the whole table: there is no per-row Python loop.
+
+:func:`read_with` reads another template (a :class:`Contract`: the loan book) with the same
+machinery; :func:`read_table` gives a file as written, unvalidated (``greenscreen merge``). The
+vocabularies the cells are matched against live in :mod:`greenscreen.vocabularies`; the Excel
+input template is written by :mod:`greenscreen._template`.
 """
 
 from __future__ import annotations
@@ -100,6 +105,7 @@ class Pipeline:
 
     @property
     def n_accepted(self) -> int:
+        """Number of projects accepted (rows of ``projects``)."""
         return self.projects.height
 
     @property
@@ -108,6 +114,13 @@ class Pipeline:
         return self.rejects["row"].n_unique() if self.rejects.height else 0
 
     def summary(self) -> str:
+        """One line for a person: rows read, accepted, rejected, blank.
+
+        Returns
+        -------
+        str
+            E.g. ``120 rows read from loans.xlsx: 117 accepted, 3 rejected (4 reject rows)``.
+        """
         text = (
             f"{self.n_input_rows} rows read from {self.source.name}: "
             f"{self.n_accepted} accepted, {self.n_rejected} rejected "
@@ -181,7 +194,26 @@ def read_with(
     separator: str | None = None,
     strict: bool = False,
 ) -> Pipeline:
-    """Read and validate ``source`` against ``contract`` (see :func:`read_pipeline`)."""
+    """Read and validate ``source`` against another input template.
+
+    Parameters
+    ----------
+    contract : Contract
+        The template: its fields, header resolver, id field, required columns and row rules
+        (:data:`PIPELINE`, or the loan book's ``greenscreen.loans.LOANS``).
+    source, sheet, encoding, separator, strict
+        As :func:`read_pipeline`.
+
+    Returns
+    -------
+    Pipeline
+        The accepted rows typed by ``contract.fields``, and the rejects.
+
+    Raises
+    ------
+    PipelineError
+        The file cannot be read, lacks a required column, or (``strict``) has rejected rows.
+    """
     raw = _read_raw(source, sheet=sheet, encoding=encoding, separator=separator)
     n_input = raw.frame.height
     frame, matches, extras, notes = _map_columns(raw.frame, raw.info.name, raw.repeated, contract)
@@ -221,9 +253,22 @@ class _Raw:
 def read_table(
     source: str | Path, *, sheet: str | int | None = None, encoding: str | None = None
 ) -> pl.DataFrame:
-    """A pipeline file as written — its own headers, cells as the reader found them, nothing
-    typed or rejected — for tools that edit it (``greenscreen merge``); the same checks on
-    size, encoding and structure as :func:`read_pipeline`."""
+    """A pipeline file as written, for tools that edit it (``greenscreen merge``).
+
+    Its own headers, cells as the reader found them, nothing typed or rejected; the same checks
+    on size, encoding and structure as :func:`read_pipeline`.
+
+    Parameters
+    ----------
+    source : str or pathlib.Path
+        A CSV, Excel, Parquet or JSON file.
+    sheet, encoding
+        As :func:`read_pipeline`.
+
+    Returns
+    -------
+    polars.DataFrame
+    """
     return _read_raw(source, sheet=sheet, encoding=encoding, separator=None).frame
 
 
@@ -1520,13 +1565,25 @@ def _unknown_place(value: str) -> str:
 def duplicate_id_rejects(
     rows: pl.DataFrame, column: str, id_name: str = "project_id"
 ) -> pl.DataFrame:
-    """Reject rows for every copy of a project_id that appears more than once.
+    """Reject rows for every copy of a project id that appears more than once.
 
-    ``rows``: (row, project_id) of every row with an id; ``column``: the id's input header;
-    ``id_name``: the id's field (``loan_id`` in a loan book).
-    Shared with batch mode, which collects the ids of the whole file batch by batch. A reason
-    names at most the first few rows and counts the rest: an id shared by N rows must not
-    write N row numbers N times.
+    Shared with batch and Spark runs, which collect the ids of the whole file in parts. A
+    reason names at most the first few rows and counts the rest: an id shared by N rows must
+    not write N row numbers N times.
+
+    Parameters
+    ----------
+    rows : polars.DataFrame
+        ``row`` and ``project_id`` of every row with an id.
+    column : str
+        The id's input header (the rejects' ``column``).
+    id_name : str
+        The id's field (``loan_id`` in a loan book).
+
+    Returns
+    -------
+    polars.DataFrame
+        Reject rows (:data:`REJECT_SCHEMA`), code ``duplicate_id``, one per copy.
     """
     shown = 5
     repeated = (

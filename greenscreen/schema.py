@@ -721,7 +721,19 @@ class FieldSpec:
         return f"{self.zh}({unit})" if unit and unit not in {"stars", "prize"} else self.zh
 
     def range_text(self, scale: float = 1.0) -> str:
-        """The bounds, in a column's unit when it has a ``scale`` to the canonical unit."""
+        """The field's bounds as text, for messages and the template's notes.
+
+        Parameters
+        ----------
+        scale : float
+            The factor from a column's unit to the field's canonical unit (``kW`` → ``MW``:
+            0.001), so that the bounds are shown in the unit the column is written in.
+
+        Returns
+        -------
+        str
+            ``≥ 0 and ≤ 1,000,000``; empty when the field has no bounds.
+        """
         parts = []
         if self.ge is not None:
             parts.append(f"≥ {_bound_text(self.ge / scale)}")
@@ -856,8 +868,19 @@ _UNIT_SUFFIX = re.compile(
 
 
 def header_index(fields: dict[str, FieldSpec]) -> dict[str, str]:
-    """Exact header spellings -> field: field names, labels, labels with canonical unit (for
-    any template: the pipeline's, the loan book's)."""
+    """Exact header spellings of a template's fields.
+
+    Parameters
+    ----------
+    fields : dict of str to FieldSpec
+        A template's fields (:data:`FIELDS`, or the loan book's).
+
+    Returns
+    -------
+    dict of str to str
+        :func:`~greenscreen.vocabularies.label_key` of the field name, the name with spaces,
+        the Chinese label with and without its canonical unit, and every alias → field name.
+    """
     index: dict[str, str] = {}
     for spec in fields.values():
         for label in (spec.name, spec.zh, spec.label_zh, *spec.aliases):
@@ -877,8 +900,23 @@ def resolve_header(header: str) -> HeaderMatch | None:
     Accepts the field name (``capacity_mw``), its Chinese label with or without a unit
     (``装机容量``, ``装机容量（MW）``, ``装机容量(kW)``) and the aliases in the field metadata.
     A unit in the header is converted to the field's canonical unit (``kW`` → × 0.001 for
-    ``capacity_mw``; ``万元`` → × 10 000 for money); a unit of the wrong kind raises
-    :class:`~greenscreen.errors.PipelineError` rather than guessing.
+    ``capacity_mw``; ``万元`` → × 10 000 for money).
+
+    Parameters
+    ----------
+    header : str
+        The header as written.
+
+    Returns
+    -------
+    HeaderMatch or None
+        The field, the scale factor to its canonical unit and the unit as written.
+
+    Raises
+    ------
+    PipelineError
+        The header names a field in an unknown unit, or in a unit of the wrong kind
+        (``capacity_mw`` in ``万元``): never a guess.
     """
     return resolve_header_in(header, FIELDS, _header_index())
 
@@ -886,7 +924,26 @@ def resolve_header(header: str) -> HeaderMatch | None:
 def resolve_header_in(
     header: str, fields: dict[str, FieldSpec], index: dict[str, str]
 ) -> HeaderMatch | None:
-    """:func:`resolve_header` against another template's ``fields`` and :func:`header_index`."""
+    """:func:`resolve_header` against another template.
+
+    Parameters
+    ----------
+    header : str
+        The header as written.
+    fields : dict of str to FieldSpec
+        The template's fields.
+    index : dict of str to str
+        :func:`header_index` of ``fields``.
+
+    Returns
+    -------
+    HeaderMatch or None
+
+    Raises
+    ------
+    PipelineError
+        As :func:`resolve_header`.
+    """
     key = label_key(header)
     if key in index:
         return HeaderMatch(header, index[key])
