@@ -114,7 +114,17 @@ def default_path() -> Path:
 
 
 def open(path: str | Path | None = None) -> Register:  # noqa: A001 - gs.runs.open(path)
-    """The register at ``path`` (default :func:`default_path`); created on first write."""
+    """The run register at a path; the file is created on first write.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path, optional
+        The register file; default :func:`default_path`.
+
+    Returns
+    -------
+    Register
+    """
     return Register(Path(path) if path is not None else default_path())
 
 
@@ -162,9 +172,21 @@ class Diff:
         return "\n".join(lines)
 
     def write(self, out_dir: str | Path) -> dict[str, Path]:
-        """diff.parquet (the changes), diff.xlsx (matrix, changes, causes) and diff.html,
-        written as an output set (:mod:`greenscreen._outputs`): atomically, with a run.json
-        naming the two runs."""
+        """Write the diff as an output set (:mod:`greenscreen._outputs`).
+
+        ``diff.parquet`` (the changes), ``diff.xlsx`` (matrix, changes, causes) and ``diff.html``,
+        atomically, with a ``run.json`` naming the two runs.
+
+        Parameters
+        ----------
+        out_dir : str or pathlib.Path
+            The output folder (replaced as a whole, the user's own files kept).
+
+        Returns
+        -------
+        dict of str to pathlib.Path
+            ``parquet``, ``xlsx`` and ``html`` → the files.
+        """
         out = Path(out_dir)
         with output_set(out) as staged:
             base = staged.path
@@ -205,8 +227,24 @@ class Register:
         until: dt.date | None = None,
         analyst: str | None = None,
     ) -> pl.DataFrame:
-        """One row per run, newest first. ``input`` matches the input file name (substring)
-        or SHA-256 (prefix); ``since``/``until`` the finishing date (inclusive, UTC)."""
+        """The registered runs, newest first.
+
+        Parameters
+        ----------
+        input : str, optional
+            Runs whose input file name contains it, or whose input SHA-256 starts with it.
+        since, until : datetime.date, optional
+            Runs finished on or after / on or before the date (inclusive, UTC).
+        analyst : str, optional
+            Runs registered by this analyst.
+
+        Returns
+        -------
+        polars.DataFrame
+            One row per run: run_id, started_utc, finished_utc, analyst, host, version,
+            input_name, input_sha256, projects, rejected, decisions, parent_run, out_dir. Empty
+            when the register does not exist yet.
+        """
         where: list[str] = ["TRUE"]
         params: list[Any] = []
         if input:
@@ -234,20 +272,57 @@ class Register:
             )
 
     def resolve(self, ref: str) -> str:
-        """The run id ``ref`` names: an id or unique prefix, ``latest`` or ``latest~N``."""
+        """The run id a reference names.
+
+        Parameters
+        ----------
+        run : str
+            A run id, a unique prefix of one, ``latest`` or ``latest~N``.
+
+        Returns
+        -------
+        str
+
+        Raises
+        ------
+        GreenscreenError
+            No run, or several, match.
+        """
         with self._connect() as con:
             return self._resolve(con, ref)
 
     def get(self, run: str) -> pl.DataFrame:
-        """The run's record as a one-row frame (ids, times, who, input, counts, options and the
-        run.json record as JSON text)."""
+        """A run's record.
+
+        Parameters
+        ----------
+        run : str
+            A run id, a unique prefix of one, ``latest`` or ``latest~N``.
+
+        Returns
+        -------
+        polars.DataFrame
+            One row: ids, times, who, input, counts, options and the ``run.json`` record as JSON
+            text.
+        """
         with self._connect() as con:
             run_id = self._resolve(con, run)
             assert con is not None
             return _frame(con, "SELECT * FROM runs WHERE run_id = ?", [run_id])
 
     def sources(self, run: str) -> pl.DataFrame:
-        """The run's rulebooks, programmes and factor files: kind, id, version, file, SHA-256."""
+        """A run's rulebooks, programmes and factor files.
+
+        Parameters
+        ----------
+        run : str
+            A run id, a unique prefix of one, ``latest`` or ``latest~N``.
+
+        Returns
+        -------
+        polars.DataFrame
+            kind, id, version, file, sha256, depends_on.
+        """
         with self._connect() as con:
             run_id = self._resolve(con, run)
             assert con is not None
@@ -259,8 +334,25 @@ class Register:
             )
 
     def table(self, run: str, name: str) -> pl.DataFrame:
-        """One of the run's tables (:data:`TABLES`), with the types it was registered with.
-        ``decisions`` carries ``rulebook_version``."""
+        """One of a run's tables, with the types it was registered with.
+
+        Parameters
+        ----------
+        run : str
+            A run id, a unique prefix of one, ``latest`` or ``latest~N``.
+        name : str
+            A key of :data:`TABLES`: ``results``, ``decisions`` (with ``rulebook_version``),
+            ``subsidies``, ``schedule``, ``sensitivities`` or ``rejects``.
+
+        Returns
+        -------
+        polars.DataFrame
+
+        Raises
+        ------
+        GreenscreenError
+            The run has no such table (e.g. no sensitivities were computed).
+        """
         with self._connect() as con:
             run_id = self._resolve(con, run)
             assert con is not None
@@ -270,14 +362,54 @@ class Register:
         return frame
 
     def results(self, run: str) -> pl.DataFrame:
+        """A run's results table (:meth:`table` ``results``).
+
+        Parameters
+        ----------
+        run : str
+            A run id, a unique prefix of one, ``latest`` or ``latest~N``.
+
+        Returns
+        -------
+        polars.DataFrame
+        """
         return self.table(run, "results")
 
     def decisions(self, run: str) -> pl.DataFrame:
+        """A run's decisions table (:meth:`table` ``decisions``).
+
+        Parameters
+        ----------
+        run : str
+            A run id, a unique prefix of one, ``latest`` or ``latest~N``.
+
+        Returns
+        -------
+        polars.DataFrame
+        """
         return self.table(run, "decisions")
 
     def input_file(self, run: str, target_dir: Path) -> Path:
-        """The run's input file: written from the register into ``target_dir`` when it was
-        stored, else its original path, refused when the file there has changed."""
+        """A run's input file.
+
+        Parameters
+        ----------
+        run : str
+            A run id, a unique prefix of one, ``latest`` or ``latest~N``.
+        target_dir : pathlib.Path
+            Where to write the input when the register stored it.
+
+        Returns
+        -------
+        pathlib.Path
+            The file written into ``target_dir``, or the original path when the input was too
+            large to store (:data:`STORE_INPUT_MAX`).
+
+        Raises
+        ------
+        GreenscreenError
+            The input was not stored and its file is gone or has changed (SHA-256).
+        """
         info = self.get(run).row(0, named=True)
         with self._connect() as con:
             assert con is not None
@@ -312,10 +444,32 @@ class Register:
         started: dt.datetime | None = None,
         parent: str | None = None,
     ) -> str:
-        """Record ``result`` and return its run id. With ``out_dir`` (the folder
-        :meth:`ScreenResult.write` or batch mode just wrote) the tables are read from its
-        Parquet files and ``run.json`` (fast, and the decisions need not be computed again);
-        otherwise from the result's frames."""
+        """Record a run and return its run id (see :func:`register_run`).
+
+        Parameters
+        ----------
+        result : ScreenResult
+            The run.
+        out_dir : str or pathlib.Path, optional
+            The folder :meth:`ScreenResult.write` or batch mode just wrote: the tables are read
+            from its Parquet files and ``run.json`` (fast; the decisions need not be computed
+            again). Default: from the result's frames.
+        input_path : str or pathlib.Path, optional
+            The input file, stored when small enough.
+        analyst : str, optional
+            Who ran it; default the login name.
+        options : dict, optional
+            The caller's options (the CLI's), for diffs and ``rescreen``.
+        started : datetime.datetime, optional
+            When the run started [UTC]; default now.
+        parent : str, optional
+            The run this one re-screens.
+
+        Returns
+        -------
+        str
+            The new run id (``YYYYMMDD-HHMMSS-xxxxxx``).
+        """
         return register_run(
             result,
             self,
@@ -328,11 +482,34 @@ class Register:
         )
 
     def diff(self, a: str, b: str) -> Diff:
-        """Compare run ``a`` with run ``b`` (see :class:`Diff`)."""
+        """Compare two runs (see :func:`diff`).
+
+        Parameters
+        ----------
+        a, b : str
+            Run references (ids, prefixes, ``latest``, ``latest~N``).
+
+        Returns
+        -------
+        Diff
+        """
         return diff(self, a, b)
 
     def export(self, run: str, out_dir: str | Path) -> dict[str, Path]:
-        """Rewrite the run's outputs into ``out_dir`` from the register (see :func:`export`)."""
+        """Rewrite a run's outputs from the register (see :func:`export`).
+
+        Parameters
+        ----------
+        run : str
+            A run reference.
+        out_dir : str or pathlib.Path
+            The output folder.
+
+        Returns
+        -------
+        dict of str to pathlib.Path
+            The files written, by key.
+        """
         return export(self, run, out_dir)
 
     # ----------------------------------------------------------------------------------------
@@ -513,14 +690,36 @@ def register_run(
     parent: str | None = None,
     input_location: str | None = None,
 ) -> str:
-    """Record one run in ``register`` (default :func:`default_path`) and return its run id.
+    """Record one run in a register and return its run id.
 
-    ``result`` gives the rulebooks, programmes, configuration and (without ``out_dir``) the
-    tables; ``out_dir``, the output folder this run wrote, gives the tables from its files and
-    the exact ``run.json`` record (batch mode has no whole result in memory). ``options`` are
-    the caller's options (the CLI's), recorded with the configuration so that a diff can name
-    an option as the cause of a change and ``rescreen`` can repeat the run.
-    ``input_location`` is the path recorded for the input when ``input_path`` is a copy.
+    Parameters
+    ----------
+    result : ScreenResult
+        The rulebooks, programmes, configuration and (without ``out_dir``) the tables.
+    register : Register, str or pathlib.Path, optional
+        The register; default :func:`default_path`.
+    out_dir : str or pathlib.Path, optional
+        The output folder this run wrote: the tables are read from its files and the exact
+        ``run.json`` record (batch mode has no whole result in memory).
+    input_path : str or pathlib.Path, optional
+        The input file, stored up to :data:`STORE_INPUT_MAX` bytes, else referenced by path
+        and SHA-256.
+    analyst : str, optional
+        Who ran it; default the login name.
+    options : dict, optional
+        The caller's options (the CLI's), recorded with the configuration so that a diff can
+        name an option as the cause of a change and ``rescreen`` can repeat the run.
+    started : datetime.datetime, optional
+        When the run started [UTC]; default now.
+    parent : str, optional
+        The run this one re-screens.
+    input_location : str, optional
+        The path recorded for the input when ``input_path`` is a copy.
+
+    Returns
+    -------
+    str
+        The new run id.
     """
     reg = register if isinstance(register, Register) else open(register)
     now = _utc_now()
@@ -822,10 +1021,23 @@ def _empty_list() -> pl.DataFrame:
 # --------------------------------------------------------------------------------------------
 # diff
 def diff(register: Register, a: str, b: str) -> Diff:
-    """Compare two registered runs, in SQL over their results tables (a full outer join on
-    project_id): per rulebook the migration matrix, and one row per project whose status,
-    item, avoided tCO2e, subsidy or key credit metric changed (or that was added or removed)
-    with the causes that can explain it."""
+    """Compare two registered runs.
+
+    In SQL over their results tables (a full outer join on project_id): per rulebook the
+    migration matrix, and one row per project whose status, item, avoided tCO2e, subsidy or
+    key credit metric changed (or that was added or removed) with the causes that can
+    explain it.
+
+    Parameters
+    ----------
+    register : Register
+    a, b : str
+        Run references (ids, prefixes, ``latest``, ``latest~N``): A is compared with B.
+
+    Returns
+    -------
+    Diff
+    """
     with register._connect() as con:
         id_a, id_b = register._resolve(con, a), register._resolve(con, b)
         assert con is not None
@@ -1166,13 +1378,26 @@ def _diff_html(d: Diff, limit: int = 2_000) -> str:
 # --------------------------------------------------------------------------------------------
 # export and rescreen
 def export(register: Register, run: str, out_dir: str | Path) -> dict[str, Path]:
-    """Rewrite a registered run's outputs into ``out_dir`` from the register alone.
+    """Rewrite a registered run's outputs from the register alone.
 
     The tables are read with the types they were registered with and written as ``screen``
     writes them, the portfolio workbook, report and evidence requests are rebuilt from them
     and the run's own rulebook files (stored in the register), and ``run.json`` is the
     registered record: for a run of this greenscreen version the files equal the original
     outputs byte for byte. Packs are not rebuilt (``greenscreen pack``).
+
+    Parameters
+    ----------
+    register : Register
+    run : str
+        A run reference.
+    out_dir : str or pathlib.Path
+        The output folder (written as an output set).
+
+    Returns
+    -------
+    dict of str to pathlib.Path
+        The files written, by key (:data:`greenscreen._outputs.OUTPUT_FILES`).
     """
     info = register.get(run).row(0, named=True)
     run_id = info["run_id"]
@@ -1337,13 +1562,38 @@ def rescreen(
     analyst: str | None = None,
     diff_out: str | Path | None = None,
 ) -> tuple[ScreenResult, str, Diff]:
-    """Screen a registered run's input again, with other rules (``rulebooks``; default: the
-    run's rulebook directory as it is now, else the bundled rulebooks) or as of another
-    approval date (``as_of`` replaces every project's ``approval_date``), with the run's other
-    options; write the outputs to ``out_dir``, register the new run (its parent is the
-    original) and write the diff against the original to ``diff_out`` (default
-    ``OUT-diff`` next to ``out_dir``). The input comes from the register, or from its path
-    when it was too large to store, and is refused if that file has changed."""
+    """Screen a registered run's input again, with other rules or as of another date.
+
+    The run's other options are kept. The new run is registered (its parent is the original)
+    and its diff against the original written. The input comes from the register, or from
+    its path when it was too large to store, and is refused if that file has changed.
+
+    Parameters
+    ----------
+    register : Register
+    run : str
+        The run to repeat (a reference).
+    out_dir : str or pathlib.Path
+        The new run's output folder.
+    rulebooks : str or pathlib.Path, optional
+        A rulebook directory; default the run's rulebook directory as it is now, else the
+        bundled rulebooks.
+    as_of : datetime.date, optional
+        Replaces every project's ``approval_date`` (a rescreen of a rescreen keeps its date).
+    analyst : str, optional
+        Who ran it.
+    diff_out : str or pathlib.Path, optional
+        Where to write the diff; default ``OUT-diff`` next to ``out_dir``.
+
+    Returns
+    -------
+    result : ScreenResult
+        The new run.
+    run_id : str
+        Its id in the register.
+    diff : Diff
+        Original → new.
+    """
     from greenscreen.appraisal import AppraisalConfig
     from greenscreen.emissions import EmissionsConfig
     from greenscreen.io import read_pipeline

@@ -112,6 +112,16 @@ class Text(_Model):
         return self
 
     def get(self, lang: str = "en") -> str:
+        """The text in a language, else in the other one.
+
+        Parameters
+        ----------
+        lang : {"en", "zh"}
+
+        Returns
+        -------
+        str
+        """
         return (self.en if lang == "en" else self.zh) or self.zh or self.en or ""
 
 
@@ -150,6 +160,13 @@ class FieldDecl(_Model):
         )
 
     def range_text(self) -> str:
+        """The range a value is read in (:meth:`bounds`), as text.
+
+        Returns
+        -------
+        str
+            ``≥ 0 and ≤ 1``; empty for a field that is not a number.
+        """
         low, high = self.bounds()
         parts = [f"≥ {low:g}" if low is not None else "", f"≤ {high:g}" if high is not None else ""]
         return " and ".join(p for p in parts if p)
@@ -227,6 +244,8 @@ class Scope(_Model):
 
 
 class XRef(_Model):
+    """A cross-reference from an item to an item of another rulebook (checked when both load)."""
+
     rulebook: str
     item: str
 
@@ -243,6 +262,12 @@ class IndustryRow(_Model):
 
 
 class Item(_Model):
+    """One item of a rulebook: a catalogue entry, an exclusion or a test.
+
+    An item with a ``scope`` is evaluated (a leaf); without one it is a heading that groups
+    others. ``effect: flag`` items add to ``R__flags`` instead of deciding the status.
+    """
+
     code: str
     name: Text
     parent: str | None = None
@@ -262,7 +287,7 @@ class Item(_Model):
 
 
 class StatusMap(_Model):
-    """How item results map to the five statuses for this kind of rulebook."""
+    """How item results map to statuses (:data:`STATUSES`) for this kind of rulebook."""
 
     in_scope_pass: Status
     in_scope_fail: Status
@@ -326,13 +351,31 @@ class Rulebook(_Model):
 
     @property
     def status_map(self) -> StatusMap:
+        """The rulebook's :class:`StatusMap`: its own, else its ``kind``'s default."""
         return self.statuses or _DEFAULT_STATUSES[self.kind]
 
     @property
     def leaf_items(self) -> list[Item]:
+        """The items that are evaluated (those with a scope), in file order."""
         return [item for item in self.items if item.scope is not None]
 
     def item(self, code: str) -> Item:
+        """The item with a code.
+
+        Parameters
+        ----------
+        code : str
+            The item's code (``4.2.4``, ``LH-1``).
+
+        Returns
+        -------
+        Item
+
+        Raises
+        ------
+        KeyError
+            No item has that code.
+        """
         for item in self.items:
             if item.code == code:
                 return item
@@ -404,13 +447,34 @@ class Rulebook(_Model):
 # Loading
 @dataclass(frozen=True)
 class Where:
+    """Where a condition is, for the error it may raise: file, item (or award), criterion.
+
+    Parameters
+    ----------
+    file : str
+        The file's name.
+    item : str, optional
+        The item's code (a programme's award code).
+    criterion : str, optional
+        The criterion's id, or the part of the item (``scope``, ``amount.base``).
+    """
+
     file: str
     item: str | None = None
     criterion: str | None = None
 
 
 def load_rulebook(source: str | Path) -> Rulebook:
-    """Load and validate one rulebook: a bundled id (``"cn_exclusions"``) or a YAML path.
+    """Load and validate one rulebook.
+
+    Parameters
+    ----------
+    source : str or pathlib.Path
+        A bundled rulebook's id (``"cn_exclusions"``) or a YAML file.
+
+    Returns
+    -------
+    Rulebook
 
     Raises
     ------
@@ -433,8 +497,25 @@ def load_rulebooks(directory: str | Path | None = None, *, extra: bool = True) -
     """All rulebooks: the bundled ones, replaced or extended by those in ``directory``.
 
     A file in ``directory`` whose ``id`` matches a bundled rulebook replaces it (a bank's
-    compliance team maintains its own copy); other ids are added. ``extra=False`` loads only
-    ``directory``.
+    compliance team maintains its own copy); other ids are added. Cross-references and the
+    types of evidence fields shared between rulebooks are checked across the set.
+
+    Parameters
+    ----------
+    directory : str or pathlib.Path, optional
+        A folder of rulebook files (YAML files whose ``schema_type`` is
+        ``greenscreen.rulebook``; other files are ignored).
+    extra : bool
+        False loads only ``directory``, without the bundled rulebooks.
+
+    Returns
+    -------
+    list of Rulebook
+
+    Raises
+    ------
+    RulebookError
+        A missing folder or an invalid file.
     """
     books: dict[str, Rulebook] = {}
     sources = [] if (directory and not extra) else [bundled_dir("taxonomies")]
@@ -467,9 +548,22 @@ def _check_xrefs(books: dict[str, Rulebook]) -> None:
 
 
 def check_field_decls(fields: Iterable[FieldDecl], file: str) -> None:
-    """Declared evidence fields are new names, each declared once: a template or derived input
-    keeps its own type in the engine, so redeclaring it (``capacity_mw`` as text) would let a
-    condition pass the type check and stop the screen."""
+    """Declared evidence fields are new names, each declared once.
+
+    A template or derived input keeps its own type in the engine, so redeclaring it
+    (``capacity_mw`` as text) would let a condition pass the type check and stop the screen.
+
+    Parameters
+    ----------
+    fields : iterable of FieldDecl
+        A rulebook's or programme's ``fields``.
+    file : str
+        Its file name, for the error.
+
+    Raises
+    ------
+    RulebookError
+    """
     seen: set[str] = set()
     for decl in fields:
         if decl.name in FIELDS or decl.name in DERIVED_INPUTS:
@@ -502,7 +596,19 @@ def _rulebook_files(folder: Path) -> list[Path]:
 
 
 def has_schema_type(path: Path, schema_type: str) -> bool:
-    """Does the file say ``schema_type: <schema_type>`` (a top-level key, anywhere)?"""
+    """Does the file say ``schema_type: <schema_type>`` (a top-level key, anywhere)?
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        A YAML file (read as a bounded regular file, :data:`MAX_FILE_BYTES`).
+    schema_type : str
+        ``greenscreen.rulebook`` or ``greenscreen.programme``.
+
+    Returns
+    -------
+    bool
+    """
     text = _read_bytes(path).decode("utf-8", errors="replace")
     return bool(re.search(rf"^schema_type:\s*['\"]?{re.escape(schema_type)}\b", text, re.M))
 
@@ -574,8 +680,26 @@ def _read_bytes(path: Path) -> bytes:
 
 
 def read_yaml(path: Path) -> Any:
-    """Read a rulebook or programme file: a bounded regular file, safe YAML (a ``!!python/…``
-    tag is an error and constructs nothing) whose size is checked before it is built."""
+    """Read a rulebook or programme file.
+
+    A bounded regular file (:data:`MAX_FILE_BYTES`), safe YAML (a ``!!python/…`` tag is an
+    error and constructs nothing) whose size, depth and keys are checked before it is built
+    (:data:`MAX_YAML_VALUES`, :data:`MAX_YAML_DEPTH`, no key twice in a mapping).
+
+    Parameters
+    ----------
+    path : pathlib.Path
+
+    Returns
+    -------
+    object
+        The document (a mapping, for a valid file).
+
+    Raises
+    ------
+    RulebookError
+        Not a readable regular file within the limits, or not valid YAML.
+    """
     data = _read_bytes(path)
     try:
         text = data.decode("utf-8")
@@ -660,6 +784,22 @@ def _load_file(path: Path) -> Rulebook:
 
 
 def check_count(entries: Any, what: str, file: str) -> None:
+    """Refuse a file with more than :data:`MAX_ITEMS` entries in one list.
+
+    Parameters
+    ----------
+    entries : object
+        A rulebook's ``items`` or a programme's ``awards`` as read (anything but a list passes:
+        the model check reports it).
+    what : str
+        What they are, for the message (``items``, ``awards``).
+    file : str
+        The file's name, for the message.
+
+    Raises
+    ------
+    RulebookError
+    """
     if isinstance(entries, list) and len(entries) > MAX_ITEMS:
         raise RulebookError(
             f"{len(entries):,} {what}: at most {MAX_ITEMS:,} are allowed in one file "
@@ -692,7 +832,19 @@ def _describe(exc: ValidationError, data: dict[str, Any]) -> str:
 
 
 def nth_mapping(entries: Any, index: int) -> dict[str, Any]:
-    """The index-th mapping of a YAML list, or {} when it is not one."""
+    """The ``index``-th mapping of a YAML list, to name the entry a validation error is in.
+
+    Parameters
+    ----------
+    entries : object
+        A list as read from YAML (or anything else).
+    index : int
+
+    Returns
+    -------
+    dict
+        The entry, or ``{}`` when there is no such mapping.
+    """
     if isinstance(entries, list) and index < len(entries) and isinstance(entries[index], dict):
         return entries[index]
     return {}
@@ -780,15 +932,39 @@ def _check(book: Rulebook, file: str) -> None:
 
 
 def input_fields(book: Rulebook) -> dict[str, pl.DataType]:
-    """Fields a condition of ``book`` may reference, with their types."""
+    """The fields a condition of ``book`` may reference, with their types.
+
+    Parameters
+    ----------
+    book : Rulebook
+
+    Returns
+    -------
+    dict of str to polars.DataType
+        As :func:`condition_fields` of the rulebook's fields and dependencies.
+    """
     return condition_fields(book.fields, book.depends_on)
 
 
 def condition_fields(
     declared: Iterable[FieldDecl], depends_on: Iterable[str]
 ) -> dict[str, pl.DataType]:
-    """Template and derived inputs, the declared evidence fields, and the status and item of
-    the rulebooks depended on: what a rulebook or programme condition may reference."""
+    """What a rulebook or programme condition may reference.
+
+    Parameters
+    ----------
+    declared : iterable of FieldDecl
+        The file's evidence fields.
+    depends_on : iterable of str
+        The rulebooks whose results the file reads.
+
+    Returns
+    -------
+    dict of str to polars.DataType
+        The template and derived inputs, the declared evidence fields (boolean → Boolean,
+        number → Float64, text → String, date → Date), and ``R__status`` and ``R__item``
+        (String) of each rulebook R depended on.
+    """
     fields: dict[str, pl.DataType] = {name: spec.dtype for name, spec in FIELDS.items()}
     fields.update({name: dtype for name, (dtype, _) in DERIVED_INPUTS.items()})
     types = {
@@ -817,9 +993,37 @@ def compile_condition(
     ``IS NULL``), ``DATE 'YYYY-MM-DD'`` and the functions in ``_FUNCTIONS``; no subquery,
     aggregate, window, clock, cast or other function, so a rulebook can never run code, read
     files or make a project's result depend on other rows or the time. Polars gets the SQL
-    regenerated from that tree, never the text as written. When ``fields`` maps names to
-    types the result must be ``result`` (true/false for a criterion or scope, a number for an
-    amount) and operands must fit their operators (no text compared with a number).
+    regenerated from that tree, never the text as written.
+
+    Parameters
+    ----------
+    condition : str
+        A SQL boolean expression (a number for an award's ``amount.base``), at most
+        :data:`MAX_CONDITION_CHARS` characters, :data:`MAX_CONDITION_TOKENS` tokens and
+        :data:`MAX_CONDITION_NESTING` levels of parentheses.
+    fields : iterable of str, or mapping of str to polars.DataType
+        The names the condition may read. With their types (:func:`condition_fields`), the
+        result must be ``result`` and operands must fit their operators (no text compared
+        with a number).
+    where : Where, optional
+        Where the condition is, for the error.
+    result : {"boolean", "number"}
+        What the condition must give: true/false (a criterion or scope) or a number (an
+        amount).
+
+    Returns
+    -------
+    expr : polars.Expr
+        The condition over a projects frame, in SQL's three-valued logic: null (unknown)
+        where the inputs it reads are missing and do not decide it.
+    used : list of str
+        The input fields it reads.
+
+    Raises
+    ------
+    RulebookError
+        A syntax error, a construct outside the allowlist, an unknown field or a type
+        mismatch, naming file, item and criterion.
     """
     where = where or Where("<condition>")
 
