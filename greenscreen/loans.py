@@ -239,7 +239,24 @@ def _loan_index() -> dict[str, str]:
 
 
 def resolve_loan_header(header: str) -> HeaderMatch | None:
-    """A loan-book header (``期末余额(万元)``, ``outstanding_amount``) to its field and scale."""
+    """A loan-book header to its field and unit scale (:func:`greenscreen.schema.resolve_header`
+    for the loan book's fields).
+
+    Parameters
+    ----------
+    header : str
+        As written: ``期末余额(万元)``, ``outstanding_amount``.
+
+    Returns
+    -------
+    HeaderMatch or None
+        None for an extra column.
+
+    Raises
+    ------
+    PipelineError
+        A unit of the wrong kind for its field.
+    """
     return resolve_header_in(header, LOAN_FIELDS, _loan_index())
 
 
@@ -340,13 +357,21 @@ class LoanBook:
 
     @property
     def n_accepted(self) -> int:
+        """Number of loans accepted (rows of ``loans``)."""
         return self.loans.height
 
     @property
     def n_rejected(self) -> int:
+        """Number of input rows rejected (a row with several problems counts once)."""
         return self.rejects["row"].n_unique() if self.rejects.height else 0
 
     def summary(self) -> str:
+        """One line for a person: loans read, accepted, rejected, blank.
+
+        Returns
+        -------
+        str
+        """
         text = (
             f"{self.n_input_rows} loans read from {self.source.name}: {self.n_accepted} "
             f"accepted, {self.n_rejected} rejected ({self.rejects.height} reject rows)"
@@ -413,11 +438,29 @@ class Period:
 
     @property
     def year_start(self) -> dt.date:
+        """1 January of the period's year (the start of the year-to-date figures)."""
         return dt.date(self.end.year, 1, 1)
 
 
 def parse_period(text: str) -> Period:
-    """``2026-Q3`` → 2026-07-01 … 2026-09-30; ``2026-H2``; ``2026``."""
+    """A reporting period from its label.
+
+    Parameters
+    ----------
+    text : str
+        ``2026-Q3`` (a quarter), ``2026-H2`` (a half year) or ``2026`` (a year); case and
+        spaces do not matter.
+
+    Returns
+    -------
+    Period
+        Its label, first and last day: ``2026-Q3`` → 2026-07-01 … 2026-09-30.
+
+    Raises
+    ------
+    GreenscreenError
+        Another form.
+    """
     match = re.fullmatch(r"\s*(\d{4})(?:\s*-?\s*([QqHh])([1-4]))?\s*", text)
     if not match or (match[2] and match[2].upper() == "H" and match[3] not in "12"):
         raise GreenscreenError(f"period '{text}' is not YYYY-Qn, YYYY-Hn or YYYY (e.g. 2026-Q3)")
@@ -490,7 +533,7 @@ def _num(frame: pl.DataFrame, column: str) -> pl.Expr:
 
 
 def project_emissions(results: pl.DataFrame, factors_dir: str | None = None) -> pl.DataFrame:
-    """The project's own annual scope 1 + 2 emissions [tCO2e/yr] and PCAF data-quality option.
+    """The project's own annual scope 1 + 2 emissions and the PCAF data-quality option.
 
     In order of quality:
 
@@ -503,9 +546,29 @@ def project_emissions(results: pl.DataFrame, factors_dir: str | None = None) -> 
     4. activities that burn no fuel (PV, wind, hydro, nuclear, storage, …): scope 1 = 0 by the
        nature of the activity, 2b (3); their own electricity use is not estimated.
 
-    Anything else (gas power, industry without fuel data) gets no figure: only a sector estimate
-    (PCAF options 3a–3c, scores 4–5) is possible and greenscreen ships no sourced sector
-    intensity. The basis says so.
+    Anything else (gas power, industry without fuel data) gets no figure: only a sector
+    estimate (PCAF options 3a–3c, scores 4–5) is possible and greenscreen ships no sourced
+    sector intensity. The basis says so.
+
+    Parameters
+    ----------
+    results : polars.DataFrame
+        A screen's results (with the pipeline's extra columns).
+    factors_dir : str, optional
+        Own factor files (:func:`greenscreen.emissions.load_factors`); default the bundled.
+
+    Returns
+    -------
+    polars.DataFrame
+        ``project_id``, ``project_emissions_tco2e`` [tCO2e/yr], ``pcaf_option``,
+        ``pcaf_data_quality`` (1 best – 5) and ``pcaf_basis`` (how the figure was made).
+
+    References
+    ----------
+    PCAF, The Global GHG Accounting and Reporting Standard Part A, 2nd ed., Table 10.1-3
+    (data-quality options) [S]; MEE & NBS, 2023 national average and fossil-fuel power
+    emission factors [V] (``greenscreen/data/factors/grid_factors.csv``); IPCC 2006
+    Guidelines Vol. 2 default fuel factors (``fuels.csv``; secondary).
     """
     factors = load_factors(factors_dir)
     grid = factors.grid
@@ -610,10 +673,35 @@ def attribute(
     *,
     factors_dir: str | None = None,
 ) -> pl.DataFrame:
-    """One row per loan: the bank's amounts in CNY, the governing catalogue, category and
-    green class, the CERF area and period flags, attributions, attributed benefits and
-    financed emissions (module docstring for the rules). ``results`` is a screen's results
-    table (``ScreenResult.results`` or ``results.parquet``)."""
+    """One row per loan with everything the periodic reports aggregate.
+
+    The bank's amounts in CNY, the governing catalogue, its category and green class, the
+    CERF area and period flags, the attributions, attributed benefits and financed emissions
+    (the module docstring gives the rules).
+
+    Parameters
+    ----------
+    loans : polars.DataFrame
+        The loan book's ``loans`` (:func:`read_loans`).
+    results : polars.DataFrame
+        A screen's results table (``ScreenResult.results`` or ``results.parquet``).
+    period : Period
+        The reporting period (period-end balances, flows in the period, CERF scopes).
+    factors_dir : str, optional
+        Own factor files for :func:`project_emissions`.
+
+    Returns
+    -------
+    polars.DataFrame
+        The columns of :data:`LOAN_COLUMNS`: amounts ``*_cny`` [CNY], ``attribution``
+        and ``pcaf_attribution`` [fraction], avoided and attributed emissions [tCO2e/yr],
+        standard coal [tce/yr], financed emissions [tCO2e/yr] …
+
+    References
+    ----------
+    CBRC 2018 green-credit statistics (按照贷款资金占项目总投资的比例) [S]; PCAF Part A 2nd ed.
+    §5.3 [S]; 银发〔2025〕132号 (2025 catalogue from 2025-10-01) [V]; CERF terms [V].
+    """
     need = ["project_id", "activity", "province", "approval_date", "total_investment"]
     missing = [c for c in need if c not in results.columns]
     if missing:
@@ -819,8 +907,22 @@ _EXAMPLE = [
 
 
 def write_loan_template(path: str | Path) -> Path:
-    """The Excel loan book template v1: sheet ``loans`` (field names, Chinese labels with units
-    — the reader skips that row — and checked empty rows), ``fields`` and ``example``."""
+    """Write the Excel loan book template v1.
+
+    Sheets ``loans`` (field names, Chinese labels with units — the reader skips that row —
+    and checked empty rows), ``fields`` and ``example``; deterministic like the pipeline
+    template.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        An ``.xlsx`` file.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
     from greenscreen._template import open_workbook, workbook_styles, write_input_sheet
 
     path = Path(path)

@@ -68,6 +68,7 @@ class ScreenResult:
 
     @property
     def rejects(self) -> pl.DataFrame:
+        """The pipeline's rejects: one row per problem found in the input."""
         return self.pipeline.rejects
 
     def metadata(
@@ -154,17 +155,38 @@ class ScreenResult:
         on_pack: Callable[[str], None] | None = None,
         reports: bool = True,
     ) -> dict[str, Path]:
-        """Write results.parquet/.csv, decisions.parquet, rejects.csv and run.json to ``out_dir``.
+        """Write the run's output set: data files, reports and ``run.json``.
 
         The whole set is written into a hidden folder next to ``out_dir`` and swapped in
         (:mod:`greenscreen._outputs`): the folder always holds one complete run, whose
         ``run.json`` lists the outputs, and an interrupted run leaves the previous set. Files
-        the user put in the folder are kept. CSVs carry a UTF-8 BOM so Excel shows Chinese
-        text. ``portfolio.xlsx`` (the batch workbook) is written up to ``portfolio_max_rows``
-        projects; above that Excel is the wrong tool and the Parquet results hold everything.
-        ``packs`` also writes every project's pack to ``packs/`` (``workers`` processes;
-        ``on_pack(project_id)`` after each); packs of the previous set that are up to date
-        are reused.
+        the user put in the folder are kept. CSVs carry a UTF-8 BOM so Excel shows Chinese text.
+
+        Parameters
+        ----------
+        out_dir : str or pathlib.Path
+            The output folder.
+        portfolio : bool
+            Write ``portfolio.xlsx`` (the batch workbook).
+        portfolio_max_rows : int
+            Above this many projects ``portfolio.xlsx`` and ``requests.xlsx`` are not written:
+            Excel is the wrong tool there, and the Parquet results hold everything.
+        lang : {"en", "zh"}
+            The reports' language.
+        packs : bool
+            Also write every project's pack to ``packs/``; packs of the previous set that are up
+            to date are reused.
+        workers : int
+            Processes writing the packs.
+        on_pack : callable, optional
+            Called with each project id after its pack.
+        reports : bool
+            False writes the data files and ``run.json`` only.
+
+        Returns
+        -------
+        dict of str to pathlib.Path
+            The outputs written, by key (:data:`greenscreen._outputs.OUTPUT_FILES`).
         """
         out = Path(out_dir)
         with output_set(out) as staged:
@@ -188,9 +210,23 @@ class ScreenResult:
         return {key: out / path.name for key, path in paths.items()}
 
     def write_data(self, out: Path) -> dict[str, Path]:
-        """The data files (results, decisions, rejects, subsidies, schedule, sensitivities)
-        into the folder ``out``; the human reports are written by
-        :func:`greenscreen.report.write_run_reports`, run.json by the output set (last)."""
+        """Write the data files into a folder.
+
+        Results (Parquet and CSV), decisions, rejects, and when there are any, subsidies, the
+        payment schedule and sensitivities (:data:`greenscreen._outputs.DATA_FILES`). The human
+        reports are written by :func:`greenscreen.report.write_run_reports`, ``run.json`` by the
+        output set (last).
+
+        Parameters
+        ----------
+        out : pathlib.Path
+            The folder (an output set's staging folder).
+
+        Returns
+        -------
+        dict of str to pathlib.Path
+            The files written, by key.
+        """
         paths = {key: out / OUTPUT_FILES[key].name for key in DATA_FILES}
         atomic_write(paths["results"], lambda p: self.results.write_parquet(p, statistics=False))
         atomic_write(
@@ -214,17 +250,42 @@ class ScreenResult:
         return paths
 
     def register(self, register: Any = None, **details: Any) -> str:
-        """Record this run in the run register (a path, a :class:`greenscreen.register.Register`
-        or, by default, ``$GREENSCREEN_HOME/runs.duckdb``) and return its run id; ``details``
-        as :func:`greenscreen.register.register_run` (``out_dir``, ``input_path``,
-        ``analyst``, ``options``). Lives in its own module: screening needs no database."""
+        """Record this run in the run register and return its run id.
+
+        The register lives in its own module: screening needs no database.
+
+        Parameters
+        ----------
+        register : Register, str or pathlib.Path, optional
+            A :class:`greenscreen.register.Register` or its path; default
+            ``$GREENSCREEN_HOME/runs.duckdb``.
+        **details
+            As :func:`greenscreen.register.register_run`: ``out_dir``, ``input_path``,
+            ``analyst``, ``options``.
+
+        Returns
+        -------
+        str
+            The run id.
+        """
         from greenscreen.register import register_run
 
         return register_run(self, register, **details)
 
     def subset(self, project_ids: Sequence[str]) -> ScreenResult:
-        """The same run restricted to some projects: what their packs need, small enough to
-        hand to another process. Run-level records (rejects, counts, versions) are kept."""
+        """The same run restricted to some projects.
+
+        What their packs need, small enough to hand to another process. Run-level records
+        (rejects, counts, versions) are kept.
+
+        Parameters
+        ----------
+        project_ids : sequence of str
+
+        Returns
+        -------
+        ScreenResult
+        """
         keep = pl.Series("project_id", list(project_ids), dtype=pl.String).implode()
 
         def only(frame: pl.DataFrame) -> pl.DataFrame:
@@ -264,36 +325,57 @@ def screen(
     on_stage: Callable[[str], object] | None = None,
     **read_options: Any,
 ) -> ScreenResult:
-    """Screen a pipeline: read and validate it, then classify it against every rulebook.
+    """Screen a pipeline: read it and run every step over the whole table.
+
+    Steps, in order: read and validate (unless ``source`` is a :class:`Pipeline`), evaluate
+    every rulebook (:func:`greenscreen.engine.evaluate`), estimate avoided emissions
+    (:func:`greenscreen.emissions.estimate`), evaluate the subsidy and relending programmes
+    (:func:`greenscreen.subsidy.evaluate_programmes`), appraise the projects
+    (:func:`greenscreen.appraisal.appraise`). Each step adds its columns to ``results``.
 
     Parameters
     ----------
-    source
+    source : Pipeline, str, pathlib.Path, DataFrame or list of dict
         A :class:`~greenscreen.io.Pipeline` already read, or anything
-        :func:`~greenscreen.io.read_pipeline` accepts (path, DataFrame, list of dicts).
-    rulebooks
+        :func:`~greenscreen.io.read_pipeline` accepts.
+    rulebooks : sequence of Rulebook, str or pathlib.Path, optional
         Loaded rulebooks, or a directory whose rulebooks and programmes replace (same id) or
         extend the bundled ones. Default: the bundled rulebooks and programmes.
-    emissions
+    emissions : EmissionsConfig, optional
         Avoided-emissions choices (grid policy, series, GWP); default
         :class:`~greenscreen.emissions.EmissionsConfig`.
-    subsidies
+    subsidies : SubsidyConfig, optional
         Programme choices (the bank's funding cost for relending benefit); default
         :class:`~greenscreen.subsidy.SubsidyConfig`.
-    appraisal
+    appraisal : AppraisalConfig, optional
         Financial defaults and choices (tax, discount rate, debt profile, carbon price);
         default :class:`~greenscreen.appraisal.AppraisalConfig`.
-    sensitivities
+    sensitivities : bool
         Also compute the tornado table (±10 % capex, tariff, generation, opex; carbon
         prices): eleven more model runs, so off by default for batches.
-    programmes
+    programmes : sequence of Programme, optional
         Loaded subsidy programmes, replacing those found with ``rulebooks`` (Spark executors
-        get the driver's loaded objects and read no files).
-    on_stage
+        get the driver's loaded objects and read no files). Programmes that depend on a
+        rulebook not screened are left out.
+    on_stage : callable, optional
         Called with the name of each stage as it starts (``read``, ``rulebooks``,
         ``emissions``, ``subsidies``, ``appraisal``): for progress displays.
     **read_options
         Passed to :func:`~greenscreen.io.read_pipeline` (``sheet``, ``encoding``, ``strict``…).
+
+    Returns
+    -------
+    ScreenResult
+        ``results`` (one row per accepted project: the input columns, then per rulebook
+        status, item, missing fields and flags, the emissions, subsidy and appraisal
+        columns), the decisions, rejects, subsidies, appraisal and the configuration used.
+
+    Raises
+    ------
+    PipelineError
+        The input cannot be read (or, ``strict``, has rejected rows).
+    RulebookError
+        A rulebook or programme in ``rulebooks`` is invalid.
     """
     stage = on_stage or (lambda name: None)
     stage("read")
@@ -335,8 +417,24 @@ def screen(
 def resolve_rulebooks(
     rulebooks: Sequence[Rulebook] | str | Path | None,
 ) -> tuple[tuple[Rulebook, ...], tuple[Programme, ...]]:
-    """The rulebooks and programmes :func:`screen` uses for its ``rulebooks`` argument (a
-    directory is loaded and checked here, raising a ``RulebookError``)."""
+    """The rulebooks and programmes :func:`screen` uses for its ``rulebooks`` argument.
+
+    Parameters
+    ----------
+    rulebooks : sequence of Rulebook, str or pathlib.Path, optional
+        Loaded rulebooks (with the bundled programmes), a directory (loaded and checked
+        here, with its programmes), or None for the bundled ones.
+
+    Returns
+    -------
+    rulebooks : tuple of Rulebook
+    programmes : tuple of Programme
+
+    Raises
+    ------
+    RulebookError
+        An invalid file in the directory.
+    """
     if rulebooks is None:
         return bundled_rulebooks(), bundled_programmes()
     if isinstance(rulebooks, str | Path):
@@ -345,8 +443,27 @@ def resolve_rulebooks(
 
 
 def explain(result: ScreenResult, project_id: str, *, lang: str = "en") -> str:
-    """A readable decision trace of one project: per rulebook the status, the item, whether
-    the rulebook governs the loan, and every criterion with value, threshold and clause."""
+    """A readable decision trace of one project.
+
+    Per rulebook the status, the item, whether the rulebook governs the loan, the fields to
+    ask for, the flags, and every criterion with value, threshold and clause.
+
+    Parameters
+    ----------
+    result : ScreenResult
+    project_id : str
+    lang : {"en", "zh"}
+        The language of rulebook and item names.
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    GreenscreenError
+        The project was rejected (with the reasons) or is not in the pipeline.
+    """
     row = result.results.filter(pl.col("project_id") == project_id)
     if row.height == 0:
         rejected = result.rejects.filter(pl.col("project_id") == project_id)

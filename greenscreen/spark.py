@@ -142,8 +142,20 @@ class SparkScreenResult:
         return copies.persist(StorageLevel.MEMORY_AND_DISK)  # every table uses it
 
     def table(self, kind: str, *, order: bool = False) -> DataFrame:
-        """One output by name; ``order`` adds ``__gs_chunk__`` and ``__gs_seq__`` (sorting by
-        them gives the order a batched single process writes)."""
+        """One output by name.
+
+        Parameters
+        ----------
+        kind : {"results", "decisions", "subsidies", "schedule", "rejects"}
+        order : bool
+            Add ``__gs_chunk__`` and ``__gs_seq__``: sorting by them gives the order a batched
+            single process writes.
+
+        Returns
+        -------
+        pyspark.sql.DataFrame
+            Without the copies of a project id repeated in the input (they are rejects).
+        """
         if kind == "rejects":
             return self._rejects()
         frame = self._unpack(kind, order)
@@ -155,22 +167,27 @@ class SparkScreenResult:
 
     @property
     def results(self) -> DataFrame:
+        """The results table (one row per accepted project)."""
         return self.table("results")
 
     @property
     def decisions(self) -> DataFrame:
+        """The decisions table (one row per project × rulebook × criterion)."""
         return self.table("decisions")
 
     @property
     def subsidies(self) -> DataFrame:
+        """The programme awards table (one row per project × award in scope)."""
         return self.table("subsidies")
 
     @property
     def schedule(self) -> DataFrame:
+        """The subsidy payment schedule (one row per payment and year)."""
         return self.table("schedule")
 
     @property
     def rejects(self) -> DataFrame:
+        """The rejects, with one ``duplicate_id`` reject per copy of a repeated id."""
         return self.table("rejects")
 
     def _rejects(self) -> DataFrame:
@@ -206,6 +223,7 @@ class SparkScreenResult:
         }
 
     def unpersist(self) -> None:
+        """Free the screened payloads Spark keeps on its executors (memory and disk)."""
         if "_duplicates" in self.__dict__:
             self._duplicates.unpersist()
         self.packed.unpersist()
@@ -221,14 +239,35 @@ def screen_spark(
     row_numbers: str | None = None,
     chunk_rows: int = CHUNK_ROWS,
 ) -> SparkScreenResult:
-    """Screen a Spark DataFrame of pipeline rows (template v1 columns, as a file holds them)
-    with the same code and results as :func:`greenscreen.screen`.
+    """Screen a Spark DataFrame of pipeline rows with the same code and results as
+    :func:`greenscreen.screen`.
 
     Rows are numbered 1, 2, … in the DataFrame's order, partition by partition: for a
     DataFrame read from one Parquet file that is the file's row order, as ``read_pipeline``
-    numbers it. ``row_numbers`` names a column holding them instead (use it for a DataFrame
-    that comes out of a shuffle, whose order is not reproducible); it is not screened. The
-    screen runs here, once; the result's tables are unpacked from its persisted output.
+    numbers it. The screen runs here, once; the result's tables are unpacked from its
+    persisted output. Rulebook and factor-file errors are raised here, on the driver.
+
+    Parameters
+    ----------
+    df : pyspark.sql.DataFrame
+        Template v1 columns, as a file holds them (text, or typed from Parquet).
+    rulebooks, emissions, subsidies, appraisal
+        As :func:`greenscreen.screen`.
+    row_numbers : str, optional
+        A column holding the row numbers instead (use it for a DataFrame that comes out of a
+        shuffle, whose order is not reproducible); it is not screened.
+    chunk_rows : int
+        Rows screened per call of the polars engine on an executor (its fixed cost is paid
+        per chunk).
+
+    Returns
+    -------
+    SparkScreenResult
+
+    Raises
+    ------
+    GreenscreenError
+        ``chunk_rows`` < 1, or a problem with the rulebooks, factor files or columns.
     """
     if chunk_rows < 1:
         raise GreenscreenError("chunk_rows must be at least 1")
@@ -288,12 +327,39 @@ def screen_spark_file(
     spark: SparkSession | None = None,
     **options: Any,
 ) -> BatchRun:
-    """Screen a Parquet pipeline file on Spark and write the usual outputs to ``out_dir``
-    (``greenscreen screen --engine spark``): Spark writes each table's parts in input order,
-    and they are assembled, with rejects.csv, portfolio.html and run.json, as batch mode does.
-    ``options`` are :func:`screen_spark`'s; a session is started on ``master`` (default:
-    spark-submit's, else local) unless ``spark`` is given. ``out_dir`` must be a local path
-    of the driver (Spark's local mode, or a cluster whose executors share it)."""
+    """Screen a Parquet pipeline file on Spark and write the usual outputs
+    (``greenscreen screen --engine spark``).
+
+    Spark writes each table's parts in input order, and they are assembled, with
+    ``rejects.csv``, ``portfolio.html`` and ``run.json``, as batch mode does
+    (:func:`greenscreen.batch.finish_outputs`).
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A Parquet file.
+    out_dir : str or pathlib.Path
+        A local path of the driver (Spark's local mode, or a cluster whose executors share
+        it); written as an output set.
+    master : str, optional
+        The Spark master of a session started here; default spark-submit's, else local.
+    lang : {"en", "zh"}
+        The report's language.
+    spark : pyspark.sql.SparkSession, optional
+        A session to use instead of starting one.
+    **options
+        :func:`screen_spark`'s (``sheet``, ``encoding`` and ``sensitivities`` are ignored).
+
+    Returns
+    -------
+    BatchRun
+        The files written and the counts.
+
+    Raises
+    ------
+    PipelineError
+        The file is missing or not Parquet.
+    """
     from greenscreen.batch import finish_outputs
 
     source = Path(path)
