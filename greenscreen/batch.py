@@ -46,6 +46,12 @@ class BatchRun:
     result: ScreenResult | None = field(default=None, repr=False, compare=False)
 
     def summary(self) -> str:
+        """One line for a person: rows read, batches, accepted, rejected, blank.
+
+        Returns
+        -------
+        str
+        """
         text = (
             f"{self.n_input_rows:,} rows read in {self.batches} batches: {self.n_accepted:,} "
             f"accepted, {self.n_rejected:,} rejected"
@@ -62,9 +68,41 @@ def screen_batched(
     on_batch: Callable[[int, int], object] | None = None,
     **options: Any,
 ) -> BatchRun:
-    """Screen a UTF-8 CSV or Parquet pipeline of any size in batches of ``batch_rows`` rows and
-    write the outputs to ``out_dir``. ``options`` are those of :func:`greenscreen.screen`;
-    ``on_batch(rows_done, rows_total)`` reports progress."""
+    """Screen a UTF-8 CSV or Parquet pipeline of any size in batches and write the outputs.
+
+    Memory is bounded by the batch size, not by the file; the outputs are those of
+    :meth:`ScreenResult.write <greenscreen.run.ScreenResult.write>` without the portfolio
+    workbook, written as one output set.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A CSV (UTF-8), TSV/TXT or Parquet file.
+    out_dir : str or pathlib.Path
+        The output folder.
+    batch_rows : int
+        Rows read and screened at a time; a file of at most this many rows is screened in
+        one piece.
+    lang : {"en", "zh"}
+        The report's language.
+    on_batch : callable, optional
+        ``on_batch(rows_done, rows_total)`` reports progress (each row counts twice: read,
+        then screened).
+    **options
+        Those of :func:`greenscreen.screen` (and ``encoding``, ``separator``).
+
+    Returns
+    -------
+    BatchRun
+        The files written and the counts (input = accepted + rejected + blank).
+
+    Raises
+    ------
+    PipelineError
+        The file is missing, not CSV or Parquet, not UTF-8, or unreadable part-way.
+    GreenscreenError
+        ``batch_rows`` < 1.
+    """
     source = Path(path)
     if batch_rows < 1:
         raise GreenscreenError("batch_rows must be at least 1")
@@ -264,6 +302,43 @@ def finish_outputs(
     batches: int,
     lang: Lang,
 ) -> tuple[BatchRun, dict[str, Any]]:
+    """Assemble a run written in parts into the usual outputs and its run record.
+
+    Batch mode and Spark runs (:func:`greenscreen.spark.screen_spark_file`) write every
+    table's parts into ``parts`` (``KEY-NNNNN.parquet``, in input order); this streams them
+    into the data files (:data:`greenscreen._outputs.DATA_FILES`), writes ``rejects.csv`` and
+    ``portfolio.html``, and makes the run record from ``last``'s with the whole file's
+    SHA-256 and counts (:meth:`ScreenResult.metadata
+    <greenscreen.run.ScreenResult.metadata>`).
+
+    Parameters
+    ----------
+    source : pathlib.Path
+        The input file.
+    out : pathlib.Path
+        The output set's staging folder.
+    parts : pathlib.Path
+        The folder of part files.
+    last : ScreenResult or None
+        A screened part: the run's rulebooks, programmes and configuration.
+    rejects : polars.DataFrame
+        All the run's rejects, in row order.
+    total : int
+        Input rows of the file.
+    n_blank : int
+        Blank rows ignored.
+    batches : int
+        Parts screened.
+    lang : {"en", "zh"}
+        The report's language.
+
+    Returns
+    -------
+    run : BatchRun
+        Paths inside ``out``.
+    record : dict
+        The run record for ``run.json``.
+    """
     if last is None:  # total > batch_rows: there was a batch
         raise GreenscreenError(f"{source.name}: no batch was read")
     paths: dict[str, Path] = {}

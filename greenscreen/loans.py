@@ -395,6 +395,16 @@ def read_loans(
         Raise :class:`~greenscreen.errors.PipelineError` if any row is rejected.
     **options
         ``sheet``, ``encoding``, ``separator`` as for :func:`~greenscreen.read_pipeline`.
+
+    Returns
+    -------
+    LoanBook
+        Typed ``loans``, the rejects (``loan_id`` in place of ``project_id``) and the counts.
+
+    Raises
+    ------
+    PipelineError
+        The book cannot be read, or (``strict``) rows were rejected.
     """
     book: Pipeline = read_with(LOANS, source, **options)
     loans, rejects = book.projects, book.rejects
@@ -482,7 +492,12 @@ def parse_period(text: str) -> Period:
 @cache
 def category_names() -> pl.DataFrame:
     """Item code → name (zh, en) of the two China catalogues and the CERF areas
-    (rulebook, code, name_zh, name_en), from the bundled rulebooks."""
+    (rulebook, code, name_zh, name_en), from the bundled rulebooks.
+
+    Returns
+    -------
+    polars.DataFrame
+    """
     rows = [
         (book.id, item.code, item.name.zh or "", item.name.en or "")
         for book in bundled_rulebooks()

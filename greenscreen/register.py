@@ -108,7 +108,12 @@ _DDL = [
 
 
 def default_path() -> Path:
-    """``$GREENSCREEN_HOME/runs.duckdb``, else ``~/.greenscreen/runs.duckdb``."""
+    """``$GREENSCREEN_HOME/runs.duckdb``, else ``~/.greenscreen/runs.duckdb``.
+
+    Returns
+    -------
+    pathlib.Path
+    """
     home = os.environ.get("GREENSCREEN_HOME")
     return Path(home or Path("~/.greenscreen").expanduser()) / "runs.duckdb"
 
@@ -142,7 +147,12 @@ class Diff:
     causes: pl.DataFrame
 
     def summary(self) -> str:
-        """What a person reads first: counts by kind of change and by cause."""
+        """What a person reads first: counts by kind of change and by cause.
+
+        Returns
+        -------
+        str
+        """
         kinds = dict(self.changes.group_by("change").len().iter_rows())
         lines = [
             f"{self.run_a} → {self.run_b}: {kinds.get('changed', 0):,} projects changed, "
@@ -276,7 +286,7 @@ class Register:
 
         Parameters
         ----------
-        run : str
+        ref : str
             A run id, a unique prefix of one, ``latest`` or ``latest~N``.
 
         Returns

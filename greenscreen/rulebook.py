@@ -140,7 +140,13 @@ class FieldDecl(_Model):
         """The range a value is read in; a value outside it is not used (the decision stays
         undecided and asks for the field again). Declared bounds win; otherwise a graded
         standard's grade is ≥ 1 (1 is best), a fraction is 0–1, a year 1800–2100, and any
-        other quantity (capacities, efficiencies, GWP, emissions) is ≥ 0."""
+        other quantity (capacities, efficiencies, GWP, emissions) is ≥ 0.
+
+        Returns
+        -------
+        low, high : float or None
+            In the field's unit; None where open.
+        """
         if self.type != "number":
             return None, None
         unit = (self.unit or "").strip()
@@ -383,7 +389,12 @@ class Rulebook(_Model):
 
     def criterion_kinds(self) -> list[tuple[Item, Criterion, str]]:
         """Every criterion of the leaf items with its kind: ``measured``, ``attestation`` or
-        ``crosswalk`` (see :meth:`counts`)."""
+        ``crosswalk`` (see :meth:`counts`).
+
+        Returns
+        -------
+        list of (Item, Criterion, str)
+        """
         # a declared number or date (a refrigerant GWP, a measured PUE) is measured too, and so
         # is a declared grade or class a standard assigns (``gbt51129_grade``: A/AA/AAA); the
         # fields that say what a project is (activity, industry code, region) scope, not measure
@@ -420,6 +431,12 @@ class Rulebook(_Model):
         the rulebook declares (values the project data carries), *attestation* when it reads
         only yes/no or document evidence fields the rulebook declares (a fact the analyst
         confirms), and *crosswalk* otherwise (another rulebook's result).
+
+        Returns
+        -------
+        dict
+            ``items``, ``industry_rows``, ``criteria``, ``measured``, ``attestation``,
+            ``crosswalk``, ``verified_share`` and ``criteria_verified_share`` [fraction].
         """
         leaves = self.leaf_items
         criteria = [c for item in leaves for c in item.criteria]
@@ -1385,5 +1402,10 @@ def _neutral(match: re.Match[str]) -> str:
 
 @cache
 def bundled_rulebooks() -> tuple[Rulebook, ...]:
-    """The rulebooks shipped in ``taxonomies/`` (loaded once per process)."""
+    """The rulebooks shipped in ``taxonomies/`` (loaded once per process).
+
+    Returns
+    -------
+    tuple of Rulebook
+    """
     return tuple(load_rulebooks())

@@ -842,6 +842,10 @@ def polars_schema() -> pl.Schema:
 
     Template fields in template order, then the derived columns; extra input columns follow
     in the actual table.
+
+    Returns
+    -------
+    polars.Schema
     """
     return pl.Schema(
         [(spec.name, spec.dtype) for spec in FIELDS.values()] + list(DERIVED_COLUMNS.items())

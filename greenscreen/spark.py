@@ -201,7 +201,12 @@ class SparkScreenResult:
         return self._unpack("rejects").unionByName(dups)
 
     def counts(self) -> dict[str, int]:
-        """input_rows, accepted, rejected, reject_rows, blank_rows_ignored, as in run.json."""
+        """input_rows, accepted, rejected, reject_rows, blank_rows_ignored, as in run.json.
+
+        Returns
+        -------
+        dict of str to int
+        """
         F = _pyspark()  # noqa: N806
         sums = self._unpack("counts").agg(
             F.sum("n_input").alias("n_input"), F.sum("n_blank").alias("n_blank")

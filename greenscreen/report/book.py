@@ -601,6 +601,20 @@ def report_book(
         a screen's results table or ``results.parquet`` (from ``greenscreen screen --out``).
     total_loans_cny
         The bank's total loans for the JR/T 0227 share [CNY]; default the book's balance.
+    **read_options
+        ``sheet``, ``encoding``, ``separator``, ``strict`` for
+        :func:`~greenscreen.loans.read_loans`.
+
+    Returns
+    -------
+    BookReport
+
+    Raises
+    ------
+    GreenscreenError
+        Neither ``pipeline`` nor ``results`` was given.
+    PipelineError
+        The loan book cannot be read.
     """
     from greenscreen.run import screen
 

@@ -197,7 +197,19 @@ def _charts(view: dict[str, Any], lang: Lang) -> dict[str, str]:
 
 
 def render_html_pack(result: ScreenResult, project_id: str, *, lang: Lang = "en") -> str:
-    """The HTML of one project's pack (a complete, self-contained document)."""
+    """The HTML of one project's pack: a complete, self-contained, printable document.
+
+    Parameters
+    ----------
+    result : ScreenResult
+    project_id : str
+        An accepted project.
+    lang : {"en", "zh"}
+
+    Returns
+    -------
+    str
+    """
     view = project_view(result, project_id, lang)
     template = template_environment().get_template("pack.html.j2")
     return template.render(
@@ -210,7 +222,21 @@ def render_html_pack(result: ScreenResult, project_id: str, *, lang: Lang = "en"
 def write_html_pack(
     result: ScreenResult, project_id: str, path: str | Path, *, lang: Lang = "en"
 ) -> Path:
-    """Write one project's self-contained, printable HTML pack."""
+    """Write one project's self-contained, printable HTML pack.
+
+    Parameters
+    ----------
+    result : ScreenResult
+    project_id : str
+        An accepted project.
+    path : str or pathlib.Path
+    lang : {"en", "zh"}
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
     path = Path(path)
     path.write_text(render_html_pack(result, project_id, lang=lang), encoding="utf-8")
     return path
@@ -222,10 +248,30 @@ _BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-sta
 def write_pdf_pack(
     result: ScreenResult, project_id: str, path: str | Path, *, lang: Lang = "en"
 ) -> Path:
-    """Print one project's HTML pack to PDF with headless Chromium: the same A4 print
-    stylesheet a reader gets from the browser's print dialog, fonts embedded. Chromium is
-    the renderer because the packs are laid out for it (no second layout engine to keep in
-    step); without it this is one clear error."""
+    """Print one project's HTML pack to PDF with headless Chromium.
+
+    The same A4 print stylesheet a reader gets from the browser's print dialog, fonts
+    embedded. Chromium is the renderer because the packs are laid out for it (no second
+    layout engine to keep in step).
+
+    Parameters
+    ----------
+    result : ScreenResult
+    project_id : str
+        An accepted project.
+    path : str or pathlib.Path
+    lang : {"en", "zh"}
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    GreenscreenError
+        No Chromium or Chrome on PATH, or it failed or took longer than 120 s.
+    """
     path = Path(path)
     browser = next((found for name in _BROWSERS if (found := shutil.which(name))), None)
     if browser is None:
@@ -289,11 +335,29 @@ def render_portfolio(
     link_prefix: str = "",
     results: pl.LazyFrame | None = None,
 ) -> str:
-    """The portfolio report: tiles, status breakdowns and a static table of projects linking
-    to their packs (``{link_prefix}{safe id}{pack_suffix}``). The table lists at most
-    :data:`TABLE_ROWS` projects (the Parquet results and portfolio.xlsx hold them all).
-    ``results`` (default ``result.results``) may be a scan of a results file larger than
-    memory: counts and totals are aggregated lazily."""
+    """The portfolio report's HTML.
+
+    Tiles, status breakdowns and a static table of projects linking to their packs
+    (``{link_prefix}{safe id}{pack_suffix}``). The table lists at most
+    :data:`TABLE_ROWS` projects (the Parquet results and portfolio.xlsx hold them all), the
+    rejects at most :data:`REJECT_ROWS` (``rejects.csv`` holds them all).
+
+    Parameters
+    ----------
+    result : ScreenResult
+    lang : {"en", "zh"}
+    pack_suffix : str or None
+        The suffix of the packs the table links to (``.html``); None for no links.
+    link_prefix : str
+        Prepended to the pack names (``packs/``).
+    results : polars.LazyFrame, optional
+        The results, default ``result.results``; may be a scan of a results file larger than
+        memory: counts and totals are aggregated lazily.
+
+    Returns
+    -------
+    str
+    """
     lazy = result.results.lazy() if results is None else results
     present = set(lazy.collect_schema().names())
     frame = lazy.head(TABLE_ROWS).collect()
@@ -388,6 +452,26 @@ def write_portfolio_html(
     link_prefix: str = "",
     results: pl.LazyFrame | None = None,
 ) -> Path:
+    """Write the portfolio report (``portfolio.html``, :func:`render_portfolio`).
+
+    Parameters
+    ----------
+    result : ScreenResult
+    path : str or pathlib.Path
+    lang : {"en", "zh"}
+    pack_suffix : str or None
+        The suffix of the packs the table links to (``.html``); None for no links.
+    link_prefix : str
+        Prepended to the pack names (``packs/``).
+    results : polars.LazyFrame, optional
+        The results, default ``result.results``; may be a scan of a results file larger than
+        memory: counts and totals are aggregated lazily.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
     path = Path(path)
     html = render_portfolio(
         result, lang=lang, pack_suffix=pack_suffix, link_prefix=link_prefix, results=results
