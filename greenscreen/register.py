@@ -1492,9 +1492,8 @@ def _rebuilt(
         SourceInfo(name=source.get("name") or "", format=source.get("format") or ""),
         counts.get("input_rows", results.height),
         counts.get("blank_rows_ignored", 0),
-        tuple(
-            source.get("notes", source.get("unit_conversions", []))
-        ),  # earlier run.json: unit_conversions
+        # run.json before issue 17 wrote the reader's notes as unit_conversions
+        tuple(source.get("notes", source.get("unit_conversions", []))),
     )
     decisions = frames["decisions"]
     subsidies = None
