@@ -19,7 +19,7 @@ import numpy as np
 import polars as pl
 
 from greenscreen import read_pipeline
-from greenscreen.schema import activity_ids, provinces
+from greenscreen.vocabularies import activity_ids, provinces
 
 
 def synthetic(rows: int, seed: int = 7) -> pl.DataFrame:

@@ -35,8 +35,11 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+import polars as pl
 
 from greenscreen.errors import GreenscreenError
 
@@ -71,6 +74,106 @@ OWNED = frozenset(
         ".greenscreen-parts",
     }
 )
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    """One file (or folder) of an output set.
+
+    Parameters
+    ----------
+    key : str
+        Its key in the paths :meth:`ScreenResult.write <greenscreen.run.ScreenResult.write>`,
+        :func:`~greenscreen.batch.screen_batched` and the register's export return; for a data
+        table, also its table name in the run register.
+    name : str
+        Its name in the output folder.
+    format : {"parquet", "csv", "xlsx", "html", "json", "folder"}
+    layer : {"data", "report", "record"}
+        Who writes it: the data files (:meth:`ScreenResult.write_data
+        <greenscreen.run.ScreenResult.write_data>`, batch and Spark runs assemble the same
+        from parts), the report layer (:func:`greenscreen.report.write_run_reports`), or the
+        output set itself (``run.json``, last).
+    description : str
+        What it holds (the README's outputs table has the columns).
+    """
+
+    key: str
+    name: str
+    format: Literal["parquet", "csv", "xlsx", "html", "json", "folder"]
+    layer: Literal["data", "report", "record"]
+    description: str
+
+
+#: Every output of a screening run, by key, in the order they are written.
+OUTPUT_FILES: dict[str, OutputFile] = {
+    f.key: f
+    for f in (
+        OutputFile("results", "results.parquet", "parquet", "data", "one row per project"),
+        OutputFile(
+            "results_csv",
+            "results.csv",
+            "csv",
+            "data",
+            "results as CSV: UTF-8 with a BOM, lists joined with '; ' (csv_compatible)",
+        ),
+        OutputFile(
+            "decisions",
+            "decisions.parquet",
+            "parquet",
+            "data",
+            "one row per project × rulebook × criterion evaluated",
+        ),
+        OutputFile(
+            "subsidies",
+            "subsidies.parquet",
+            "parquet",
+            "data",
+            "one row per project × programme award in scope",
+        ),
+        OutputFile(
+            "schedule",
+            "subsidy_schedule.parquet",
+            "parquet",
+            "data",
+            "payments of eligible subsidies by calendar year",
+        ),
+        OutputFile(
+            "sensitivities",
+            "sensitivities.parquet",
+            "parquet",
+            "data",
+            "the tornado table, when sensitivities were computed",
+        ),
+        OutputFile("rejects", "rejects.csv", "csv", "data", "one row per problem in the input"),
+        OutputFile("portfolio", "portfolio.xlsx", "xlsx", "report", "the batch workbook"),
+        OutputFile("portfolio_html", "portfolio.html", "html", "report", "the batch report"),
+        OutputFile("requests", "requests.xlsx", "xlsx", "report", "the evidence request"),
+        OutputFile("packs", "packs", "folder", "report", "every project's pack"),
+        OutputFile("run", "run.json", "json", "record", "the run record and its outputs"),
+    )
+}
+#: The keys of the data files, in the order they are written.
+DATA_FILES: tuple[str, ...] = tuple(k for k, f in OUTPUT_FILES.items() if f.layer == "data")
+
+
+def csv_compatible(frame: pl.DataFrame) -> pl.DataFrame:
+    """The frame as CSV can hold it: list columns joined with ``'; '``.
+
+    Parameters
+    ----------
+    frame : polars.DataFrame
+        A results table (or a part of one).
+
+    Returns
+    -------
+    polars.DataFrame
+        The same frame when it has no list column.
+    """
+    nested = [c for c, t in frame.schema.items() if isinstance(t, pl.List)]
+    return frame.with_columns(pl.col(nested).list.join("; ")) if nested else frame
+
+
 #: file-manager litter, dropped with the old set rather than carried over
 _LITTER = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
 
@@ -85,8 +188,24 @@ _UMASK = _current_umask()
 
 
 def atomic_write(path: Path, write: Callable[[str], object]) -> None:
-    """``write(tmp)`` into a hidden temporary file next to ``path``, then rename it into place:
-    an interrupted write never leaves a half-written file, nor the temporary file."""
+    """Write a file so that it is either complete or absent.
+
+    ``write(tmp)`` writes into a hidden temporary file next to ``path``, which is then renamed
+    into place: an interrupted write never leaves a half-written file, nor the temporary file.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The file to write.
+    write : callable
+        Called with the temporary file's path (a ``str``); writes the content there.
+
+    Raises
+    ------
+    GreenscreenError
+        The folder cannot be written, or the disk is full (in greenscreen's words, whatever
+        the writer called it).
+    """
     try:
         fd, tmp = tempfile.mkstemp(
             dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}"
@@ -162,8 +281,21 @@ def _rmtree(path: Path) -> None:
 # Locks
 @contextmanager
 def folder_lock(folder: Path, *, in_use: str = "") -> Iterator[None]:
-    """Hold an exclusive lock on ``folder`` (which must exist); fail at once when another
-    process holds it. ``in_use`` is appended to the error (e.g. the other run's pid)."""
+    """Hold an exclusive lock on a folder for the duration of the ``with`` block.
+
+    Parameters
+    ----------
+    folder : pathlib.Path
+        The folder to lock (created when missing).
+    in_use : str
+        Appended to the error when another process holds the lock (e.g. its pid).
+
+    Raises
+    ------
+    GreenscreenError
+        At once, when another process holds the lock. Without ``flock`` (Windows, some
+        network file systems) nothing is locked.
+    """
     fd = _lock(folder, in_use)
     try:
         yield
@@ -212,8 +344,16 @@ class OutputSet:
         self.committed = False
 
     def commit(self, record: dict[str, Any]) -> None:
-        """Write ``run.json`` (``record`` plus ``outputs``, the entries this run wrote) and
-        swap the set in. Nothing of the previous set is left; the user's own files are."""
+        """Write ``run.json`` and swap the set in.
+
+        Nothing of the previous set is left; the user's own files in the folder are kept.
+
+        Parameters
+        ----------
+        record : dict
+            The run record (:meth:`ScreenResult.metadata <greenscreen.run.ScreenResult.metadata>`);
+            ``outputs`` (the entries this run wrote) is added.
+        """
         names = sorted(
             entry.name + ("/" if entry.is_dir(follow_symlinks=False) else "")
             for entry in os.scandir(self.path)
@@ -242,9 +382,27 @@ class OutputSet:
 
 @contextmanager
 def output_set(out_dir: str | Path) -> Iterator[OutputSet]:
-    """Lock ``out_dir`` and give a hidden sibling folder to write a run's outputs into;
+    """Lock an output folder and give a hidden sibling folder to write a run's outputs into.
+
     :meth:`OutputSet.commit` swaps it in. Leaving the block without a commit (an error, an
-    interrupt) discards it: the folder keeps its previous set."""
+    interrupt) discards it: the folder keeps its previous set.
+
+    Parameters
+    ----------
+    out_dir : str or pathlib.Path
+        The output folder.
+
+    Yields
+    ------
+    OutputSet
+        Write into its ``path``, then call its ``commit``.
+
+    Raises
+    ------
+    GreenscreenError
+        The folder is in use by another run, cannot be written, or holds files greenscreen did
+        not write and no greenscreen ``run.json``.
+    """
     final = _target(Path(out_dir))
     prefix = _sibling_prefix(final)
     _restore(final, prefix)

@@ -19,7 +19,23 @@ BundledDir = Literal["taxonomies", "templates"]
 
 
 def bundled_dir(name: BundledDir) -> Path:
-    """Directory of the bundled ``taxonomies`` or ``templates`` (installed wheel first)."""
+    """The bundled ``taxonomies`` or ``templates`` directory.
+
+    Parameters
+    ----------
+    name : {"taxonomies", "templates"}
+
+    Returns
+    -------
+    pathlib.Path
+        ``greenscreen/_bundled/<name>`` in an installed wheel, else ``<name>`` beside the
+        package (a checkout or an editable install).
+
+    Raises
+    ------
+    GreenscreenError
+        Neither exists (a broken installation).
+    """
     for candidate in (_PACKAGE / "_bundled" / name, _PACKAGE.parent / name):
         if candidate.is_dir():
             return candidate
@@ -29,5 +45,16 @@ def bundled_dir(name: BundledDir) -> Path:
 
 
 def data_file(name: str) -> Path:
-    """Path of a reference file shipped inside the package (``greenscreen/data/``)."""
+    """A reference file shipped inside the package.
+
+    Parameters
+    ----------
+    name : str
+        Its path under ``greenscreen/data/`` (``activities.csv``, ``factors/fuels.csv``).
+
+    Returns
+    -------
+    pathlib.Path
+        The path; whether the file exists is not checked.
+    """
     return _PACKAGE / "data" / name

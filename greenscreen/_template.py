@@ -19,10 +19,10 @@ from xlsxwriter.utility import xl_col_to_name
 
 from greenscreen import __version__
 from greenscreen.errors import GreenscreenError
-from greenscreen.schema import FIELDS, TEMPLATE_VERSION, FieldSpec, activities, provinces
+from greenscreen.schema import FIELDS, TEMPLATE_VERSION, FieldSpec
+from greenscreen.vocabularies import POWERTRAINS, TEMPLATE_CURRENCIES, activities, provinces
 
 _ROWS = 5000  # rows that carry dropdowns and checks
-_CURRENCIES = ("CNY", "USD", "EUR", "HKD", "JPY", "GBP", "SGD")
 _GROUP_COLOURS = {
     "identification": "#1F4E79",
     "location": "#2E75B6",
@@ -77,24 +77,39 @@ _EXAMPLES: list[dict[str, Any]] = [
 
 
 def write_template(path: str | Path) -> Path:
-    """Write the Excel input template for pipeline template v1 to ``path``.
+    """Write the Excel input template for pipeline template v1.
 
     The file is deterministic: the same greenscreen version writes the same bytes.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        An ``.xlsx`` file; its folder is created.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    GreenscreenError
+        Another suffix, or a path that cannot be written.
     """
     path = Path(path)
-    workbook = _open_workbook(
+    workbook = open_workbook(
         path,
         f"greenscreen pipeline template {TEMPLATE_VERSION}",
         "Candidate projects for green-loan screening",
     )
     specs = list(FIELDS.values())
-    styles = _styles(workbook)
+    styles = workbook_styles(workbook)
     lists = _list_columns()
     ranges = {
         name: f"=lists!${xl_col_to_name(2 * i)}$2:${xl_col_to_name(2 * i)}${len(values) + 1}"
         for i, (name, values, _) in enumerate(lists)
     }
-    _write_pipeline(workbook, specs, styles, ranges)
+    write_input_sheet(workbook, specs, styles, ranges)
     _write_fields(workbook, specs, styles)
     _write_evidence(workbook, styles)
     _write_examples(workbook, specs, styles)
@@ -106,7 +121,20 @@ def write_template(path: str | Path) -> Path:
     return path
 
 
-def _styles(workbook: Any) -> dict[str, Any]:
+def workbook_styles(workbook: Any) -> dict[str, Any]:
+    """The cell formats of a template workbook.
+
+    Parameters
+    ----------
+    workbook : xlsxwriter.Workbook
+        The workbook the formats belong to.
+
+    Returns
+    -------
+    dict of str to xlsxwriter.format.Format
+        One header format per field group (its colour), and ``label``, ``bold``, ``wrap``,
+        ``date`` and ``text``.
+    """
     header = {"bold": True, "font_color": "#FFFFFF", "border": 1, "text_wrap": True}
     styles = {
         group: workbook.add_format({**header, "bg_color": colour})
@@ -131,18 +159,9 @@ def _list_columns() -> list[_ListColumn]:
     return [
         ("activity", table["id"].to_list(), table["name_zh"].to_list()),
         ("province", provinces()["name_zh"].to_list(), provinces()["name_en"].to_list()),
-        ("currency", list(_CURRENCIES), [""] * len(_CURRENCIES)),
-        ("powertrain", list(_POWERTRAINS), list(_POWERTRAINS.values())),
+        ("currency", list(TEMPLATE_CURRENCIES), [""] * len(TEMPLATE_CURRENCIES)),
+        ("powertrain", list(POWERTRAINS), list(POWERTRAINS.values())),
     ]
-
-
-_POWERTRAINS = {
-    "bev": "纯电动 battery electric",
-    "fcev": "燃料电池 fuel cell",
-    "phev": "插电式混合动力 plug-in hybrid",
-    "hev": "混合动力 hybrid",
-    "ice": "燃油 combustion engine",
-}
 
 
 def _write_lists(workbook: Any, styles: dict[str, Any], lists: list[_ListColumn]) -> None:
@@ -156,13 +175,28 @@ def _write_lists(workbook: Any, styles: dict[str, Any], lists: list[_ListColumn]
         sheet.set_column(col, col + 1, 22)
 
 
-def _write_pipeline(
+def write_input_sheet(
     workbook: Any,
     specs: list[FieldSpec],
     styles: dict[str, Any],
     lists: dict[str, str],
     name: str = "pipeline",
 ) -> None:
+    """The input sheet: field names, Chinese labels with units, then empty checked rows.
+
+    Parameters
+    ----------
+    workbook : xlsxwriter.Workbook
+        The template being written.
+    specs : list of FieldSpec
+        The columns, in order.
+    styles : dict
+        :func:`workbook_styles` of ``workbook``.
+    lists : dict of str to str
+        Field name → the sheet range of its dropdown values (``=lists!$A$2:$A$40``).
+    name : str
+        The sheet's name (``pipeline``; the loan book's is ``loans``).
+    """
     sheet = workbook.add_worksheet(name)
     sheet.freeze_panes(2, 1)
     last = _ROWS + 1
@@ -268,9 +302,27 @@ def _write_fields(workbook: Any, specs: list[FieldSpec], styles: dict[str, Any])
     sheet.autofilter(0, 0, len(specs), len(heads) - 1)
 
 
-def _open_workbook(path: Path, title: str, subject: str) -> Any:
-    """A template workbook at ``path`` (.xlsx only), with fixed properties so the same
-    greenscreen version writes the same bytes; a path that cannot be written is one error."""
+def open_workbook(path: Path, title: str, subject: str) -> Any:
+    """A template workbook at ``path`` with fixed properties, so that the same greenscreen
+    version writes the same bytes (the pipeline and the loan book templates).
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        Where to write it: an ``.xlsx`` file; its folder is created.
+    title, subject : str
+        The workbook's document properties.
+
+    Returns
+    -------
+    xlsxwriter.Workbook
+        Open; the caller adds sheets and closes it.
+
+    Raises
+    ------
+    GreenscreenError
+        Another suffix, or a path that cannot be written.
+    """
     if path.suffix.lower() != ".xlsx":
         raise GreenscreenError(f"the template is an .xlsx workbook; got '{path.name}'")
     try:

@@ -19,7 +19,14 @@ from typing import Any
 
 import polars as pl
 
-from greenscreen._outputs import CSV_MAX_ROWS, atomic_write, output_set
+from greenscreen._outputs import (
+    CSV_MAX_ROWS,
+    DATA_FILES,
+    OUTPUT_FILES,
+    atomic_write,
+    csv_compatible,
+    output_set,
+)
 from greenscreen.errors import GreenscreenError, PipelineError
 from greenscreen.io import Pipeline, SourceInfo, duplicate_id_rejects, read_pipeline
 from greenscreen.report import write_run_reports
@@ -27,14 +34,8 @@ from greenscreen.report.html import write_portfolio_html
 from greenscreen.report.labels import Lang
 from greenscreen.run import ScreenResult, screen
 
-#: outputs assembled from per-batch parts (name → file)
-_PARTS = {
-    "results": "results.parquet",
-    "decisions": "decisions.parquet",
-    "subsidies": "subsidies.parquet",
-    "schedule": "subsidy_schedule.parquet",
-    "sensitivities": "sensitivities.parquet",
-}
+#: outputs assembled from per-batch parts (key → file name): the Parquet data files
+_PARTS = {k: OUTPUT_FILES[k].name for k in DATA_FILES if OUTPUT_FILES[k].format == "parquet"}
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,12 @@ class BatchRun:
     result: ScreenResult | None = field(default=None, repr=False, compare=False)
 
     def summary(self) -> str:
+        """One line for a person: rows read, batches, accepted, rejected, blank.
+
+        Returns
+        -------
+        str
+        """
         text = (
             f"{self.n_input_rows:,} rows read in {self.batches} batches: {self.n_accepted:,} "
             f"accepted, {self.n_rejected:,} rejected"
@@ -69,10 +76,43 @@ def screen_batched(
     csv_max_rows: int = CSV_MAX_ROWS,
     **options: Any,
 ) -> BatchRun:
-    """Screen a UTF-8 CSV or Parquet pipeline of any size in batches of ``batch_rows`` rows and
-    write the outputs to ``out_dir`` (results.csv up to ``csv_max_rows`` accepted projects).
-    ``options`` are those of :func:`greenscreen.screen`; ``on_batch(rows_done, rows_total)``
-    reports progress."""
+    """Screen a UTF-8 CSV or Parquet pipeline of any size in batches and write the outputs.
+
+    Memory is bounded by the batch size, not by the file; the outputs are those of
+    :meth:`ScreenResult.write <greenscreen.run.ScreenResult.write>` without the portfolio
+    workbook, written as one output set.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A CSV (UTF-8), TSV/TXT or Parquet file.
+    out_dir : str or pathlib.Path
+        The output folder.
+    batch_rows : int
+        Rows read and screened at a time; a file of at most this many rows is screened in
+        one piece.
+    lang : {"en", "zh"}
+        The report's language.
+    on_batch : callable, optional
+        ``on_batch(rows_done, rows_total)`` reports progress (each row counts twice: read,
+        then screened).
+    csv_max_rows : int
+        Above this many accepted projects ``results.csv`` is not written (0: never).
+    **options
+        Those of :func:`greenscreen.screen` (and ``encoding``, ``separator``).
+
+    Returns
+    -------
+    BatchRun
+        The files written and the counts (input = accepted + rejected + blank).
+
+    Raises
+    ------
+    PipelineError
+        The file is missing, not CSV or Parquet, not UTF-8, or unreadable part-way.
+    GreenscreenError
+        ``batch_rows`` < 1.
+    """
     source = Path(path)
     if batch_rows < 1:
         raise GreenscreenError("batch_rows must be at least 1")
@@ -119,11 +159,11 @@ def _scan(source: Path, options: dict[str, Any]) -> tuple[pl.LazyFrame, int, str
         header = head[: exc.start].decode("utf-8-sig").splitlines()[0]
     if not header:
         raise PipelineError(f"{source.name} is empty")
-    from greenscreen.io import _separator  # the reader's own separator sniffing
+    from greenscreen.io import csv_separator  # the reader's own separator sniffing
 
     frame = pl.scan_csv(
         source,
-        separator=_separator(header, options.get("separator")),
+        separator=csv_separator(header, options.get("separator")),
         infer_schema=False,
         encoding="utf8",
     )
@@ -249,8 +289,7 @@ def _run(
         result.results.write_parquet(parts / f"results-{k:05d}.parquet", statistics=False)
         result.decisions_lazy.sink_parquet(parts / f"decisions-{k:05d}.parquet")
         if result.subsidies is not None:
-            awards = result.subsidies.awards.drop("_start_year", strict=False)
-            awards.write_parquet(parts / f"subsidies-{k:05d}.parquet")
+            result.subsidies.awards.write_parquet(parts / f"subsidies-{k:05d}.parquet")
             result.subsidies.schedule.write_parquet(parts / f"schedule-{k:05d}.parquet")
         if result.appraisal is not None and result.appraisal.sensitivities.height:
             result.appraisal.sensitivities.write_parquet(parts / f"sensitivities-{k:05d}.parquet")
@@ -262,12 +301,12 @@ def _run(
         [pl.read_parquet(p) for p in sorted(parts.glob("rejects-*.parquet"))] + [duplicate_rejects],
         how="vertical_relaxed",
     ).sort("row", maintain_order=True)
-    return _finish(
+    return finish_outputs(
         source, out, parts, last, rejects_all, total, n_blank, len(pipelines), lang, csv_max_rows
     )
 
 
-def _finish(
+def finish_outputs(
     source: Path,
     out: Path,
     parts: Path,
@@ -279,6 +318,45 @@ def _finish(
     lang: Lang,
     csv_max_rows: int = CSV_MAX_ROWS,
 ) -> tuple[BatchRun, dict[str, Any]]:
+    """Assemble a run written in parts into the usual outputs and its run record.
+
+    Batch mode and Spark runs (:func:`greenscreen.spark.screen_spark_file`) write every
+    table's parts into ``parts`` (``KEY-NNNNN.parquet``, in input order); this streams them
+    into the data files (:data:`greenscreen._outputs.DATA_FILES`), writes ``rejects.csv`` and
+    ``portfolio.html``, and makes the run record from ``last``'s with the whole file's
+    SHA-256 and counts (:meth:`ScreenResult.metadata
+    <greenscreen.run.ScreenResult.metadata>`).
+
+    Parameters
+    ----------
+    source : pathlib.Path
+        The input file.
+    out : pathlib.Path
+        The output set's staging folder.
+    parts : pathlib.Path
+        The folder of part files.
+    last : ScreenResult or None
+        A screened part: the run's rulebooks, programmes and configuration.
+    rejects : polars.DataFrame
+        All the run's rejects, in row order.
+    total : int
+        Input rows of the file.
+    n_blank : int
+        Blank rows ignored.
+    batches : int
+        Parts screened.
+    lang : {"en", "zh"}
+        The report's language.
+    csv_max_rows : int
+        Above this many accepted projects ``results.csv`` is not written (0: never).
+
+    Returns
+    -------
+    run : BatchRun
+        Paths inside ``out``.
+    record : dict
+        The run record for ``run.json``.
+    """
     if last is None:  # total > batch_rows: there was a batch
         raise GreenscreenError(f"{source.name}: no batch was read")
     n_rejected = rejects["row"].n_unique() if rejects.height else 0
@@ -291,13 +369,11 @@ def _finish(
             atomic_write(paths[key], partial(_append_parquet, files))
     if "results" in paths and 0 < csv_max_rows and accepted <= csv_max_rows:
         files = sorted(parts.glob("results-*.parquet"))
-        paths["results_csv"] = out / "results.csv"
+        paths["results_csv"] = out / OUTPUT_FILES["results_csv"].name
         atomic_write(paths["results_csv"], lambda tmp: _append_csv(files, tmp))
-    paths["rejects"] = out / "rejects.csv"
+    paths["rejects"] = out / OUTPUT_FILES["rejects"].name
     atomic_write(paths["rejects"], lambda p: rejects.write_csv(p, include_bom=True))
-    meta = last.metadata()
-    meta["input"]["sha256"] = _sha256(source)
-    meta["counts"] = {
+    counts = {
         "input_rows": total,
         "accepted": accepted,
         "rejected": n_rejected,
@@ -305,8 +381,9 @@ def _finish(
         "blank_rows_ignored": n_blank,
         "batches": batches,
     }
+    meta = last.metadata(sha256=_sha256(source), counts=counts)
     if "results" in paths:
-        paths["portfolio_html"] = out / "portfolio.html"
+        paths["portfolio_html"] = out / OUTPUT_FILES["portfolio_html"].name
         pipeline = replace(last.pipeline, rejects=rejects, n_input_rows=total, n_blank=n_blank)
         whole = replace(last, pipeline=pipeline)
         scan = pl.scan_parquet(paths["results"])
@@ -334,9 +411,7 @@ def _append_csv(files: list[Path], path: str) -> None:
     """results.csv from the parts, one part in memory at a time (lists joined with '; ')."""
     with open(path, "wb") as handle:
         for k, file in enumerate(files):
-            part = pl.read_parquet(file)
-            nested = [c for c, t in part.schema.items() if isinstance(t, pl.List)]
-            part = part.with_columns(pl.col(nested).list.join("; ")) if nested else part
+            part = csv_compatible(pl.read_parquet(file))
             part.write_csv(handle, include_header=k == 0, include_bom=k == 0)
 
 

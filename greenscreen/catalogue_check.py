@@ -84,6 +84,16 @@ def _squash(text: str) -> str:
 
 @dataclass(frozen=True)
 class NameMismatch:
+    """An item whose name differs between the item table (or rulebook) and the official text.
+
+    Parameters
+    ----------
+    code : str
+        The level-3 item code (``1.1.1``).
+    items_name, official_name : str
+        The two names, whitespace removed.
+    """
+
     code: str
     items_name: str
     official_name: str
@@ -91,6 +101,27 @@ class NameMismatch:
 
 @dataclass(frozen=True)
 class Report:
+    """What :func:`check_items` found: codes, names, conditions, remarks and quotes compared.
+
+    Parameters
+    ----------
+    official_codes, items_codes : int
+        Level-3 items in the official text and in the item table.
+    missing_in_items, missing_in_official : tuple of str
+        Item codes found on one side only.
+    name_mismatches : tuple of NameMismatch
+    conditions_checked : int
+        GB/T rows whose condition (条件/标准) was searched for.
+    conditions_not_found, verified_flag_wrong : tuple of (str, str)
+        (item code, row) not found; rows whose ``verified`` flag disagrees with the search.
+    remarks_checked : int
+    remarks_not_found : tuple of (str, str)
+    quotes_checked : int
+        A rulebook's criterion texts (zh) that quote the catalogue.
+    quotes_not_found : tuple of (str, str)
+        (item code, criterion id).
+    """
+
     official_codes: int
     items_codes: int
     missing_in_items: tuple[str, ...] = ()
@@ -107,6 +138,7 @@ class Report:
 
     @property
     def ok(self) -> bool:
+        """No mismatch of any kind."""
         return not (
             self.missing_in_items
             or self.missing_in_official
@@ -118,6 +150,12 @@ class Report:
         )
 
     def render(self) -> str:
+        """The report as text, one finding a line.
+
+        Returns
+        -------
+        str
+        """
         found = self.conditions_checked - len(self.conditions_not_found)
         lines = [
             f"level-3 items: {self.official_codes} in the official text, {self.items_codes} in "
@@ -150,9 +188,25 @@ def official_items(text: str) -> dict[str, str]:
     """Level-3 item codes and names (whitespace removed) in the official text.
 
     In the column-by-column extraction only the 领域 column is read; in ``pdftotext -layout``
-    text, the 领域 cell is the part of a line before the first gap of two or more spaces, on lines
-    that start in the first column. A name continues over the following lines until the next item
-    code, heading or the notes (注：)."""
+    text, the 领域 cell is the part of a line before the first gap of two or more spaces, on
+    lines that start in the first column. A name continues over the following lines until the
+    next item code, heading or the notes (注：).
+
+    Parameters
+    ----------
+    text : str
+        The official text, as extracted.
+
+    Returns
+    -------
+    dict of str to str
+        Item code → name.
+
+    References
+    ----------
+    People's Bank of China et al., 银发〔2025〕132号 附件《绿色金融支持项目目录（2025年版）》;
+    the text as extracted in ``taxonomies/sources/`` (see its README).
+    """
     section = _AREA_SECTION.search(text)
     if section:
         text = section[1]
@@ -199,7 +253,25 @@ def _rulebook_rows(book: dict[str, Any]) -> list[dict[str, str]]:
 
 
 def check_items(items: str | Path, official_text: str | Path) -> Report:
-    """Compare the item CSV or rulebook with the official text; see the module docstring."""
+    """Compare the item table or rulebook with the official text (see the module docstring).
+
+    Parameters
+    ----------
+    items : str or pathlib.Path
+        The item CSV (``taxonomies/sources/cn_gfsp_2025_items.csv``) or a rulebook YAML whose
+        items carry ``rows``.
+    official_text : str or pathlib.Path
+        A UTF-8 text extraction of the official PDF.
+
+    Returns
+    -------
+    Report
+
+    References
+    ----------
+    People's Bank of China et al., 银发〔2025〕132号 附件《绿色金融支持项目目录（2025年版）》;
+    the text as extracted in ``taxonomies/sources/`` (see its README).
+    """
     text = Path(official_text).read_text(encoding="utf-8")
     items = Path(items)
     quotes: list[tuple[str, str, str]] = []  # (item, criterion, zh text)
@@ -312,13 +384,26 @@ class ConditionKinds:
 
     @property
     def measured(self) -> int:
+        """Rows (items, for 2019) classified ``measured``."""
         return self.counts.get("measured", 0)
 
     @property
     def encoded_share(self) -> float:
+        """Share of the measured rows the rulebook encodes [fraction, 0–1]; 1 when none."""
         return len(self.encoded) / self.measured if self.measured else 1.0
 
     def render(self, verbose: bool = False) -> str:
+        """The report as text.
+
+        Parameters
+        ----------
+        verbose : bool
+            Also list every measured row not encoded.
+
+        Returns
+        -------
+        str
+        """
         label = self.row_label
         where = f"; in {self.measured_items} items" if label == "rows" else ""
         lines = [
@@ -370,9 +455,32 @@ def check_condition_kinds(
     sources: str | Path | None = None,
     kinds_csv: str | Path | None = None,
 ) -> ConditionKinds:
-    """Check the condition classification of ``cn_gfsp_2025`` or ``cn_gbepc_2021`` against its
-    item table and measure how many measured rows ``rulebook`` (default: the bundled one)
-    encodes; see the module docstring."""
+    """Check a catalogue's condition classification and measure what the rulebook encodes.
+
+    See the module docstring for the checks.
+
+    Parameters
+    ----------
+    book_id : {"cn_gfsp_2025", "cn_gbepc_2021"}
+        The catalogue rulebook (``cn_gbepc_2021`` is classified per item of the 2019
+        explanations).
+    rulebook : Rulebook, optional
+        The rulebook whose measured criteria count as encoding; default the bundled one.
+    sources : str or pathlib.Path, optional
+        The folder with the classification and item table; default
+        ``taxonomies/sources``.
+    kinds_csv : str or pathlib.Path, optional
+        Another classification file to check.
+
+    Returns
+    -------
+    ConditionKinds
+
+    Raises
+    ------
+    ValueError
+        No classification exists for ``book_id``.
+    """
     if book_id not in _KIND_FILES:
         raise ValueError(f"no condition classification for {book_id!r}")
     folder = Path(sources) if sources else bundled_dir("taxonomies") / "sources"
@@ -438,8 +546,17 @@ def check_condition_kinds(
 
 
 def condition_summary(book: Rulebook) -> ConditionKinds | None:
-    """The classification report for a China catalogue rulebook, else None (also when the
-    bundled sources are not there)."""
+    """The classification report for a China catalogue rulebook.
+
+    Parameters
+    ----------
+    book : Rulebook
+
+    Returns
+    -------
+    ConditionKinds or None
+        None for another rulebook, or when the bundled sources are not there.
+    """
     if book.id not in _KIND_FILES:
         return None
     try:
@@ -449,6 +566,20 @@ def condition_summary(book: Rulebook) -> ConditionKinds | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line: ``python -m greenscreen.catalogue_check [--kinds] [--verbose]
+    [ITEMS_CSV|RULEBOOK_YAML OFFICIAL_TXT]``.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments; default ``sys.argv[1:]``. Without files: the bundled rulebook against
+        the bundled column text, after the condition-kind reports.
+
+    Returns
+    -------
+    int
+        The exit code: 0 all found, 1 a mismatch, 2 a usage error.
+    """
     args = list(sys.argv[1:] if argv is None else argv)
     verbose = any(a in ("-v", "--verbose") for a in args)
     kinds_only = "--kinds" in args

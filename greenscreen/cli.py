@@ -1,14 +1,20 @@
 """The ``greenscreen`` command.
 
-Verbs: ``demo``, ``screen``, ``pack``, ``explain``, ``template``, ``rulebooks`` (``check``,
-``build``, ``schema``), ``runs`` (the run register: ``list``, ``show``, ``diff``, ``export``)
-and ``rescreen``. User mistakes
+Verbs: ``demo``, ``screen``, ``pack``, ``explain``, ``merge`` (answers of a requests.xlsx into
+the pipeline), ``template`` (the pipeline or loan book template), ``report`` (periodic reports
+over a loan book), ``rulebooks`` (list; ``check`` a folder; ``build`` the China catalogues from
+their sources; ``schema``), ``runs`` (the run register: ``list``, ``show``, ``diff``,
+``export``) and ``rescreen``. User mistakes
 (a missing file, a bad column, rejected rows in ``--strict`` mode) print a one-line message to
 stderr and exit non-zero without a traceback. Exit codes: 0 success, 1 an error in the input,
 the files or the output folder, 2 a usage error (an unknown option, a bad option value: click's
 code), 3 an internal error (a bug: set GREENSCREEN_DEBUG=1 for the traceback), 4 rows rejected
 in ``--strict`` mode, 130 interrupted (Ctrl-C or SIGTERM). The tables and summaries the verbs
 print are formatted in :mod:`greenscreen._console`.
+
+A command function's docstring is its ``--help`` text and its parameters are its click
+options (each with ``help=``): they carry no numpydoc Parameters section, which would repeat
+the options.
 """
 
 from __future__ import annotations
@@ -353,7 +359,13 @@ def screen(
     required=True,
     help="Directory for the packs (one file per project).",
 )
-@click.option("--lang", type=click.Choice(["en", "zh"]), default="en", show_default=True)
+@click.option(
+    "--lang",
+    type=click.Choice(["en", "zh"]),
+    default="en",
+    show_default=True,
+    help="Language of the packs.",
+)
 @click.option(
     "--format",
     "formats",
@@ -469,7 +481,13 @@ def template(out: Path, force: bool, kind: str) -> None:
     help="The run register for --run (default: $GREENSCREEN_HOME/runs.duckdb).",
 )
 @click.option("--period", required=True, help="Reporting period: 2026-Q3, 2026-H1 or 2026.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Directory for the report tables, report.xlsx, report.html and run.json.",
+)
 @click.option("--total-loans", type=float, help="The bank's total loans [CNY] for JR/T 0227.")
 @click.option("--strict", is_flag=True, help="Exit with status 4 if any loan is rejected.")
 @click.option("--sheet", help="Excel sheet name of BOOK.")
@@ -662,7 +680,13 @@ def rulebooks_schema(kind: Literal["rulebook", "programme"], out: Path | None) -
 @click.argument("pipeline", type=click.Path(path_type=Path))
 @click.option("--project", "project_id", required=True, help="project_id to explain.")
 @_run_options
-@click.option("--lang", type=click.Choice(["en", "zh"]), default="en", show_default=True)
+@click.option(
+    "--lang",
+    type=click.Choice(["en", "zh"]),
+    default="en",
+    show_default=True,
+    help="Language of rulebook and item names in the trace.",
+)
 def explain(pipeline: Path, project_id: str, lang: str, **run: Any) -> None:
     """Print the decision trace of one project: status, item and every criterion."""
     from greenscreen.run import explain as explain_project
@@ -1108,7 +1132,20 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: maps errors to messages and exit codes."""
+    """The console-script entry point: runs the command, maps errors to messages and exit codes.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments; default ``sys.argv[1:]``.
+
+    Raises
+    ------
+    SystemExit
+        Always, with the exit code: 0 success, 1 an error in the input, files or output
+        folder, 2 a usage error, 3 an internal error, 4 rows rejected under ``--strict``,
+        130 interrupted.
+    """
     if threading.current_thread() is threading.main_thread():
         # SIGTERM stops a run like Ctrl-C: its hidden output folder is removed, the previous
         # outputs stay (SIGKILL cannot be caught; the next run removes what it leaves)

@@ -60,6 +60,7 @@ import polars as pl
 from greenscreen._resources import data_file
 from greenscreen.errors import GreenscreenError
 from greenscreen.rulebook import generation_mwh
+from greenscreen.vocabularies import grid_name
 
 Policy = Literal["combined_margin", "grid_average"]
 
@@ -164,7 +165,7 @@ class Factors:
         return float(row["value"][0]), str(row["verification"][0])
 
 
-_FACTOR_FILES = ("grid_factors.csv", "grid_regions.csv", "fuels.csv", "constants.csv")
+FACTOR_FILES = ("grid_factors.csv", "grid_regions.csv", "fuels.csv", "constants.csv")
 
 
 def load_factors(factors_dir: str | Path | None = None) -> Factors:
@@ -177,7 +178,7 @@ def load_factors(factors_dir: str | Path | None = None) -> Factors:
     # cached per directory and file versions, so an edited file is read again
     stamps = tuple(
         (name, path.stat().st_mtime_ns, path.stat().st_size)
-        for name in _FACTOR_FILES
+        for name in FACTOR_FILES
         if (path := folder / name).is_file()
     )
     return _load_factors(str(folder), stamps)
@@ -355,8 +356,8 @@ def _with_grid_factor(
     # grid_region overrides the province's grid for whichever series is used
     override = pl.col("grid_region").str.strip_chars()
     frame = frame.with_columns(
-        pl.coalesce(_grid_name(override), pl.col("_cdm_grid")).alias("_cdm_grid"),
-        pl.coalesce(_grid_name(override), pl.col("_mee_region")).alias("_mee_region"),
+        pl.coalesce(grid_name(override), pl.col("_cdm_grid")).alias("_cdm_grid"),
+        pl.coalesce(grid_name(override), pl.col("_mee_region")).alias("_mee_region"),
         pl.col("activity").is_in(_INTERMITTENT).fill_null(False).alias("_intermittent"),
     )
     grid = factors.grid
@@ -495,27 +496,6 @@ def _with_grid_factor(
         .when(has_published)
         .then(published_v)
         .alias("ef_verification"),
-    )
-
-
-_GRID_NAMES = {
-    "华北": "North",
-    "东北": "Northeast",
-    "华东": "East",
-    "华中": "Central",
-    "西北": "Northwest",
-    "南方": "South",
-    "西南": "Southwest",
-}
-
-
-def _grid_name(text: pl.Expr) -> pl.Expr:
-    """grid_region input (English or Chinese, with or without 电网/区域) to a region name."""
-    base = text.str.replace_all(r"(?i)(电网|区域|grid|region)", "").str.strip_chars()
-    title = base.str.to_titlecase()
-    return pl.coalesce(
-        base.replace_strict(_GRID_NAMES, default=None),
-        pl.when(title.is_in(list(_GRID_NAMES.values()))).then(title),
     )
 
 

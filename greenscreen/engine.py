@@ -10,7 +10,8 @@ pass/fail/unknown, clause, verification).
 Three-valued logic throughout: a criterion over a missing input is *unknown* (SQL NULL).
 Alternatives (criteria sharing an ``alternative`` label) combine with OR, everything else with
 AND, both in Kleene logic: one failed required criterion fails the item even when others are
-unknown; one passed alternative passes the group.
+unknown; one passed alternative passes the group (:mod:`greenscreen.logic`, shared with the
+programme evaluator).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import numpy as np
 import polars as pl
 
 from greenscreen.errors import RulebookError
+from greenscreen.logic import combine, gates, typed_evidence
 from greenscreen.rulebook import (
     DERIVED_INPUTS,
     Criterion,
@@ -35,7 +37,8 @@ from greenscreen.rulebook import (
     generation_mwh,
     input_fields,
 )
-from greenscreen.schema import FIELDS, activities
+from greenscreen.schema import FIELDS
+from greenscreen.vocabularies import activities
 
 DECISION_SCHEMA = pl.Schema(
     {
@@ -57,25 +60,39 @@ DECISION_SCHEMA = pl.Schema(
 ``pass``, ``fail`` or ``unknown``; ``selected`` marks the item that gave the status. A project
 in the scope of no item gets one row with criterion ``scope``."""
 
-_TRUE = ("true", "yes", "y", "1", "是", "有", "√", "✓", "x")
-_FALSE = ("false", "no", "n", "0", "否", "无", "×", "✗")
-
 
 @dataclass(frozen=True)
 class Screening:
-    """The engine's output: ``summary`` (one row per project) and the decisions (long, lazy:
-    materialised when written or first read)."""
+    """The engine's output: ``per_project`` (one row per project: status, item, missing fields
+    and flags per rulebook) and the decisions (long, lazy: materialised when written or first
+    read)."""
 
-    summary: pl.DataFrame
+    per_project: pl.DataFrame
     decisions_lazy: pl.LazyFrame
 
     @cached_property
     def decisions(self) -> pl.DataFrame:
+        """The decisions table (:data:`DECISION_SCHEMA`), collected on first use."""
         return self.decisions_lazy.collect()
 
 
 def prepare(projects: pl.DataFrame, rulebooks: Sequence[Rulebook]) -> pl.DataFrame:
-    """Add the derived inputs, infer missing activities, type the evidence fields."""
+    """The projects as the rulebooks read them.
+
+    Parameters
+    ----------
+    projects : polars.DataFrame
+        Accepted projects (:func:`greenscreen.read_pipeline`).
+    rulebooks : sequence of Rulebook
+        The rulebooks to be evaluated: their declared evidence fields are typed.
+
+    Returns
+    -------
+    polars.DataFrame
+        ``projects`` with the derived inputs (:func:`with_derived_inputs`), a blank activity
+        inferred (:func:`infer_activity`) and every evidence field typed as declared
+        (:func:`greenscreen.logic.typed_evidence`; all null when not supplied).
+    """
     frame = with_derived_inputs(infer_activity(projects))
     declared: dict[str, pl.DataType] = {}
     bounds = {f.name: f.bounds() for book in rulebooks for f in book.fields}
@@ -83,13 +100,28 @@ def prepare(projects: pl.DataFrame, rulebooks: Sequence[Rulebook]) -> pl.DataFra
         for name, dtype in input_fields(book).items():
             if name not in FIELDS and name not in DERIVED_INPUTS:
                 declared[name] = dtype
-    casts = [_evidence(frame, name, dtype, bounds.get(name)) for name, dtype in declared.items()]
+    casts = [
+        typed_evidence(frame, name, dtype, bounds.get(name)) for name, dtype in declared.items()
+    ]
     return frame.with_columns(casts) if casts else frame
 
 
 def with_derived_inputs(frame: pl.DataFrame) -> pl.DataFrame:
-    """Add the inputs rulebooks and programmes may use besides the template's
-    (:data:`greenscreen.rulebook.DERIVED_INPUTS`)."""
+    """Add the inputs rulebooks and programmes may use besides the template's.
+
+    Parameters
+    ----------
+    frame : polars.DataFrame
+        Projects with the template columns.
+
+    Returns
+    -------
+    polars.DataFrame
+        With :data:`greenscreen.rulebook.DERIVED_INPUTS`: ``storage_duration_h`` [h]
+        (``storage_energy_mwh`` / ``storage_power_mw``), ``generation_mwh`` [MWh/yr]
+        (``annual_generation_mwh``, else ``capacity_mw`` × ``full_load_hours``) and
+        ``industry_class`` (``industry_code`` without its section letter).
+    """
     return frame.with_columns(
         (pl.col("storage_energy_mwh") / pl.col("storage_power_mw"))
         .fill_nan(None)
@@ -99,52 +131,24 @@ def with_derived_inputs(frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _evidence(
-    frame: pl.DataFrame,
-    name: str,
-    dtype: pl.DataType,
-    bounds: tuple[float | None, float | None] | None = None,
-) -> pl.Expr:
-    """An evidence column typed as its rulebook declares it; all-null when not supplied. A
-    number outside its field's ``bounds`` (a grade 0, a fraction 1.6) is not used: null, so
-    the decision stays undecided and asks for it again rather than deciding on it."""
-    if name not in frame.columns:
-        return pl.lit(None, dtype=dtype).alias(name)
-    low, high = bounds or (None, None)
-    if dtype.is_numeric() and (low is not None or high is not None):
-        value = (
-            pl.col(name).cast(dtype, strict=False)  # typed already (Parquet): no text round trip
-            if frame.schema[name].is_numeric()
-            else pl.col(name).cast(pl.String).str.strip_chars().cast(dtype, strict=False)
-        )
-        inside = pl.lit(True)
-        if low is not None:
-            inside = inside & (value >= low)
-        if high is not None:
-            inside = inside & (value <= high)
-        return pl.when(inside).then(value).alias(name)
-    if frame.schema[name] == dtype:
-        return pl.col(name)
-    text = pl.col(name).cast(pl.String).str.strip_chars().str.to_lowercase()
-    if dtype == pl.Boolean:
-        return (
-            pl.when(text.is_in(_TRUE))
-            .then(True)
-            .when(text.is_in(_FALSE))
-            .then(False)
-            .otherwise(None)
-            .alias(name)
-        )
-    if dtype == pl.Date:
-        return text.str.to_date("%Y-%m-%d", strict=False).alias(name)
-    return pl.col(name).cast(dtype, strict=False).alias(name)
-
-
 def infer_activity(projects: pl.DataFrame) -> pl.DataFrame:
     """Fill a blank ``activity`` from ``description`` keywords (zh and en); never silently.
 
-    Adds ``activity_source``: ``input``, ``inferred`` (lower confidence: check it) or null
-    when neither the input nor the keywords give an activity.
+    The activity with the most specific (longest) keyword wins: ``海上风电`` is
+    ``wind_offshore``, not ``wind_onshore``. Keywords: ``data/activities.csv``.
+
+    Parameters
+    ----------
+    projects : polars.DataFrame
+        Projects with ``activity`` and ``description``.
+
+    Returns
+    -------
+    polars.DataFrame
+        ``activity`` filled where a keyword matched, ``activity_source`` (``input``,
+        ``inferred``: lower confidence, check it; or null when neither gives an activity) and
+        ``activity_candidates`` (for those: the activities whose keywords the description
+        nearly matches, best first, at most three).
     """
     guess: pl.Expr = pl.lit(None, dtype=pl.String)
     # The activity with the most specific (longest) keyword is tried first, so "海上风电"
@@ -313,7 +317,7 @@ def _compile(book: Rulebook, present: _Present | None = None) -> list[_Compiled]
             expr = expr.cast(pl.Boolean)
             force = _in_force(criterion)
             if force is not None:  # not in force for this project: neutral (an alternative
-                # not in force offers nothing; see _combine for a group with none in force)
+                # not in force offers nothing; see logic.combine for a group with none in force)
                 expr = pl.when(force).then(expr).otherwise(pl.lit(criterion.alternative is None))
             criteria.append((criterion, expr, used))
             in_force.append(force)
@@ -411,37 +415,6 @@ def _reachable(code: str, scope: Scope, present: _Present, claim: str | None) ->
     return not present.classes.isdisjoint(_classes(scope))
 
 
-def _combine(
-    criteria: list[tuple[Criterion, str]], forces: dict[str, str] | None = None
-) -> pl.Expr:
-    """Kleene AND over required criteria and over OR-groups of alternatives. ``forces`` maps a
-    criterion column to its in-force column: a group none of whose members is in force for a
-    project does not constrain it."""
-    forces = forces or {}
-    groups: dict[str, list[str]] = {}
-    required: list[pl.Expr] = []
-    for criterion, column in criteria:
-        if not _gates(criterion):
-            continue
-        if criterion.alternative:
-            groups.setdefault(criterion.alternative, []).append(column)
-        else:
-            required.append(pl.col(column))
-    terms = required
-    for members in groups.values():
-        group = pl.any_horizontal(pl.col(m) for m in members)
-        if all(m in forces for m in members):
-            group = pl.when(pl.any_horizontal(pl.col(forces[m]) for m in members)).then(group)
-            group = group.otherwise(pl.lit(True))
-        terms.append(group)
-    return pl.all_horizontal(terms) if terms else pl.lit(True)
-
-
-def _gates(criterion: Criterion) -> bool:
-    """Does the criterion decide the status? ("should" and gate: false are only reported)"""
-    return criterion.gate and criterion.level == "shall"
-
-
 _PASS, _UNKNOWN, _FAIL = 2, 1, 0
 
 
@@ -458,7 +431,7 @@ def evaluate(projects: pl.DataFrame, rulebooks: Sequence[Rulebook]) -> Screening
     Returns
     -------
     Screening
-        ``summary``: project_id, activity, activity_source, rules_basis (which rule versions
+        ``per_project``: project_id, activity, activity_source, rules_basis (which rule versions
         were applied: by approval_date, or the current ones when it is missing), and per
         rulebook R the columns
         ``R__status``, ``R__item``, ``R__applies`` (R governs the loan by approval date),
@@ -493,7 +466,7 @@ def evaluate(projects: pl.DataFrame, rulebooks: Sequence[Rulebook]) -> Screening
         _inherit_missing(summary, book) for book in rulebooks if book.depends_on
     )
     table = pl.concat(decisions, how="vertical") if decisions else DECISION_SCHEMA.to_frame().lazy()
-    return Screening(summary=summary, decisions_lazy=table)
+    return Screening(per_project=summary, decisions_lazy=table)
 
 
 def _inherit_missing(summary: pl.DataFrame, book: Rulebook) -> pl.Series:
@@ -598,7 +571,7 @@ def _evaluate_book(
         "project_id", "activity", "approval_date", "industry_class", noid.alias("_noid"), *exprs
     )
     work = work.with_columns(
-        _combine(*_columns(k, comp)).alias(f"r{k}") for k, comp in enumerate(compiled)
+        combine(*_columns(k, comp)).alias(f"r{k}") for k, comp in enumerate(compiled)
     )
     work = work.with_columns(_state(k, comp).alias(f"st{k}") for k, comp in enumerate(compiled))
     status_items = [k for k, c in enumerate(compiled) if c.item.effect == "status"]
@@ -706,7 +679,17 @@ def _state(k: int, comp: _Compiled) -> pl.Expr:
 
 
 def has_components(book: Rulebook) -> bool:
-    """Does the rulebook split its criteria into SC / DNSH / minimum safeguards (EU-style)?"""
+    """Does the rulebook split its criteria into SC / DNSH / minimum safeguards (EU-style)?
+
+    Parameters
+    ----------
+    book : Rulebook
+
+    Returns
+    -------
+    bool
+        True when a criterion names a ``component``: the results then carry ``R__sc_met``.
+    """
     return any(c.component for item in book.leaf_items for c in item.criteria)
 
 
@@ -715,7 +698,7 @@ _NOT_SC = ("dnsh", "minimum_safeguards")
 
 def _gating(comp: _Compiled) -> list[int]:
     """Criteria whose unknown (or defaulted) inputs are asked for: gating ones reading inputs."""
-    return [j for j, (c, _, used) in enumerate(comp.criteria) if _gates(c) and used]
+    return [j for j, (c, _, used) in enumerate(comp.criteria) if gates(c) and used]
 
 
 # --------------------------------------------------------------------------------------------
@@ -816,7 +799,7 @@ def _kleene(comp: _Compiled, state: list[int], keep: Callable[[Criterion], bool]
     required: list[bool | None] = []
     groups: dict[str, list[bool | None]] = {}
     for j, (criterion, _, _) in enumerate(comp.criteria):
-        if not _gates(criterion) or not keep(criterion) or state[j] == _NA_S:
+        if not gates(criterion) or not keep(criterion) or state[j] == _NA_S:
             continue
         value = {_FAIL_S: False, _PASS_S: True, _UNKNOWN_S: None}[state[j]]
         if criterion.alternative:
@@ -1048,9 +1031,20 @@ CLAIM_FLAG = "claimed_item_conflict"
 
 
 def has_flags(book: Rulebook) -> bool:
-    """Does the rulebook report ``R__flags`` (flag items, or items whose activity an industry
-    code or a claim can contradict)? Decided by the file, not by the pipeline, so the result
-    columns do not depend on the data."""
+    """Does the rulebook report ``R__flags``?
+
+    It does when it has flag items, or items whose activity an industry code or a claimed
+    item can contradict. Decided by the file, not by the pipeline, so the result columns do
+    not depend on the data.
+
+    Parameters
+    ----------
+    book : Rulebook
+
+    Returns
+    -------
+    bool
+    """
     return bool(book.item_field) or any(
         item.effect == "flag"
         or bool(
@@ -1154,7 +1148,7 @@ def _decisions(
                     pl.lit(criterion.threshold or criterion.condition).alias("threshold"),
                     pl.lit(criterion.clause).alias("clause"),
                     pl.lit(criterion.verification).alias("verification"),
-                    pl.lit(_gates(criterion)).alias("gate"),
+                    pl.lit(gates(criterion)).alias("gate"),
                     pl.lit(used, dtype=pl.List(pl.String)).alias("fields"),
                 )
             )

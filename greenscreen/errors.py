@@ -64,6 +64,19 @@ class BuildError(GreenscreenError):
 
 
 def did_you_mean(value: str, options: Iterable[str]) -> str:
-    """Return ``"; did you mean 'x'?"`` for the closest option, or ``""`` when none is close."""
+    """The "did you mean" hint of an error message.
+
+    Parameters
+    ----------
+    value : str
+        What the user wrote.
+    options : iterable of str
+        The accepted values.
+
+    Returns
+    -------
+    str
+        ``"; did you mean 'x'?"`` for the closest option (difflib ratio ≥ 0.6), else ``""``.
+    """
     close = difflib.get_close_matches(value, list(options), n=1, cutoff=0.6)
     return f"; did you mean '{close[0]}'?" if close else ""

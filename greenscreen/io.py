@@ -1,10 +1,15 @@
-"""Read a pipeline into typed projects plus rejects; write the Excel input template.
+"""Read a pipeline into typed projects plus rejects.
 
 :func:`read_pipeline` accepts CSV (UTF-8, UTF-8 with BOM, GBK/GB18030), Excel (xlsx, xlsm, xls,
 xlsb, ods), Parquet, JSON / JSON lines, an in-memory polars or pandas DataFrame, or a list of
 dicts. Every input row ends up either in ``projects`` or in ``rejects`` (row, project_id, field,
-value, reason); fully blank rows are counted and reported. All checks are column expressions
-over the whole table: there is no per-row Python loop.
+column, value, reason, code); fully blank rows are counted and reported. All checks are column
+expressions over the whole table: there is no per-row Python loop.
+
+:func:`read_with` reads another template (a :class:`Contract`: the loan book) with the same
+machinery; :func:`read_table` gives a file as written, unvalidated (``greenscreen merge``). The
+vocabularies the cells are matched against live in :mod:`greenscreen.vocabularies`; the Excel
+input template is written by :mod:`greenscreen._template`.
 """
 
 from __future__ import annotations
@@ -26,18 +31,19 @@ from xml.etree import ElementTree
 import polars as pl
 
 from greenscreen.errors import GreenscreenError, PipelineError, did_you_mean
-from greenscreen.schema import (
-    FIELDS,
+from greenscreen.schema import FIELDS, FieldSpec, HeaderMatch, resolve_header
+from greenscreen.vocabularies import (
+    BOOLEANS,
+    COUNTRY_SYNONYMS,
+    CURRENCY_SYNONYMS,
     VOCABULARIES,
-    FieldSpec,
-    HeaderMatch,
-    _activity_lookup,
-    _label_key,
-    _province_lookup,
     activity_ids,
+    activity_lookup,
     city_lookup,
+    label_expr,
+    label_key,
+    province_lookup,
     provinces,
-    resolve_header,
 )
 
 REJECT_SCHEMA = pl.Schema(
@@ -67,10 +73,6 @@ MAX_WORKBOOK_PART_BYTES = 256 << 20  # a part the reader loads whole (shared str
 _EXCEL_SUFFIXES = {".xlsx", ".xlsm", ".xls", ".xlsb", ".ods"}
 _PREFERRED_SHEETS = ("pipeline", "projects", "项目清单", "项目")
 _MAX_VALUE_CHARS = 200  # reject rows quote at most this much of a bad cell
-
-# Synonyms accepted for the two code columns analysts most often type by hand.
-_COUNTRY_SYNONYMS = {"中国": "CN", "CHINA": "CN", "PRC": "CN", "CHN": "CN", "中华人民共和国": "CN"}
-_CURRENCY_SYNONYMS = {"人民币": "CNY", "RMB": "CNY", "元": "CNY", "美元": "USD", "欧元": "EUR"}
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,7 @@ class Pipeline:
 
     @property
     def n_accepted(self) -> int:
+        """Number of projects accepted (rows of ``projects``)."""
         return self.projects.height
 
     @property
@@ -111,6 +114,13 @@ class Pipeline:
         return self.rejects["row"].n_unique() if self.rejects.height else 0
 
     def summary(self) -> str:
+        """One line for a person: rows read, accepted, rejected, blank.
+
+        Returns
+        -------
+        str
+            E.g. ``120 rows read from loans.xlsx: 117 accepted, 3 rejected (4 reject rows)``.
+        """
         text = (
             f"{self.n_input_rows} rows read from {self.source.name}: "
             f"{self.n_accepted} accepted, {self.n_rejected} rejected "
@@ -184,7 +194,26 @@ def read_with(
     separator: str | None = None,
     strict: bool = False,
 ) -> Pipeline:
-    """Read and validate ``source`` against ``contract`` (see :func:`read_pipeline`)."""
+    """Read and validate ``source`` against another input template.
+
+    Parameters
+    ----------
+    contract : Contract
+        The template: its fields, header resolver, id field, required columns and row rules
+        (:data:`PIPELINE`, or the loan book's ``greenscreen.loans.LOANS``).
+    source, sheet, encoding, separator, strict
+        As :func:`read_pipeline`.
+
+    Returns
+    -------
+    Pipeline
+        The accepted rows typed by ``contract.fields``, and the rejects.
+
+    Raises
+    ------
+    PipelineError
+        The file cannot be read, lacks a required column, or (``strict``) has rejected rows.
+    """
     raw = _read_raw(source, sheet=sheet, encoding=encoding, separator=separator)
     n_input = raw.frame.height
     frame, matches, extras, notes = _map_columns(raw.frame, raw.info.name, raw.repeated, contract)
@@ -224,9 +253,22 @@ class _Raw:
 def read_table(
     source: str | Path, *, sheet: str | int | None = None, encoding: str | None = None
 ) -> pl.DataFrame:
-    """A pipeline file as written — its own headers, cells as the reader found them, nothing
-    typed or rejected — for tools that edit it (``greenscreen merge``); the same checks on
-    size, encoding and structure as :func:`read_pipeline`."""
+    """A pipeline file as written, for tools that edit it (``greenscreen merge``).
+
+    Its own headers, cells as the reader found them, nothing typed or rejected; the same checks
+    on size, encoding and structure as :func:`read_pipeline`.
+
+    Parameters
+    ----------
+    source : str or pathlib.Path
+        A CSV, Excel, Parquet or JSON file.
+    sheet, encoding
+        As :func:`read_pipeline`.
+
+    Returns
+    -------
+    polars.DataFrame
+    """
     return _read_raw(source, sheet=sheet, encoding=encoding, separator=None).frame
 
 
@@ -330,7 +372,7 @@ def _check_csv_header(header: str, separator: str | None, name: str) -> None:
             f"{MAX_COLUMNS:,} columns with headers of at most {MAX_HEADER_CHARS} characters"
         )
     try:
-        cells = next(csv.reader([header], delimiter=_separator(header, separator)), [])
+        cells = next(csv.reader([header], delimiter=csv_separator(header, separator)), [])
     except csv.Error:
         return  # an unreadable header is reported by the full read
     _check_columns(cells, name)
@@ -465,7 +507,21 @@ def _around(text: str, at: int) -> str:
     return window[start : min(ends, default=len(window))].strip()
 
 
-def _separator(header: str, separator: str | None) -> str:
+def csv_separator(header: str, separator: str | None) -> str:
+    """The separator of a CSV file, sniffed from its header line unless given.
+
+    Parameters
+    ----------
+    header : str
+        The file's first line.
+    separator : str or None
+        The separator the caller asked for; None to sniff one of ``,`` ``;`` tab ``|``.
+
+    Returns
+    -------
+    str
+        ``separator`` when given, else the sniffed one, else ``,``.
+    """
     if separator is None:
         try:
             separator = csv.Sniffer().sniff(header, delimiters=",;\t|").delimiter
@@ -476,7 +532,7 @@ def _separator(header: str, separator: str | None) -> str:
 
 def _csv_problem(text: str, header: str, separator: str | None, exc: Exception) -> str:
     """Say which row of a CSV polars could not read: a stray separator, an unclosed quote."""
-    sep = _separator(header, separator)
+    sep = csv_separator(header, separator)
     try:
         rows = csv.reader(io.StringIO(text, newline=""), delimiter=sep, strict=True)
         width = None
@@ -494,7 +550,7 @@ def _csv_problem(text: str, header: str, separator: str | None, exc: Exception) 
 
 
 def _read_csv(data: bytes, header: str, separator: str | None) -> pl.DataFrame:
-    separator = _separator(header, separator)
+    separator = csv_separator(header, separator)
     return pl.read_csv(
         io.BytesIO(data),
         separator=separator,
@@ -1178,10 +1234,6 @@ _MULTIPLIERS = {"万": 1e4, "亿": 1e8}
 _MULTIPLIED_UNIT = re.compile(r"万|亿|百万|千元|thousand|million|^mn$|^m$")
 _DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%Y.%m.%d", "%Y年%m月%d日")
 _EXCEL_EPOCH = pl.date(1899, 12, 30)
-_BOOLEANS = {
-    **dict.fromkeys(("true", "yes", "y", "1", "1.0", "是", "有", "√", "t"), True),
-    **dict.fromkeys(("false", "no", "n", "0", "0.0", "否", "无", "×", "f"), False),
-}
 
 
 def _split(name: str, spec: FieldSpec, dtype: pl.DataType) -> pl.Expr | None:
@@ -1239,19 +1291,19 @@ def _convert(
         else:
             value = _parse_date(pl.col(_c(name)))
     elif spec.kind == "bool":
-        value = _label_expr(text).replace_strict(_BOOLEANS, default=None, return_dtype=pl.Boolean)
+        value = label_expr(text).replace_strict(BOOLEANS, default=None, return_dtype=pl.Boolean)
     elif name == "activity":
-        value = _label_expr(text).replace_strict(_activity_lookup(), default=None)
+        value = label_expr(text).replace_strict(activity_lookup(), default=None)
     elif name in VOCABULARIES:
-        value = _label_expr(text).replace_strict(
+        value = label_expr(text).replace_strict(
             VOCABULARIES[name], default=None, return_dtype=pl.String
         )
     elif spec.kind == "code" and name != "project_id":
         value = text.str.to_uppercase().str.replace_all(r"\s+", "")
         if name == "country":
-            value = value.replace(_COUNTRY_SYNONYMS)
+            value = value.replace(COUNTRY_SYNONYMS)
         elif name == "currency":
-            value = value.replace(_CURRENCY_SYNONYMS)
+            value = value.replace(CURRENCY_SYNONYMS)
     else:
         return None
     return value.alias(_n(name))
@@ -1371,13 +1423,6 @@ def _out_of_range(number: pl.Expr, spec: FieldSpec) -> pl.Expr:
     return pl.any_horizontal(checks).fill_null(False) if checks else pl.lit(False)
 
 
-def _label_expr(text: pl.Expr) -> pl.Expr:
-    """Vectorised :func:`greenscreen.schema._label_key`."""
-    return (
-        text.str.normalize("NFKC").str.replace_all(r"\s+", " ").str.strip_chars().str.to_lowercase()
-    )
-
-
 def _reason(
     spec: FieldSpec, code: str, header: str, header_unit: str | None = None, scale: float = 1.0
 ) -> str:
@@ -1460,9 +1505,9 @@ def _province_names() -> dict[str, str]:
 def _province_code() -> list[pl.Expr]:
     """The province's GB/T 2260 code; a prefecture or county written instead of a province
     (宝鸡, 浦东新区) gives its province's code and is kept as ``city``."""
-    lookup = _province_lookup()
+    lookup = province_lookup()
     places, _ = city_lookup()
-    key = _label_expr(pl.col("province"))
+    key = label_expr(pl.col("province"))
     province = key.replace_strict(
         {k: v[1] for k, v in lookup.items()}, default=None, return_dtype=pl.String
     )
@@ -1508,7 +1553,7 @@ def _province_problems(out: pl.DataFrame, matches: dict[str, HeaderMatch]) -> pl
 def _unknown_place(value: str) -> str:
     """Why a province cell is not read: a place in several provinces, or nothing known."""
     _, ambiguous = city_lookup()
-    codes = ambiguous.get(_label_key(value))
+    codes = ambiguous.get(label_key(value))
     if codes:
         names = dict(zip(provinces()["code"], provinces()["name_zh"], strict=True))
         where = "、".join(sorted({names.get(c, c) for c in codes}))
@@ -1520,13 +1565,25 @@ def _unknown_place(value: str) -> str:
 def duplicate_id_rejects(
     rows: pl.DataFrame, column: str, id_name: str = "project_id"
 ) -> pl.DataFrame:
-    """Reject rows for every copy of a project_id that appears more than once.
+    """Reject rows for every copy of a project id that appears more than once.
 
-    ``rows``: (row, project_id) of every row with an id; ``column``: the id's input header;
-    ``id_name``: the id's field (``loan_id`` in a loan book).
-    Shared with batch mode, which collects the ids of the whole file batch by batch. A reason
-    names at most the first few rows and counts the rest: an id shared by N rows must not
-    write N row numbers N times.
+    Shared with batch and Spark runs, which collect the ids of the whole file in parts. A
+    reason names at most the first few rows and counts the rest: an id shared by N rows must
+    not write N row numbers N times.
+
+    Parameters
+    ----------
+    rows : polars.DataFrame
+        ``row`` and ``project_id`` of every row with an id.
+    column : str
+        The id's input header (the rejects' ``column``).
+    id_name : str
+        The id's field (``loan_id`` in a loan book).
+
+    Returns
+    -------
+    polars.DataFrame
+        Reject rows (:data:`REJECT_SCHEMA`), code ``duplicate_id``, one per copy.
     """
     shown = 5
     repeated = (

@@ -47,14 +47,15 @@ from greenscreen.io import (
 )
 from greenscreen.rulebook import bundled_rulebooks
 from greenscreen.schema import (
-    _MONEY_MAX,
+    MONEY_MAX,
     FieldSpec,
     HeaderMatch,
-    _f,
-    _spec_from_field,
     header_index,
     resolve_header_in,
+    spec_from_field,
+    template_field,
 )
+from greenscreen.vocabularies import YES
 
 LOAN_TEMPLATE_VERSION = "v1"
 
@@ -103,19 +104,19 @@ class LoanInput(BaseModel):
             "aliases": ["项目代码", "project id", "project code"],
         },
     )
-    borrower: str | None = _f(
+    borrower: str | None = template_field(
         "借款人", "Borrower", group="identification", aliases=("借款主体", "客户名称", "client")
     )
-    borrower_type: str | None = _f(
+    borrower_type: str | None = template_field(
         "借款人类型",
         "Borrower type for the statistics (e.g. 国有企业, 民营企业, 小微企业, 地方融资平台)",
         group="identification",
         aliases=("客户类型", "企业类型", "borrower type"),
     )
-    tranche: str | None = _f(
+    tranche: str | None = template_field(
         "贷款分期", "Tranche or facility name", group="identification", aliases=("分段", "批次")
     )
-    currency: str | None = _f(
+    currency: str | None = template_field(
         "币种",
         "ISO 4217 currency of the row's amounts",
         group="finance",
@@ -124,7 +125,7 @@ class LoanInput(BaseModel):
         default="CNY",
         pattern=r"^[A-Z]{3}$",
     )
-    fx_rate_to_cny: float | None = _f(
+    fx_rate_to_cny: float | None = template_field(
         "折人民币汇率",
         "CNY per unit of currency at period end (required when currency is not CNY; the "
         "statistics convert at the SAFE benchmark rate of the period's last trading day)",
@@ -133,22 +134,22 @@ class LoanInput(BaseModel):
         gt=0,
         le=1e6,
     )
-    approval_date: dt.date | None = _f(
+    approval_date: dt.date | None = template_field(
         "审批日期",
         "Loan approval date: selects the governing catalogue (2025 from 2025-10-01)",
         group="dates",
         aliases=("批准日期", "approval date"),
     )
-    first_drawdown_date: dt.date | None = _f(
+    first_drawdown_date: dt.date | None = template_field(
         "首次放款日期",
         "First drawdown (issuance) date: places the loan in a CERF disclosure period",
         group="dates",
         aliases=("放款日期", "发放日期", "first drawdown date", "drawdown date"),
     )
-    maturity_date: dt.date | None = _f(
+    maturity_date: dt.date | None = template_field(
         "到期日期", "Final maturity date", group="dates", aliases=("到期日", "maturity")
     )
-    interest_rate: float | None = _f(
+    interest_rate: float | None = template_field(
         "贷款利率",
         "Annual interest rate as a fraction (0.035 = 3.5 %)",
         group="finance",
@@ -157,43 +158,43 @@ class LoanInput(BaseModel):
         ge=0,
         le=1,
     )
-    commitment_amount: float | None = _f(
+    commitment_amount: float | None = template_field(
         "合同金额",
         "Loan commitment (principal of the facility)",
         group="finance",
         unit="currency",
         aliases=("贷款金额", "授信金额", "承诺金额", "commitment", "loan amount"),
         ge=0,
-        le=_MONEY_MAX,
+        le=MONEY_MAX,
     )
-    outstanding_amount: float | None = _f(
+    outstanding_amount: float | None = template_field(
         "期末余额",
         "Outstanding balance at period end",
         group="finance",
         unit="currency",
         aliases=("贷款余额", "余额", "outstanding", "balance"),
         ge=0,
-        le=_MONEY_MAX,
+        le=MONEY_MAX,
     )
-    drawn_in_period: float | None = _f(
+    drawn_in_period: float | None = template_field(
         "本期发放",
         "Amount drawn (new lending) in the period",
         group="finance",
         unit="currency",
         aliases=("本期放款", "本期发放额", "drawn", "disbursed in period"),
         ge=0,
-        le=_MONEY_MAX,
+        le=MONEY_MAX,
     )
-    repaid_in_period: float | None = _f(
+    repaid_in_period: float | None = template_field(
         "本期收回",
         "Principal repaid in the period",
         group="finance",
         unit="currency",
         aliases=("本期还款", "本期收回额", "repaid", "repaid in period"),
         ge=0,
-        le=_MONEY_MAX,
+        le=MONEY_MAX,
     )
-    syndicate_share: float | None = _f(
+    syndicate_share: float | None = template_field(
         "银团份额",
         "The bank's share of a syndicated loan, as a fraction (default 1: the whole loan)",
         group="finance",
@@ -203,22 +204,22 @@ class LoanInput(BaseModel):
         gt=0,
         le=1,
     )
-    green_label_claimed: bool | None = _f(
+    green_label_claimed: bool | None = template_field(
         "标识绿色贷款",
         "The bank labels the loan green in its own books (yes/no); compared with the screen",
         group="finance",
         aliases=("绿色贷款标识", "是否绿色贷款", "green label", "green label claimed"),
     )
-    cerf_refinanced_amount: float | None = _f(
+    cerf_refinanced_amount: float | None = template_field(
         "碳减排支持工具支持金额",
         "Relending received under the PBoC Carbon Emission Reduction Facility for this loan",
         group="finance",
         unit="currency",
         aliases=("碳减排再贷款金额", "cerf amount", "cerf refinanced amount"),
         ge=0,
-        le=_MONEY_MAX,
+        le=MONEY_MAX,
     )
-    cerf_refinanced_date: dt.date | None = _f(
+    cerf_refinanced_date: dt.date | None = template_field(
         "碳减排支持工具支持日期",
         "Date the CERF relending was received",
         group="dates",
@@ -227,7 +228,7 @@ class LoanInput(BaseModel):
 
 
 LOAN_FIELDS: dict[str, FieldSpec] = {
-    name: _spec_from_field(name, info) for name, info in LoanInput.model_fields.items()
+    name: spec_from_field(name, info) for name, info in LoanInput.model_fields.items()
 }
 """Loan book template v1 fields in template order."""
 
@@ -238,7 +239,24 @@ def _loan_index() -> dict[str, str]:
 
 
 def resolve_loan_header(header: str) -> HeaderMatch | None:
-    """A loan-book header (``期末余额(万元)``, ``outstanding_amount``) to its field and scale."""
+    """A loan-book header to its field and unit scale (:func:`greenscreen.schema.resolve_header`
+    for the loan book's fields).
+
+    Parameters
+    ----------
+    header : str
+        As written: ``期末余额(万元)``, ``outstanding_amount``.
+
+    Returns
+    -------
+    HeaderMatch or None
+        None for an extra column.
+
+    Raises
+    ------
+    PipelineError
+        A unit of the wrong kind for its field.
+    """
     return resolve_header_in(header, LOAN_FIELDS, _loan_index())
 
 
@@ -339,13 +357,21 @@ class LoanBook:
 
     @property
     def n_accepted(self) -> int:
+        """Number of loans accepted (rows of ``loans``)."""
         return self.loans.height
 
     @property
     def n_rejected(self) -> int:
+        """Number of input rows rejected (a row with several problems counts once)."""
         return self.rejects["row"].n_unique() if self.rejects.height else 0
 
     def summary(self) -> str:
+        """One line for a person: loans read, accepted, rejected, blank.
+
+        Returns
+        -------
+        str
+        """
         text = (
             f"{self.n_input_rows} loans read from {self.source.name}: {self.n_accepted} "
             f"accepted, {self.n_rejected} rejected ({self.rejects.height} reject rows)"
@@ -369,6 +395,16 @@ def read_loans(
         Raise :class:`~greenscreen.errors.PipelineError` if any row is rejected.
     **options
         ``sheet``, ``encoding``, ``separator`` as for :func:`~greenscreen.read_pipeline`.
+
+    Returns
+    -------
+    LoanBook
+        Typed ``loans``, the rejects (``loan_id`` in place of ``project_id``) and the counts.
+
+    Raises
+    ------
+    PipelineError
+        The book cannot be read, or (``strict``) rows were rejected.
     """
     book: Pipeline = read_with(LOANS, source, **options)
     loans, rejects = book.projects, book.rejects
@@ -412,11 +448,29 @@ class Period:
 
     @property
     def year_start(self) -> dt.date:
+        """1 January of the period's year (the start of the year-to-date figures)."""
         return dt.date(self.end.year, 1, 1)
 
 
 def parse_period(text: str) -> Period:
-    """``2026-Q3`` → 2026-07-01 … 2026-09-30; ``2026-H2``; ``2026``."""
+    """A reporting period from its label.
+
+    Parameters
+    ----------
+    text : str
+        ``2026-Q3`` (a quarter), ``2026-H2`` (a half year) or ``2026`` (a year); case and
+        spaces do not matter.
+
+    Returns
+    -------
+    Period
+        Its label, first and last day: ``2026-Q3`` → 2026-07-01 … 2026-09-30.
+
+    Raises
+    ------
+    GreenscreenError
+        Another form.
+    """
     match = re.fullmatch(r"\s*(\d{4})(?:\s*-?\s*([QqHh])([1-4]))?\s*", text)
     if not match or (match[2] and match[2].upper() == "H" and match[3] not in "12"):
         raise GreenscreenError(f"period '{text}' is not YYYY-Qn, YYYY-Hn or YYYY (e.g. 2026-Q3)")
@@ -438,7 +492,12 @@ def parse_period(text: str) -> Period:
 @cache
 def category_names() -> pl.DataFrame:
     """Item code → name (zh, en) of the two China catalogues and the CERF areas
-    (rulebook, code, name_zh, name_en), from the bundled rulebooks."""
+    (rulebook, code, name_zh, name_en), from the bundled rulebooks.
+
+    Returns
+    -------
+    polars.DataFrame
+    """
     rows = [
         (book.id, item.code, item.name.zh or "", item.name.en or "")
         for book in bundled_rulebooks()
@@ -489,7 +548,7 @@ def _num(frame: pl.DataFrame, column: str) -> pl.Expr:
 
 
 def project_emissions(results: pl.DataFrame, factors_dir: str | None = None) -> pl.DataFrame:
-    """The project's own annual scope 1 + 2 emissions [tCO2e/yr] and PCAF data-quality option.
+    """The project's own annual scope 1 + 2 emissions and the PCAF data-quality option.
 
     In order of quality:
 
@@ -502,9 +561,29 @@ def project_emissions(results: pl.DataFrame, factors_dir: str | None = None) -> 
     4. activities that burn no fuel (PV, wind, hydro, nuclear, storage, …): scope 1 = 0 by the
        nature of the activity, 2b (3); their own electricity use is not estimated.
 
-    Anything else (gas power, industry without fuel data) gets no figure: only a sector estimate
-    (PCAF options 3a–3c, scores 4–5) is possible and greenscreen ships no sourced sector
-    intensity. The basis says so.
+    Anything else (gas power, industry without fuel data) gets no figure: only a sector
+    estimate (PCAF options 3a–3c, scores 4–5) is possible and greenscreen ships no sourced
+    sector intensity. The basis says so.
+
+    Parameters
+    ----------
+    results : polars.DataFrame
+        A screen's results (with the pipeline's extra columns).
+    factors_dir : str, optional
+        Own factor files (:func:`greenscreen.emissions.load_factors`); default the bundled.
+
+    Returns
+    -------
+    polars.DataFrame
+        ``project_id``, ``project_emissions_tco2e`` [tCO2e/yr], ``pcaf_option``,
+        ``pcaf_data_quality`` (1 best – 5) and ``pcaf_basis`` (how the figure was made).
+
+    References
+    ----------
+    PCAF, The Global GHG Accounting and Reporting Standard Part A, 2nd ed., Table 10.1-3
+    (data-quality options) [S]; MEE & NBS, 2023 national average and fossil-fuel power
+    emission factors [V] (``greenscreen/data/factors/grid_factors.csv``); IPCC 2006
+    Guidelines Vol. 2 default fuel factors (``fuels.csv``; secondary).
     """
     factors = load_factors(factors_dir)
     grid = factors.grid
@@ -524,10 +603,7 @@ def project_emissions(results: pl.DataFrame, factors_dir: str | None = None) -> 
     )
     reported = _num(results, "project_emissions_tco2e")
     verified = (
-        pl.col("project_emissions_verified")
-        .cast(pl.String)
-        .str.to_lowercase()
-        .is_in(["true", "yes", "1", "是", "y"])
+        pl.col("project_emissions_verified").cast(pl.String).str.to_lowercase().is_in(YES)
         if "project_emissions_verified" in results.columns
         else pl.lit(False)
     )
@@ -612,10 +688,35 @@ def attribute(
     *,
     factors_dir: str | None = None,
 ) -> pl.DataFrame:
-    """One row per loan: the bank's amounts in CNY, the governing catalogue, category and
-    green class, the CERF area and period flags, attributions, attributed benefits and
-    financed emissions (module docstring for the rules). ``results`` is a screen's results
-    table (``ScreenResult.results`` or ``results.parquet``)."""
+    """One row per loan with everything the periodic reports aggregate.
+
+    The bank's amounts in CNY, the governing catalogue, its category and green class, the
+    CERF area and period flags, the attributions, attributed benefits and financed emissions
+    (the module docstring gives the rules).
+
+    Parameters
+    ----------
+    loans : polars.DataFrame
+        The loan book's ``loans`` (:func:`read_loans`).
+    results : polars.DataFrame
+        A screen's results table (``ScreenResult.results`` or ``results.parquet``).
+    period : Period
+        The reporting period (period-end balances, flows in the period, CERF scopes).
+    factors_dir : str, optional
+        Own factor files for :func:`project_emissions`.
+
+    Returns
+    -------
+    polars.DataFrame
+        The columns of :data:`LOAN_COLUMNS`: amounts ``*_cny`` [CNY], ``attribution``
+        and ``pcaf_attribution`` [fraction], avoided and attributed emissions [tCO2e/yr],
+        standard coal [tce/yr], financed emissions [tCO2e/yr] …
+
+    References
+    ----------
+    CBRC 2018 green-credit statistics (按照贷款资金占项目总投资的比例) [S]; PCAF Part A 2nd ed.
+    §5.3 [S]; 银发〔2025〕132号 (2025 catalogue from 2025-10-01) [V]; CERF terms [V].
+    """
     need = ["project_id", "activity", "province", "approval_date", "total_investment"]
     missing = [c for c in need if c not in results.columns]
     if missing:
@@ -821,19 +922,33 @@ _EXAMPLE = [
 
 
 def write_loan_template(path: str | Path) -> Path:
-    """The Excel loan book template v1: sheet ``loans`` (field names, Chinese labels with units
-    — the reader skips that row — and checked empty rows), ``fields`` and ``example``."""
-    from greenscreen._template import _open_workbook, _styles, _write_pipeline
+    """Write the Excel loan book template v1.
+
+    Sheets ``loans`` (field names, Chinese labels with units — the reader skips that row —
+    and checked empty rows), ``fields`` and ``example``; deterministic like the pipeline
+    template.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        An ``.xlsx`` file.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
+    from greenscreen._template import open_workbook, workbook_styles, write_input_sheet
 
     path = Path(path)
-    workbook = _open_workbook(
+    workbook = open_workbook(
         path,
         f"greenscreen loan book template {LOAN_TEMPLATE_VERSION}",
         "Loans for periodic green-finance reporting",
     )
-    styles = _styles(workbook)
+    styles = workbook_styles(workbook)
     specs = list(LOAN_FIELDS.values())
-    _write_pipeline(workbook, specs, styles, {}, name="loans")
+    write_input_sheet(workbook, specs, styles, {}, name="loans")
     fields = workbook.add_worksheet("fields")
     heads = ["field", "中文名称", "type", "unit", "required", "allowed", "description"]
     fields.write_row(0, 0, heads, styles["bold"])

@@ -44,7 +44,7 @@ import shutil
 import socket
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -53,7 +53,8 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from greenscreen import __version__
-from greenscreen._outputs import CSV_MAX_ROWS
+from greenscreen._outputs import CSV_MAX_ROWS, DATA_FILES, OUTPUT_FILES, atomic_write, output_set
+from greenscreen.emissions import FACTOR_FILES
 from greenscreen.engine import DECISION_SCHEMA
 from greenscreen.errors import GreenscreenError
 from greenscreen.run import ScreenResult
@@ -77,14 +78,7 @@ STORE_INPUT_MAX = 64 * 1024 * 1024
 LOCK_TIMEOUT_S = 600.0
 
 #: per-run tables (name in the register → output file)
-TABLES = {
-    "results": "results.parquet",
-    "decisions": "decisions.parquet",
-    "subsidies": "subsidies.parquet",
-    "schedule": "subsidy_schedule.parquet",
-    "sensitivities": "sensitivities.parquet",
-    "rejects": "rejects.csv",
-}
+TABLES = {key: OUTPUT_FILES[key].name for key in DATA_FILES if key != "results_csv"}
 #: per rulebook R the diff compares R__status, R__item and R__applies (R governs the loan)
 _PER_RULEBOOK = ("status", "item", "applies")
 #: and these
@@ -104,7 +98,6 @@ _PRESENTATION = frozenset(
         "rulebooks",
     }
 )
-_FACTOR_FILES = ("grid_factors.csv", "grid_regions.csv", "fuels.csv", "constants.csv")
 
 _DDL = [
     "CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
@@ -125,13 +118,28 @@ _DDL = [
 
 
 def default_path() -> Path:
-    """``$GREENSCREEN_HOME/runs.duckdb``, else ``~/.greenscreen/runs.duckdb``."""
+    """``$GREENSCREEN_HOME/runs.duckdb``, else ``~/.greenscreen/runs.duckdb``.
+
+    Returns
+    -------
+    pathlib.Path
+    """
     home = os.environ.get("GREENSCREEN_HOME")
     return Path(home or Path("~/.greenscreen").expanduser()) / "runs.duckdb"
 
 
 def open(path: str | Path | None = None) -> Register:  # noqa: A001 - gs.runs.open(path)
-    """The register at ``path`` (default :func:`default_path`); created on first write."""
+    """The run register at a path; the file is created on first write.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path, optional
+        The register file; default :func:`default_path`.
+
+    Returns
+    -------
+    Register
+    """
     return Register(Path(path) if path is not None else default_path())
 
 
@@ -149,7 +157,12 @@ class Diff:
     causes: pl.DataFrame
 
     def summary(self) -> str:
-        """What a person reads first: counts by kind of change and by cause."""
+        """What a person reads first: counts by kind of change and by cause.
+
+        Returns
+        -------
+        str
+        """
         kinds = dict(self.changes.group_by("change").len().iter_rows())
         lines = [
             f"{self.run_a} → {self.run_b}: {kinds.get('changed', 0):,} projects changed, "
@@ -179,11 +192,21 @@ class Diff:
         return "\n".join(lines)
 
     def write(self, out_dir: str | Path) -> dict[str, Path]:
-        """diff.parquet (the changes), diff.xlsx (matrix, changes, causes) and diff.html,
-        written as an output set (:mod:`greenscreen._outputs`): atomically, with a run.json
-        naming the two runs."""
-        from greenscreen._outputs import atomic_write, output_set
+        """Write the diff as an output set (:mod:`greenscreen._outputs`).
 
+        ``diff.parquet`` (the changes), ``diff.xlsx`` (matrix, changes, causes) and ``diff.html``,
+        atomically, with a ``run.json`` naming the two runs.
+
+        Parameters
+        ----------
+        out_dir : str or pathlib.Path
+            The output folder (replaced as a whole, the user's own files kept).
+
+        Returns
+        -------
+        dict of str to pathlib.Path
+            ``parquet``, ``xlsx`` and ``html`` → the files.
+        """
         out = Path(out_dir)
         with output_set(out) as staged:
             base = staged.path
@@ -224,8 +247,24 @@ class Register:
         until: dt.date | None = None,
         analyst: str | None = None,
     ) -> pl.DataFrame:
-        """One row per run, newest first. ``input`` matches the input file name (substring)
-        or SHA-256 (prefix); ``since``/``until`` the finishing date (inclusive, UTC)."""
+        """The registered runs, newest first.
+
+        Parameters
+        ----------
+        input : str, optional
+            Runs whose input file name contains it, or whose input SHA-256 starts with it.
+        since, until : datetime.date, optional
+            Runs finished on or after / on or before the date (inclusive, UTC).
+        analyst : str, optional
+            Runs registered by this analyst.
+
+        Returns
+        -------
+        polars.DataFrame
+            One row per run: run_id, started_utc, finished_utc, analyst, host, version,
+            input_name, input_sha256, projects, rejected, decisions, parent_run, out_dir. Empty
+            when the register does not exist yet.
+        """
         where: list[str] = ["TRUE"]
         params: list[Any] = []
         if input:
@@ -253,20 +292,57 @@ class Register:
             )
 
     def resolve(self, ref: str) -> str:
-        """The run id ``ref`` names: an id or unique prefix, ``latest`` or ``latest~N``."""
+        """The run id a reference names.
+
+        Parameters
+        ----------
+        ref : str
+            A run id, a unique prefix of one, ``latest`` or ``latest~N``.
+
+        Returns
+        -------
+        str
+
+        Raises
+        ------
+        GreenscreenError
+            No run, or several, match.
+        """
         with self._connect() as con:
             return self._resolve(con, ref)
 
     def get(self, run: str) -> pl.DataFrame:
-        """The run's record as a one-row frame (ids, times, who, input, counts, options and the
-        run.json record as JSON text)."""
+        """A run's record.
+
+        Parameters
+        ----------
+        run : str
+            A run id, a unique prefix of one, ``latest`` or ``latest~N``.
+
+        Returns
+        -------
+        polars.DataFrame
+            One row: ids, times, who, input, counts, options and the ``run.json`` record as JSON
+            text.
+        """
         with self._connect() as con:
             run_id = self._resolve(con, run)
             assert con is not None
             return _frame(con, "SELECT * FROM runs WHERE run_id = ?", [run_id])
 
     def sources(self, run: str) -> pl.DataFrame:
-        """The run's rulebooks, programmes and factor files: kind, id, version, file, SHA-256."""
+        """A run's rulebooks, programmes and factor files.
+
+        Parameters
+        ----------
+        run : str
+            A run id, a unique prefix of one, ``latest`` or ``latest~N``.
+
+        Returns
+        -------
+        polars.DataFrame
+            kind, id, version, file, sha256, depends_on.
+        """
         with self._connect() as con:
             run_id = self._resolve(con, run)
             assert con is not None
@@ -278,8 +354,25 @@ class Register:
             )
 
     def table(self, run: str, name: str) -> pl.DataFrame:
-        """One of the run's tables (:data:`TABLES`), with the types it was registered with.
-        ``decisions`` carries ``rulebook_version``."""
+        """One of a run's tables, with the types it was registered with.
+
+        Parameters
+        ----------
+        run : str
+            A run id, a unique prefix of one, ``latest`` or ``latest~N``.
+        name : str
+            A key of :data:`TABLES`: ``results``, ``decisions`` (with ``rulebook_version``),
+            ``subsidies``, ``schedule``, ``sensitivities`` or ``rejects``.
+
+        Returns
+        -------
+        polars.DataFrame
+
+        Raises
+        ------
+        GreenscreenError
+            The run has no such table (e.g. no sensitivities were computed).
+        """
         with self._connect() as con:
             run_id = self._resolve(con, run)
             assert con is not None
@@ -289,14 +382,54 @@ class Register:
         return frame
 
     def results(self, run: str) -> pl.DataFrame:
+        """A run's results table (:meth:`table` ``results``).
+
+        Parameters
+        ----------
+        run : str
+            A run id, a unique prefix of one, ``latest`` or ``latest~N``.
+
+        Returns
+        -------
+        polars.DataFrame
+        """
         return self.table(run, "results")
 
     def decisions(self, run: str) -> pl.DataFrame:
+        """A run's decisions table (:meth:`table` ``decisions``).
+
+        Parameters
+        ----------
+        run : str
+            A run id, a unique prefix of one, ``latest`` or ``latest~N``.
+
+        Returns
+        -------
+        polars.DataFrame
+        """
         return self.table(run, "decisions")
 
     def input_file(self, run: str, target_dir: Path) -> Path:
-        """The run's input file: written from the register into ``target_dir`` when it was
-        stored, else its original path, refused when the file there has changed."""
+        """A run's input file.
+
+        Parameters
+        ----------
+        run : str
+            A run id, a unique prefix of one, ``latest`` or ``latest~N``.
+        target_dir : pathlib.Path
+            Where to write the input when the register stored it.
+
+        Returns
+        -------
+        pathlib.Path
+            The file written into ``target_dir``, or the original path when the input was too
+            large to store (:data:`STORE_INPUT_MAX`).
+
+        Raises
+        ------
+        GreenscreenError
+            The input was not stored and its file is gone or has changed (SHA-256).
+        """
         info = self.get(run).row(0, named=True)
         with self._connect() as con:
             assert con is not None
@@ -331,10 +464,32 @@ class Register:
         started: dt.datetime | None = None,
         parent: str | None = None,
     ) -> str:
-        """Record ``result`` and return its run id. With ``out_dir`` (the folder
-        :meth:`ScreenResult.write` or batch mode just wrote) the tables are read from its
-        Parquet files and ``run.json`` (fast, and the decisions need not be computed again);
-        otherwise from the result's frames."""
+        """Record a run and return its run id (see :func:`register_run`).
+
+        Parameters
+        ----------
+        result : ScreenResult
+            The run.
+        out_dir : str or pathlib.Path, optional
+            The folder :meth:`ScreenResult.write` or batch mode just wrote: the tables are read
+            from its Parquet files and ``run.json`` (fast; the decisions need not be computed
+            again). Default: from the result's frames.
+        input_path : str or pathlib.Path, optional
+            The input file, stored when small enough.
+        analyst : str, optional
+            Who ran it; default the login name.
+        options : dict, optional
+            The caller's options (the CLI's), for diffs and ``rescreen``.
+        started : datetime.datetime, optional
+            When the run started [UTC]; default now.
+        parent : str, optional
+            The run this one re-screens.
+
+        Returns
+        -------
+        str
+            The new run id (``YYYYMMDD-HHMMSS-xxxxxx``).
+        """
         return register_run(
             result,
             self,
@@ -347,11 +502,34 @@ class Register:
         )
 
     def diff(self, a: str, b: str) -> Diff:
-        """Compare run ``a`` with run ``b`` (see :class:`Diff`)."""
+        """Compare two runs (see :func:`diff`).
+
+        Parameters
+        ----------
+        a, b : str
+            Run references (ids, prefixes, ``latest``, ``latest~N``).
+
+        Returns
+        -------
+        Diff
+        """
         return diff(self, a, b)
 
     def export(self, run: str, out_dir: str | Path) -> dict[str, Path]:
-        """Rewrite the run's outputs into ``out_dir`` from the register (see :func:`export`)."""
+        """Rewrite a run's outputs from the register (see :func:`export`).
+
+        Parameters
+        ----------
+        run : str
+            A run reference.
+        out_dir : str or pathlib.Path
+            The output folder.
+
+        Returns
+        -------
+        dict of str to pathlib.Path
+            The files written, by key.
+        """
         return export(self, run, out_dir)
 
     # ----------------------------------------------------------------------------------------
@@ -532,14 +710,36 @@ def register_run(
     parent: str | None = None,
     input_location: str | None = None,
 ) -> str:
-    """Record one run in ``register`` (default :func:`default_path`) and return its run id.
+    """Record one run in a register and return its run id.
 
-    ``result`` gives the rulebooks, programmes, configuration and (without ``out_dir``) the
-    tables; ``out_dir``, the output folder this run wrote, gives the tables from its files and
-    the exact ``run.json`` record (batch mode has no whole result in memory). ``options`` are
-    the caller's options (the CLI's), recorded with the configuration so that a diff can name
-    an option as the cause of a change and ``rescreen`` can repeat the run.
-    ``input_location`` is the path recorded for the input when ``input_path`` is a copy.
+    Parameters
+    ----------
+    result : ScreenResult
+        The rulebooks, programmes, configuration and (without ``out_dir``) the tables.
+    register : Register, str or pathlib.Path, optional
+        The register; default :func:`default_path`.
+    out_dir : str or pathlib.Path, optional
+        The output folder this run wrote: the tables are read from its files and the exact
+        ``run.json`` record (batch mode has no whole result in memory).
+    input_path : str or pathlib.Path, optional
+        The input file, stored up to :data:`STORE_INPUT_MAX` bytes, else referenced by path
+        and SHA-256.
+    analyst : str, optional
+        Who ran it; default the login name.
+    options : dict, optional
+        The caller's options (the CLI's), recorded with the configuration so that a diff can
+        name an option as the cause of a change and ``rescreen`` can repeat the run.
+    started : datetime.datetime, optional
+        When the run started [UTC]; default now.
+    parent : str, optional
+        The run this one re-screens.
+    input_location : str, optional
+        The path recorded for the input when ``input_path`` is a copy.
+
+    Returns
+    -------
+    str
+        The new run id.
     """
     reg = register if isinstance(register, Register) else open(register)
     now = _utc_now()
@@ -687,7 +887,7 @@ def _table_sources(
         "rejects": result.rejects,
     }
     if result.subsidies is not None:
-        frames["subsidies"] = result.subsidies.awards.drop("_start_year", strict=False)
+        frames["subsidies"] = result.subsidies.awards
         frames["schedule"] = result.subsidies.schedule
     if result.appraisal is not None and result.appraisal.sensitivities.height:
         frames["sensitivities"] = result.appraisal.sensitivities
@@ -721,7 +921,7 @@ def _sources(result: ScreenResult) -> list[dict[str, Any]]:
         deps = list(getattr(programme, "depends_on", []) or [])
         found.append(_source("programme", programme.id, programme.version, programme.path, deps))
     factors_dir = result.emissions_config.factors_dir
-    for name in _FACTOR_FILES:
+    for name in FACTOR_FILES:
         path = Path(factors_dir) / name if factors_dir else None
         if path is None or not path.is_file():
             path = data_file(f"factors/{name}")
@@ -841,10 +1041,23 @@ def _empty_list() -> pl.DataFrame:
 # --------------------------------------------------------------------------------------------
 # diff
 def diff(register: Register, a: str, b: str) -> Diff:
-    """Compare two registered runs, in SQL over their results tables (a full outer join on
-    project_id): per rulebook the migration matrix, and one row per project whose status,
-    item, avoided tCO2e, subsidy or key credit metric changed (or that was added or removed)
-    with the causes that can explain it."""
+    """Compare two registered runs.
+
+    In SQL over their results tables (a full outer join on project_id): per rulebook the
+    migration matrix, and one row per project whose status, item, avoided tCO2e, subsidy or
+    key credit metric changed (or that was added or removed) with the causes that can
+    explain it.
+
+    Parameters
+    ----------
+    register : Register
+    a, b : str
+        Run references (ids, prefixes, ``latest``, ``latest~N``): A is compared with B.
+
+    Returns
+    -------
+    Diff
+    """
     with register._connect() as con:
         id_a, id_b = register._resolve(con, a), register._resolve(con, b)
         assert con is not None
@@ -1185,16 +1398,27 @@ def _diff_html(d: Diff, limit: int = 2_000) -> str:
 # --------------------------------------------------------------------------------------------
 # export and rescreen
 def export(register: Register, run: str, out_dir: str | Path) -> dict[str, Path]:
-    """Rewrite a registered run's outputs into ``out_dir`` from the register alone.
+    """Rewrite a registered run's outputs from the register alone.
 
     The tables are read with the types they were registered with and written as ``screen``
     writes them, the portfolio workbook, report and evidence requests are rebuilt from them
     and the run's own rulebook files (stored in the register), and ``run.json`` is the
     registered record: for a run of this greenscreen version the files equal the original
     outputs byte for byte. Packs are not rebuilt (``greenscreen pack``).
-    """
-    from greenscreen._outputs import atomic_write, output_set
 
+    Parameters
+    ----------
+    register : Register
+    run : str
+        A run reference.
+    out_dir : str or pathlib.Path
+        The output folder (written as an output set).
+
+    Returns
+    -------
+    dict of str to pathlib.Path
+        The files written, by key (:data:`greenscreen._outputs.OUTPUT_FILES`).
+    """
     info = register.get(run).row(0, named=True)
     run_id = info["run_id"]
     record = json.loads(info["record"])
@@ -1221,9 +1445,9 @@ def export(register: Register, run: str, out_dir: str | Path) -> dict[str, Path]
         paths = result.write_data(staged.path, csv_max_rows=csv_rows) | write_run_reports(
             result,
             staged.path,
-            portfolio="portfolio.xlsx" in listed,
+            portfolio=OUTPUT_FILES["portfolio"].name in listed,
             portfolio_max_rows=result.results.height
-            if listed & {"portfolio.xlsx", "requests.xlsx"}
+            if listed & {OUTPUT_FILES["portfolio"].name, OUTPUT_FILES["requests"].name}
             else -1,
             lang=options.get("lang") or "en",
         )
@@ -1231,7 +1455,7 @@ def export(register: Register, run: str, out_dir: str | Path) -> dict[str, Path]
         if decisions is not None:  # streamed as screen streams it (same Parquet layout)
             table = decisions.drop("rulebook_version", strict=False)
             atomic_write(
-                staged.path / "decisions.parquet",
+                staged.path / OUTPUT_FILES["decisions"].name,
                 lambda p: table.lazy().sink_parquet(p, statistics=False),
             )
         for key, path in list(paths.items()):
@@ -1280,7 +1504,8 @@ def _rebuilt(
         SourceInfo(name=source.get("name") or "", format=source.get("format") or ""),
         counts.get("input_rows", results.height),
         counts.get("blank_rows_ignored", 0),
-        tuple(source.get("unit_conversions", [])),
+        # run.json before issue 17 wrote the reader's notes as unit_conversions
+        tuple(source.get("notes", source.get("unit_conversions", []))),
     )
     decisions = frames["decisions"]
     subsidies = None
@@ -1327,16 +1552,23 @@ class _Registered(ScreenResult):
     record: dict[str, Any] = field(default_factory=dict)
     sensitivities_frame: pl.DataFrame | None = None
 
-    def metadata(self) -> dict[str, Any]:
-        return {k: v for k, v in self.record.items() if k != "outputs"}
+    def metadata(
+        self, *, sha256: str | None = None, counts: Mapping[str, int] | None = None
+    ) -> dict[str, Any]:
+        """The registered run record (without its ``outputs``), ``sha256`` and ``counts``
+        replaced when given, as :meth:`ScreenResult.metadata`."""
+        record = {k: v for k, v in self.record.items() if k != "outputs"}
+        if sha256 is not None:
+            record["input"] = {**record.get("input", {}), "sha256": sha256}
+        if counts is not None:
+            record["counts"] = dict(counts)
+        return record
 
     def write_data(self, out: Path, *, csv_max_rows: int = CSV_MAX_ROWS) -> dict[str, Path]:
-        from greenscreen._outputs import atomic_write
-
         paths = super().write_data(out, csv_max_rows=csv_max_rows)
         table = self.sensitivities_frame
         if table is not None and table.height:
-            paths["sensitivities"] = out / "sensitivities.parquet"
+            paths["sensitivities"] = out / OUTPUT_FILES["sensitivities"].name
             atomic_write(paths["sensitivities"], lambda p: table.write_parquet(p, statistics=False))
         return paths
 
@@ -1351,13 +1583,38 @@ def rescreen(
     analyst: str | None = None,
     diff_out: str | Path | None = None,
 ) -> tuple[ScreenResult, str, Diff]:
-    """Screen a registered run's input again, with other rules (``rulebooks``; default: the
-    run's rulebook directory as it is now, else the bundled rulebooks) or as of another
-    approval date (``as_of`` replaces every project's ``approval_date``), with the run's other
-    options; write the outputs to ``out_dir``, register the new run (its parent is the
-    original) and write the diff against the original to ``diff_out`` (default
-    ``OUT-diff`` next to ``out_dir``). The input comes from the register, or from its path
-    when it was too large to store, and is refused if that file has changed."""
+    """Screen a registered run's input again, with other rules or as of another date.
+
+    The run's other options are kept. The new run is registered (its parent is the original)
+    and its diff against the original written. The input comes from the register, or from
+    its path when it was too large to store, and is refused if that file has changed.
+
+    Parameters
+    ----------
+    register : Register
+    run : str
+        The run to repeat (a reference).
+    out_dir : str or pathlib.Path
+        The new run's output folder.
+    rulebooks : str or pathlib.Path, optional
+        A rulebook directory; default the run's rulebook directory as it is now, else the
+        bundled rulebooks.
+    as_of : datetime.date, optional
+        Replaces every project's ``approval_date`` (a rescreen of a rescreen keeps its date).
+    analyst : str, optional
+        Who ran it.
+    diff_out : str or pathlib.Path, optional
+        Where to write the diff; default ``OUT-diff`` next to ``out_dir``.
+
+    Returns
+    -------
+    result : ScreenResult
+        The new run.
+    run_id : str
+        Its id in the register.
+    diff : Diff
+        Original → new.
+    """
     from greenscreen.appraisal import AppraisalConfig
     from greenscreen.emissions import EmissionsConfig
     from greenscreen.io import read_pipeline

@@ -58,8 +58,22 @@ def field_texts(
     programmes: Sequence[Any] = (),
     names: set[str] | None = None,
 ) -> dict[str, FieldText]:
-    """Labels of the fields a decision can ask for (``names``, default every one): the
-    template's, then the evidence fields the rulebooks and programmes declare."""
+    """Labels of the fields a decision can ask for.
+
+    Parameters
+    ----------
+    rulebooks : sequence of Rulebook
+        Their declared evidence fields are added after the template's.
+    programmes : sequence of Programme
+        Likewise.
+    names : set of str, optional
+        Only these fields; default every one.
+
+    Returns
+    -------
+    dict of str to FieldText
+        Field name → its Chinese and English label, unit and type.
+    """
     out: dict[str, FieldText] = {}
     kinds = {"float": "number", "int": "number", "bool": "boolean", "date": "date"}
     for spec in FIELDS.values():
@@ -91,7 +105,19 @@ _UNIT_TEXT = {
 
 
 def question(text: FieldText, lang: str) -> str:
-    """The field as a question to the borrower, with its unit."""
+    """A field as a question to the borrower, with its unit.
+
+    Parameters
+    ----------
+    text : FieldText
+    lang : {"en", "zh"}
+
+    Returns
+    -------
+    str
+        ``请确认：…（是/否）`` / ``Please confirm (yes/no): …`` for a yes/no field, else a
+        request for the value with its unit in brackets (``请提供：装机容量 [MW]``).
+    """
     shown = _UNIT_TEXT["zh" if lang == "zh" else "en"].get(text.unit, text.unit)
     unit = f" [{shown}]" if shown and text.unit not in ("fraction", "grade") else ""
     if lang == "zh":
@@ -108,9 +134,22 @@ def question(text: FieldText, lang: str) -> str:
 def evidence_requests(
     result: ScreenResult, project_ids: Sequence[str] | None = None
 ) -> pl.DataFrame:
-    """One row per project × field the screening needs from the borrower (``REQUEST_COLUMNS``),
-    sorted by project and first asking rulebook; ``answer`` is empty; ``sources`` lists the
-    rulebooks and programmes asking. ``project_ids`` limits it to some projects (a pack's)."""
+    """What the screening needs from the borrower: one row per project × field.
+
+    A field is asked once per project across rulebooks and programmes.
+
+    Parameters
+    ----------
+    result : ScreenResult
+    project_ids : sequence of str, optional
+        Only these projects (a pack's); default all.
+
+    Returns
+    -------
+    polars.DataFrame
+        :data:`REQUEST_COLUMNS`, sorted by project and first asking rulebook; ``answer`` is
+        empty; ``needed_by`` lists the rulebooks and programmes (and clauses) asking.
+    """
     results = result.results
     decisions = result.decisions
     awards = result.subsidies.awards if result.subsidies is not None else None
@@ -237,9 +276,23 @@ def _clauses(decisions: pl.DataFrame | None) -> pl.DataFrame | None:
 
 
 def write_requests(requests: pl.DataFrame, path: str | Path) -> Path:
-    """``requests.xlsx``: an instructions sheet and the ``requests`` sheet, one row per project
-    × field, with the answer column to fill in (yes/no drop-down for confirmations). Written
-    for a borrower: questions in both languages, the rulebook clause that needs each answer."""
+    """Write ``requests.xlsx`` for a borrower.
+
+    An instructions sheet and the ``requests`` sheet: one row per project × field, questions
+    in both languages, the clause that needs each answer, and the answer column to fill in
+    (a 是/否 drop-down for confirmations).
+
+    Parameters
+    ----------
+    requests : polars.DataFrame
+        :func:`evidence_requests`.
+    path : str or pathlib.Path
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
     path = Path(path)
     book = xlsxwriter.Workbook(str(path), {"strings_to_formulas": False, "strings_to_urls": False})
     book.set_properties(
@@ -288,8 +341,24 @@ def write_requests(requests: pl.DataFrame, path: str | Path) -> Path:
 
 
 def read_answers(path: str | Path) -> pl.DataFrame:
-    """The answered rows of a filled-in ``requests.xlsx``: project_id, field, answer (text as
-    typed; the pipeline reader types and checks it like any cell)."""
+    """The answered rows of a filled-in ``requests.xlsx``.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+
+    Returns
+    -------
+    polars.DataFrame
+        ``project_id``, ``field``, ``answer``: text as typed (the drop-down's ``是 yes`` /
+        ``否 no`` as ``yes`` / ``no``); the pipeline reader types and checks it like any cell.
+
+    Raises
+    ------
+    PipelineError
+        Not a requests workbook (no ``requests`` sheet, or its columns are missing), or one
+        question answered twice.
+    """
     path = Path(path)
     try:
         frame = pl.read_excel(path, sheet_name=SHEET, infer_schema_length=0)
@@ -325,9 +394,29 @@ def merge_file(
     encoding: str | None = None,
     force: bool = False,
 ) -> tuple[int, int]:
-    """``greenscreen merge``: the pipeline file with the answers of a filled-in requests.xlsx,
-    written to ``out`` (.csv, UTF-8 with BOM, or .xlsx) for a new screening. The pipeline's
-    own headers (Chinese, aliases) are kept and filled. Returns (answers used, projects)."""
+    """``greenscreen merge``: a pipeline file with the answers of a filled-in ``requests.xlsx``.
+
+    The pipeline's own headers (Chinese, aliases) are kept and filled, for a new screening.
+
+    Parameters
+    ----------
+    pipeline : str or pathlib.Path
+        The pipeline file the requests were made from.
+    answers : str or pathlib.Path
+        The filled-in ``requests.xlsx``.
+    out : str or pathlib.Path
+        The merged pipeline: ``.csv`` (UTF-8 with BOM) or ``.xlsx``.
+    sheet, encoding
+        As :func:`greenscreen.read_pipeline`, for ``pipeline``.
+    force : bool
+        Overwrite ``out`` when it exists (never the pipeline itself).
+
+    Returns
+    -------
+    answers_used : int
+    projects : int
+        Rows of the merged pipeline.
+    """
     from greenscreen.io import read_table
     from greenscreen.schema import resolve_header
 
@@ -363,11 +452,32 @@ def merge_file(
 def merge_answers(
     pipeline: pl.DataFrame, answers: pl.DataFrame, header_of: dict[str, str] | None = None
 ) -> tuple[pl.DataFrame, int]:
-    """The pipeline (raw text columns, as read) with the answers written into it: an answer
-    fills its field's column — the pipeline's own header for it (``header_of``: field → header,
-    e.g. capacity_mw → 装机容量(MW)), else one added under the field's name — replacing what
-    was there. Returns the merged table and the number of answers used; an answer for a
-    project that is not in the pipeline is an error, nothing is dropped silently."""
+    """A pipeline table with answers written into it.
+
+    An answer fills its field's column — the pipeline's own header for it, else one added
+    under the field's name — replacing what was there. An answer for a project that is not
+    in the pipeline is an error: nothing is dropped silently.
+
+    Parameters
+    ----------
+    pipeline : polars.DataFrame
+        Raw text columns, as read (:func:`greenscreen.io.read_table`).
+    answers : polars.DataFrame
+        :func:`read_answers`.
+    header_of : dict of str to str, optional
+        Field → the pipeline's header for it (``capacity_mw`` → ``装机容量(MW)``).
+
+    Returns
+    -------
+    merged : polars.DataFrame
+    used : int
+        The number of answers written.
+
+    Raises
+    ------
+    PipelineError
+        The pipeline has no ``project_id`` column, or an answer names a project not in it.
+    """
     header_of = header_of or {}
     if "project_id" not in pipeline.columns:
         raise PipelineError("the pipeline has no project_id column to merge answers on")

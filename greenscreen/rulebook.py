@@ -34,7 +34,8 @@ from sqlglot.tokens import Token, TokenType
 
 from greenscreen._resources import bundled_dir
 from greenscreen.errors import RulebookError, did_you_mean
-from greenscreen.schema import FIELDS, activity_ids, provinces
+from greenscreen.schema import FIELDS
+from greenscreen.vocabularies import activity_ids, provinces
 
 SCHEMA_TYPE = "greenscreen.rulebook"
 SCHEMA_VERSION = 1
@@ -43,13 +44,15 @@ Verification = Literal["verified", "secondary", "unverified"]
 Status = Literal[
     "aligned", "eligible", "not_eligible", "excluded", "not_excluded", "insufficient_data"
 ]
+#: Every status, in the order reports and the command line show them (best first; the
+#: report layer keys its colours by these).
 STATUSES: tuple[str, ...] = (
     "aligned",
     "eligible",
-    "not_eligible",
+    "insufficient_data",
     "excluded",
     "not_excluded",
-    "insufficient_data",
+    "not_eligible",
 )
 #: The parts of an EU-style alignment test: a rulebook whose criteria name them reports
 #: ``R__sc_met`` (the substantial-contribution result) beside its status.
@@ -123,6 +126,16 @@ class Text(_Model):
         return self
 
     def get(self, lang: str = "en") -> str:
+        """The text in a language, else in the other one.
+
+        Parameters
+        ----------
+        lang : {"en", "zh"}
+
+        Returns
+        -------
+        str
+        """
         return (self.en if lang == "en" else self.zh) or self.zh or self.en or ""
 
 
@@ -141,7 +154,13 @@ class FieldDecl(_Model):
         """The range a value is read in; a value outside it is not used (the decision stays
         undecided and asks for the field again). Declared bounds win; otherwise a graded
         standard's grade is ≥ 1 (1 is best), a fraction is 0–1, a year 1800–2100, and any
-        other quantity (capacities, efficiencies, GWP, emissions) is ≥ 0."""
+        other quantity (capacities, efficiencies, GWP, emissions) is ≥ 0.
+
+        Returns
+        -------
+        low, high : float or None
+            In the field's unit; None where open.
+        """
         if self.type != "number":
             return None, None
         unit = (self.unit or "").strip()
@@ -161,6 +180,13 @@ class FieldDecl(_Model):
         )
 
     def range_text(self) -> str:
+        """The range a value is read in (:meth:`bounds`), as text.
+
+        Returns
+        -------
+        str
+            ``≥ 0 and ≤ 1``; empty for a field that is not a number.
+        """
         low, high = self.bounds()
         parts = [f"≥ {low:g}" if low is not None else "", f"≤ {high:g}" if high is not None else ""]
         return " and ".join(p for p in parts if p)
@@ -238,6 +264,8 @@ class Scope(_Model):
 
 
 class XRef(_Model):
+    """A cross-reference from an item to an item of another rulebook (checked when both load)."""
+
     rulebook: str
     item: str
 
@@ -254,6 +282,12 @@ class IndustryRow(_Model):
 
 
 class Item(_Model):
+    """One item of a rulebook: a catalogue entry, an exclusion or a test.
+
+    An item with a ``scope`` is evaluated (a leaf); without one it is a heading that groups
+    others. ``effect: flag`` items add to ``R__flags`` instead of deciding the status.
+    """
+
     code: str
     name: Text
     parent: str | None = None
@@ -273,7 +307,7 @@ class Item(_Model):
 
 
 class StatusMap(_Model):
-    """How item results map to the five statuses for this kind of rulebook."""
+    """How item results map to statuses (:data:`STATUSES`) for this kind of rulebook."""
 
     in_scope_pass: Status
     in_scope_fail: Status
@@ -337,13 +371,31 @@ class Rulebook(_Model):
 
     @property
     def status_map(self) -> StatusMap:
+        """The rulebook's :class:`StatusMap`: its own, else its ``kind``'s default."""
         return self.statuses or _DEFAULT_STATUSES[self.kind]
 
     @property
     def leaf_items(self) -> list[Item]:
+        """The items that are evaluated (those with a scope), in file order."""
         return [item for item in self.items if item.scope is not None]
 
     def item(self, code: str) -> Item:
+        """The item with a code.
+
+        Parameters
+        ----------
+        code : str
+            The item's code (``4.2.4``, ``LH-1``).
+
+        Returns
+        -------
+        Item
+
+        Raises
+        ------
+        KeyError
+            No item has that code.
+        """
         for item in self.items:
             if item.code == code:
                 return item
@@ -351,7 +403,12 @@ class Rulebook(_Model):
 
     def criterion_kinds(self) -> list[tuple[Item, Criterion, str]]:
         """Every criterion of the leaf items with its kind: ``measured``, ``attestation`` or
-        ``crosswalk`` (see :meth:`counts`)."""
+        ``crosswalk`` (see :meth:`counts`).
+
+        Returns
+        -------
+        list of (Item, Criterion, str)
+        """
         # a declared number or date (a refrigerant GWP, a measured PUE) is measured too, and so
         # is a declared grade or class a standard assigns (``gbt51129_grade``: A/AA/AAA); the
         # fields that say what a project is (activity, industry code, region) scope, not measure
@@ -388,6 +445,12 @@ class Rulebook(_Model):
         the rulebook declares (values the project data carries), *attestation* when it reads
         only yes/no or document evidence fields the rulebook declares (a fact the analyst
         confirms), and *crosswalk* otherwise (another rulebook's result).
+
+        Returns
+        -------
+        dict
+            ``items``, ``industry_rows``, ``criteria``, ``measured``, ``attestation``,
+            ``crosswalk``, ``verified_share`` and ``criteria_verified_share`` [fraction].
         """
         leaves = self.leaf_items
         criteria = [c for item in leaves for c in item.criteria]
@@ -414,14 +477,35 @@ class Rulebook(_Model):
 # --------------------------------------------------------------------------------------------
 # Loading
 @dataclass(frozen=True)
-class _Where:
+class Where:
+    """Where a condition is, for the error it may raise: file, item (or award), criterion.
+
+    Parameters
+    ----------
+    file : str
+        The file's name.
+    item : str, optional
+        The item's code (a programme's award code).
+    criterion : str, optional
+        The criterion's id, or the part of the item (``scope``, ``amount.base``).
+    """
+
     file: str
     item: str | None = None
     criterion: str | None = None
 
 
 def load_rulebook(source: str | Path) -> Rulebook:
-    """Load and validate one rulebook: a bundled id (``"cn_exclusions"``) or a YAML path.
+    """Load and validate one rulebook.
+
+    Parameters
+    ----------
+    source : str or pathlib.Path
+        A bundled rulebook's id (``"cn_exclusions"``) or a YAML file.
+
+    Returns
+    -------
+    Rulebook
 
     Raises
     ------
@@ -444,8 +528,25 @@ def load_rulebooks(directory: str | Path | None = None, *, extra: bool = True) -
     """All rulebooks: the bundled ones, replaced or extended by those in ``directory``.
 
     A file in ``directory`` whose ``id`` matches a bundled rulebook replaces it (a bank's
-    compliance team maintains its own copy); other ids are added. ``extra=False`` loads only
-    ``directory``.
+    compliance team maintains its own copy); other ids are added. Cross-references and the
+    types of evidence fields shared between rulebooks are checked across the set.
+
+    Parameters
+    ----------
+    directory : str or pathlib.Path, optional
+        A folder of rulebook files (YAML files whose ``schema_type`` is
+        ``greenscreen.rulebook``; other files are ignored).
+    extra : bool
+        False loads only ``directory``, without the bundled rulebooks.
+
+    Returns
+    -------
+    list of Rulebook
+
+    Raises
+    ------
+    RulebookError
+        A missing folder or an invalid file.
     """
     books: dict[str, Rulebook] = {}
     sources = [] if (directory and not extra) else [bundled_dir("taxonomies")]
@@ -478,9 +579,22 @@ def _check_xrefs(books: dict[str, Rulebook]) -> None:
 
 
 def check_field_decls(fields: Iterable[FieldDecl], file: str) -> None:
-    """Declared evidence fields are new names, each declared once: a template or derived input
-    keeps its own type in the engine, so redeclaring it (``capacity_mw`` as text) would let a
-    condition pass the type check and stop the screen."""
+    """Declared evidence fields are new names, each declared once.
+
+    A template or derived input keeps its own type in the engine, so redeclaring it
+    (``capacity_mw`` as text) would let a condition pass the type check and stop the screen.
+
+    Parameters
+    ----------
+    fields : iterable of FieldDecl
+        A rulebook's or programme's ``fields``.
+    file : str
+        Its file name, for the error.
+
+    Raises
+    ------
+    RulebookError
+    """
     seen: set[str] = set()
     for decl in fields:
         if decl.name in FIELDS or decl.name in DERIVED_INPUTS:
@@ -509,11 +623,23 @@ def _check_declared_types(books: dict[str, Rulebook]) -> None:
 
 def _rulebook_files(folder: Path) -> list[Path]:
     """YAML files in ``folder`` whose schema_type says they are rulebooks."""
-    return [path for path in sorted(folder.glob("*.y*ml")) if _has_schema_type(path, SCHEMA_TYPE)]
+    return [path for path in sorted(folder.glob("*.y*ml")) if has_schema_type(path, SCHEMA_TYPE)]
 
 
-def _has_schema_type(path: Path, schema_type: str) -> bool:
-    """Does the file say ``schema_type: <schema_type>`` (a top-level key, anywhere)?"""
+def has_schema_type(path: Path, schema_type: str) -> bool:
+    """Does the file say ``schema_type: <schema_type>`` (a top-level key, anywhere)?
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        A YAML file (read as a bounded regular file, :data:`MAX_FILE_BYTES`).
+    schema_type : str
+        ``greenscreen.rulebook`` or ``greenscreen.programme``.
+
+    Returns
+    -------
+    bool
+    """
     text = _read_bytes(path).decode("utf-8", errors="replace")
     return bool(re.search(rf"^schema_type:\s*['\"]?{re.escape(schema_type)}\b", text, re.M))
 
@@ -584,9 +710,27 @@ def _read_bytes(path: Path) -> bytes:
     return data
 
 
-def _read_yaml(path: Path) -> Any:
-    """Read a rulebook or programme file: a bounded regular file, safe YAML (a ``!!python/…``
-    tag is an error and constructs nothing) whose size is checked before it is built."""
+def read_yaml(path: Path) -> Any:
+    """Read a rulebook or programme file.
+
+    A bounded regular file (:data:`MAX_FILE_BYTES`), safe YAML (a ``!!python/…`` tag is an
+    error and constructs nothing) whose size, depth and keys are checked before it is built
+    (:data:`MAX_YAML_VALUES`, :data:`MAX_YAML_DEPTH`, no key twice in a mapping).
+
+    Parameters
+    ----------
+    path : pathlib.Path
+
+    Returns
+    -------
+    object
+        The document (a mapping, for a valid file).
+
+    Raises
+    ------
+    RulebookError
+        Not a readable regular file within the limits, or not valid YAML.
+    """
     data = _read_bytes(path)
     try:
         text = data.decode("utf-8")
@@ -654,14 +798,14 @@ def _check_yaml_events(text: str, file: str) -> None:
 
 def _load_file(path: Path) -> Rulebook:
     where = path.name
-    data = _read_yaml(path)
+    data = read_yaml(path)
     if not isinstance(data, dict):
         raise RulebookError("expected a mapping with schema_type, id, items …", file=where)
     if data.get("schema_type") != SCHEMA_TYPE:
         raise RulebookError(
             f"schema_type is {data.get('schema_type')!r}; expected '{SCHEMA_TYPE}'", file=where
         )
-    _check_count(data.get("items"), "items", where)
+    check_count(data.get("items"), "items", where)
     try:
         book = Rulebook.model_validate({**data, "path": str(path)})
     except ValidationError as exc:
@@ -670,7 +814,23 @@ def _load_file(path: Path) -> Rulebook:
     return book
 
 
-def _check_count(entries: Any, what: str, file: str) -> None:
+def check_count(entries: Any, what: str, file: str) -> None:
+    """Refuse a file with more than :data:`MAX_ITEMS` entries in one list.
+
+    Parameters
+    ----------
+    entries : object
+        A rulebook's ``items`` or a programme's ``awards`` as read (anything but a list passes:
+        the model check reports it).
+    what : str
+        What they are, for the message (``items``, ``awards``).
+    file : str
+        The file's name, for the message.
+
+    Raises
+    ------
+    RulebookError
+    """
     if isinstance(entries, list) and len(entries) > MAX_ITEMS:
         raise RulebookError(
             f"{len(entries):,} {what}: at most {MAX_ITEMS:,} are allowed in one file "
@@ -686,11 +846,11 @@ def _describe(exc: ValidationError, data: dict[str, Any]) -> str:
         loc = list(err["loc"])
         parts = []
         if len(loc) >= 2 and loc[0] == "items" and isinstance(loc[1], int):
-            item = _nth(data.get("items"), loc[1])
+            item = nth_mapping(data.get("items"), loc[1])
             parts.append(f"item {item.get('code', f'#{loc[1] + 1}')}")
             loc = loc[2:]
             if len(loc) >= 2 and loc[0] == "criteria" and isinstance(loc[1], int):
-                criterion = _nth(item.get("criteria"), loc[1])
+                criterion = nth_mapping(item.get("criteria"), loc[1])
                 parts.append(f"criterion {criterion.get('id', f'#{loc[1] + 1}')}")
                 loc = loc[2:]
         field = ".".join(str(x) for x in loc)
@@ -702,8 +862,20 @@ def _describe(exc: ValidationError, data: dict[str, Any]) -> str:
     return "; ".join(lines)
 
 
-def _nth(entries: Any, index: int) -> dict[str, Any]:
-    """The index-th mapping of a YAML list, or {} when it is not one."""
+def nth_mapping(entries: Any, index: int) -> dict[str, Any]:
+    """The ``index``-th mapping of a YAML list, to name the entry a validation error is in.
+
+    Parameters
+    ----------
+    entries : object
+        A list as read from YAML (or anything else).
+    index : int
+
+    Returns
+    -------
+    dict
+        The entry, or ``{}`` when there is no such mapping.
+    """
     if isinstance(entries, list) and index < len(entries) and isinstance(entries[index], dict):
         return entries[index]
     return {}
@@ -748,7 +920,7 @@ def _check(book: Rulebook, file: str) -> None:
                     f"scope: '{code}' is not a GB/T 4754 code", file=file, item=item.code
                 )
         if item.scope.condition:
-            compile_condition(item.scope.condition, known_fields, _Where(file, item.code, "scope"))
+            compile_condition(item.scope.condition, known_fields, Where(file, item.code, "scope"))
         known_provinces = set(provinces()["name_en"])
         for province in item.scope.provinces:
             if province not in known_provinces:
@@ -786,20 +958,44 @@ def _check(book: Rulebook, file: str) -> None:
                             **where,
                         )
             compile_condition(
-                criterion.condition, known_fields, _Where(file, item.code, criterion.id)
+                criterion.condition, known_fields, Where(file, item.code, criterion.id)
             )
 
 
 def input_fields(book: Rulebook) -> dict[str, pl.DataType]:
-    """Fields a condition of ``book`` may reference, with their types."""
+    """The fields a condition of ``book`` may reference, with their types.
+
+    Parameters
+    ----------
+    book : Rulebook
+
+    Returns
+    -------
+    dict of str to polars.DataType
+        As :func:`condition_fields` of the rulebook's fields and dependencies.
+    """
     return condition_fields(book.fields, book.depends_on)
 
 
 def condition_fields(
     declared: Iterable[FieldDecl], depends_on: Iterable[str]
 ) -> dict[str, pl.DataType]:
-    """Template and derived inputs, the declared evidence fields, and the status and item of
-    the rulebooks depended on: what a rulebook or programme condition may reference."""
+    """What a rulebook or programme condition may reference.
+
+    Parameters
+    ----------
+    declared : iterable of FieldDecl
+        The file's evidence fields.
+    depends_on : iterable of str
+        The rulebooks whose results the file reads.
+
+    Returns
+    -------
+    dict of str to polars.DataType
+        The template and derived inputs, the declared evidence fields (boolean → Boolean,
+        number → Float64, text → String, date → Date), and ``R__status`` and ``R__item``
+        (String) of each rulebook R depended on.
+    """
     fields: dict[str, pl.DataType] = {name: spec.dtype for name, spec in FIELDS.items()}
     fields.update({name: dtype for name, (dtype, _) in DERIVED_INPUTS.items()})
     types = {
@@ -817,7 +1013,7 @@ def condition_fields(
 def compile_condition(
     condition: str,
     fields: Iterable[str],
-    where: _Where | None = None,
+    where: Where | None = None,
     *,
     result: Literal["boolean", "number"] = "boolean",
 ) -> tuple[pl.Expr, list[str]]:
@@ -828,11 +1024,39 @@ def compile_condition(
     ``IS NULL``), ``DATE 'YYYY-MM-DD'`` and the functions in ``_FUNCTIONS``; no subquery,
     aggregate, window, clock, cast or other function, so a rulebook can never run code, read
     files or make a project's result depend on other rows or the time. Polars gets the SQL
-    regenerated from that tree, never the text as written. When ``fields`` maps names to
-    types the result must be ``result`` (true/false for a criterion or scope, a number for an
-    amount) and operands must fit their operators (no text compared with a number).
+    regenerated from that tree, never the text as written.
+
+    Parameters
+    ----------
+    condition : str
+        A SQL boolean expression (a number for an award's ``amount.base``), at most
+        :data:`MAX_CONDITION_CHARS` characters, :data:`MAX_CONDITION_TOKENS` tokens and
+        :data:`MAX_CONDITION_NESTING` levels of parentheses.
+    fields : iterable of str, or mapping of str to polars.DataType
+        The names the condition may read. With their types (:func:`condition_fields`), the
+        result must be ``result`` and operands must fit their operators (no text compared
+        with a number).
+    where : Where, optional
+        Where the condition is, for the error.
+    result : {"boolean", "number"}
+        What the condition must give: true/false (a criterion or scope) or a number (an
+        amount).
+
+    Returns
+    -------
+    expr : polars.Expr
+        The condition over a projects frame, in SQL's three-valued logic: null (unknown)
+        where the inputs it reads are missing and do not decide it.
+    used : list of str
+        The input fields it reads.
+
+    Raises
+    ------
+    RulebookError
+        A syntax error, a construct outside the allowlist, an unknown field or a type
+        mismatch, naming file, item and criterion.
     """
-    where = where or _Where("<condition>")
+    where = where or Where("<condition>")
 
     def fail(message: str) -> RulebookError:
         shown = condition if len(condition) <= 200 else condition[:200] + "…"
@@ -1207,5 +1431,10 @@ def json_schema(kind: Literal["rulebook", "programme"] = "rulebook") -> str:
 
 @cache
 def bundled_rulebooks() -> tuple[Rulebook, ...]:
-    """The rulebooks shipped in ``taxonomies/`` (loaded once per process)."""
+    """The rulebooks shipped in ``taxonomies/`` (loaded once per process).
+
+    Returns
+    -------
+    tuple of Rulebook
+    """
     return tuple(load_rulebooks())

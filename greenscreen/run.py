@@ -6,7 +6,7 @@ capability (rulebooks, emissions, subsidies, appraisal) adds its columns to ``re
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
@@ -15,7 +15,15 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from greenscreen import __version__
-from greenscreen._outputs import CSV_MAX_ROWS, PORTFOLIO_MAX_ROWS, atomic_write, output_set
+from greenscreen._outputs import (
+    CSV_MAX_ROWS,
+    DATA_FILES,
+    OUTPUT_FILES,
+    PORTFOLIO_MAX_ROWS,
+    atomic_write,
+    csv_compatible,
+    output_set,
+)
 from greenscreen.appraisal import Appraisal, AppraisalConfig, appraise
 from greenscreen.emissions import EmissionsConfig, estimate
 from greenscreen.engine import CONFLICT_FLAG, DECISION_SCHEMA, evaluate
@@ -61,11 +69,34 @@ class ScreenResult:
 
     @property
     def rejects(self) -> pl.DataFrame:
+        """The pipeline's rejects: one row per problem found in the input."""
         return self.pipeline.rejects
 
-    def metadata(self) -> dict[str, Any]:
-        """Run record written to ``run.json``: deterministic (no wall-clock time), so the same
-        inputs give byte-identical outputs."""
+    def metadata(
+        self, *, sha256: str | None = None, counts: Mapping[str, int] | None = None
+    ) -> dict[str, Any]:
+        """The run record written to ``run.json``.
+
+        Deterministic (no wall-clock time), so the same inputs give byte-identical outputs.
+
+        Parameters
+        ----------
+        sha256 : str, optional
+            The input file's SHA-256, when the pipeline was not read from the file whole (a
+            batched or Spark run reads it in parts); default: the pipeline's.
+        counts : mapping of str to int, optional
+            The run's counts, when they are not this pipeline's (a batched run counts the
+            whole file and its batches); default: ``input_rows``, ``accepted``, ``rejected``,
+            ``reject_rows`` and ``blank_rows_ignored`` of the pipeline.
+
+        Returns
+        -------
+        dict
+            ``tool``, ``version``, ``input_template``, ``input`` (source, column mapping,
+            ``notes``: encoding, dropped columns and unit conversions), ``rulebooks``,
+            ``programmes``, ``emissions``, ``appraisal`` and ``counts``; the output set adds
+            ``outputs``.
+        """
         source = self.pipeline.source
         return {
             "tool": "greenscreen",
@@ -74,12 +105,12 @@ class ScreenResult:
             "input": {
                 "name": source.name,
                 "format": source.format,
-                "sha256": source.sha256,
+                "sha256": sha256 if sha256 is not None else source.sha256,
                 "encoding": source.encoding,
                 "sheet": source.sheet,
                 "label_row_skipped": source.label_row_skipped,
                 "columns": {m.header: m.field for m in source.columns},
-                "unit_conversions": list(self.pipeline.notes),
+                "notes": list(self.pipeline.notes),
                 "extra_columns": list(source.extra_columns),
             },
             "rulebooks": [
@@ -102,7 +133,9 @@ class ScreenResult:
                 if key != "plausible_hours"
             },
             "appraisal": {key: value for key, value in asdict(self.appraisal_config).items()},
-            "counts": {
+            "counts": dict(counts)
+            if counts is not None
+            else {
                 "input_rows": self.pipeline.n_input_rows,
                 "accepted": self.pipeline.n_accepted,
                 "rejected": self.pipeline.n_rejected,
@@ -124,18 +157,41 @@ class ScreenResult:
         on_pack: Callable[[str], None] | None = None,
         reports: bool = True,
     ) -> dict[str, Path]:
-        """Write results.parquet/.csv, decisions.parquet, rejects.csv and run.json to ``out_dir``.
+        """Write the run's output set: data files, reports and ``run.json``.
 
         The whole set is written into a hidden folder next to ``out_dir`` and swapped in
         (:mod:`greenscreen._outputs`): the folder always holds one complete run, whose
         ``run.json`` lists the outputs, and an interrupted run leaves the previous set. Files
-        the user put in the folder are kept. CSVs carry a UTF-8 BOM so Excel shows Chinese
-        text. ``portfolio.xlsx`` (the batch workbook) is written up to ``portfolio_max_rows``
-        projects; above that Excel is the wrong tool and the Parquet results hold everything.
-        ``results.csv`` likewise up to ``csv_max_rows`` projects.
-        ``packs`` also writes every project's pack to ``packs/`` (``workers`` processes;
-        ``on_pack(project_id)`` after each); packs of the previous set that are up to date
-        are reused.
+        the user put in the folder are kept. CSVs carry a UTF-8 BOM so Excel shows Chinese text.
+
+        Parameters
+        ----------
+        out_dir : str or pathlib.Path
+            The output folder.
+        portfolio : bool
+            Write ``portfolio.xlsx`` (the batch workbook).
+        portfolio_max_rows : int
+            Above this many projects ``portfolio.xlsx`` and ``requests.xlsx`` are not written:
+            Excel is the wrong tool there, and the Parquet results hold everything.
+        csv_max_rows : int
+            Above this many projects ``results.csv`` is not written (0: never); default
+            :data:`greenscreen._outputs.CSV_MAX_ROWS`.
+        lang : {"en", "zh"}
+            The reports' language.
+        packs : bool
+            Also write every project's pack to ``packs/``; packs of the previous set that are up
+            to date are reused.
+        workers : int
+            Processes writing the packs.
+        on_pack : callable, optional
+            Called with each project id after its pack.
+        reports : bool
+            False writes the data files and ``run.json`` only.
+
+        Returns
+        -------
+        dict of str to pathlib.Path
+            The outputs written, by key (:data:`greenscreen._outputs.OUTPUT_FILES`).
         """
         out = Path(out_dir)
         with output_set(out) as staged:
@@ -159,30 +215,38 @@ class ScreenResult:
         return {key: out / path.name for key, path in paths.items()}
 
     def write_data(self, out: Path, *, csv_max_rows: int = CSV_MAX_ROWS) -> dict[str, Path]:
-        """The data files (results, decisions, rejects, subsidies, schedule, sensitivities)
-        into the folder ``out``, results.csv up to ``csv_max_rows`` projects (0: never);
-        the human reports are written by
-        :func:`greenscreen.report.write_run_reports`, run.json by the output set (last)."""
-        paths = {
-            "results": out / "results.parquet",
-            "results_csv": out / "results.csv",
-            "decisions": out / "decisions.parquet",
-            "subsidies": out / "subsidies.parquet",
-            "schedule": out / "subsidy_schedule.parquet",
-            "sensitivities": out / "sensitivities.parquet",
-            "rejects": out / "rejects.csv",
-        }
+        """Write the data files into a folder.
+
+        Results (Parquet, and CSV up to ``csv_max_rows`` projects), decisions, rejects, and
+        when there are any, subsidies, the payment schedule and sensitivities
+        (:data:`greenscreen._outputs.DATA_FILES`). The human reports are written by
+        :func:`greenscreen.report.write_run_reports`, ``run.json`` by the output set (last).
+
+        Parameters
+        ----------
+        out : pathlib.Path
+            The folder (an output set's staging folder).
+        csv_max_rows : int
+            Above this many projects ``results.csv`` is not written (0: never).
+
+        Returns
+        -------
+        dict of str to pathlib.Path
+            The files written, by key.
+        """
+        paths = {key: out / OUTPUT_FILES[key].name for key in DATA_FILES}
         atomic_write(paths["results"], lambda p: self.results.write_parquet(p, statistics=False))
         if self.results.height <= csv_max_rows and csv_max_rows > 0:
             atomic_write(
-                paths["results_csv"], lambda p: _csv(self.results).write_csv(p, include_bom=True)
+                paths["results_csv"],
+                lambda p: csv_compatible(self.results).write_csv(p, include_bom=True),
             )
         else:
             del paths["results_csv"]
         atomic_write(paths["decisions"], self._write_decisions)
         atomic_write(paths["rejects"], lambda p: self.rejects.write_csv(p, include_bom=True))
         if self.subsidies is not None:
-            awards = self.subsidies.awards.drop("_start_year", strict=False)
+            awards = self.subsidies.awards
             schedule = self.subsidies.schedule
             atomic_write(paths["subsidies"], lambda p: awards.write_parquet(p, statistics=False))
             atomic_write(paths["schedule"], lambda p: schedule.write_parquet(p, statistics=False))
@@ -196,17 +260,42 @@ class ScreenResult:
         return paths
 
     def register(self, register: Any = None, **details: Any) -> str:
-        """Record this run in the run register (a path, a :class:`greenscreen.register.Register`
-        or, by default, ``$GREENSCREEN_HOME/runs.duckdb``) and return its run id; ``details``
-        as :func:`greenscreen.register.register_run` (``out_dir``, ``input_path``,
-        ``analyst``, ``options``). Lives in its own module: screening needs no database."""
+        """Record this run in the run register and return its run id.
+
+        The register lives in its own module: screening needs no database.
+
+        Parameters
+        ----------
+        register : Register, str or pathlib.Path, optional
+            A :class:`greenscreen.register.Register` or its path; default
+            ``$GREENSCREEN_HOME/runs.duckdb``.
+        **details
+            As :func:`greenscreen.register.register_run`: ``out_dir``, ``input_path``,
+            ``analyst``, ``options``.
+
+        Returns
+        -------
+        str
+            The run id.
+        """
         from greenscreen.register import register_run
 
         return register_run(self, register, **details)
 
     def subset(self, project_ids: Sequence[str]) -> ScreenResult:
-        """The same run restricted to some projects: what their packs need, small enough to
-        hand to another process. Run-level records (rejects, counts, versions) are kept."""
+        """The same run restricted to some projects.
+
+        What their packs need, small enough to hand to another process. Run-level records
+        (rejects, counts, versions) are kept.
+
+        Parameters
+        ----------
+        project_ids : sequence of str
+
+        Returns
+        -------
+        ScreenResult
+        """
         keep = pl.Series("project_id", list(project_ids), dtype=pl.String).implode()
 
         def only(frame: pl.DataFrame) -> pl.DataFrame:
@@ -214,7 +303,9 @@ class ScreenResult:
 
         decisions = self.decisions.lazy() if "decisions" in self.__dict__ else self.decisions_lazy
         subsidies = self.subsidies and Subsidies(
-            only(self.subsidies.awards), only(self.subsidies.schedule), only(self.subsidies.summary)
+            only(self.subsidies.awards),
+            only(self.subsidies.schedule),
+            only(self.subsidies.per_project),
         )
         return replace(
             self,
@@ -244,36 +335,57 @@ def screen(
     on_stage: Callable[[str], object] | None = None,
     **read_options: Any,
 ) -> ScreenResult:
-    """Screen a pipeline: read and validate it, then classify it against every rulebook.
+    """Screen a pipeline: read it and run every step over the whole table.
+
+    Steps, in order: read and validate (unless ``source`` is a :class:`Pipeline`), evaluate
+    every rulebook (:func:`greenscreen.engine.evaluate`), estimate avoided emissions
+    (:func:`greenscreen.emissions.estimate`), evaluate the subsidy and relending programmes
+    (:func:`greenscreen.subsidy.evaluate_programmes`), appraise the projects
+    (:func:`greenscreen.appraisal.appraise`). Each step adds its columns to ``results``.
 
     Parameters
     ----------
-    source
+    source : Pipeline, str, pathlib.Path, DataFrame or list of dict
         A :class:`~greenscreen.io.Pipeline` already read, or anything
-        :func:`~greenscreen.io.read_pipeline` accepts (path, DataFrame, list of dicts).
-    rulebooks
+        :func:`~greenscreen.io.read_pipeline` accepts.
+    rulebooks : sequence of Rulebook, str or pathlib.Path, optional
         Loaded rulebooks, or a directory whose rulebooks and programmes replace (same id) or
         extend the bundled ones. Default: the bundled rulebooks and programmes.
-    emissions
+    emissions : EmissionsConfig, optional
         Avoided-emissions choices (grid policy, series, GWP); default
         :class:`~greenscreen.emissions.EmissionsConfig`.
-    subsidies
+    subsidies : SubsidyConfig, optional
         Programme choices (the bank's funding cost for relending benefit); default
         :class:`~greenscreen.subsidy.SubsidyConfig`.
-    appraisal
+    appraisal : AppraisalConfig, optional
         Financial defaults and choices (tax, discount rate, debt profile, carbon price);
         default :class:`~greenscreen.appraisal.AppraisalConfig`.
-    sensitivities
+    sensitivities : bool
         Also compute the tornado table (±10 % capex, tariff, generation, opex; carbon
         prices): eleven more model runs, so off by default for batches.
-    programmes
+    programmes : sequence of Programme, optional
         Loaded subsidy programmes, replacing those found with ``rulebooks`` (Spark executors
-        get the driver's loaded objects and read no files).
-    on_stage
+        get the driver's loaded objects and read no files). Programmes that depend on a
+        rulebook not screened are left out.
+    on_stage : callable, optional
         Called with the name of each stage as it starts (``read``, ``rulebooks``,
         ``emissions``, ``subsidies``, ``appraisal``): for progress displays.
     **read_options
         Passed to :func:`~greenscreen.io.read_pipeline` (``sheet``, ``encoding``, ``strict``…).
+
+    Returns
+    -------
+    ScreenResult
+        ``results`` (one row per accepted project: the input columns, then per rulebook
+        status, item, missing fields and flags, the emissions, subsidy and appraisal
+        columns), the decisions, rejects, subsidies, appraisal and the configuration used.
+
+    Raises
+    ------
+    PipelineError
+        The input cannot be read (or, ``strict``, has rejected rows).
+    RulebookError
+        A rulebook or programme in ``rulebooks`` is invalid.
     """
     stage = on_stage or (lambda name: None)
     stage("read")
@@ -286,15 +398,15 @@ def screen(
     stage("rulebooks")
     screening = evaluate(pipeline.projects, books)
     # activity may have been inferred from the description: the engine's column replaces it
-    added = [c for c in screening.summary.columns if c not in ("project_id", "activity")]
-    results = pipeline.projects.with_columns(screening.summary.select("activity", *added))
+    added = [c for c in screening.per_project.columns if c not in ("project_id", "activity")]
+    results = pipeline.projects.with_columns(screening.per_project.select("activity", *added))
     stage("emissions")
     config = emissions or EmissionsConfig()
     avoided = estimate(results, config)
     results = results.with_columns(avoided.drop("project_id"))
     stage("subsidies")
     awarded = evaluate_programmes(results, found, subsidies or SubsidyConfig())
-    results = results.with_columns(awarded.summary.drop("project_id"))
+    results = results.with_columns(awarded.per_project.drop("project_id"))
     stage("appraisal")
     finance_config = appraisal or AppraisalConfig()
     finance = appraise(results, finance_config, awarded.schedule, sensitivities=sensitivities)
@@ -315,8 +427,24 @@ def screen(
 def resolve_rulebooks(
     rulebooks: Sequence[Rulebook] | str | Path | None,
 ) -> tuple[tuple[Rulebook, ...], tuple[Programme, ...]]:
-    """The rulebooks and programmes :func:`screen` uses for its ``rulebooks`` argument (a
-    directory is loaded and checked here, raising a ``RulebookError``)."""
+    """The rulebooks and programmes :func:`screen` uses for its ``rulebooks`` argument.
+
+    Parameters
+    ----------
+    rulebooks : sequence of Rulebook, str or pathlib.Path, optional
+        Loaded rulebooks (with the bundled programmes), a directory (loaded and checked
+        here, with its programmes), or None for the bundled ones.
+
+    Returns
+    -------
+    rulebooks : tuple of Rulebook
+    programmes : tuple of Programme
+
+    Raises
+    ------
+    RulebookError
+        An invalid file in the directory.
+    """
     if rulebooks is None:
         return bundled_rulebooks(), bundled_programmes()
     if isinstance(rulebooks, str | Path):
@@ -324,15 +452,28 @@ def resolve_rulebooks(
     return tuple(rulebooks), bundled_programmes()
 
 
-def _csv(frame: pl.DataFrame) -> pl.DataFrame:
-    """CSV cannot hold nested types; lists are joined with '; '."""
-    nested = [c for c, t in frame.schema.items() if isinstance(t, pl.List)]
-    return frame.with_columns(pl.col(nested).list.join("; ")) if nested else frame
-
-
 def explain(result: ScreenResult, project_id: str, *, lang: str = "en") -> str:
-    """A readable decision trace of one project: per rulebook the status, the item, whether
-    the rulebook governs the loan, and every criterion with value, threshold and clause."""
+    """A readable decision trace of one project.
+
+    Per rulebook the status, the item, whether the rulebook governs the loan, the fields to
+    ask for, the flags, and every criterion with value, threshold and clause.
+
+    Parameters
+    ----------
+    result : ScreenResult
+    project_id : str
+    lang : {"en", "zh"}
+        The language of rulebook and item names.
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    GreenscreenError
+        The project was rejected (with the reasons) or is not in the pipeline.
+    """
     row = result.results.filter(pl.col("project_id") == project_id)
     if row.height == 0:
         rejected = result.rejects.filter(pl.col("project_id") == project_id)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 import types
-import unicodedata
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, Literal, Union, get_args, get_origin
@@ -27,8 +26,8 @@ import annotated_types as at
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from greenscreen._resources import data_file
 from greenscreen.errors import PipelineError, did_you_mean
+from greenscreen.vocabularies import activity_ids, activity_lookup, label_key
 
 TEMPLATE_VERSION = "v1"
 
@@ -114,7 +113,7 @@ _CANONICAL_DIMENSION: dict[str, str] = {
 }
 
 
-def _f(
+def template_field(
     zh: str,
     description: str,
     *,
@@ -125,7 +124,36 @@ def _f(
     default: Any = None,
     **constraints: Any,
 ) -> Any:
-    """A template field: description, Chinese label, unit, header aliases, value constraints."""
+    """A template field: description, Chinese label, unit, header aliases, value constraints.
+
+    Used for every field of :class:`ProjectInput` and of the loan book's ``LoanInput``.
+
+    Parameters
+    ----------
+    zh : str
+        The Chinese label (``装机容量``); the template writes it with the unit.
+    description : str
+        What the field holds, in English.
+    group : str
+        The template's column group (``power``, ``finance`` …): header colour, field order.
+    unit : str, optional
+        The canonical unit (``MW``, ``currency``, ``fraction``); a header in another unit of
+        the same dimension is converted (:func:`resolve_header`).
+    aliases : tuple of str
+        Other header spellings accepted for the field.
+    kind : {"text", "code", "enum", "float", "int", "date", "bool"}, optional
+        How the reader parses it, when the annotation does not say (codes, enums).
+    default : object, optional
+        The value of a blank cell (``CN`` for country).
+    **constraints
+        pydantic's value constraints (``ge``, ``gt``, ``le``, ``pattern``): the reader's
+        range checks and the template's number checks.
+
+    Returns
+    -------
+    pydantic.fields.FieldInfo
+        The field, with the template metadata in ``json_schema_extra``.
+    """
     extra: dict[str, Any] = {"zh": zh, "group": group, "aliases": list(aliases)}
     if unit:
         extra["unit"] = unit
@@ -139,7 +167,7 @@ def _f(
 # product the engine forms (generation × factor × 100 years, money × 100 years) overflows: an
 # absurd magnitude (1e306 MW, a typo'd exponent) is a reject row, never an infinite result.
 # Money allows 1e15 currency units (about USD 60 bn in IDR or VND, the largest-unit currencies).
-_MONEY_MAX = 1e15
+MONEY_MAX = 1e15
 
 
 # --------------------------------------------------------------------------------------------
@@ -163,26 +191,26 @@ class ProjectInput(BaseModel):
             "kind": "code",
         },
     )
-    project_name: str | None = _f(
+    project_name: str | None = template_field(
         "项目名称", "Project name (zh or en)", group="identification", aliases=("name", "名称")
     )
-    borrower: str | None = _f(
+    borrower: str | None = template_field(
         "借款人", "Borrower", group="identification", aliases=("借款主体", "客户名称", "client")
     )
-    description: str | None = _f(
+    description: str | None = template_field(
         "项目描述",
         "Free-text description; used to infer the activity when `activity` is blank",
         group="identification",
         aliases=("项目简介", "建设内容", "项目概况"),
     )
-    activity: str | None = _f(
+    activity: str | None = template_field(
         "活动类型",
         "greenscreen activity id (see `greenscreen template`, sheet lists), e.g. solar_pv",
         group="identification",
         aliases=("项目类型", "activity type", "activity id", "activity_id"),
         kind="enum",
     )
-    industry_code: str | None = _f(
+    industry_code: str | None = template_field(
         "国民经济行业代码",
         "GB/T 4754-2017 industry code, e.g. D4416 or 4416 (keys the 2025 China catalogue)",
         group="identification",
@@ -190,7 +218,7 @@ class ProjectInput(BaseModel):
         kind="code",
         pattern=r"^[A-T]?\d{2,4}$",
     )
-    nace_code: str | None = _f(
+    nace_code: str | None = template_field(
         "NACE代码",
         "NACE Rev.2 code, e.g. D35.11 (EU Taxonomy)",
         group="identification",
@@ -198,7 +226,7 @@ class ProjectInput(BaseModel):
         kind="code",
         pattern=r"^[A-U]?\d{2}(\.\d{1,2}){0,2}$",
     )
-    country: str | None = _f(
+    country: str | None = template_field(
         "国家",
         "ISO 3166-1 alpha-2 country code",
         group="location",
@@ -207,26 +235,26 @@ class ProjectInput(BaseModel):
         default="CN",
         pattern=r"^[A-Z]{2}$",
     )
-    province: str | None = _f(
+    province: str | None = template_field(
         "省份",
         "Chinese province-level division: name in zh or en, or GB/T 2260 code",
         group="location",
         aliases=("省", "所在省份", "省级行政区", "province/region"),
         kind="enum",
     )
-    grid_region: str | None = _f(
+    grid_region: str | None = template_field(
         "电网区域",
         "Override of the grid region the province maps to",
         group="location",
         aliases=("区域电网", "所属电网", "grid"),
     )
-    approval_date: dt.date | None = _f(
+    approval_date: dt.date | None = template_field(
         "贷款审批日期",
         "Loan approval date (selects rulebook versions)",
         group="dates",
         aliases=("审批日期", "授信审批日期", "approval date"),
     )
-    cod: dt.date | None = _f(
+    cod: dt.date | None = template_field(
         "投产日期",
         "Commercial operation date",
         group="dates",
@@ -234,7 +262,7 @@ class ProjectInput(BaseModel):
     )
 
     # power ----------------------------------------------------------------------------------
-    capacity_mw: float | None = _f(
+    capacity_mw: float | None = template_field(
         "装机容量",
         "Installed capacity",
         group="power",
@@ -243,7 +271,7 @@ class ProjectInput(BaseModel):
         ge=0,
         le=1e6,
     )
-    annual_generation_mwh: float | None = _f(
+    annual_generation_mwh: float | None = template_field(
         "年发电量",
         "Annual net electricity generation delivered to the grid (上网电量 preferred)",
         group="power",
@@ -252,7 +280,7 @@ class ProjectInput(BaseModel):
         ge=0,
         le=1e10,
     )
-    full_load_hours: float | None = _f(
+    full_load_hours: float | None = template_field(
         "年利用小时数",
         "Equivalent full-load hours per year (generation = capacity × hours when not given)",
         group="power",
@@ -263,7 +291,7 @@ class ProjectInput(BaseModel):
     )
 
     # storage --------------------------------------------------------------------------------
-    storage_energy_mwh: float | None = _f(
+    storage_energy_mwh: float | None = template_field(
         "储能容量",
         "Installed energy capacity of storage",
         group="storage",
@@ -272,7 +300,7 @@ class ProjectInput(BaseModel):
         ge=0,
         le=1e7,
     )
-    storage_power_mw: float | None = _f(
+    storage_power_mw: float | None = template_field(
         "储能功率",
         "Rated power of storage (duration = energy / power)",
         group="storage",
@@ -281,7 +309,7 @@ class ProjectInput(BaseModel):
         ge=0,
         le=1e6,
     )
-    cycles_per_year: float | None = _f(
+    cycles_per_year: float | None = template_field(
         "年循环次数",
         "Full charge/discharge cycles per year",
         group="storage",
@@ -292,7 +320,7 @@ class ProjectInput(BaseModel):
     )
 
     # buildings ------------------------------------------------------------------------------
-    floor_area_m2: float | None = _f(
+    floor_area_m2: float | None = template_field(
         "建筑面积",
         "Gross floor area",
         group="buildings",
@@ -301,7 +329,7 @@ class ProjectInput(BaseModel):
         ge=0,
         le=1e8,
     )
-    green_building_star: int | None = _f(
+    green_building_star: int | None = template_field(
         "绿色建筑星级",
         "Star rating under GB/T 50378 (0 = basic level or unrated, 1–3 stars)",
         group="buildings",
@@ -310,7 +338,7 @@ class ProjectInput(BaseModel):
         ge=0,
         le=3,
     )
-    green_building_award: int | None = _f(
+    green_building_award: int | None = template_field(
         "全国绿色建筑创新奖",
         "National Green Building Innovation Award prize (1 = first, 2 = second, 3 = third)",
         group="buildings",
@@ -319,7 +347,7 @@ class ProjectInput(BaseModel):
         ge=1,
         le=3,
     )
-    energy_use_kwh_m2: float | None = _f(
+    energy_use_kwh_m2: float | None = template_field(
         "单位面积能耗",
         "Operational energy use per m² of floor area",
         group="buildings",
@@ -328,7 +356,7 @@ class ProjectInput(BaseModel):
         ge=0,
         le=1e5,
     )
-    baseline_energy_use_kwh_m2: float | None = _f(
+    baseline_energy_use_kwh_m2: float | None = template_field(
         "基准单位面积能耗",
         "Baseline (reference building) energy use per m²",
         group="buildings",
@@ -337,7 +365,7 @@ class ProjectInput(BaseModel):
         ge=0,
         le=1e5,
     )
-    epc_class: str | None = _f(
+    epc_class: str | None = template_field(
         "能效证书等级",
         "Energy Performance Certificate class (EU), e.g. A",
         group="buildings",
@@ -347,7 +375,7 @@ class ProjectInput(BaseModel):
     )
 
     # thresholds used by taxonomies ----------------------------------------------------------
-    lifecycle_gco2e_per_kwh: float | None = _f(
+    lifecycle_gco2e_per_kwh: float | None = template_field(
         "全生命周期排放强度",
         "Life-cycle GHG emissions per kWh generated",
         group="thresholds",
@@ -356,7 +384,7 @@ class ProjectInput(BaseModel):
         ge=0,
         le=1e5,
     )
-    power_density_w_m2: float | None = _f(
+    power_density_w_m2: float | None = template_field(
         "功率密度",
         "Power density of a hydropower reservoir (capacity / reservoir surface)",
         group="thresholds",
@@ -365,7 +393,7 @@ class ProjectInput(BaseModel):
         ge=0,
         le=1e6,
     )
-    powertrain: str | None = _f(
+    powertrain: str | None = template_field(
         "动力类型",
         "Vehicle powertrain: bev (battery electric), fcev (fuel cell), phev (plug-in hybrid), "
         "hev (hybrid), ice (combustion engine); Chinese names accepted",
@@ -373,7 +401,7 @@ class ProjectInput(BaseModel):
         aliases=("动力系统", "驱动类型", "能源类型", "vehicle powertrain", "drivetrain"),
         kind="enum",
     )
-    tailpipe_gco2_per_km: float | None = _f(
+    tailpipe_gco2_per_km: float | None = template_field(
         "尾气排放",
         "Direct (tailpipe) CO2 emissions per km",
         group="thresholds",
@@ -382,7 +410,7 @@ class ProjectInput(BaseModel):
         ge=0,
         le=1e5,
     )
-    hydrogen_tco2e_per_th2: float | None = _f(
+    hydrogen_tco2e_per_th2: float | None = template_field(
         "制氢碳排放强度",
         "Life-cycle GHG emissions per tonne of hydrogen",
         group="thresholds",
@@ -391,7 +419,7 @@ class ProjectInput(BaseModel):
         ge=0,
         le=1e4,
     )
-    pue: float | None = _f(
+    pue: float | None = template_field(
         "电能利用效率",
         "Power usage effectiveness of a data centre (≥ 1)",
         group="thresholds",
@@ -402,7 +430,7 @@ class ProjectInput(BaseModel):
     )
 
     # emission-method inputs -----------------------------------------------------------------
-    electricity_saved_mwh: float | None = _f(
+    electricity_saved_mwh: float | None = template_field(
         "年节电量",
         "Electricity saved per year",
         group="emissions",
@@ -411,7 +439,7 @@ class ProjectInput(BaseModel):
         ge=0,
         le=1e10,
     )
-    fuel_saved_t: float | None = _f(
+    fuel_saved_t: float | None = template_field(
         "年节约燃料量",
         "Fuel saved per year",
         group="emissions",
@@ -420,13 +448,13 @@ class ProjectInput(BaseModel):
         ge=0,
         le=1e10,
     )
-    fuel_type: str | None = _f(
+    fuel_type: str | None = template_field(
         "燃料类型",
         "Fuel saved or displaced, e.g. coal, natural_gas, diesel",
         group="emissions",
         aliases=("燃料种类", "fuel"),
     )
-    vehicle_count: int | None = _f(
+    vehicle_count: int | None = template_field(
         "车辆数",
         "Number of vehicles financed",
         group="emissions",
@@ -435,7 +463,7 @@ class ProjectInput(BaseModel):
         ge=0,
         le=10_000_000,
     )
-    annual_km_per_vehicle: float | None = _f(
+    annual_km_per_vehicle: float | None = template_field(
         "单车年行驶里程",
         "Distance driven per vehicle per year",
         group="emissions",
@@ -444,7 +472,7 @@ class ProjectInput(BaseModel):
         ge=0,
         le=1e6,
     )
-    baseline_fuel_l_per_100km: float | None = _f(
+    baseline_fuel_l_per_100km: float | None = template_field(
         "基准车百公里油耗",
         "Fuel use of the displaced conventional vehicle",
         group="emissions",
@@ -453,7 +481,7 @@ class ProjectInput(BaseModel):
         ge=0,
         le=1e4,
     )
-    ev_kwh_per_100km: float | None = _f(
+    ev_kwh_per_100km: float | None = template_field(
         "百公里电耗",
         "Electricity use of the electric vehicle",
         group="emissions",
@@ -462,7 +490,7 @@ class ProjectInput(BaseModel):
         ge=0,
         le=1e4,
     )
-    ch4_captured_t: float | None = _f(
+    ch4_captured_t: float | None = template_field(
         "年甲烷回收量",
         "Methane captured and destroyed or used per year",
         group="emissions",
@@ -471,7 +499,7 @@ class ProjectInput(BaseModel):
         ge=0,
         le=1e9,
     )
-    co2_stored_t: float | None = _f(
+    co2_stored_t: float | None = template_field(
         "年二氧化碳封存量",
         "CO2 captured and permanently stored (or utilised) per year (CCUS)",
         group="emissions",
@@ -480,7 +508,7 @@ class ProjectInput(BaseModel):
         ge=0,
         le=1e10,
     )
-    displaced_tco2e_per_year: float | None = _f(
+    displaced_tco2e_per_year: float | None = template_field(
         "年替代减排量",
         "User-supplied avoided emissions per year with its basis (e.g. storage displacing peakers)",
         group="emissions",
@@ -489,7 +517,7 @@ class ProjectInput(BaseModel):
         ge=0,
         le=1e10,
     )
-    grid_ef_tco2_per_mwh: float | None = _f(
+    grid_ef_tco2_per_mwh: float | None = template_field(
         "电网排放因子",
         "Project-specific grid emission factor override (e.g. from a PDD)",
         group="emissions",
@@ -498,7 +526,7 @@ class ProjectInput(BaseModel):
         ge=0,
         le=10,
     )
-    grid_ef_om_tco2_per_mwh: float | None = _f(
+    grid_ef_om_tco2_per_mwh: float | None = template_field(
         "电量边际排放因子",
         "Operating-margin grid factor override (OM)",
         group="emissions",
@@ -507,7 +535,7 @@ class ProjectInput(BaseModel):
         ge=0,
         le=10,
     )
-    grid_ef_bm_tco2_per_mwh: float | None = _f(
+    grid_ef_bm_tco2_per_mwh: float | None = template_field(
         "容量边际排放因子",
         "Build-margin grid factor override (BM)",
         group="emissions",
@@ -518,7 +546,7 @@ class ProjectInput(BaseModel):
     )
 
     # finance --------------------------------------------------------------------------------
-    currency: str | None = _f(
+    currency: str | None = template_field(
         "币种",
         "ISO 4217 currency of all money fields in the row",
         group="finance",
@@ -527,25 +555,25 @@ class ProjectInput(BaseModel):
         default="CNY",
         pattern=r"^[A-Z]{3}$",
     )
-    total_investment: float | None = _f(
+    total_investment: float | None = template_field(
         "总投资",
         "Total project investment (capex)",
         group="finance",
         unit="currency",
         aliases=("项目总投资", "总投资额", "capex", "total capex"),
         ge=0,
-        le=_MONEY_MAX,
+        le=MONEY_MAX,
     )
-    loan_amount: float | None = _f(
+    loan_amount: float | None = template_field(
         "贷款金额",
         "Loan principal",
         group="finance",
         unit="currency",
         aliases=("贷款额", "授信金额", "loan", "loan principal"),
         ge=0,
-        le=_MONEY_MAX,
+        le=MONEY_MAX,
     )
-    loan_tenor_years: int | None = _f(
+    loan_tenor_years: int | None = template_field(
         "贷款期限",
         "Loan tenor",
         group="finance",
@@ -554,7 +582,7 @@ class ProjectInput(BaseModel):
         ge=0,
         le=100,
     )
-    interest_rate: float | None = _f(
+    interest_rate: float | None = template_field(
         "贷款利率",
         "Annual loan interest rate as a fraction (0.045 = 4.5 %)",
         group="finance",
@@ -563,7 +591,7 @@ class ProjectInput(BaseModel):
         ge=0,
         le=1,
     )
-    grace_period_years: int | None = _f(
+    grace_period_years: int | None = template_field(
         "宽限期",
         "Years of interest-only grace before principal repayment",
         group="finance",
@@ -572,7 +600,7 @@ class ProjectInput(BaseModel):
         ge=0,
         le=100,
     )
-    tariff_per_mwh: float | None = _f(
+    tariff_per_mwh: float | None = template_field(
         "上网电价",
         "Electricity tariff received",
         group="finance",
@@ -581,25 +609,25 @@ class ProjectInput(BaseModel):
         ge=0,
         le=1e9,
     )
-    annual_revenue: float | None = _f(
+    annual_revenue: float | None = template_field(
         "年营业收入",
         "Annual revenue (used when generation × tariff does not apply)",
         group="finance",
         unit="currency",
         aliases=("年收入", "年产值", "annual revenue", "revenue"),
         ge=0,
-        le=_MONEY_MAX,
+        le=MONEY_MAX,
     )
-    annual_opex: float | None = _f(
+    annual_opex: float | None = template_field(
         "年运营成本",
         "Annual operating expenditure in the first operating year",
         group="finance",
         unit="currency",
         aliases=("年运维成本", "运营成本", "opex", "annual opex"),
         ge=0,
-        le=_MONEY_MAX,
+        le=MONEY_MAX,
     )
-    opex_escalation: float | None = _f(
+    opex_escalation: float | None = template_field(
         "运营成本年增长率",
         "Annual opex escalation as a fraction",
         group="finance",
@@ -608,7 +636,7 @@ class ProjectInput(BaseModel):
         ge=-1,
         le=1,
     )
-    degradation_rate: float | None = _f(
+    degradation_rate: float | None = template_field(
         "年衰减率",
         "Annual output degradation as a fraction",
         group="finance",
@@ -617,7 +645,7 @@ class ProjectInput(BaseModel):
         ge=0,
         le=1,
     )
-    construction_years: int | None = _f(
+    construction_years: int | None = template_field(
         "建设期",
         "Construction period",
         group="finance",
@@ -626,7 +654,7 @@ class ProjectInput(BaseModel):
         ge=0,
         le=20,
     )
-    operating_years: int | None = _f(
+    operating_years: int | None = template_field(
         "运营期",
         "Operating life",
         group="finance",
@@ -635,7 +663,7 @@ class ProjectInput(BaseModel):
         ge=1,
         le=100,
     )
-    tax_rate: float | None = _f(
+    tax_rate: float | None = template_field(
         "所得税率",
         "Corporate income tax rate as a fraction",
         group="finance",
@@ -644,7 +672,7 @@ class ProjectInput(BaseModel):
         ge=0,
         le=1,
     )
-    discount_rate: float | None = _f(
+    discount_rate: float | None = template_field(
         "折现率",
         "Discount rate for NPV as a fraction",
         group="finance",
@@ -659,8 +687,8 @@ class ProjectInput(BaseModel):
     def _known_activity(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        key = _label_key(value)
-        lookup = _activity_lookup()
+        key = label_key(value)
+        lookup = activity_lookup()
         if key not in lookup:
             raise ValueError(f"unknown activity '{value}'{did_you_mean(value, activity_ids())}")
         return lookup[key]
@@ -693,7 +721,19 @@ class FieldSpec:
         return f"{self.zh}({unit})" if unit and unit not in {"stars", "prize"} else self.zh
 
     def range_text(self, scale: float = 1.0) -> str:
-        """The bounds, in a column's unit when it has a ``scale`` to the canonical unit."""
+        """The field's bounds as text, for messages and the template's notes.
+
+        Parameters
+        ----------
+        scale : float
+            The factor from a column's unit to the field's canonical unit (``kW`` → ``MW``:
+            0.001), so that the bounds are shown in the unit the column is written in.
+
+        Returns
+        -------
+        str
+            ``≥ 0 and ≤ 1,000,000``; empty when the field has no bounds.
+        """
         parts = []
         if self.ge is not None:
             parts.append(f"≥ {_bound_text(self.ge / scale)}")
@@ -736,7 +776,21 @@ _PY_KINDS: dict[type, Kind] = {
 }
 
 
-def _spec_from_field(name: str, info: Any) -> FieldSpec:
+def spec_from_field(name: str, info: Any) -> FieldSpec:
+    """The :class:`FieldSpec` of a model field made with :func:`template_field`.
+
+    Parameters
+    ----------
+    name : str
+        The field's name.
+    info : pydantic.fields.FieldInfo
+        The model's field (``ProjectInput.model_fields[name]``).
+
+    Returns
+    -------
+    FieldSpec
+        Its kind and polars type, labels, unit, aliases, default and bounds.
+    """
     annotation = info.annotation
     if get_origin(annotation) in (Union, types.UnionType):
         annotation = next(a for a in get_args(annotation) if a is not type(None))
@@ -768,7 +822,7 @@ def _spec_from_field(name: str, info: Any) -> FieldSpec:
 
 
 FIELDS: dict[str, FieldSpec] = {
-    name: _spec_from_field(name, info) for name, info in ProjectInput.model_fields.items()
+    name: spec_from_field(name, info) for name, info in ProjectInput.model_fields.items()
 }
 """Template v1 fields in template order."""
 
@@ -788,6 +842,10 @@ def polars_schema() -> pl.Schema:
 
     Template fields in template order, then the derived columns; extra input columns follow
     in the actual table.
+
+    Returns
+    -------
+    polars.Schema
     """
     return pl.Schema(
         [(spec.name, spec.dtype) for spec in FIELDS.values()] + list(DERIVED_COLUMNS.items())
@@ -795,110 +853,7 @@ def polars_schema() -> pl.Schema:
 
 
 # --------------------------------------------------------------------------------------------
-# Vocabularies
-@cache
-def activities() -> pl.DataFrame:
-    """The activity vocabulary: id, family, name_en, name_zh (``data/activities.csv``)."""
-    return pl.read_csv(data_file("activities.csv"), infer_schema=False)
-
-
-def activity_ids() -> list[str]:
-    return activities()["id"].to_list()
-
-
-@cache
-def _activity_lookup() -> dict[str, str]:
-    """Accepted spellings of an activity (id, English or Chinese name) -> id."""
-    table = activities()
-    lookup: dict[str, str] = {}
-    for column in ("name_en", "name_zh", "id"):
-        lookup.update({_label_key(v): i for v, i in zip(table[column], table["id"], strict=True)})
-    return lookup
-
-
-#: Closed vocabularies of enum fields other than activity and province: accepted spelling
-#: (normalised like a header) -> canonical value. A value outside one is a reject.
-VOCABULARIES: dict[str, dict[str, str]] = {
-    "powertrain": {
-        **{v: v for v in ("bev", "fcev", "phev", "hev", "ice")},
-        "纯电动": "bev",
-        "纯电动汽车": "bev",
-        "电动": "bev",
-        "battery electric": "bev",
-        "electric": "bev",
-        "ev": "bev",
-        "燃料电池": "fcev",
-        "燃料电池汽车": "fcev",
-        "氢燃料电池": "fcev",
-        "fuel cell": "fcev",
-        "插电式混合动力": "phev",
-        "插电混动": "phev",
-        "插电式混合动力汽车": "phev",
-        "plug-in hybrid": "phev",
-        "混合动力": "hev",
-        "油电混合": "hev",
-        "非插电式混合动力": "hev",
-        "hybrid": "hev",
-        "燃油": "ice",
-        "传统燃油": "ice",
-        "燃油车": "ice",
-        "内燃机": "ice",
-        "diesel": "ice",
-        "petrol": "ice",
-        "gasoline": "ice",
-        "combustion": "ice",
-    },
-}
-
-
-@cache
-def provinces() -> pl.DataFrame:
-    """Provincial-level divisions with GB/T 2260 codes (``greenscreen/data/provinces.csv``)."""
-    return pl.read_csv(data_file("provinces.csv"), infer_schema=False)
-
-
-@cache
-def _province_lookup() -> dict[str, tuple[str, str]]:
-    """Accepted spellings of a province (zh, en, short, aliases, code) -> (name_en, code)."""
-    lookup: dict[str, tuple[str, str]] = {}
-    for row in provinces().iter_rows(named=True):
-        target = (row["name_en"], row["code"])
-        names = [row["code"], row["code"][:2], row["name_en"], row["name_zh"], row["short_zh"]]
-        names += (row["aliases"] or "").split(";")
-        lookup.update({_label_key(n): target for n in names if n})
-    return lookup
-
-
-@cache
-def cities() -> pl.DataFrame:
-    """Prefecture- and county-level names with their province (``greenscreen/data/cities.csv``,
-    from the NBS 2023 统计用区划代码; taxonomies/sources/build_cities.py)."""
-    return pl.read_csv(data_file("cities.csv"), infer_schema=False)
-
-
-@cache
-def city_lookup() -> tuple[dict[str, tuple[str, str]], dict[str, list[str]]]:
-    """Names of places below the province: unambiguous name → (province code, official name),
-    and ambiguous name → the provinces it is found in."""
-    found: dict[str, tuple[str, str]] = {}
-    ambiguous: dict[str, list[str]] = {}
-    for row in cities().iter_rows(named=True):
-        key = _label_key(row["name"])
-        if row["ambiguous"]:
-            ambiguous.setdefault(key, []).append(row["province_code"])
-        else:
-            found.setdefault(key, (row["province_code"], row["official_name"]))
-    return found, ambiguous
-
-
-# --------------------------------------------------------------------------------------------
 # Headers
-def _label_key(text: str) -> str:
-    """Normalise a header or label for matching: NFKC (full-width → ASCII), lower, one space."""
-    text = unicodedata.normalize("NFKC", text).replace("²", "2").replace("㎡", "m2")
-    return re.sub(r"\s+", " ", text).strip().lower()
-
-
 @dataclass(frozen=True)
 class HeaderMatch:
     """How one input header maps onto the template."""
@@ -917,13 +872,24 @@ _UNIT_SUFFIX = re.compile(
 
 
 def header_index(fields: dict[str, FieldSpec]) -> dict[str, str]:
-    """Exact header spellings -> field: field names, labels, labels with canonical unit (for
-    any template: the pipeline's, the loan book's)."""
+    """Exact header spellings of a template's fields.
+
+    Parameters
+    ----------
+    fields : dict of str to FieldSpec
+        A template's fields (:data:`FIELDS`, or the loan book's).
+
+    Returns
+    -------
+    dict of str to str
+        :func:`~greenscreen.vocabularies.label_key` of the field name, the name with spaces,
+        the Chinese label with and without its canonical unit, and every alias → field name.
+    """
     index: dict[str, str] = {}
     for spec in fields.values():
         for label in (spec.name, spec.zh, spec.label_zh, *spec.aliases):
-            index.setdefault(_label_key(label), spec.name)
-        index.setdefault(_label_key(spec.name.replace("_", " ")), spec.name)
+            index.setdefault(label_key(label), spec.name)
+        index.setdefault(label_key(spec.name.replace("_", " ")), spec.name)
     return index
 
 
@@ -938,8 +904,23 @@ def resolve_header(header: str) -> HeaderMatch | None:
     Accepts the field name (``capacity_mw``), its Chinese label with or without a unit
     (``装机容量``, ``装机容量（MW）``, ``装机容量(kW)``) and the aliases in the field metadata.
     A unit in the header is converted to the field's canonical unit (``kW`` → × 0.001 for
-    ``capacity_mw``; ``万元`` → × 10 000 for money); a unit of the wrong kind raises
-    :class:`~greenscreen.errors.PipelineError` rather than guessing.
+    ``capacity_mw``; ``万元`` → × 10 000 for money).
+
+    Parameters
+    ----------
+    header : str
+        The header as written.
+
+    Returns
+    -------
+    HeaderMatch or None
+        The field, the scale factor to its canonical unit and the unit as written.
+
+    Raises
+    ------
+    PipelineError
+        The header names a field in an unknown unit, or in a unit of the wrong kind
+        (``capacity_mw`` in ``万元``): never a guess.
     """
     return resolve_header_in(header, FIELDS, _header_index())
 
@@ -947,8 +928,27 @@ def resolve_header(header: str) -> HeaderMatch | None:
 def resolve_header_in(
     header: str, fields: dict[str, FieldSpec], index: dict[str, str]
 ) -> HeaderMatch | None:
-    """:func:`resolve_header` against another template's ``fields`` and :func:`header_index`."""
-    key = _label_key(header)
+    """:func:`resolve_header` against another template.
+
+    Parameters
+    ----------
+    header : str
+        The header as written.
+    fields : dict of str to FieldSpec
+        The template's fields.
+    index : dict of str to str
+        :func:`header_index` of ``fields``.
+
+    Returns
+    -------
+    HeaderMatch or None
+
+    Raises
+    ------
+    PipelineError
+        As :func:`resolve_header`.
+    """
+    key = label_key(header)
     if key in index:
         return HeaderMatch(header, index[key])
     match = _UNIT_SUFFIX.match(key)

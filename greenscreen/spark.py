@@ -35,7 +35,7 @@ import pyarrow as pa
 
 from greenscreen._outputs import output_set
 from greenscreen.appraisal import AppraisalConfig
-from greenscreen.emissions import _FACTOR_FILES, EmissionsConfig, load_factors
+from greenscreen.emissions import FACTOR_FILES, EmissionsConfig, load_factors
 from greenscreen.errors import GreenscreenError, PipelineError
 from greenscreen.io import Pipeline, duplicate_id_rejects, read_pipeline
 from greenscreen.rulebook import Rulebook
@@ -142,8 +142,20 @@ class SparkScreenResult:
         return copies.persist(StorageLevel.MEMORY_AND_DISK)  # every table uses it
 
     def table(self, kind: str, *, order: bool = False) -> DataFrame:
-        """One output by name; ``order`` adds ``__gs_chunk__`` and ``__gs_seq__`` (sorting by
-        them gives the order a batched single process writes)."""
+        """One output by name.
+
+        Parameters
+        ----------
+        kind : {"results", "decisions", "subsidies", "schedule", "rejects"}
+        order : bool
+            Add ``__gs_chunk__`` and ``__gs_seq__``: sorting by them gives the order a batched
+            single process writes.
+
+        Returns
+        -------
+        pyspark.sql.DataFrame
+            Without the copies of a project id repeated in the input (they are rejects).
+        """
         if kind == "rejects":
             return self._rejects()
         frame = self._unpack(kind, order)
@@ -155,22 +167,27 @@ class SparkScreenResult:
 
     @property
     def results(self) -> DataFrame:
+        """The results table (one row per accepted project)."""
         return self.table("results")
 
     @property
     def decisions(self) -> DataFrame:
+        """The decisions table (one row per project × rulebook × criterion)."""
         return self.table("decisions")
 
     @property
     def subsidies(self) -> DataFrame:
+        """The programme awards table (one row per project × award in scope)."""
         return self.table("subsidies")
 
     @property
     def schedule(self) -> DataFrame:
+        """The subsidy payment schedule (one row per payment and year)."""
         return self.table("schedule")
 
     @property
     def rejects(self) -> DataFrame:
+        """The rejects, with one ``duplicate_id`` reject per copy of a repeated id."""
         return self.table("rejects")
 
     def _rejects(self) -> DataFrame:
@@ -184,7 +201,12 @@ class SparkScreenResult:
         return self._unpack("rejects").unionByName(dups)
 
     def counts(self) -> dict[str, int]:
-        """input_rows, accepted, rejected, reject_rows, blank_rows_ignored, as in run.json."""
+        """input_rows, accepted, rejected, reject_rows, blank_rows_ignored, as in run.json.
+
+        Returns
+        -------
+        dict of str to int
+        """
         F = _pyspark()  # noqa: N806
         sums = self._unpack("counts").agg(
             F.sum("n_input").alias("n_input"), F.sum("n_blank").alias("n_blank")
@@ -206,6 +228,7 @@ class SparkScreenResult:
         }
 
     def unpersist(self) -> None:
+        """Free the screened payloads Spark keeps on its executors (memory and disk)."""
         if "_duplicates" in self.__dict__:
             self._duplicates.unpersist()
         self.packed.unpersist()
@@ -221,14 +244,35 @@ def screen_spark(
     row_numbers: str | None = None,
     chunk_rows: int = CHUNK_ROWS,
 ) -> SparkScreenResult:
-    """Screen a Spark DataFrame of pipeline rows (template v1 columns, as a file holds them)
-    with the same code and results as :func:`greenscreen.screen`.
+    """Screen a Spark DataFrame of pipeline rows with the same code and results as
+    :func:`greenscreen.screen`.
 
     Rows are numbered 1, 2, … in the DataFrame's order, partition by partition: for a
     DataFrame read from one Parquet file that is the file's row order, as ``read_pipeline``
-    numbers it. ``row_numbers`` names a column holding them instead (use it for a DataFrame
-    that comes out of a shuffle, whose order is not reproducible); it is not screened. The
-    screen runs here, once; the result's tables are unpacked from its persisted output.
+    numbers it. The screen runs here, once; the result's tables are unpacked from its
+    persisted output. Rulebook and factor-file errors are raised here, on the driver.
+
+    Parameters
+    ----------
+    df : pyspark.sql.DataFrame
+        Template v1 columns, as a file holds them (text, or typed from Parquet).
+    rulebooks, emissions, subsidies, appraisal
+        As :func:`greenscreen.screen`.
+    row_numbers : str, optional
+        A column holding the row numbers instead (use it for a DataFrame that comes out of a
+        shuffle, whose order is not reproducible); it is not screened.
+    chunk_rows : int
+        Rows screened per call of the polars engine on an executor (its fixed cost is paid
+        per chunk).
+
+    Returns
+    -------
+    SparkScreenResult
+
+    Raises
+    ------
+    GreenscreenError
+        ``chunk_rows`` < 1, or a problem with the rulebooks, factor files or columns.
     """
     if chunk_rows < 1:
         raise GreenscreenError("chunk_rows must be at least 1")
@@ -240,7 +284,7 @@ def screen_spark(
         folder = Path(config.factors_dir)
         factor_files = tuple(
             (name, (folder / name).read_bytes())
-            for name in _FACTOR_FILES
+            for name in FACTOR_FILES
             if (folder / name).is_file()
         )
     job = _Job(
@@ -289,14 +333,44 @@ def screen_spark_file(
     csv_max_rows: int | None = None,
     **options: Any,
 ) -> BatchRun:
-    """Screen a Parquet pipeline file on Spark and write the usual outputs to ``out_dir``
-    (``greenscreen screen --engine spark``): Spark writes each table's parts in input order,
-    and they are assembled, with rejects.csv, portfolio.html and run.json, as batch mode does.
-    ``options`` are :func:`screen_spark`'s; a session is started on ``master`` (default:
-    spark-submit's, else local) unless ``spark`` is given. ``out_dir`` must be a local path
-    of the driver (Spark's local mode, or a cluster whose executors share it)."""
+    """Screen a Parquet pipeline file on Spark and write the usual outputs
+    (``greenscreen screen --engine spark``).
+
+    Spark writes each table's parts in input order, and they are assembled, with
+    ``rejects.csv``, ``portfolio.html`` and ``run.json``, as batch mode does
+    (:func:`greenscreen.batch.finish_outputs`).
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A Parquet file.
+    out_dir : str or pathlib.Path
+        A local path of the driver (Spark's local mode, or a cluster whose executors share
+        it); written as an output set.
+    master : str, optional
+        The Spark master of a session started here; default spark-submit's, else local.
+    lang : {"en", "zh"}
+        The report's language.
+    spark : pyspark.sql.SparkSession, optional
+        A session to use instead of starting one.
+    csv_max_rows : int, optional
+        Above this many accepted projects ``results.csv`` is not written (0: never); default
+        :data:`greenscreen._outputs.CSV_MAX_ROWS`.
+    **options
+        :func:`screen_spark`'s (``sheet``, ``encoding`` and ``sensitivities`` are ignored).
+
+    Returns
+    -------
+    BatchRun
+        The files written and the counts.
+
+    Raises
+    ------
+    PipelineError
+        The file is missing or not Parquet.
+    """
     from greenscreen._outputs import CSV_MAX_ROWS
-    from greenscreen.batch import _finish
+    from greenscreen.batch import finish_outputs
 
     source = Path(path)
     if not source.is_file():
@@ -324,7 +398,7 @@ def screen_spark_file(
                         probe = result.probe
                         info = replace(probe.pipeline.source, name=source.name, format="parquet")
                         last = replace(probe, pipeline=replace(probe.pipeline, source=info))
-                        run, record = _finish(
+                        run, record = finish_outputs(
                             source,
                             staged.path,
                             parts,
@@ -595,7 +669,7 @@ def _tables(result: ScreenResult) -> dict[str, pl.DataFrame]:
     return {
         "results": result.results,
         "decisions": result.decisions,
-        "subsidies": subsidies.awards.drop("_start_year", strict=False),
+        "subsidies": subsidies.awards,
         "schedule": subsidies.schedule,
         "rejects": result.rejects,
         "ids": pl.DataFrame(schema={"project_id": pl.String, "row": pl.Int64}),

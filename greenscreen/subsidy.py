@@ -31,22 +31,23 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.json_schema import SkipJsonSchema
 
 from greenscreen._resources import bundled_dir
-from greenscreen.engine import _combine, _evidence, _gates, with_derived_inputs
+from greenscreen.engine import with_derived_inputs
 from greenscreen.errors import GreenscreenError, RulebookError
+from greenscreen.logic import combine, gates, typed_evidence
 from greenscreen.rulebook import (
     Criterion,
     FieldDecl,
     Scope,
     Text,
     Verification,
-    _check_count,
-    _has_schema_type,
-    _nth,
-    _read_yaml,
-    _Where,
+    Where,
+    check_count,
     check_field_decls,
     compile_condition,
     condition_fields,
+    has_schema_type,
+    nth_mapping,
+    read_yaml,
 )
 
 SCHEMA_TYPE = "greenscreen.programme"
@@ -143,7 +144,7 @@ def load_programmes(directory: str | Path | None = None, *, extra: bool = True) 
         folders.append(Path(directory))
     for folder in folders:
         for path in sorted(folder.glob("*.y*ml")):
-            if _has_schema_type(path, SCHEMA_TYPE):
+            if has_schema_type(path, SCHEMA_TYPE):
                 programme = load_programme(path)
                 found[programme.id] = programme
     return list(found.values())
@@ -158,10 +159,10 @@ def load_programme(path: str | Path) -> Programme:
     """Load and validate one programme file; errors name the file, award and criterion."""
     path = Path(path)
     name = path.name
-    data = _read_yaml(path)  # a regular file of bounded size; safe, bounded YAML
+    data = read_yaml(path)  # a regular file of bounded size; safe, bounded YAML
     if not isinstance(data, dict) or data.get("schema_type") != SCHEMA_TYPE:
         raise RulebookError(f"schema_type must be '{SCHEMA_TYPE}'", file=name)
-    _check_count(data.get("awards"), "awards", name)
+    check_count(data.get("awards"), "awards", name)
     try:
         programme = Programme.model_validate({**data, "path": str(path)})
     except ValidationError as exc:
@@ -169,11 +170,11 @@ def load_programme(path: str | Path) -> Programme:
         loc = list(err["loc"])
         award = criterion = None
         if len(loc) >= 2 and loc[0] == "awards" and isinstance(loc[1], int):
-            entry = _nth(data.get("awards"), loc[1])
+            entry = nth_mapping(data.get("awards"), loc[1])
             award = entry.get("code", f"#{loc[1] + 1}")
             loc = loc[2:]
             if len(loc) >= 2 and loc[0] == "criteria" and isinstance(loc[1], int):
-                criterion = _nth(entry.get("criteria"), loc[1]).get("id", f"#{loc[1] + 1}")
+                criterion = nth_mapping(entry.get("criteria"), loc[1]).get("id", f"#{loc[1] + 1}")
                 loc = loc[2:]
         where = ".".join(map(str, loc))
         message = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
@@ -189,10 +190,10 @@ def load_programme(path: str | Path) -> Programme:
         codes.add(award.code)
         _refuse_unsupported(award, name)
         if award.scope.condition:
-            compile_condition(award.scope.condition, fields, _Where(name, award.code, "scope"))
+            compile_condition(award.scope.condition, fields, Where(name, award.code, "scope"))
         for criterion in award.criteria:
-            compile_condition(criterion.condition, fields, _Where(name, award.code, criterion.id))
-        base = _Where(name, award.code, "amount.base")
+            compile_condition(criterion.condition, fields, Where(name, award.code, criterion.id))
+        base = Where(name, award.code, "amount.base")
         compile_condition(award.amount.base, fields, base, result="number")
     if programme.kind == "relending" and programme.relending is None:
         raise RulebookError("a relending programme needs its relending terms", file=name)
@@ -236,18 +237,17 @@ class SubsidyConfig:
     which relending benefit is computed; None leaves the benefit blank with a note."""
 
     funding_cost: float | None = None
-    programmes_dir: str | None = None
 
 
 @dataclass(frozen=True)
 class Subsidies:
     """``awards``: one row per project × award in the award's scope (projects outside it are
     not_eligible and not listed); ``schedule``: one row per payment (project, programme, award,
-    year, amount); ``summary``: one row per project."""
+    year, amount); ``per_project``: one row per project."""
 
     awards: pl.DataFrame
     schedule: pl.DataFrame
-    summary: pl.DataFrame
+    per_project: pl.DataFrame
 
 
 AWARD_COLUMNS = [
@@ -295,7 +295,7 @@ def evaluate_programmes(
                     f"programme {programme.id} depends on rulebook {dep}, which was not screened"
                 )
         casts = [
-            _evidence(frame, f.name, dtype, f.bounds())
+            typed_evidence(frame, f.name, dtype, f.bounds())
             for f in programme.fields
             for dtype in [programme_fields(programme)[f.name]]
         ]
@@ -309,6 +309,7 @@ def evaluate_programmes(
         else pl.DataFrame(schema=dict.fromkeys(AWARD_COLUMNS, pl.String))
     )
     schedule = _schedule(results, table, programmes)
+    table = table.drop("_start_year", strict=False)  # the schedule's, not an output column
     subsidy = table.filter(
         (pl.col("programme_kind") == "subsidy") & (pl.col("status") == "eligible")
     )
@@ -382,7 +383,7 @@ def _evaluate_award(
         pl.col("approval_date"),
         pl.col("cod"),
     )
-    criteria_met = _combine([(c, f"c{j}") for j, (c, _, _) in enumerate(compiled)])
+    criteria_met = combine([(c, f"c{j}") for j, (c, _, _) in enumerate(compiled)])
     # eligible needs the amount too: a missing base is insufficient data, naming its fields
     result = (
         pl.when(criteria_met & pl.col("base").is_null())
@@ -392,7 +393,7 @@ def _evaluate_award(
     missing_parts = [
         pl.when(pl.col(f"c{j}").is_null()).then(pl.lit(";".join(used)))
         for j, (c, _, used) in enumerate(compiled)
-        if _gates(c) and used
+        if gates(c) and used
     ] + [pl.when(pl.col("base").is_null()).then(pl.lit(";".join(base_fields)))]
     reasons_parts = [
         pl.format(

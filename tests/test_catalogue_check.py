@@ -174,7 +174,7 @@ def test_the_rulebook_is_what_the_generator_writes(tmp_path: Path) -> None:
 
 def test_the_activity_map_is_many_to_many_and_matches_the_rulebook() -> None:
     from greenscreen.rulebook import bundled_rulebooks
-    from greenscreen.schema import activity_ids
+    from greenscreen.vocabularies import activity_ids
 
     with (SOURCES / "cn_gfsp_2025_activity_map.csv").open(encoding="utf-8") as handle:
         pairs = [(r["activity"], r["item_code"]) for r in csv.DictReader(handle)]

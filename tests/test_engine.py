@@ -254,6 +254,25 @@ def test_large_hydro_needs_plan_membership_evidence() -> None:
 
 
 @pytest.mark.parametrize(
+    ("answer", "result"),
+    [
+        ("✓", "pass"),
+        ("1.0", "pass"),  # a 1 in a spreadsheet cell read back as text
+        ("Ｙｅｓ", "pass"),  # full-width, as an IME may type it
+        ("否", "fail"),
+        ("×", "fail"),
+        ("x", "unknown"),  # a cross marks no as often as yes: read as neither
+    ],
+)
+def test_evidence_yes_no_uses_the_readers_vocabulary(answer: str, result: str) -> None:
+    # greenscreen.vocabularies.BOOLEANS: the yes/no of template columns and evidence fields
+    found = decisions(activity="hydropower", cn_hydro_in_14fyp_base=answer).filter(
+        pl.col("criterion") == "14fyp-hydro-base"
+    )
+    assert found["result"].to_list() == [result]
+
+
+@pytest.mark.parametrize(
     ("star", "status", "item"), [(2, "eligible", "6.1.1"), (0, "insufficient_data", "6.1.2")]
 )
 def test_green_building_star_rating(star: int, status: str, item: str) -> None:

@@ -263,3 +263,15 @@ def test_evidence_numbers_are_read_in_their_range() -> None:
     assert out["2"]["cn_gfsp_2025__status"] == "not_eligible"  # grade 2 is read, and fails
     every = [f for b in bundled_rulebooks() for f in b.fields if f.type == "number"]
     assert every and all(f.bounds() != (None, None) for f in every)
+
+
+def test_one_status_list() -> None:
+    """STATUSES is the one ordered list of statuses; the Status type and the report colours
+    follow it (issue 17 finding 7: it was a tuple here and a colour dict in the report)."""
+    from typing import get_args
+
+    from greenscreen.report.html import STATUS_COLOURS
+    from greenscreen.rulebook import STATUSES, Status
+
+    assert set(get_args(Status)) == set(STATUSES) and len(STATUSES) == len(set(STATUSES))
+    assert list(STATUS_COLOURS) == list(STATUSES)

@@ -7,7 +7,7 @@ import pytest
 
 from greenscreen import read_pipeline
 from greenscreen._resources import data_file
-from greenscreen.schema import activities
+from greenscreen.vocabularies import activities
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from greenscreen import FIELDS, PipelineError, ProjectInput, polars_schema, read_pipeline
 from greenscreen.schema import resolve_header
+from greenscreen.vocabularies import label_expr, label_key
 
 
 def test_fields_are_derived_from_the_model() -> None:
@@ -103,3 +104,22 @@ def test_reader_and_model_agree_on_every_numeric_value(field: str, value: float)
     if model_ok:
         got = pipeline.projects[field][0]
         assert math.isclose(got, float(value), rel_tol=1e-12, abs_tol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "  Solar  PV ",
+        "装机容量（ＭＷ）",
+        "面积(m²)",
+        "面积(㎡)",
+        "A\u00a0B",
+        "Ｓｏｌａｒ\tpv",
+        "\u3000光伏\u3000",
+        "",
+    ],
+)
+def test_label_expr_is_label_key_over_a_column(text: str) -> None:
+    """The reader's vectorised normalisation and the header matcher's agree (one rule)."""
+    column = pl.Series("v", [text]).to_frame()
+    assert column.select(label_expr(pl.col("v"))).item() == label_key(text)

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from greenscreen import RulebookError, screen
-from greenscreen.subsidy import SubsidyConfig, load_programme, load_programmes
+from greenscreen.subsidy import AWARD_COLUMNS, SubsidyConfig, load_programme, load_programmes
 
 LINGANG = {
     "activity": "battery_storage",
@@ -74,6 +74,8 @@ def test_lingang_30_mwh_is_capped_and_paid_over_three_years() -> None:
     assert schedule["year"].to_list() == [2025, 2026, 2027]
     assert schedule["amount"].to_list() == pytest.approx([5_000_000 / 3] * 3)
     assert result.results["subsidy_total"][0] == pytest.approx(5_000_000)
+    # the schedule's start year is a helper column: the awards table is the output contract
+    assert result.subsidies.awards.columns == [*AWARD_COLUMNS, "funding_benefit"]
 
 
 def test_lingang_without_the_location_attestation_names_it() -> None:

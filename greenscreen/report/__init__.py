@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
-from greenscreen._outputs import atomic_write, folder_lock
+from greenscreen._outputs import OUTPUT_FILES, atomic_write, folder_lock
 from greenscreen.errors import GreenscreenError, did_you_mean
 from greenscreen.report._files import confined, safe_stem
 from greenscreen.report.excel import write_excel_pack
@@ -62,27 +62,54 @@ def write_run_reports(
     on_pack: Callable[[str], None] | None = None,
     reuse: Path | None = None,
 ) -> dict[str, Path]:
-    """The human reports of a run into the folder ``out`` (an output set's staging folder):
-    ``portfolio.xlsx`` up to ``portfolio_max_rows`` projects, ``portfolio.html``,
-    ``requests.xlsx`` (the evidence request to borrowers, for the same pipelines, below
-    Excel's row limit) and, with ``packs``, every project's pack in ``packs/``."""
+    """The human reports of a run, written into a folder (an output set's staging folder).
+
+    Parameters
+    ----------
+    result : ScreenResult
+        The screened run.
+    out : pathlib.Path
+        The folder to write into.
+    portfolio : bool
+        Write ``portfolio.xlsx`` (the batch workbook).
+    portfolio_max_rows : int
+        Above this many projects neither ``portfolio.xlsx`` nor ``requests.xlsx`` is written:
+        Excel is the wrong tool there.
+    lang : {"en", "zh"}
+        The reports' language.
+    packs : bool
+        Also write every project's pack into ``packs/``.
+    workers : int
+        Processes writing the packs.
+    on_pack : callable, optional
+        Called with each project id once its pack is written or found up to date.
+    reuse : pathlib.Path, optional
+        The previous set's ``packs/``: its up-to-date packs are hard-linked, not written again.
+
+    Returns
+    -------
+    dict of str to pathlib.Path
+        What was written, by key (:data:`greenscreen._outputs.OUTPUT_FILES`): ``portfolio``,
+        ``portfolio_html`` (always), ``requests`` (when some evidence is to be asked, below
+        Excel's row limit) and ``packs``.
+    """
     paths: dict[str, Path] = {}
     if portfolio and result.results.height <= portfolio_max_rows:
-        paths["portfolio"] = out / "portfolio.xlsx"
+        paths["portfolio"] = out / OUTPUT_FILES["portfolio"].name
         atomic_write(
             paths["portfolio"],
             lambda p: write_portfolio(result, p, lang=lang, max_rows=portfolio_max_rows),
         )
     # links point at packs written with --packs, or: greenscreen pack PIPELINE --all
     # --out DIR/packs
-    paths["portfolio_html"] = out / "portfolio.html"
+    paths["portfolio_html"] = out / OUTPUT_FILES["portfolio_html"].name
     atomic_write(
         paths["portfolio_html"],
         lambda p: write_portfolio_html(result, p, lang=lang, link_prefix="packs/"),
     )
     asked = evidence_requests(result) if result.results.height <= portfolio_max_rows else None
     if asked is not None and 0 < asked.height < 1_048_576:
-        paths["requests"] = out / "requests.xlsx"
+        paths["requests"] = out / OUTPUT_FILES["requests"].name
         atomic_write(paths["requests"], lambda p: write_requests(asked, p))
     if packs:
         write_packs(
@@ -104,16 +131,46 @@ def write_packs(
     chunk_size: int = 100,
     reuse: str | Path | None = None,
 ) -> PackList:
-    """Write one pack per project (all accepted projects when ``project_ids`` is None).
+    """Write one pack per project.
 
     File names come from :func:`~greenscreen.report._files.safe_stem` and cannot leave
     ``out_dir``; each file is written atomically. Resumable: ``out_dir/.greenscreen-packs.json``
     records a fingerprint of the run (version, input hash, rulebooks, options, language) and of
     each project's results row, and packs whose fingerprint matches and whose files exist are
-    not written again. ``workers > 1`` writes chunks of ``chunk_size`` projects in that many
-    processes. ``progress(project_id)`` is called after each project, written or skipped.
-    ``reuse`` is another pack folder (the one a new output set replaces): its up-to-date packs
-    are hard-linked instead of written again. Two runs cannot write into one folder at once.
+    not written again. Two runs cannot write into one folder at once.
+
+    Parameters
+    ----------
+    result : ScreenResult
+        The screened run.
+    out_dir : str or pathlib.Path
+        The pack folder (created when missing).
+    project_ids : list of str, optional
+        The projects; default all accepted projects. An unknown or rejected id is an error.
+    lang : {"en", "zh"}
+        The packs' language.
+    formats : tuple of {"xlsx", "html", "pdf"}
+        The pack formats (``pdf`` needs headless Chromium).
+    progress : callable, optional
+        Called with each project id after its pack is written or skipped.
+    workers : int
+        With more than 1, chunks of ``chunk_size`` projects are written in that many
+        processes.
+    chunk_size : int
+        Projects per chunk handed to a worker.
+    reuse : str or pathlib.Path, optional
+        Another pack folder (the one a new output set replaces): its up-to-date packs are
+        hard-linked instead of written again.
+
+    Returns
+    -------
+    PackList
+        The pack files of the requested projects; ``skipped`` counts those already up to date.
+
+    Raises
+    ------
+    GreenscreenError
+        Unknown formats or project ids, or a folder that cannot be written.
     """
     unknown = set(formats) - set(FORMATS)
     if unknown or not formats:

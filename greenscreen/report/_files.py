@@ -39,6 +39,16 @@ def safe_stem(project_id: str, max_bytes: int = 120) -> str:
     and ``GS-003``; ``GS 001`` and ``GS_001_22a85125``), and a name never changes between
     runs. Reserved Windows device names (``CON``, ``nul.txt``) and ``index`` (the packs'
     index) are changed too.
+
+    Parameters
+    ----------
+    project_id : str
+    max_bytes : int
+        The longest stem before the hash suffix [bytes of UTF-8].
+
+    Returns
+    -------
+    str
     """
     text = unicodedata.normalize("NFKC", project_id)
     # letters and digits of any script (categories L*, N*) and -_. survive; separators,
@@ -64,7 +74,24 @@ def _upper_case(text: str) -> bool:
 
 
 def confined(directory: Path, name: str) -> Path:
-    """``directory / name``, refusing anything that would land outside ``directory``."""
+    """``directory / name``, refusing anything that would land outside ``directory``.
+
+    Parameters
+    ----------
+    directory : pathlib.Path
+    name : str
+        A file name (a :func:`safe_stem` with its suffix).
+
+    Returns
+    -------
+    pathlib.Path
+        The resolved path, directly inside ``directory``.
+
+    Raises
+    ------
+    GreenscreenError
+        ``name`` resolves elsewhere (``..``, a separator, a symlink).
+    """
     root = directory.resolve()
     path = (root / name).resolve()
     if path.parent != root:

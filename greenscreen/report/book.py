@@ -144,7 +144,25 @@ def build_report(
     total_loans_cny: float | None = None,
     book: LoanBook | None = None,
 ) -> BookReport:
-    """The five report tables from :func:`greenscreen.loans.attribute`'s per-loan table."""
+    """The five report tables of a loan book for a period.
+
+    Parameters
+    ----------
+    loans : polars.DataFrame
+        The per-loan table of :func:`greenscreen.loans.attribute`.
+    period : Period
+        The reporting period.
+    total_loans_cny : float, optional
+        The bank's total loans for the JR/T 0227 share [CNY]; default the book's balance.
+    book : LoanBook, optional
+        The loan book as read (its source and rejects go into run.json and loan_rejects.csv).
+
+    Returns
+    -------
+    BookReport
+        :func:`statistics`, :func:`cerf_disclosure`, :func:`benefits`, :func:`pcaf` and
+        :func:`jrt0227` of ``loans``.
+    """
     return BookReport(
         period,
         loans,
@@ -167,7 +185,26 @@ _FLOWS = [
 
 
 def statistics(loans: pl.DataFrame) -> pl.DataFrame:
-    """Green-loan statistics: one block per breakdown (``breakdown`` column)."""
+    """Green-loan statistics: one block of rows per breakdown.
+
+    Parameters
+    ----------
+    loans : polars.DataFrame
+        The per-loan table of :func:`greenscreen.loans.attribute`.
+
+    Returns
+    -------
+    polars.DataFrame
+        ``breakdown`` (green class; the catalogue's level-1 and level-2 categories, province
+        and borrower type of green loans), ``catalogue``, ``key``, then ``loans``,
+        ``projects``, ``balance_cny`` [CNY], ``new_lending_cny`` [CNY] and ``repaid_cny``
+        [CNY] in the period (:data:`DEFINITIONS` ``balance``, ``new_lending``).
+
+    References
+    ----------
+    CBRC green-credit statistics report (信贷余额) [S]; 银发〔2025〕132号 for the green class
+    [V].
+    """
     names = category_names().rename({"rulebook": "catalogue", "code": "key"})
     green = loans.filter(pl.col("green_class") == "green")
     blocks = [
@@ -230,7 +267,29 @@ CERF_SCOPES = {
 
 
 def cerf_disclosure(loans: pl.DataFrame) -> pl.DataFrame:
-    """碳减排贷款信息披露表: one row per carbon-reduction area × period scope."""
+    """The quarterly 碳减排贷款信息披露表: one row per carbon-reduction area × period scope.
+
+    Parameters
+    ----------
+    loans : polars.DataFrame
+        The per-loan table of :func:`greenscreen.loans.attribute`.
+
+    Returns
+    -------
+    polars.DataFrame
+        Per CERF area (and ``unmapped``) and scope (``quarter``, ``year_to_date``,
+        ``since_first_support``): projects, ``loan_amount_10k_cny`` [万元],
+        ``weighted_avg_rate_pct`` [%], ``annual_reduction_tco2e`` [tCO2e/yr],
+        ``cerf_received_10k_cny``, ``refinanceable_10k_cny`` (:data:`~greenscreen.loans.
+        CERF_SHARE` of the amount) and ``relending_cost_10k_cny`` (at
+        :data:`~greenscreen.loans.CERF_RATE` a year) [万元].
+
+    References
+    ----------
+    Bank quarterly 碳减排贷款信息披露 template [S]; CERF terms (60 %, 1.75 %) [V] (Xinhua;
+    taxonomy_facts.md §B). The per-loan reduction apportionment is greenscreen's
+    (:data:`DEFINITIONS` ``cerf_reduction``) [R, unverified].
+    """
     supported = loans.filter(pl.col("cerf_supported")).with_columns(
         pl.col("cerf_area").fill_null("unmapped")
     )
@@ -312,8 +371,28 @@ def cerf_disclosure(loans: pl.DataFrame) -> pl.DataFrame:
 
 
 def benefits(loans: pl.DataFrame) -> pl.DataFrame:
-    """Attributed benefits by catalogue, green class and level-1 category, beside the
-    projects' own figures (each project counted once)."""
+    """Attributed environmental benefits by catalogue, green class and level-1 category.
+
+    Each project's own figures are beside them, each project counted once.
+
+    Parameters
+    ----------
+    loans : polars.DataFrame
+        The per-loan table of :func:`greenscreen.loans.attribute`.
+
+    Returns
+    -------
+    polars.DataFrame
+        ``avoided_tco2e_attributed`` [tCO2e/yr] and ``standard_coal_tce_attributed``
+        [tce/yr] (project figure × the bank's attribution), the projects' own
+        ``project_avoided_tco2e`` and ``project_standard_coal_tce``, loans, projects,
+        ``balance_cny`` [CNY] and loans without an attribution.
+
+    References
+    ----------
+    CBRC benefit indicators 减排二氧化碳当量, 节约标准煤 [S]; attribution by the loan's share of
+    total investment (CBRC 2018) [S]; 305.5 gce/kWh (NDRC, 2020) [V].
+    """
     keys = ["catalogue", "green_class", "green_category"]
     projects = (
         loans.unique(["project_id", *keys], maintain_order=True)
@@ -354,7 +433,26 @@ def benefits(loans: pl.DataFrame) -> pl.DataFrame:
 
 
 def pcaf(loans: pl.DataFrame) -> pl.DataFrame:
-    """PCAF project-finance financed emissions by activity; avoided emissions separately."""
+    """PCAF project-finance financed emissions by activity; avoided emissions separately.
+
+    Parameters
+    ----------
+    loans : polars.DataFrame
+        The per-loan table of :func:`greenscreen.loans.attribute`.
+
+    Returns
+    -------
+    polars.DataFrame
+        Per activity: loans, ``outstanding_cny`` [CNY], ``financed_emissions_tco2e``
+        [tCO2e/yr], the outstanding with and without an estimate [CNY], the
+        outstanding-weighted data-quality score (1 best – 5) and
+        ``avoided_tco2e_reported_separately`` [tCO2e/yr], never netted.
+
+    References
+    ----------
+    PCAF, The Global GHG Accounting and Reporting Standard Part A, 2nd ed., §5.3 (project
+    finance) and Table 10.1-3 (data quality) [S].
+    """
     scored = pl.col("pcaf_data_quality").is_not_null() & pl.col("pcaf_attribution").is_not_null()
     return (
         loans.group_by(pl.col("activity").fill_null("(unknown)"))
@@ -384,7 +482,26 @@ def pcaf(loans: pl.DataFrame) -> pl.DataFrame:
 
 
 def jrt0227(loans: pl.DataFrame, total_loans_cny: float | None = None) -> pl.DataFrame:
-    """JR/T 0227-2021 investment-and-financing environmental impact: indicator rows."""
+    """The investment-and-financing environmental-impact indicators of a JR/T 0227-2021 report.
+
+    Parameters
+    ----------
+    loans : polars.DataFrame
+        The per-loan table of :func:`greenscreen.loans.attribute`.
+    total_loans_cny : float, optional
+        The bank's total loans [CNY]; default the book's balance.
+
+    Returns
+    -------
+    polars.DataFrame
+        One row per indicator: ``indicator``, ``name_zh``, ``name_en``, ``value``, ``unit``
+        (万元, %, tCO2e/yr, tce/yr) and ``definition``.
+
+    References
+    ----------
+    JR/T 0227-2021 金融机构环境信息披露指南, 投融资活动的环境影响 (indicators as used in
+    practice [S]; clause not found).
+    """
     green = pl.col("green_class") == "green"
     sums = loans.select(
         pl.col("outstanding_cny").sum().alias("book"),
@@ -484,6 +601,20 @@ def report_book(
         a screen's results table or ``results.parquet`` (from ``greenscreen screen --out``).
     total_loans_cny
         The bank's total loans for the JR/T 0227 share [CNY]; default the book's balance.
+    **read_options
+        ``sheet``, ``encoding``, ``separator``, ``strict`` for
+        :func:`~greenscreen.loans.read_loans`.
+
+    Returns
+    -------
+    BookReport
+
+    Raises
+    ------
+    GreenscreenError
+        Neither ``pipeline`` nor ``results`` was given.
+    PipelineError
+        The loan book cannot be read.
     """
     from greenscreen.run import screen
 
@@ -512,8 +643,23 @@ REPORT_FILES = {
 
 
 def write_report(report: BookReport, out_dir: str | Path) -> dict[str, Path]:
-    """Write loans.parquet, the five report tables, report.xlsx, report.html, loan_rejects.csv
-    and run.json as one output set (:mod:`greenscreen._outputs`)."""
+    """Write a report's files as one output set (:mod:`greenscreen._outputs`).
+
+    ``loans.parquet``, the five report tables (:data:`REPORT_FILES`), ``report.xlsx``,
+    ``report.html``, ``loan_rejects.csv`` (when the book was read) and ``run.json``.
+
+    Parameters
+    ----------
+    report : BookReport
+    out_dir : str or pathlib.Path
+        The output folder.
+
+    Returns
+    -------
+    dict of str to pathlib.Path
+        The files by key (those of :data:`REPORT_FILES`, ``xlsx``, ``html``, ``rejects``,
+        ``run``).
+    """
     out = Path(out_dir)
     with output_set(out) as staged:
         paths: dict[str, Path] = {}
@@ -661,8 +807,17 @@ def _block(
 
 
 def write_report_xlsx(report: BookReport, path: str | Path) -> None:
-    """report.xlsx: one sheet per report, each table with live totals (formulas written with
-    their computed values, so a reader without recalculation shows the same figures)."""
+    """``report.xlsx``: one sheet per report, each table with live totals.
+
+    Totals are formulas written with their computed values, so a reader without
+    recalculation shows the same figures; a ``notes`` sheet gives every figure's definition
+    and source (:data:`DEFINITIONS`).
+
+    Parameters
+    ----------
+    report : BookReport
+    path : str or pathlib.Path
+    """
     book = xlsxwriter.Workbook(str(path), {"strings_to_formulas": False, "strings_to_urls": False})
     book.set_properties(
         {
@@ -808,8 +963,15 @@ def write_report_xlsx(report: BookReport, path: str | Path) -> None:
 
 # HTML ------------------------------------------------------------------------------------------
 def write_report_html(report: BookReport, path: str | Path) -> None:
-    """report.html: one section per report (jinja2, autoescaped; no scripts, nothing fetched)."""
-    from greenscreen.report.html import _environment
+    """``report.html``: one section per report (jinja2, autoescaped; no scripts, nothing
+    fetched).
+
+    Parameters
+    ----------
+    report : BookReport
+    path : str or pathlib.Path
+    """
+    from greenscreen.report.html import template_environment
 
     def table(frame: pl.DataFrame, columns: Sequence[str]) -> dict[str, Any]:
         rows = [[_fmt(v) for v in r] for r in frame.select(columns).iter_rows()]
@@ -914,7 +1076,7 @@ def write_report_html(report: BookReport, path: str | Path) -> None:
         ),
     ]
     text = (
-        _environment()
+        template_environment()
         .get_template("report.html.j2")
         .render(
             period=report.period.label,

@@ -1049,6 +1049,11 @@ def write_excel_pack(
     cached_values
         Store the engine's values as the formulas' cached results (default). Tests turn it
         off to prove the formulas alone reproduce the engine.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
     """
     path = Path(path)
     pack = _Pack(result, project_id, path, lang, cached_values)

@@ -28,6 +28,7 @@ from greenscreen.report._files import safe_stem
 from greenscreen.report.labels import LABELS, Lang, sc_text, short_status, status_text, t
 from greenscreen.report.portfolio import CROSSWALK, crosswalk, status_totals
 from greenscreen.report.view import project_view, province_text
+from greenscreen.rulebook import STATUSES
 
 if TYPE_CHECKING:
     from greenscreen.run import ScreenResult
@@ -41,8 +42,7 @@ _STYLE_OPTIONS: dict[str, Any] = {
     "font_family": "'Noto Sans CJK SC', 'Microsoft YaHei', 'PingFang SC', sans-serif",
 }
 _STYLE = Style(colors=("#1F4E79", "#70AD47", "#C55A11", "#7F7F7F", "#FFC000"), **_STYLE_OPTIONS)
-#: decision statuses in display order, with the colours the badges use
-STATUSES = {
+_BADGE_COLOURS = {
     "aligned": "#2E7D32",
     "eligible": "#8BC34A",
     "insufficient_data": "#F2C94C",
@@ -50,11 +50,22 @@ STATUSES = {
     "not_excluded": "#A5D6A7",
     "not_eligible": "#BDBDBD",
 }
-_STATUS_STYLE = Style(colors=tuple(STATUSES.values()), **_STYLE_OPTIONS)
+#: the colour of each status (:data:`greenscreen.rulebook.STATUSES`, in its order) in the
+#: HTML reports' badges and charts; a status without a colour fails here, at import
+STATUS_COLOURS = {status: _BADGE_COLOURS[status] for status in STATUSES}
+_STATUS_STYLE = Style(colors=tuple(STATUS_COLOURS.values()), **_STYLE_OPTIONS)
 
 
 @cache
-def _environment() -> jinja2.Environment:
+def template_environment() -> jinja2.Environment:
+    """The jinja2 environment of the HTML outputs (packs, portfolio, periodic reports).
+
+    Returns
+    -------
+    jinja2.Environment
+        Templates from ``templates/``, autoescaped, undefined names an error, with the
+        ``number``, ``percent`` and ``money`` filters.
+    """
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(bundled_dir("templates"))),
         autoescape=jinja2.select_autoescape(["html", "j2"], default=True),
@@ -186,9 +197,21 @@ def _charts(view: dict[str, Any], lang: Lang) -> dict[str, str]:
 
 
 def render_html_pack(result: ScreenResult, project_id: str, *, lang: Lang = "en") -> str:
-    """The HTML of one project's pack (a complete, self-contained document)."""
+    """The HTML of one project's pack: a complete, self-contained, printable document.
+
+    Parameters
+    ----------
+    result : ScreenResult
+    project_id : str
+        An accepted project.
+    lang : {"en", "zh"}
+
+    Returns
+    -------
+    str
+    """
     view = project_view(result, project_id, lang)
-    template = _environment().get_template("pack.html.j2")
+    template = template_environment().get_template("pack.html.j2")
     return template.render(
         v=view,
         charts=_charts(view, lang),
@@ -199,7 +222,21 @@ def render_html_pack(result: ScreenResult, project_id: str, *, lang: Lang = "en"
 def write_html_pack(
     result: ScreenResult, project_id: str, path: str | Path, *, lang: Lang = "en"
 ) -> Path:
-    """Write one project's self-contained, printable HTML pack."""
+    """Write one project's self-contained, printable HTML pack.
+
+    Parameters
+    ----------
+    result : ScreenResult
+    project_id : str
+        An accepted project.
+    path : str or pathlib.Path
+    lang : {"en", "zh"}
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
     path = Path(path)
     path.write_text(render_html_pack(result, project_id, lang=lang), encoding="utf-8")
     return path
@@ -211,10 +248,30 @@ _BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-sta
 def write_pdf_pack(
     result: ScreenResult, project_id: str, path: str | Path, *, lang: Lang = "en"
 ) -> Path:
-    """Print one project's HTML pack to PDF with headless Chromium: the same A4 print
-    stylesheet a reader gets from the browser's print dialog, fonts embedded. Chromium is
-    the renderer because the packs are laid out for it (no second layout engine to keep in
-    step); without it this is one clear error."""
+    """Print one project's HTML pack to PDF with headless Chromium.
+
+    The same A4 print stylesheet a reader gets from the browser's print dialog, fonts
+    embedded. Chromium is the renderer because the packs are laid out for it (no second
+    layout engine to keep in step).
+
+    Parameters
+    ----------
+    result : ScreenResult
+    project_id : str
+        An accepted project.
+    path : str or pathlib.Path
+    lang : {"en", "zh"}
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    GreenscreenError
+        No Chromium or Chrome on PATH, or it failed or took longer than 120 s.
+    """
     path = Path(path)
     browser = next((found for name in _BROWSERS if (found := shutil.which(name))), None)
     if browser is None:
@@ -278,11 +335,29 @@ def render_portfolio(
     link_prefix: str = "",
     results: pl.LazyFrame | None = None,
 ) -> str:
-    """The portfolio report: tiles, status breakdowns and a static table of projects linking
-    to their packs (``{link_prefix}{safe id}{pack_suffix}``). The table lists at most
-    :data:`TABLE_ROWS` projects (the Parquet results and portfolio.xlsx hold them all).
-    ``results`` (default ``result.results``) may be a scan of a results file larger than
-    memory: counts and totals are aggregated lazily."""
+    """The portfolio report's HTML.
+
+    Tiles, status breakdowns and a static table of projects linking to their packs
+    (``{link_prefix}{safe id}{pack_suffix}``). The table lists at most
+    :data:`TABLE_ROWS` projects (the Parquet results and portfolio.xlsx hold them all), the
+    rejects at most :data:`REJECT_ROWS` (``rejects.csv`` holds them all).
+
+    Parameters
+    ----------
+    result : ScreenResult
+    lang : {"en", "zh"}
+    pack_suffix : str or None
+        The suffix of the packs the table links to (``.html``); None for no links.
+    link_prefix : str
+        Prepended to the pack names (``packs/``).
+    results : polars.LazyFrame, optional
+        The results, default ``result.results``; may be a scan of a results file larger than
+        memory: counts and totals are aggregated lazily.
+
+    Returns
+    -------
+    str
+    """
     lazy = result.results.lazy() if results is None else results
     present = set(lazy.collect_schema().names())
     frame = lazy.head(TABLE_ROWS).collect()
@@ -347,7 +422,7 @@ def render_portfolio(
         )
     by_status = status_totals(lazy, [b.id for b in result.rulebooks]).sort("rulebook", "status")
     rejects = result.rejects.head(REJECT_ROWS)
-    template = _environment().get_template("portfolio.html.j2")
+    template = template_environment().get_template("portfolio.html.j2")
     return template.render(
         source=result.pipeline.source.name,
         tiles=tiles,
@@ -377,6 +452,26 @@ def write_portfolio_html(
     link_prefix: str = "",
     results: pl.LazyFrame | None = None,
 ) -> Path:
+    """Write the portfolio report (``portfolio.html``, :func:`render_portfolio`).
+
+    Parameters
+    ----------
+    result : ScreenResult
+    path : str or pathlib.Path
+    lang : {"en", "zh"}
+    pack_suffix : str or None
+        The suffix of the packs the table links to (``.html``); None for no links.
+    link_prefix : str
+        Prepended to the pack names (``packs/``).
+    results : polars.LazyFrame, optional
+        The results, default ``result.results``; may be a scan of a results file larger than
+        memory: counts and totals are aggregated lazily.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
     path = Path(path)
     html = render_portfolio(
         result, lang=lang, pack_suffix=pack_suffix, link_prefix=link_prefix, results=results

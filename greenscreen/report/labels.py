@@ -217,25 +217,76 @@ STATUS_ZH = {
 
 
 def t(key: str, lang: Lang) -> str:
-    """The label for ``key`` in ``lang``."""
+    """The label for a key in a language.
+
+    Parameters
+    ----------
+    key : str
+        A key of :data:`LABELS`.
+    lang : {"en", "zh"}
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    KeyError
+        An unknown key.
+    """
     en, zh = LABELS[key]
     return zh if lang == "zh" else en
 
 
 def status_text(status: str | None, lang: Lang) -> str:
+    """A status as a reader reads it: the status itself, or in Chinese ``信息不足
+    (insufficient_data)``.
+
+    Parameters
+    ----------
+    status : str or None
+    lang : {"en", "zh"}
+
+    Returns
+    -------
+    str
+        Empty for none.
+    """
     if status is None:
         return ""
     return f"{STATUS_ZH.get(status, status)} ({status})" if lang == "zh" else status
 
 
 def sc_text(sc_met: bool | None, lang: Lang) -> str:
-    """``substantial contribution: met`` (EU: the SC result beside an alignment status)."""
+    """The EU substantial-contribution result beside an alignment status.
+
+    Parameters
+    ----------
+    sc_met : bool or None
+        ``R__sc_met``: met, not met, undecided.
+    lang : {"en", "zh"}
+
+    Returns
+    -------
+    str
+        ``substantial contribution: met``, or its Chinese.
+    """
     value = {True: "sc_yes", False: "sc_no", None: "sc_unknown"}[sc_met]
     return f"{t('sc_met', lang)}: {t(value, lang)}"
 
 
 def short_status(status: str | None, lang: Lang) -> str:
-    """A badge that fits a table cell: 信息不足 / insufficient data."""
+    """A status badge that fits a table cell: ``信息不足`` / ``insufficient data``.
+
+    Parameters
+    ----------
+    status : str or None
+    lang : {"en", "zh"}
+
+    Returns
+    -------
+    str
+    """
     if not status:
         return ""
     return STATUS_ZH.get(status, status) if lang == "zh" else status.replace("_", " ")
@@ -378,8 +429,20 @@ _PARTS = re.compile(r"; (?![^()]*\))")  # "; " outside parentheses
 
 
 def localise(text: str | None, lang: Lang) -> str:
-    """An engine sentence (flag, note, factor provenance, IRR reason) in ``lang``: English as
-    written, Chinese by the patterns above; parts joined by "; " are translated one by one."""
+    """An engine sentence (flag, note, factor provenance, IRR reason) in a language.
+
+    English as written; Chinese by the patterns of ``_SENTENCES_ZH``, parts joined by
+    ``"; "`` (outside parentheses) translated one by one.
+
+    Parameters
+    ----------
+    text : str or None
+    lang : {"en", "zh"}
+
+    Returns
+    -------
+    str
+    """
     if not text or lang != "zh":
         return text or ""
     parts = []

@@ -21,12 +21,13 @@ from xlsxwriter.utility import xl_col_to_name
 from greenscreen import __version__
 from greenscreen._outputs import PORTFOLIO_MAX_ROWS
 from greenscreen.report.labels import Lang, t
+from greenscreen.rulebook import STATUSES
 
 if TYPE_CHECKING:
     from greenscreen.run import ScreenResult
 
 MAX_ROWS = PORTFOLIO_MAX_ROWS
-_STATUS_COLOURS = {
+_FILLS = {
     "aligned": "#C6EFCE",
     "eligible": "#C6EFCE",
     "insufficient_data": "#FFEB9C",
@@ -34,6 +35,8 @@ _STATUS_COLOURS = {
     "not_excluded": "#DCEDC8",
     "not_eligible": "#E7E6E6",
 }
+#: the workbook's fill for each status (:data:`greenscreen.rulebook.STATUSES`, in its order)
+_STATUS_COLOURS = {status: _FILLS[status] for status in STATUSES}
 #: the legacy and the current China catalogue: the migration a bank explains after 2025-10-01
 CROSSWALK = ("cn_gbepc_2021", "cn_gfsp_2025")
 _TOTALLED = ("loan_amount", "avoided_tco2e_per_year")
@@ -47,8 +50,24 @@ def _stable_sum(column: str) -> pl.Expr:
 
 
 def status_totals(results: pl.LazyFrame, rulebooks: list[str]) -> pl.DataFrame:
-    """Projects, loan amount and avoided tCO2e per rulebook × status (the figures green-loan
-    statistics report), one aggregation over the results however large."""
+    """Projects, loan amount and avoided emissions per rulebook × status.
+
+    The figures green-loan statistics report; one aggregation over the results however
+    large.
+
+    Parameters
+    ----------
+    results : polars.LazyFrame
+        The results (a scan of ``results.parquet`` will do).
+    rulebooks : list of str
+        Rulebook ids; those without a status column are skipped.
+
+    Returns
+    -------
+    polars.DataFrame
+        ``rulebook``, ``status``, ``projects``, ``loan_amount`` [currency] and
+        ``avoided_tco2e_per_year`` [tCO2e/yr] (sums rounded to 1e-6, the same in every run).
+    """
     present = set(results.collect_schema().names())
     books = [b for b in rulebooks if f"{b}__status" in present]
     if not books:
@@ -70,8 +89,22 @@ def status_totals(results: pl.LazyFrame, rulebooks: list[str]) -> pl.DataFrame:
 
 
 def crosswalk(results: pl.LazyFrame) -> pl.DataFrame | None:
-    """Projects and loan amount by legacy (2021) × current (2025) catalogue status, or None
-    when either was not screened."""
+    """Projects and loan amount by legacy (2021) × current (2025) China catalogue status.
+
+    Parameters
+    ----------
+    results : polars.LazyFrame
+
+    Returns
+    -------
+    polars.DataFrame or None
+        ``legacy``, ``current``, ``projects``, ``loan_amount`` [currency]; None when either
+        catalogue was not screened.
+
+    References
+    ----------
+    银发〔2025〕132号: the 2025 catalogue governs loans approved from 2025-10-01 [V].
+    """
     legacy, current = (f"{b}__status" for b in CROSSWALK)
     present = set(results.collect_schema().names())
     if legacy not in present or current not in present:
@@ -119,7 +152,18 @@ _BACK = [
 
 
 def portfolio_columns(result: ScreenResult) -> list[str]:
-    """The columns of the results sheet, in order."""
+    """The columns of the workbook's results sheet, in order.
+
+    Parameters
+    ----------
+    result : ScreenResult
+
+    Returns
+    -------
+    list of str
+        Identification and size, per rulebook status and item (and GHG mark, SC result),
+        then emissions, subsidies and credit metrics: those the results have.
+    """
     columns = list(_FRONT)
     for book in result.rulebooks:
         columns += [f"{book.id}__status", f"{book.id}__item"]
@@ -133,7 +177,25 @@ def portfolio_columns(result: ScreenResult) -> list[str]:
 def write_portfolio(
     result: ScreenResult, path: str | Path, *, lang: Lang = "en", max_rows: int = MAX_ROWS
 ) -> Path | None:
-    """Write ``portfolio.xlsx``; returns None (and writes nothing) above ``max_rows``."""
+    """Write ``portfolio.xlsx``, the batch workbook.
+
+    An Excel table of the results with status colours, a summary of live COUNTIF/SUM
+    formulas (written with their values), charts, the status and crosswalk tables, the
+    rejects and the run's sources (versions and configuration).
+
+    Parameters
+    ----------
+    result : ScreenResult
+    path : str or pathlib.Path
+    lang : {"en", "zh"}
+    max_rows : int
+        Above this many projects nothing is written.
+
+    Returns
+    -------
+    pathlib.Path or None
+        ``path``, or None when nothing was written.
+    """
     results = result.results
     if results.height > max_rows:
         return None
@@ -261,7 +323,7 @@ def _summary(
         row += 1
     # rulebook × status counts, as live COUNTIF formulas
     row += 1
-    statuses = list(_STATUS_COLOURS)
+    statuses = list(STATUSES)
     sheet.write_row(row, 0, [t("rulebook", lang), *statuses], head)
     first_count_row = row + 1
     books = [b for b in result.rulebooks if f"{b.id}__status" in table.columns]

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from greenscreen import __version__, schema
+from greenscreen import __version__, vocabularies
 from greenscreen.emissions import METHODS
 from greenscreen.report.labels import (
     METHOD_ZH,
@@ -43,7 +43,19 @@ METRICS: list[tuple[str, str, str, str]] = [
 
 
 def currency_label(row: dict[str, Any], lang: Lang) -> str:
-    """The project's currency as a reader writes it: 元 in Chinese for CNY, else its code."""
+    """The project's currency as a reader writes it.
+
+    Parameters
+    ----------
+    row : dict
+        A results row.
+    lang : {"en", "zh"}
+
+    Returns
+    -------
+    str
+        元 in Chinese for CNY (the default), else the ISO 4217 code.
+    """
     code = row.get("currency") or "CNY"
     return "元" if lang == "zh" and code == "CNY" else code
 
@@ -62,6 +74,18 @@ def _assumption(key: str, value: Any, currency: str, lang: Lang) -> str:
 
 
 def verification_text(value: str | None, lang: Lang) -> str:
+    """A verification level (``verified``, ``secondary``, ``unverified``) in ``lang``.
+
+    Parameters
+    ----------
+    value : str or None
+    lang : {"en", "zh"}
+
+    Returns
+    -------
+    str
+        ``—`` for none.
+    """
     return (VERIFICATION_ZH.get(value, value) if lang == "zh" else value) if value else "—"
 
 
@@ -97,7 +121,17 @@ def _values_text(values: str | None, texts: dict[str, Any], lang: Lang) -> str:
 
 
 def clean(value: Any) -> Any:
-    """None for NaN/inf, the value otherwise."""
+    """A value fit to show: None for NaN and ±inf.
+
+    Parameters
+    ----------
+    value : object
+
+    Returns
+    -------
+    object
+        ``value``, or None for a non-finite float.
+    """
     if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
         return None
     return value
@@ -108,7 +142,7 @@ def _activity_text(row: dict[str, Any], lang: Lang) -> str:
     activity = row.get("activity")
     if not activity:
         return "—"
-    names = schema.activities().filter(pl.col("id") == activity)
+    names = vocabularies.activities().filter(pl.col("id") == activity)
     name = names[f"name_{lang}"][0] if names.height else ""
     source = row.get("activity_source")
     origin = f" ({t('activity_' + source, lang)})" if source in ("input", "inferred") else ""
@@ -117,11 +151,23 @@ def _activity_text(row: dict[str, Any], lang: Lang) -> str:
 
 @cache
 def _province_zh() -> dict[str, str]:
-    return dict(schema.provinces().select("name_en", "name_zh").iter_rows())
+    return dict(vocabularies.provinces().select("name_en", "name_zh").iter_rows())
 
 
 def province_text(province: str | None, lang: Lang) -> str:
-    """The province as stored (English) or, in Chinese packs, its Chinese name."""
+    """A province as stored (English) or, in Chinese packs, its Chinese name.
+
+    Parameters
+    ----------
+    province : str or None
+        The ``province`` column (English name).
+    lang : {"en", "zh"}
+
+    Returns
+    -------
+    str
+        ``—`` for none.
+    """
     if not province:
         return "—"
     return _province_zh().get(province, province) if lang == "zh" else province
@@ -139,7 +185,23 @@ def _tone(criterion: dict[str, Any], kind: str | None, lang: Lang) -> tuple[str,
 
 
 def project_view(result: ScreenResult, project_id: str, lang: Lang) -> dict[str, Any]:
-    """Everything a pack shows for one project, with labels in ``lang``."""
+    """Everything a pack shows for one project, with labels in ``lang``.
+
+    The view model every pack format renders (Excel, HTML, PDF): facts, decisions per
+    rulebook with their criteria, metrics, emissions, subsidies, cash flows, sensitivities,
+    the evidence request and sources.
+
+    Parameters
+    ----------
+    result : ScreenResult
+    project_id : str
+        An accepted project.
+    lang : {"en", "zh"}
+
+    Returns
+    -------
+    dict
+    """
     row = result.results.filter(pl.col("project_id") == project_id).row(0, named=True)
     decisions: list[dict[str, Any]] = []
     for book in result.rulebooks:
