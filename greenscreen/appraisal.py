@@ -140,9 +140,27 @@ def _inputs(frame: pl.DataFrame, config: AppraisalConfig) -> _Arrays:
 
 # --------------------------------------------------------------------------------------------
 def npv(rate: np.ndarray | float, cash_flows: np.ndarray) -> np.ndarray:
-    """NPV of each row, first value at t = 0 undiscounted (numpy-financial convention).
+    """Net present value of each row of cash flows, vectorised.
 
-    ``cash_flows`` is P × T; ``rate`` a scalar or length-P array.
+    NPV = Σ_t CF_t / (1 + r)^t, t = 0 … T−1: the first value is today's, undiscounted (the
+    numpy-financial convention, ``numpy_financial.npv``; Excel's NPV() differs, see
+    :func:`excel_npv`). NaN cash flows count as 0.
+
+    Parameters
+    ----------
+    rate : float or numpy.ndarray
+        Discount rate per period [fraction, 0.06 = 6 %]: a scalar or one per row (length P).
+    cash_flows : numpy.ndarray
+        P × T cash flows [currency], one row per project, one column per year.
+
+    Returns
+    -------
+    numpy.ndarray
+        Length P [currency].
+
+    References
+    ----------
+    numpy-financial, ``npv``: https://numpy.org/numpy-financial/latest/npv.html
     """
     cf = np.atleast_2d(np.asarray(cash_flows, dtype=float))
     t = np.arange(cf.shape[1])
@@ -151,7 +169,27 @@ def npv(rate: np.ndarray | float, cash_flows: np.ndarray) -> np.ndarray:
 
 
 def excel_npv(rate: float, values: np.ndarray) -> float:
-    """Excel's NPV(): the first value is discounted by one period."""
+    """Excel's ``NPV(rate, values)``: every value discounted, the first by one period.
+
+    NPV = Σ_{i=1}^{n} v_i / (1 + r)^i — what a spreadsheet shows for ``=NPV(r, range)``, so
+    a figure recomputed in Excel matches (:func:`npv` keeps the first value undiscounted).
+
+    Parameters
+    ----------
+    rate : float
+        Discount rate per period [fraction].
+    values : numpy.ndarray
+        Cash flows [currency], the first one period from now.
+
+    Returns
+    -------
+    float
+        [currency]
+
+    References
+    ----------
+    Microsoft, NPV function: https://support.microsoft.com/office/npv-function-8672cb67-2576-4d07-b67b-ac28acf2a568
+    """
     values = np.asarray(values, dtype=float)
     return float(np.sum(values / (1 + rate) ** np.arange(1, values.size + 1)))
 
@@ -168,6 +206,30 @@ def irr(
     numpy-financial's documented default (``numpy_financial.irr``, ``selection_logic``), found
     by sampling the NPV over a grid of rates across the bracket and bisecting the sign change
     nearest zero. A rate within the tolerance of zero is 0.
+
+    Parameters
+    ----------
+    cash_flows : numpy.ndarray
+        P × T cash flows [currency], t = 0 first (NaN counts as 0).
+    tol : float
+        Newton stops when a row's step is below this [fraction of a rate].
+    max_iter : int
+        Newton steps at most, before bisection takes the rows still unsettled.
+
+    Returns
+    -------
+    irr : numpy.ndarray
+        Length P [fraction per period]; NaN where undefined.
+    reason : numpy.ndarray
+        Length P: "" where an IRR is given, else ``no sign change`` or ``no root found in
+        (-99 %, 1000 %)``.
+
+    References
+    ----------
+    numpy-financial, ``irr`` (selection of the root closest to zero):
+    https://numpy.org/numpy-financial/latest/irr.html; Norström, C. J. (1972), "A sufficient
+    condition for a unique nonnegative internal rate of return", Journal of Financial and
+    Quantitative Analysis 7(3), 1835–1839 (one sign change of the cumulative cash flow).
     """
     cf = np.atleast_2d(np.nan_to_num(np.asarray(cash_flows, dtype=float)))
     p, n = cf.shape
@@ -277,8 +339,18 @@ class Appraisal:
         return self.cash_flows_for(None)
 
     def subset(self, project_ids: pl.Series) -> Appraisal:
-        """The appraisal of some projects only (for their packs); ``project_ids`` is an
-        imploded String series (one list value)."""
+        """The appraisal of some projects only (for their packs).
+
+        Parameters
+        ----------
+        project_ids : polars.Series
+            An imploded String series (one list value) of the project ids to keep.
+
+        Returns
+        -------
+        Appraisal
+            Metrics, sensitivities, inputs and schedule of those projects.
+        """
 
         def only(frame: pl.DataFrame | None) -> pl.DataFrame | None:
             if frame is None or "project_id" not in frame.columns:
@@ -296,9 +368,25 @@ class Appraisal:
         )
 
     def workings(self, project_id: str) -> tuple[dict[str, np.ndarray], dict[str, float]]:
-        """Every line of one project's model: per-year arrays (construction and operation
-        years from 0) and the per-project debt sizing, as the Excel pack lays them out; the
-        pack writes them as the formulas' cached values."""
+        """Every line of one project's model, as the Excel pack lays it out.
+
+        The pack writes them as its formulas' cached values, so a viewer that does not
+        recalculate shows the engine's figures.
+
+        Parameters
+        ----------
+        project_id : str
+            A project of this appraisal.
+
+        Returns
+        -------
+        per_year : dict of str to numpy.ndarray
+            Every CashFlow line by name, one value per year from t = 0 (construction years
+            first) [currency, MWh or flags].
+        sizing : dict of str to float
+            The debt sizing: debt, size before the cap, scale, annuity, share of capex.
+            Both empty for an unknown project.
+        """
         chunk = self._projects.filter(pl.col("project_id") == project_id).head(1)
         if chunk.height == 0:
             return {}, {}
@@ -316,8 +404,21 @@ class Appraisal:
         return per_year, sizing
 
     def cash_flows_for(self, project_ids: list[str] | None) -> pl.DataFrame:
-        """The annual model of some projects (all when None), recomputed from the inputs so
-        a batch never holds projects × years arrays in memory."""
+        """The annual model of some projects, recomputed from the inputs so a batch never
+        holds projects × years arrays in memory.
+
+        Parameters
+        ----------
+        project_ids : list of str or None
+            The projects (None: all).
+
+        Returns
+        -------
+        polars.DataFrame
+            One row per valued project × construction or operating year: revenue, opex,
+            EBITDA, tax, CFADS, debt service, interest, principal, DSCR, capex, project and
+            equity cash flows [currency], generation [MWh] and subsidies.
+        """
         frame = self._projects
         if project_ids is not None:
             frame = frame.filter(pl.col("project_id").is_in(project_ids))

@@ -159,6 +159,8 @@ class Factors:
     constants: pl.DataFrame
 
     def constant(self, name: str) -> tuple[float, str]:
+        """A named constant of constants.csv and its verification level (GWP100 of CH4,
+        supply coal consumption [gce/kWh], …); a GreenscreenError when it is missing."""
         row = self.constants.filter(pl.col("name") == name)
         if row.height != 1:
             raise GreenscreenError(f"constant '{name}' is missing from constants.csv")
@@ -169,7 +171,25 @@ FACTOR_FILES = ("grid_factors.csv", "grid_regions.csv", "fuels.csv", "constants.
 
 
 def load_factors(factors_dir: str | Path | None = None) -> Factors:
-    """The factor tables: bundled, with any file in ``factors_dir`` replacing its namesake."""
+    """The factor tables: bundled, with any file in ``factors_dir`` replacing its namesake.
+
+    Parameters
+    ----------
+    factors_dir : str or pathlib.Path, optional
+        A folder of replacement tables (any of :data:`FACTOR_FILES`, same columns).
+
+    Returns
+    -------
+    Factors
+        ``grid`` (grid emission factors [tCO2/MWh] by series, vintage, region, each with its
+        source and verification), ``regions`` (province → CDM grid and MEE region),
+        ``fuels`` (fuel emission factors [tCO2/t], densities [kg/L]) and ``constants``.
+
+    Raises
+    ------
+    GreenscreenError
+        The folder is missing or a table is malformed.
+    """
     if not factors_dir:
         return _load_factors(None, ())
     folder = Path(factors_dir)

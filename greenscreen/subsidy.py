@@ -135,7 +135,24 @@ class Programme(_Model):
 
 # --------------------------------------------------------------------------------------------
 def load_programmes(directory: str | Path | None = None, *, extra: bool = True) -> list[Programme]:
-    """Bundled programmes, replaced (same id) or extended by those in ``directory``."""
+    """Bundled programmes, replaced (same id) or extended by those in ``directory``.
+
+    Parameters
+    ----------
+    directory : str or pathlib.Path, optional
+        A folder of programme files (``schema_type: greenscreen.programme``).
+    extra : bool
+        False: only the folder's programmes, not the bundled ones.
+
+    Returns
+    -------
+    list of Programme
+
+    Raises
+    ------
+    RulebookError
+        The folder is missing or a file is invalid (naming the file, award and criterion).
+    """
     found: dict[str, Programme] = {}
     folders = [] if (directory and not extra) else [bundled_dir("taxonomies")]
     if directory:
@@ -156,7 +173,22 @@ def bundled_programmes() -> tuple[Programme, ...]:
 
 
 def load_programme(path: str | Path) -> Programme:
-    """Load and validate one programme file; errors name the file, award and criterion."""
+    """Load and validate one programme file.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A programme YAML file.
+
+    Returns
+    -------
+    Programme
+
+    Raises
+    ------
+    RulebookError
+        Naming the file, award and criterion of the first problem.
+    """
     path = Path(path)
     name = path.name
     data = read_yaml(path)  # a regular file of bounded size; safe, bounded YAML
@@ -227,6 +259,8 @@ def _refuse_unsupported(award: Award, file: str) -> None:
 
 
 def programme_fields(programme: Programme) -> dict[str, pl.DataType]:
+    """The input fields a programme's conditions may read and their types (template fields,
+    its declared evidence fields and the status columns of the rulebooks it depends on)."""
     return condition_fields(programme.fields, programme.depends_on)
 
 
@@ -281,8 +315,29 @@ def evaluate_programmes(
 ) -> Subsidies:
     """Eligibility and amounts of every award of every programme, for every project.
 
-    ``results`` are the screened projects (template columns plus rulebook results such as
-    ``pboc_cerf__status``, which relending programmes read).
+    An award's criteria are three-valued (:mod:`greenscreen.logic`): a project is
+    ``eligible``, ``not_eligible`` or ``insufficient_data`` naming the fields to ask for.
+    Projects outside an award's scope are not listed for it (not eligible by definition).
+
+    Parameters
+    ----------
+    results : polars.DataFrame
+        The screened projects: template columns plus rulebook results such as
+        ``pboc_cerf__status``, which relending programmes read.
+    programmes : sequence of Programme
+        The programmes (:func:`bundled_programmes`, :func:`load_programmes`).
+    config : SubsidyConfig, optional
+        ``funding_cost`` [fraction]: the bank's marginal funding cost, for the relending
+        benefit.
+
+    Returns
+    -------
+    Subsidies
+        ``awards``: one row per project × award in scope (status, missing fields, base,
+        rate, gross/final/potential amounts [currency], cap, clause, verification, funding
+        benefit); ``schedule``: payments by year of eligible subsidy awards; ``per_project``:
+        totals per project (``subsidy_total``, ``subsidy_total_max``, ``subsidy_awards``,
+        ``relending_refinanceable``, ``relending_funding_benefit``, ``subsidy_potential``).
     """
     config = config or SubsidyConfig()
     derived = with_derived_inputs(results)
