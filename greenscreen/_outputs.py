@@ -37,11 +37,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
-
-import polars as pl
+from typing import TYPE_CHECKING, Any, Literal
 
 from greenscreen.errors import GreenscreenError
+
+if TYPE_CHECKING:
+    import polars as pl
 
 #: above this many projects the spreadsheets (portfolio.xlsx, requests.xlsx) are not written:
 #: Excel is the wrong tool there, and the Parquet results hold any size
@@ -170,6 +171,8 @@ def csv_compatible(frame: pl.DataFrame) -> pl.DataFrame:
     polars.DataFrame
         The same frame when it has no list column.
     """
+    import polars as pl  # here: the CLI imports this module and starts without polars
+
     nested = [c for c, t in frame.schema.items() if isinstance(t, pl.List)]
     return frame.with_columns(pl.col(nested).list.join("; ")) if nested else frame
 

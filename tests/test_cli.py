@@ -22,6 +22,19 @@ def test_version() -> None:
     assert __version__ in done.stdout
 
 
+def test_the_command_starts_without_the_data_stack() -> None:
+    """Issue 17: `greenscreen --version` (and every verb's --help) must not pay for importing
+    polars, numpy or the report layer; a module-level import of them slipped in once (through
+    _outputs) and took start-up from 0.4 s to 0.9 s."""
+    probe = (
+        "import sys, greenscreen.cli; "
+        "print(sorted(m for m in ('polars', 'numpy', 'xlsxwriter', 'greenscreen.report') "
+        "if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
 def test_demo_writes_the_output_contract(tmp_path: Path) -> None:
     done = run_cli("demo", "--out", str(tmp_path / "demo"))
     assert done.returncode == 0, done.stderr
