@@ -67,6 +67,14 @@ def good_frame() -> pl.DataFrame:
 _HIDDEN_WARNINGS = (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning)
 
 
+def _runner() -> CliRunner:
+    """A CliRunner keeping stderr apart from stdout (click >= 8.2 always does)."""
+    try:
+        return CliRunner(mix_stderr=False)  # type: ignore[call-arg]  # click 8.1
+    except TypeError:
+        return CliRunner()
+
+
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     """``greenscreen ARGS`` run in this process by click's CliRunner: exit code, stdout, stderr,
     as ``python -m greenscreen ARGS`` gives them (``greenscreen.cli.main``, the console entry
@@ -90,7 +98,7 @@ def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[
             contextlib.chdir(cwd or Path.cwd()),
             warnings.catch_warnings(record=True) as caught,
         ):
-            result = CliRunner().invoke(entry, [], catch_exceptions=False)
+            result = _runner().invoke(entry, [], catch_exceptions=False)
     finally:
         for signum, handler in handlers.items():
             signal.signal(signum, handler)
