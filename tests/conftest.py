@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import subprocess
-import sys
+import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import click
 import polars as pl
 import pytest
+from click.testing import CliRunner
+
+if TYPE_CHECKING:
+    from greenscreen.run import ScreenResult
 
 GOOD_ROWS = [
     # project_id, activity, province, capacity_mw, loan_amount, approval_date
@@ -28,8 +36,8 @@ GOOD_ROWS = [
 def _greenscreen_home(
     monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
-    """Every test (and every CLI subprocess, which inherits the environment) registers its runs
-    in a register of its own, never in the real ~/.greenscreen."""
+    """Every test (its run_cli calls, and any CLI subprocess, which inherits the environment)
+    registers its runs in a register of its own, never in the real ~/.greenscreen."""
     home = tmp_path_factory.mktemp("greenscreen-home")
     monkeypatch.setenv("GREENSCREEN_HOME", str(home))
     return home
@@ -54,12 +62,71 @@ def good_frame() -> pl.DataFrame:
     return pl.DataFrame([dict(zip(HEADER, row, strict=True)) for row in GOOD_ROWS])
 
 
+#: warnings a fresh interpreter does not print (Python's default filters): in a subprocess the
+#: others would have reached stderr, so run_cli puts them there too
+_HIDDEN_WARNINGS = (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning)
+
+
+def _runner() -> CliRunner:
+    """A CliRunner keeping stderr apart from stdout (click >= 8.2 always does)."""
+    try:
+        return CliRunner(mix_stderr=False)  # type: ignore[call-arg]  # click 8.1
+    except TypeError:
+        return CliRunner()
+
+
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """``python -m greenscreen ARGS`` as a user runs it: exit code, stdout, stderr."""
-    return subprocess.run(
-        [sys.executable, "-m", "greenscreen", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=300,
+    """``greenscreen ARGS`` run in this process by click's CliRunner: exit code, stdout, stderr,
+    as ``python -m greenscreen ARGS`` gives them (``greenscreen.cli.main``, the console entry
+    point, maps errors to messages and exit codes). Saves starting an interpreter and importing
+    polars and the rest per call. Tests of process-level behaviour (signals, umask, resource
+    limits, concurrent processes, the installed wheel) start a process themselves.
+
+    An exception that escapes ``main`` is raised here (a subprocess would have printed a
+    traceback); warnings a fresh interpreter prints are appended to stderr."""
+    from greenscreen import cli as cli_module
+
+    # main() exits through sys.exit; CliRunner turns that into the exit code
+    entry = click.Command("greenscreen", callback=lambda: cli_module.main(list(args)))
+    # state a new process starts without: which run `screen` registers, the signal handlers
+    # main() installs (restored for pytest afterwards)
+    cli_module._REGISTRATION.clear()
+    cli_module._REGISTRATION["enabled"] = False
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with (
+            contextlib.chdir(cwd or Path.cwd()),
+            warnings.catch_warnings(record=True) as caught,
+        ):
+            result = _runner().invoke(entry, [], catch_exceptions=False)
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+    stderr = result.stderr
+    for w in caught:
+        if issubclass(w.category, _HIDDEN_WARNINGS):  # to pytest's summary, as before
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        else:
+            stderr += warnings.formatwarning(w.message, w.category, w.filename, w.lineno, w.line)
+    return subprocess.CompletedProcess(
+        ["greenscreen", *args], result.exit_code, result.stdout, stderr
     )
+
+
+@pytest.fixture(scope="session")
+def sample_result() -> ScreenResult:
+    """The bundled sample pipeline screened with the default options, once per session. Tests
+    only read it: a ScreenResult is a frozen dataclass and its polars frames are immutable."""
+    from greenscreen import screen
+    from greenscreen._resources import data_file
+
+    return screen(data_file("sample_pipeline.csv"))
+
+
+@pytest.fixture(scope="session")
+def sample_result_sensitivities() -> ScreenResult:
+    """The sample pipeline screened with the tornado table (what packs show), once per session."""
+    from greenscreen import screen
+    from greenscreen._resources import data_file
+
+    return screen(data_file("sample_pipeline.csv"), sensitivities=True)

@@ -35,8 +35,20 @@ def test_the_command_starts_without_the_data_stack() -> None:
     assert done.stdout.strip() == "[]"
 
 
-def test_demo_writes_the_output_contract(tmp_path: Path) -> None:
-    done = run_cli("demo", "--out", str(tmp_path / "demo"))
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """``greenscreen demo --out DIR`` (the sample's outputs, 38 packs, the loan report) run once
+    for the tests that read its output: (the run, DIR's parent)."""
+    tmp_path = tmp_path_factory.mktemp("demo")
+    with pytest.MonkeyPatch.context() as env:  # as the autouse fixture does for each test
+        env.setenv("GREENSCREEN_HOME", str(tmp_path_factory.mktemp("greenscreen-home")))
+        return run_cli("demo", "--out", str(tmp_path / "demo")), tmp_path
+
+
+def test_demo_writes_the_output_contract(
+    demo: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    done, tmp_path = demo
     assert done.returncode == 0, done.stderr
     assert "38 accepted, 0 rejected" in done.stdout
     assert str((tmp_path / "demo").resolve()) in done.stdout
@@ -91,14 +103,20 @@ def test_screen_with_rejects_exits_zero_and_prints_counts(tmp_path: Path) -> Non
     assert "1 rows rejected (strict mode)" in strict.stderr
 
 
-def test_outputs_are_byte_identical_across_runs(tmp_path: Path) -> None:
-    for name in ("a", "b"):
-        assert run_cli("demo", "-q", "--out", str(tmp_path / name)).returncode == 0
+def test_outputs_are_byte_identical_across_runs(
+    demo: tuple[subprocess.CompletedProcess[str], Path], tmp_path: Path
+) -> None:
+    """A second demo (quiet) writes the first one's files byte for byte."""
+    first, first_dir = demo
+    assert first.returncode == 0, first.stderr
+    assert run_cli("demo", "-q", "--out", str(tmp_path / "b")).returncode == 0
     files = ("results.parquet", "results.csv", "rejects.csv", "run.json", "portfolio.xlsx")
     files += ("decisions.parquet", "subsidies.parquet", "subsidy_schedule.parquet")
     files += ("portfolio.html", "packs/GS-003.html", "packs/GS-003.xlsx", "packs/index.html")
     for file in files:
-        assert (tmp_path / "a" / file).read_bytes() == (tmp_path / "b" / file).read_bytes(), file
+        assert (first_dir / "demo" / file).read_bytes() == (tmp_path / "b" / file).read_bytes(), (
+            file
+        )
 
 
 @pytest.mark.parametrize(

@@ -25,6 +25,7 @@ from greenscreen import screen
 from greenscreen._resources import data_file
 from greenscreen.appraisal import AppraisalConfig
 from greenscreen.report import MANIFEST, write_excel_pack, write_packs
+from greenscreen.run import ScreenResult
 
 SOFFICE = shutil.which("soffice") or shutil.which("libreoffice")
 PROFILE_XCU = (
@@ -122,28 +123,60 @@ def named_value(book: openpyxl.Workbook, name: str) -> object:
 
 
 @pytest.fixture(scope="module")
-def recalculated(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> dict[tuple[str, str, str], tuple[Path, dict]]:
-    out = tmp_path_factory.mktemp("packs")
-    files, expected = [], {}
-    for profile in {case[1] for case in CASES}:
-        result = screen(
+def profile_results() -> dict[str, ScreenResult]:
+    """The sample screened under each debt profile of CASES, with a carbon price."""
+    return {
+        profile: screen(
             data_file("sample_pipeline.csv"),
             appraisal=AppraisalConfig(debt_profile=profile, carbon_price=61.05),  # type: ignore[arg-type]
         )
-        for pid, case_profile, lang in CASES:
-            if case_profile != profile:
-                continue
-            path = write_excel_pack(
-                result, pid, out / f"{pid}_{profile}_{lang}.xlsx", lang=lang, cached_values=False
-            )  # type: ignore[arg-type]
-            files.append(path)
-            expected[(pid, profile, lang)] = result.results.filter(pl.col("project_id") == pid).row(
-                0, named=True
-            )
-    converted = recalculate(files, out)
-    return {key: (path, expected[key]) for key, path in zip(expected, converted, strict=True)}
+        for profile in sorted({case[1] for case in CASES})
+    }
+
+
+@pytest.fixture(scope="module")
+def forced_recalculation(
+    tmp_path_factory: pytest.TempPathFactory,
+    profile_results: dict[str, ScreenResult],
+    sample_result: ScreenResult,
+) -> dict[str, list[tuple[Path, Path]]]:
+    """(written, recalculated by LibreOffice) for the workbooks recalculated on load, in one
+    LibreOffice run (it starts in seconds, not milliseconds): "uncached", each CASE's pack
+    written without cached formula results; "cached", each CASE's pack with them; "portfolio",
+    the sample's portfolio.xlsx."""
+    out = tmp_path_factory.mktemp("packs")
+    written: dict[str, list[Path]] = {"uncached": [], "cached": []}
+    for pid, profile, lang in CASES:
+        result = profile_results[profile]
+        name = f"{pid}_{profile}_{lang}"
+        written["uncached"].append(
+            write_excel_pack(result, pid, out / f"{name}.xlsx", lang=lang, cached_values=False)  # type: ignore[arg-type]
+        )
+        written["cached"].append(
+            write_excel_pack(result, pid, out / f"{name}_cached.xlsx", lang=lang)  # type: ignore[arg-type]
+        )
+    written["portfolio"] = [sample_result.write(out / "out")["portfolio"]]
+    files = [path for paths in written.values() for path in paths]
+    converted = iter(recalculate(files, out))
+    return {kind: [(path, next(converted)) for path in paths] for kind, paths in written.items()}
+
+
+@pytest.fixture(scope="module")
+def recalculated(
+    forced_recalculation: dict[str, list[tuple[Path, Path]]],
+    profile_results: dict[str, ScreenResult],
+) -> dict[tuple[str, str, str], tuple[Path, dict]]:
+    """Each CASE's pack written without cached results, recalculated; the engine's row."""
+    out = {}
+    for (pid, profile, lang), (_, path) in zip(
+        CASES, forced_recalculation["uncached"], strict=True
+    ):
+        frame = profile_results[profile].results
+        out[(pid, profile, lang)] = (
+            path,
+            frame.filter(pl.col("project_id") == pid).row(0, named=True),
+        )
+    return out
 
 
 @pytest.mark.slow
@@ -175,34 +208,29 @@ def test_formulas_recalculate_to_the_engine(recalculated: dict, case: tuple[str,
 
 
 @pytest.mark.slow
-def test_every_cached_value_is_what_the_formula_computes(tmp_path: Path) -> None:
+def test_every_cached_value_is_what_the_formula_computes(
+    forced_recalculation: dict[str, list[tuple[Path, Path]]],
+) -> None:
     """Issue 18 item 1: each formula of the packs (every CASE, both languages, the three debt
     profiles) and of portfolio.xlsx carries the figure LibreOffice computes from it, so a viewer
     that does not recalculate shows the same numbers as one that does."""
-    files = []
-    for profile in {case[1] for case in CASES}:
-        result = screen(
-            data_file("sample_pipeline.csv"),
-            appraisal=AppraisalConfig(debt_profile=profile, carbon_price=61.05),  # type: ignore[arg-type]
-        )
-        for pid, case_profile, lang in CASES:
-            if case_profile == profile:
-                path = tmp_path / f"{pid}_{profile}_{lang}.xlsx"
-                files.append(write_excel_pack(result, pid, path, lang=lang))  # type: ignore[arg-type]
-    files.append(screen(data_file("sample_pipeline.csv")).write(tmp_path / "out")["portfolio"])
-    for written, recalculated in zip(files, recalculate(files, tmp_path), strict=True):
+    files = forced_recalculation["cached"] + forced_recalculation["portfolio"]
+    assert len(files) == len(CASES) + 1
+    for written, recalculated in files:
         assert len(formula_cells(written)) > 40, written.name
         assert cached_mismatches(written, recalculated) == [], written.name
 
 
 @pytest.mark.slow
-def test_a_plain_pdf_conversion_prints_the_engine_figures(tmp_path: Path) -> None:
+def test_a_plain_pdf_conversion_prints_the_engine_figures(
+    sample_result: ScreenResult, tmp_path: Path
+) -> None:
     """``soffice --headless --convert-to pdf`` with LibreOffice's default settings (an xlsx is
     not recalculated on load) shows the engine's NPV, minimum DSCR, LCOE and debt — not the
     zeros of formulas without cached results."""
     from pypdf import PdfReader
 
-    result = screen(data_file("sample_pipeline.csv"))
+    result = sample_result
     row = result.results.filter(pl.col("project_id") == "GS-009").row(0, named=True)
     pack = write_excel_pack(result, "GS-009", tmp_path / "GS-009.xlsx", lang="en")
     (pdf,) = recalculate([pack], tmp_path, "pdf", force=False)
@@ -252,8 +280,8 @@ def test_pipeline_text_is_never_a_formula_or_link(tmp_path: Path) -> None:
         assert not any("hyperlink" in name.lower() for name in archive.namelist())
 
 
-def test_packs_are_byte_identical(tmp_path: Path) -> None:
-    result = screen(data_file("sample_pipeline.csv"))
+def test_packs_are_byte_identical(sample_result: ScreenResult, tmp_path: Path) -> None:
+    result = sample_result
     a = write_excel_pack(result, "GS-009", tmp_path / "a.xlsx").read_bytes()
     b = write_excel_pack(result, "GS-009", tmp_path / "b.xlsx").read_bytes()
     assert a == b
@@ -314,17 +342,17 @@ def test_cli_pack(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_portfolio_workbook_recalculates_to_the_results(tmp_path: Path) -> None:
+def test_portfolio_workbook_recalculates_to_the_results(
+    sample_result: ScreenResult, forced_recalculation: dict[str, list[tuple[Path, Path]]]
+) -> None:
     """portfolio.xlsx: an Excel table of the results, and summary formulas (COUNTIF/SUM over
     the table) that LibreOffice recalculates to the engine's totals."""
-    result = screen(data_file("sample_pipeline.csv"))
-    paths = result.write(tmp_path / "out")
-    portfolio = paths["portfolio"]
+    result = sample_result
+    ((portfolio, recalculated),) = forced_recalculation["portfolio"]  # result.write()'s
     book = openpyxl.load_workbook(portfolio)
     assert book.sheetnames == ["Summary", "Results", "Rejects", "Sources"]
     assert "results" in book["Results"].tables
     assert book["Results"].freeze_panes == "B2"
-    (recalculated,) = recalculate([portfolio], tmp_path)
     values = openpyxl.load_workbook(recalculated, data_only=True)["Summary"]
     cells = {values.cell(r, 1).value: values.cell(r, 2).value for r in range(1, 12)}
     frame = result.results
@@ -350,7 +378,9 @@ def test_portfolio_workbook_recalculates_to_the_results(tmp_path: Path) -> None:
     )
 
 
-def test_portfolio_is_skipped_above_the_row_limit(tmp_path: Path) -> None:
-    result = screen(data_file("sample_pipeline.csv"))
+def test_portfolio_is_skipped_above_the_row_limit(
+    sample_result: ScreenResult, tmp_path: Path
+) -> None:
+    result = sample_result
     paths = result.write(tmp_path, portfolio_max_rows=10)
     assert "portfolio" not in paths and not (tmp_path / "portfolio.xlsx").exists()

@@ -1,4 +1,5 @@
-"""HTML packs and the portfolio report, checked in a real browser (headless Chromium)."""
+"""HTML packs and the portfolio report, checked in a real browser (headless Chromium; those
+tests are marked slow) and as rendered HTML (a snapshot, the Chinese pack's wording)."""
 
 from __future__ import annotations
 
@@ -11,16 +12,13 @@ from PIL import Image
 from syrupy.assertion import SnapshotAssertion
 
 from greenscreen import screen
-from greenscreen._resources import data_file
 from greenscreen.report import write_html_pack, write_packs, write_portfolio_html
 from greenscreen.report.html import render_html_pack
 
-pytestmark = pytest.mark.slow
 
-
-@pytest.fixture(scope="module")
-def sample():  # type: ignore[no-untyped-def]
-    return screen(data_file("sample_pipeline.csv"), sensitivities=True)
+@pytest.fixture
+def sample(sample_result_sensitivities):  # type: ignore[no-untyped-def]
+    return sample_result_sensitivities  # screened once per session (conftest)
 
 
 def _browser():  # type: ignore[no-untyped-def]
@@ -37,6 +35,7 @@ def _non_blank(png: bytes) -> float:
     return sum(histogram[:235]) / (image.width * image.height)
 
 
+@pytest.mark.slow  # drives headless Chromium
 def test_pack_renders_in_chromium_and_fetches_nothing(sample, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """Issue #8, acceptance 1: non-blank, title present, no network request."""
     browser = _browser()
@@ -49,6 +48,7 @@ def test_pack_renders_in_chromium_and_fetches_nothing(sample, tmp_path: Path) ->
     (tmp_path / "GS-009.png").write_bytes(page.screenshot)
 
 
+@pytest.mark.slow
 def test_hostile_text_is_shown_as_text(tmp_path: Path) -> None:
     """Issue #8, acceptance 2: script and onerror payloads appear as text, never run."""
     project = {
@@ -80,12 +80,14 @@ def test_hostile_text_is_shown_as_text(tmp_path: Path) -> None:
 
 
 def test_pack_html_snapshot(sample, snapshot: SnapshotAssertion) -> None:  # type: ignore[no-untyped-def]
-    """Issue #8, acceptance 3: layout changes are reviewed diffs."""
+    """Issue #8, acceptance 3: layout changes are reviewed diffs (rendered HTML: no browser,
+    so not marked slow)."""
     html = render_html_pack(sample, "GS-003", lang="zh")
     assert html == render_html_pack(sample, "GS-003", lang="zh")  # deterministic
     assert html == snapshot
 
 
+@pytest.mark.slow
 def test_print_to_pdf_paginates_without_cut_tables(sample, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """Issue #8, acceptance 4: A4 pages, several of them, and rows never split."""
     browser = _browser()
@@ -104,6 +106,7 @@ def test_print_to_pdf_paginates_without_cut_tables(sample, tmp_path: Path) -> No
     assert "break-inside: avoid" in css and "@page { size: A4" in css
 
 
+@pytest.mark.slow
 def test_portfolio_report_links_packs(sample, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     browser = _browser()
     written = write_packs(sample, tmp_path, ["GS-001", "GS-009"], formats=("html",))
@@ -138,12 +141,12 @@ ENGINE_ENGLISH = (
 )
 
 
-def test_chinese_packs_speak_chinese() -> None:
+def test_chinese_packs_speak_chinese(sample_result) -> None:  # type: ignore[no-untyped-def]
     """Issue 18 item 8: in a zh pack the engine's notes, flags, factor provenance, method,
     verification and yes/no are Chinese, and a criterion's inputs are named by their labels,
     not field ids (every sample project). EU and GLP thresholds stay in their source's
     English; the Chinese catalogues' conditions are quoted in Chinese."""
-    result = screen(data_file("sample_pipeline.csv"))
+    result = sample_result
     for pid in result.results["project_id"]:
         page = render_html_pack(result, pid, lang="zh")
         body = re.sub(r"<(style|svg)\b.*?</\1>", "", page, flags=re.S)

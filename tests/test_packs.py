@@ -14,9 +14,9 @@ from greenscreen.report import MANIFEST, write_packs
 IDS = ["GS-001", "GS-003", "GS-004", "GS-009", "GS-010"]
 
 
-@pytest.fixture(scope="module")
-def sample():  # type: ignore[no-untyped-def]
-    return screen(data_file("sample_pipeline.csv"), sensitivities=True)
+@pytest.fixture
+def sample(sample_result_sensitivities):  # type: ignore[no-untyped-def]
+    return sample_result_sensitivities  # screened once per session (conftest)
 
 
 def _contents(directory: Path) -> dict[str, bytes]:

@@ -13,17 +13,15 @@ import openpyxl
 import polars as pl
 import pytest
 
-from greenscreen import screen
-from greenscreen._resources import data_file
 from greenscreen.errors import GreenscreenError
 from greenscreen.report import html as html_module
 from greenscreen.report import write_excel_pack
 from greenscreen.report.html import write_pdf_pack
 
 
-@pytest.fixture(scope="module")
-def result():  # noqa: ANN201 - a ScreenResult
-    return screen(data_file("sample_pipeline.csv"))
+@pytest.fixture
+def result(sample_result):  # noqa: ANN001, ANN201 - a ScreenResult
+    return sample_result  # the sample screened once per session (conftest)
 
 
 def pdf_fonts(reader) -> list[tuple[str, bool]]:  # noqa: ANN001 - a pypdf PdfReader

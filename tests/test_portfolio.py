@@ -12,14 +12,13 @@ import polars as pl
 import pytest
 
 from greenscreen import screen
-from greenscreen._resources import data_file
 from greenscreen.report import write_portfolio_html
 from greenscreen.report.portfolio import crosswalk, status_totals, write_portfolio
 
 
-@pytest.fixture(scope="module")
-def result():  # noqa: ANN201 - a ScreenResult
-    return screen(data_file("sample_pipeline.csv"))
+@pytest.fixture
+def result(sample_result):  # noqa: ANN001, ANN201 - a ScreenResult
+    return sample_result  # the sample screened once per session (conftest)
 
 
 def test_status_totals_are_the_sums_of_the_results(result) -> None:  # noqa: ANN001

@@ -25,9 +25,9 @@ from greenscreen.rulebook import bundled_rulebooks
 from greenscreen.subsidy import bundled_programmes
 
 
-@pytest.fixture(scope="module")
-def result():  # noqa: ANN201 - a ScreenResult
-    return screen(data_file("sample_pipeline.csv"))
+@pytest.fixture
+def result(sample_result):  # noqa: ANN001, ANN201 - a ScreenResult
+    return sample_result  # the sample screened once per session (conftest)
 
 
 def test_every_evidence_field_can_be_asked_in_both_languages() -> None:

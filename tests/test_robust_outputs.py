@@ -409,18 +409,21 @@ def test_runs_killed_at_random_points_leave_a_complete_set(tmp_path: Path) -> No
     rows.head(6).write_csv(sources["b"])
     extra = {"a": ["--sensitivities"], "b": ["--packs"]}
 
-    def command(name: str, out: Path) -> list[str]:
-        return [sys.executable, "-m", "greenscreen", "screen", str(sources[name]), "--out",
-                str(out), "-q", *extra[name]]  # fmt: skip
+    def args(name: str, out: Path) -> list[str]:
+        return ["screen", str(sources[name]), "--out", str(out), "-q", *extra[name]]
 
+    def command(name: str, out: Path) -> list[str]:  # a process, to be signalled
+        return [sys.executable, "-m", "greenscreen", *args(name, out)]
+
+    # the uninterrupted runs need no process of their own
     references = {}
     for name in sources:
-        done = subprocess.run(command(name, tmp_path / f"ref-{name}"), timeout=120)
-        assert done.returncode == 0
+        done = run_cli(*args(name, tmp_path / f"ref-{name}"))
+        assert done.returncode == 0, done.stderr
         references[name] = tree(tmp_path / f"ref-{name}")
     out = tmp_path / "work" / "out"
     out.parent.mkdir()
-    assert subprocess.run(command("a", out), timeout=120).returncode == 0
+    assert run_cli(*args("a", out)).returncode == 0
 
     rng = random.Random(19)
     killed: set[str] = set()
@@ -451,7 +454,7 @@ def test_runs_killed_at_random_points_leave_a_complete_set(tmp_path: Path) -> No
             killed.add(str(process.pid))
         # only killed runs leave a hidden folder (until a later run gets to writing)
         assert {s.rsplit("-", 1)[-1] for s in siblings(out)} <= killed, siblings(out)
-    assert subprocess.run(command("b", out), timeout=120).returncode == 0
+    assert run_cli(*args("b", out)).returncode == 0
     assert tree(out) == references["b"] and siblings(out) == []
 
 

@@ -88,6 +88,12 @@ def screened(spark: SparkSession, pipeline: Path) -> SparkScreenResult:
     result.unpersist()
 
 
+@pytest.fixture(scope="module")
+def local(pipeline: Path) -> gs.ScreenResult:
+    """The same file screened in one process (gs.screen), the reference for Spark's tables."""
+    return gs.screen(pipeline)
+
+
 def _polars(frame: object) -> pl.DataFrame:
     out = pl.from_arrow(frame.toArrow())  # type: ignore[attr-defined]
     assert isinstance(out, pl.DataFrame)
@@ -100,8 +106,9 @@ def _same(spark_frame: object, local: pl.DataFrame, key: list[str]) -> None:
     assert_frame_equal(got.sort(key), local.sort(key), rel_tol=1e-9, abs_tol=0.0)
 
 
-def test_spark_screen_equals_single_process(screened: SparkScreenResult, pipeline: Path) -> None:
-    local = gs.screen(pipeline)
+def test_spark_screen_equals_single_process(
+    screened: SparkScreenResult, local: gs.ScreenResult
+) -> None:
     assert local.results.height == 37 and local.rejects.height > 5
     _same(screened.results, local.results, ["source_row"])
     decision_key = ["project_id", "rulebook", "item", "criterion", "selected"]
@@ -158,14 +165,13 @@ def test_rulebook_error_is_raised_on_the_driver(
 
 
 def test_cli_engine_spark_writes_the_usual_outputs(
-    spark: SparkSession, pipeline: Path, tmp_path: Path
+    spark: SparkSession, pipeline: Path, local: gs.ScreenResult, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
     args = ["screen", str(pipeline), "--engine", "spark", "--master", "local[2]", "--out", str(out)]
     done = CliRunner().invoke(cli, args)
     assert done.exit_code == 0, done.output
     assert "44 rows: 37 accepted, 6 rejected, 1 blank rows ignored" in done.output
-    local = gs.screen(pipeline)
     ref = tmp_path / "ref"
     local.write(ref)
     # the files of a batched single process: results in input order, rejects as sorted

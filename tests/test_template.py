@@ -7,13 +7,19 @@ import zipfile
 from pathlib import Path
 
 import openpyxl
+import pytest
 
 from greenscreen import FIELDS, read_pipeline, screen, write_template
 
 
-def test_layout_and_dropdowns(tmp_path: Path) -> None:
-    path = write_template(tmp_path / "t.xlsx")
-    book = openpyxl.load_workbook(path)
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The template written once for the tests that read it (none writes to it)."""
+    return write_template(tmp_path_factory.mktemp("template") / "t.xlsx")
+
+
+def test_layout_and_dropdowns(template: Path) -> None:
+    book = openpyxl.load_workbook(template)
     assert book.sheetnames == ["pipeline", "fields", "evidence", "example", "lists"]
     sheet = book["pipeline"]
     names = [c.value for c in sheet[1]]
@@ -39,10 +45,9 @@ def test_layout_and_dropdowns(tmp_path: Path) -> None:
     assert "solar_pv" in activity_ids and len(activity_ids) == 35
 
 
-def test_filled_template_round_trips_through_screen(tmp_path: Path) -> None:
+def test_filled_template_round_trips_through_screen(template: Path, tmp_path: Path) -> None:
     """Issue #2, acceptance 2: template → fill → screen."""
-    path = write_template(tmp_path / "t.xlsx")
-    book = openpyxl.load_workbook(path)
+    book = openpyxl.load_workbook(template)
     sheet = book["pipeline"]
     col = {c.value: c.column for c in sheet[1]}
     rows = [
@@ -67,7 +72,7 @@ def test_filled_template_round_trips_through_screen(tmp_path: Path) -> None:
     for r, row in enumerate(rows, start=3):
         for name, value in row.items():
             sheet.cell(r, col[name], value)
-    filled = tmp_path / "filled.xlsx"
+    filled = tmp_path / "filled.xlsx"  # not over the shared template
     book.save(filled)
 
     result = screen(filled)
@@ -87,21 +92,21 @@ def test_filled_template_round_trips_through_screen(tmp_path: Path) -> None:
     assert read_pipeline(paths["results"]).n_accepted == 2  # results read back as a pipeline
 
 
-def test_examples_screen_cleanly(tmp_path: Path) -> None:
-    pipeline = read_pipeline(write_template(tmp_path / "t.xlsx"), sheet="example")
+def test_examples_screen_cleanly(template: Path) -> None:
+    pipeline = read_pipeline(template, sheet="example")
     assert pipeline.n_accepted == 2 and pipeline.rejects.height == 0
 
 
-def test_template_is_byte_identical(tmp_path: Path) -> None:
-    a = write_template(tmp_path / "a.xlsx").read_bytes()
+def test_template_is_byte_identical(template: Path, tmp_path: Path) -> None:
+    a = template.read_bytes()  # written earlier, by the fixture
     b = write_template(tmp_path / "b.xlsx").read_bytes()
     assert a == b
-    assert zipfile.is_zipfile(tmp_path / "a.xlsx")
+    assert zipfile.is_zipfile(template)
 
 
-def test_evidence_sheet_lists_the_rulebooks_fields(tmp_path: Path) -> None:
+def test_evidence_sheet_lists_the_rulebooks_fields(template: Path) -> None:
     """Issue 16 / 18: the evidence fields rulebooks and programmes define are discoverable."""
-    book = openpyxl.load_workbook(write_template(tmp_path / "t.xlsx"))
+    book = openpyxl.load_workbook(template)
     rows = list(book["evidence"].iter_rows(values_only=True))
     assert rows[0][:2] == ("rulebook / programme", "field")
     found = {(r[0], r[1]): r for r in rows[1:]}
