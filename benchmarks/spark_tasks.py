@@ -45,8 +45,8 @@ def main() -> None:
     jobs: dict[int, dict[str, Any]] = {}
     for e in events:
         kind = e["Event"]
-        if kind == "SparkListenerStageCompleted":
-            info = e["Stage Info"]
+        if kind in ("SparkListenerStageSubmitted", "SparkListenerStageCompleted"):
+            info = e["Stage Info"]  # submitted: a run still going (or failed) shows its tasks
             stages[info["Stage ID"]] = info
         elif kind == "SparkListenerTaskEnd":
             tasks.setdefault(e["Stage ID"], []).append(e)
@@ -63,16 +63,17 @@ def main() -> None:
         print(f"  job {job_id:>3} at {at:6.1f} s: {seconds:6.1f} s  {', '.join(sorted(names))}")
     # the screening stage: the first with the MapInArrow whose input has the row numbers (later
     # stages show it in their lineage too: they read its persisted output)
-    screening = [
-        min(
-            s
-            for s, info in stages.items()
-            if any(
-                r["Name"].startswith("MapInArrow") and "__gs_row__" in r["Name"].splitlines()[0]
-                for r in info["RDD Info"]
-            )
+    candidates = [
+        s
+        for s, info in stages.items()
+        if any(
+            r["Name"].startswith("MapInArrow") and "__gs_row__" in r["Name"].splitlines()[0]
+            for r in info["RDD Info"]
         )
     ]
+    if not candidates:
+        print("no screening stage in the log (yet)")
+    screening = candidates and [min(candidates)]
     for stage_id in sorted(screening):
         ends = sorted(tasks.get(stage_id, []), key=lambda t: t["Task Info"]["Partition ID"])
         print(f"stage {stage_id} ({stages[stage_id]['Stage Name']}): {len(ends)} partitions")

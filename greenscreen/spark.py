@@ -57,7 +57,7 @@ _PACKED = "kind string, chunk long, part int, schema binary, data binary"
 #: rows per screened chunk: the polars engine's fixed cost per call is paid per chunk
 CHUNK_ROWS = 50_000
 _PAYLOAD_ROWS = 200_000  # rows per IPC payload (a Spark binary value stays far below 2 GB)
-_LOCAL_HEAP = "2g"  # the driver's heap in local mode (GREENSCREEN_SPARK_MEMORY overrides)
+_LOCAL_HEAP = "3g"  # the driver's heap in local mode (GREENSCREEN_SPARK_MEMORY overrides)
 _ARROW_BATCH = str(32 * 1024**2)  # spark.sql.execution.arrow.maxBytesPerBatch, local mode
 
 
@@ -489,7 +489,13 @@ def _session(master: str | None) -> tuple[SparkSession, bool]:
         # a batch sent to Python holds at most this many bytes: the screened payloads (MBs
         # each) are unpacked a few at a time, not a whole partition's in one Arrow batch
         builder = builder.config("spark.sql.execution.arrow.maxBytesPerBatch", _ARROW_BATCH)
-        # Spark's log4j defaults print INFO/WARN lines (and a notice) on stderr: errors only
+        # a persisted DataFrame is built in column batches of this many rows in the heap, even
+        # DISK_ONLY: at Spark's 10,000 a partition's screened payloads (~1 KB per input row,
+        # ~0.9 GB for 850,000 rows) were one batch, growing by copies (2 GiB heap: out of
+        # memory at 5,000,000 rows); a few payloads per batch instead
+        builder = builder.config("spark.sql.inMemoryColumnarStorage.batchSize", "4")
+        # Spark's log4j defaults print INFO lines and notices on stderr: warnings while the
+        # session starts (none expected), errors once it is up (setLogLevel below)
         log4j = Path(__file__).with_name("spark-log4j2.properties")
         builder = builder.config(
             "spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={log4j.as_uri()}"
