@@ -23,6 +23,7 @@ import pickle
 import shutil
 import sys
 import tempfile
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
@@ -56,6 +57,8 @@ _PACKED = "kind string, chunk long, part int, schema binary, data binary"
 #: rows per screened chunk: the polars engine's fixed cost per call is paid per chunk
 CHUNK_ROWS = 50_000
 _PAYLOAD_ROWS = 200_000  # rows per IPC payload (a Spark binary value stays far below 2 GB)
+_LOCAL_HEAP = "3g"  # the driver's heap in local mode (GREENSCREEN_SPARK_MEMORY overrides)
+_ARROW_BATCH = str(32 * 1024**2)  # spark.sql.execution.arrow.maxBytesPerBatch, local mode
 
 
 def _pyspark() -> Any:
@@ -229,9 +232,11 @@ class SparkScreenResult:
 
     def unpersist(self) -> None:
         """Free the screened payloads Spark keeps on its executors (memory and disk)."""
+        # blocking: a session stopped right after would fail the pending removals (Java
+        # printed RejectedExecutionException traces on stderr at the end of every CLI run)
         if "_duplicates" in self.__dict__:
-            self._duplicates.unpersist()
-        self.packed.unpersist()
+            self._duplicates.unpersist(blocking=True)
+        self.packed.unpersist(blocking=True)
 
 
 def screen_spark(
@@ -369,9 +374,6 @@ def screen_spark_file(
     PipelineError
         The file is missing or not Parquet.
     """
-    from greenscreen._outputs import CSV_MAX_ROWS
-    from greenscreen.batch import finish_outputs
-
     source = Path(path)
     if not source.is_file():
         raise PipelineError(f"pipeline file not found: {source}")
@@ -382,6 +384,23 @@ def screen_spark_file(
         )
     for key in ("sheet", "encoding", "sensitivities"):  # no sheets, encodings or tornado here
         options.pop(key, None)
+    with warnings.catch_warnings():  # pyspark's notice about pandas 3, which is not used here
+        warnings.filterwarnings("ignore", "PySpark does not yet fully support", FutureWarning)
+        return _screen_spark_file(source, out_dir, master, lang, spark, csv_max_rows, options)
+
+
+def _screen_spark_file(
+    source: Path,
+    out_dir: str | Path,
+    master: str | None,
+    lang: Lang,
+    spark: SparkSession | None,
+    csv_max_rows: int | None,
+    options: dict[str, Any],
+) -> BatchRun:
+    from greenscreen._outputs import CSV_MAX_ROWS
+    from greenscreen.batch import finish_outputs
+
     session, started = (spark, False) if spark is not None else _session(master)
     with _spark_errors():
         try:
@@ -462,12 +481,25 @@ def _session(master: str | None) -> tuple[SparkSession, bool]:
         builder = builder.master(master)
     if (master or "local").startswith("local"):  # not 200 shuffle tasks on one machine
         builder = builder.config("spark.sql.shuffle.partitions", str(os.cpu_count() or 2))
-        # local mode runs every task in the driver's JVM: Spark's 1 GiB default heap runs out
-        # on a million rows (measured: OutOfMemoryError); small input splits keep the
-        # screened chunks spread over the cores
-        memory = os.environ.get("GREENSCREEN_SPARK_MEMORY", "6g")
+        # local mode runs every task in the driver's JVM (benchmarks/README.md, "Spark, local
+        # mode": the memory of the JVM and its Python workers measured together)
+        memory = os.environ.get("GREENSCREEN_SPARK_MEMORY", _LOCAL_HEAP)
         builder = builder.config("spark.driver.memory", memory)
         builder = builder.config("spark.sql.files.maxPartitionBytes", str(16 * 1024**2))
+        # a batch sent to Python holds at most this many bytes: the screened payloads (MBs
+        # each) are unpacked a few at a time, not a whole partition's in one Arrow batch
+        builder = builder.config("spark.sql.execution.arrow.maxBytesPerBatch", _ARROW_BATCH)
+        # a persisted DataFrame is built in column batches of this many rows in the heap, even
+        # DISK_ONLY: at Spark's 10,000 a partition's screened payloads (~1 KB per input row,
+        # ~0.9 GB for 850,000 rows) were one batch, growing by copies (2 GiB heap: out of
+        # memory at 5,000,000 rows); a few payloads per batch instead
+        builder = builder.config("spark.sql.inMemoryColumnarStorage.batchSize", "4")
+        # Spark's log4j defaults print INFO lines and notices on stderr: warnings while the
+        # session starts (none expected), errors once it is up (setLogLevel below)
+        log4j = Path(__file__).with_name("spark-log4j2.properties")
+        builder = builder.config(
+            "spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={log4j.as_uri()}"
+        )
     # Parquet timestamps as pyarrow and polars write them (Spark's default is INT96)
     builder = builder.config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
     session = builder.config("spark.ui.showConsoleProgress", "false").getOrCreate()
@@ -713,9 +745,10 @@ def _unpack_batches(
     batches: Iterator[pa.RecordBatch], schema: pa.Schema, order: bool
 ) -> Iterator[pa.RecordBatch]:
     for batch in batches:
-        chunks, parts, payloads = (batch.column(k).to_pylist() for k in ("chunk", "part", "data"))
+        chunks, parts = (batch.column(k).to_pylist() for k in ("chunk", "part"))
+        payloads = batch.column("data")  # read in place: no copy of a batch's payloads
         for chunk, part, data in zip(chunks, parts, payloads, strict=True):
-            table = _conform(pa.ipc.open_stream(data).read_all(), schema)
+            table = _conform(pa.ipc.open_stream(data.as_buffer()).read_all(), schema)
             if order:
                 first = part * _PAYLOAD_ROWS
                 seq = pa.array(range(first, first + table.num_rows), pa.int64())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -187,6 +188,31 @@ def test_cli_engine_spark_writes_the_usual_outputs(
     assert run["counts"] == json.loads((ref / "run.json").read_text(encoding="utf-8"))["counts"]
     assert set(run["outputs"]) >= {"results.parquet", "decisions.parquet", "rejects.csv"}
     assert spark.sparkContext._jsc is not None  # the CLI left the session it found running
+
+
+def test_a_cli_spark_run_leaves_stderr_clean(pipeline: Path, tmp_path: Path) -> None:
+    """A session greenscreen starts logs errors only and is stopped after its cached data is
+    removed: no INFO/WARN lines and no RejectedExecutionException traces at the end (measured
+    on every CLI run before). The JVM's one-line notice about its incubator module remains."""
+    env = {k: v for k, v in os.environ.items() if k != "PYSPARK_SUBMIT_ARGS"}
+    out = tmp_path / "out"
+    args = ["screen", str(pipeline), "--engine", "spark", "--master", "local[2]", "--out", str(out)]
+    done = subprocess.run(
+        [sys.executable, "-m", "greenscreen", *args, "-q", "--no-register"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    noise = [
+        line
+        for line in done.stderr.splitlines()
+        if line.strip() and not line.startswith("WARNING: Using incubator modules")
+    ]
+    assert noise == [], done.stderr
+    assert (out / "results.parquet").is_file()
 
 
 def test_a_failure_of_spark_itself_is_one_clear_error() -> None:
