@@ -53,6 +53,13 @@ PORTFOLIO_MAX_ROWS = 100_000
 #: any size and every data tool reads it
 CSV_MAX_ROWS = 100_000
 
+
+def writes_csv(projects: int, limit: int) -> bool:
+    """Whether results.csv is written for ``projects`` accepted projects under
+    ``--csv-max-rows limit`` (0: never; an empty run gets its header-only CSV)."""
+    return 0 < limit and projects <= limit
+
+
 try:
     import fcntl
 except ImportError:  # Windows: no advisory locks; runs into one folder are not serialised

@@ -26,6 +26,7 @@ from greenscreen._outputs import (
     atomic_write,
     csv_compatible,
     output_set,
+    writes_csv,
 )
 from greenscreen.errors import GreenscreenError, PipelineError
 from greenscreen.io import Pipeline, SourceInfo, duplicate_id_rejects, read_pipeline
@@ -367,7 +368,7 @@ def finish_outputs(
         if files:
             paths[key] = out / name
             atomic_write(paths[key], partial(_append_parquet, files))
-    if "results" in paths and 0 < csv_max_rows and accepted <= csv_max_rows:
+    if "results" in paths and writes_csv(accepted, csv_max_rows):
         files = sorted(parts.glob("results-*.parquet"))
         paths["results_csv"] = out / OUTPUT_FILES["results_csv"].name
         atomic_write(paths["results_csv"], lambda tmp: _append_csv(files, tmp))

@@ -24,6 +24,7 @@ from greenscreen._outputs import (
     atomic_write,
     csv_compatible,
     output_set,
+    writes_csv,
 )
 from greenscreen.appraisal import Appraisal, AppraisalConfig, appraise
 from greenscreen.emissions import EmissionsConfig, estimate
@@ -249,7 +250,7 @@ class ScreenResult:
             ]
             for future in written:
                 future.result()
-        if self.results.height <= csv_max_rows and csv_max_rows > 0:
+        if writes_csv(self.results.height, csv_max_rows):
             atomic_write(
                 paths["results_csv"],
                 lambda p: csv_compatible(self.results).write_csv(p, include_bom=True),
