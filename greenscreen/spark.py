@@ -402,7 +402,7 @@ def _screen_spark_file(
     from greenscreen.batch import finish_outputs
 
     session, started = (spark, False) if spark is not None else _session(master)
-    with _spark_errors():
+    with _spark_errors(session if started else None):
         try:
             with output_set(Path(out_dir)) as staged:
                 parts = staged.path / ".greenscreen-parts"
@@ -445,26 +445,56 @@ def _screen_spark_file(
     return replace(run, paths=paths, batches=1)
 
 
+#: The JVM's exit status when it runs out of memory (``org.apache.spark.util.SparkExitCode.OOM``:
+#: a task's ``OutOfMemoryError`` makes Spark exit the JVM; the Python side then sees only a lost
+#: connection or a SparkContext shut down).
+_JVM_OUT_OF_MEMORY = 52
+
+
 @contextmanager
-def _spark_errors() -> Iterator[None]:
+def _spark_errors(session: SparkSession | None = None) -> Iterator[None]:
     """A failure of Spark itself (a Java exception, an executor lost, the JVM gone after
     running out of memory) is one clear error, not a traceback."""
-    from py4j.protocol import Py4JError
+    from py4j.protocol import Py4JError, Py4JNetworkError
 
     try:
         yield
     except (Py4JError, ConnectionError, EOFError) as exc:
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-        memory = any("OutOfMemoryError" in line for line in lines)
-        hint = (
-            "Spark ran out of memory; give it more (GREENSCREEN_SPARK_MEMORY=12g in local mode, "
-            "spark.driver/executor.memory on a cluster)"
-            if memory
-            else "Spark failed"
+        # a lost JVM shows as a broken connection or a shut-down SparkContext
+        gone = isinstance(exc, (ConnectionError, EOFError, Py4JNetworkError)) or any(
+            "SparkContext was shut down" in x for x in lines
         )
+        status = _jvm_exit_status(session, wait=gone)
+        memory = status == _JVM_OUT_OF_MEMORY or any("OutOfMemoryError" in x for x in lines)
+        if memory:
+            hint = (
+                "Spark ran out of memory; give it more (GREENSCREEN_SPARK_MEMORY=12g in local "
+                "mode, spark.driver/executor.memory on a cluster)"
+            )
+        elif status is not None:
+            hint = f"Spark failed: its JVM exited with status {status}"
+        else:
+            hint = "Spark failed"
         raise GreenscreenError(
             f"{hint}: {type(exc).__name__}: {lines[0] if lines else exc}"
         ) from exc
+
+
+def _jvm_exit_status(session: SparkSession | None, *, wait: bool) -> int | None:
+    """The exit status of the JVM this process started (local mode, spark-submit), once it has
+    exited (waited for a few seconds when the connection to it broke); None while it runs or
+    when the JVM is not this process's child (a cluster's gateway, Databricks)."""
+    if session is None:
+        return None
+    process = getattr(type(session.sparkContext)._gateway, "proc", None)
+    if process is None:
+        return None
+    try:  # the connection breaks a moment before the process is reaped
+        status: int | None = process.wait(timeout=10) if wait else process.poll()
+    except Exception:
+        return None
+    return status
 
 
 def _session(master: str | None) -> tuple[SparkSession, bool]:
