@@ -92,6 +92,27 @@ def test_the_round_trip_answers_and_rescreens(result, tmp_path: Path) -> None:  
     assert "eu_ped_kwh_m2" not in (again["eu_taxonomy__missing"] or [])
 
 
+def test_every_yes_no_answer_has_the_drop_down_and_no_other(result, tmp_path: Path) -> None:  # noqa: ANN001
+    """The 是/否 drop-down covers exactly the yes/no questions, in a few validations that each
+    list many runs of rows (was one validation per cell: 150,000 at 20,000 projects)."""
+    asked = evidence_requests(result)
+    many = pl.concat([asked] * 40)  # 40 copies: yes/no runs well beyond one validation's 1,000
+    book = openpyxl.load_workbook(write_requests(many, tmp_path / "requests.xlsx"))
+    sheet = book["requests"]
+    answer = REQUEST_COLUMNS.index("answer") + 1
+    covered: set[int] = set()
+    validations = sheet.data_validations.dataValidation
+    for validation in validations:
+        assert validation.type == "list" and validation.formula1 == '"是 yes,否 no"'
+        for cells in validation.sqref.ranges:
+            assert cells.min_col == cells.max_col == answer
+            covered |= set(range(cells.min_row, cells.max_row + 1))
+    expected = {i + 2 for i, kind in enumerate(many["type"]) if kind == "boolean"}
+    assert covered == expected and len(expected) > 1_000
+    runs = sum(1 for row in expected if row - 1 not in expected)
+    assert len(validations) == -(-runs // 1_000)
+
+
 def test_answers_for_unknown_projects_or_twice_are_errors(tmp_path: Path) -> None:
     pipeline = pl.DataFrame({"project_id": ["A"], "capacity_mw": ["5"]})
     stray = pl.DataFrame({"project_id": ["B"], "field": ["capacity_mw"], "answer": ["6"]})
