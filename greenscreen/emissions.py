@@ -492,8 +492,9 @@ def _with_grid_average(
 ) -> tuple[pl.DataFrame, _Published]:
     """The grid-average policy: the most local value the chosen series publishes.
 
-    An average of the whole grid, not the margin a project displaces: the conservative choice.
-    The province value is used with ``average_scope='province'`` only.
+    An average of the grid rather than the margin a project displaces; the MEE+NBS values
+    are verified in greenscreen's sources. Province values are used with
+    ``average_scope='province'`` only.
     """
     chosen = _average_rows(grid, config)
     frame = _join_factor(frame, chosen.filter(pl.col("scope") == "region"), "_mee_region", "_reg")
@@ -795,7 +796,7 @@ def _vehicles(_: _Constants) -> _Avoided:
 
 def _methane(constants: _Constants) -> _Avoided:
     """Methane captured instead of released: CH4 [t/yr] × GWP100, plus generation × EF_grid
-    where the gas makes power and a generation is given."""
+    where a generation is given (the gas used for power)."""
     generation = pl.col("generation_mwh")
     power = (
         pl.when(generation.is_not_null())
@@ -1042,10 +1043,9 @@ def _attributable_share() -> pl.Expr:
 
 
 def _quality_score() -> pl.Expr:
-    """Data quality, 1 best … 5 (PCAF-style): measured activity data with a project grid
-    factor 1; measured with a verified factor (or none needed) 2; measured otherwise 3;
-    estimated activity data 4 with a verified, project or no factor, else 5. Null where there
-    is no value."""
+    """Data quality, 1 best … 5: activity data given and a project grid factor 1; given and
+    a verified factor (or none needed) 2; given otherwise 3; estimated activity data with a
+    verified or project factor (or none needed) 4, else 5. Null where there is no value."""
     uses_grid, measured = pl.col("_uses_grid"), pl.col("_measured")
     factor_v = pl.col("ef_verification")
     return (
