@@ -34,6 +34,21 @@ Methods (vectorised over all projects; formulas in :data:`METHODS`):
 ``storage``
     no avoided emissions unless the user supplies ``displaced_tco2e_per_year``.
 
+The method registry: each method is one small function (``_grid_power``, ``_efficiency``, …)
+returning an ``_Avoided``, polars expressions over all projects at once (the avoided tCO2e/yr,
+the notes explaining a missing value, whether the grid factor enters, the electricity
+displaced). ``_REGISTRY`` maps each method name to its function, its formula (shown in
+reports: :data:`METHODS`) and the activities that use it; an activity without a method of its
+own that reports savings uses ``efficiency``. ``_with_avoided`` evaluates every entry and keeps,
+on each project, the expressions of its ``emissions_method``. Adding a method is one function
+and one registry entry.
+
+The estimate runs in steps over the whole frame: the grid factor and its provenance
+(``_with_grid_factor``: the project's own factor, else its own OM/BM, else the policy's
+published factor), the avoided emissions (``_with_avoided``), the lifetime and first year
+(``_with_lifetime``), then attribution, data quality and flags
+(``_with_attribution_and_quality``).
+
 Default grid policy: ``combined_margin`` — the CCER/CDM practice for project-level avoided
 emissions (the margin a new plant displaces), used by most Chinese green-loan and green-bond
 impact reports. Its 2019 build margins are unverified in greenscreen's sources, so results
@@ -50,12 +65,14 @@ Standard (project finance: attribution = outstanding amount / total project cost
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Literal
 
 import polars as pl
+from polars.expr.whenthen import ChainedThen, Then
 
 from greenscreen._resources import data_file
 from greenscreen.errors import GreenscreenError
@@ -64,39 +81,6 @@ from greenscreen.vocabularies import grid_name
 
 Policy = Literal["combined_margin", "grid_average"]
 
-METHODS: dict[str, str] = {
-    "grid_power": "generation [MWh/yr] × EF_grid [tCO2/MWh] (ACM0002 / TOOL07)",
-    "efficiency": "electricity_saved [MWh/yr] × EF_grid + fuel_saved [t/yr] × EF_fuel [tCO2/t]",
-    "buildings": "(baseline − project) [kWh/m²/yr] × floor area [m²] / 1000 × EF_grid",
-    "vehicles": (
-        "vehicles × km/yr × (baseline L/100km/100 × density [t/L] × EF_fuel [tCO2/t]"
-        " − EV kWh/100km/100/1000 × EF_grid)"
-    ),
-    "methane": "CH4 captured [t/yr] × GWP100 [+ generation × EF_grid]",
-    "ccus": "CO2 stored [t/yr]",
-    "storage": "displaced_tco2e_per_year supplied by the user; none otherwise",
-}
-
-_METHOD_BY_ACTIVITY = {
-    **dict.fromkeys(
-        [
-            "solar_pv",
-            "wind_onshore",
-            "wind_offshore",
-            "hydropower",
-            "geothermal",
-            "nuclear",
-            "biomass_power",
-            "waste_to_energy",
-        ],
-        "grid_power",
-    ),
-    **dict.fromkeys(["building_new", "building_renovation", "building_acquisition"], "buildings"),
-    **dict.fromkeys(["ev_passenger", "ev_bus", "ev_truck"], "vehicles"),
-    **dict.fromkeys(["biogas", "landfill_gas"], "methane"),
-    **dict.fromkeys(["battery_storage", "pumped_storage"], "storage"),
-    "ccus": "ccus",
-}
 _INTERMITTENT = ["solar_pv", "wind_onshore", "wind_offshore"]
 _DEFAULT_VEHICLE_FUEL = {"ev_truck": "diesel", "ev_bus": "diesel", "ev_passenger": "gasoline"}
 _TCE_PER_MWH_PER_GCE_KWH = 1e-3  # gce/kWh × 1000 kWh/MWh / 1e6 g/t
@@ -151,8 +135,11 @@ class EmissionsConfig:
     )
 
 
+# --- factor tables: loading and validation ----------------------------------------------------
 @dataclass(frozen=True)
 class Factors:
+    """The four factor tables of a run, as :func:`load_factors` returns them."""
+
     grid: pl.DataFrame
     regions: pl.DataFrame
     fuels: pl.DataFrame
@@ -168,6 +155,22 @@ class Factors:
 
 
 FACTOR_FILES = ("grid_factors.csv", "grid_regions.csv", "fuels.csv", "constants.csv")
+
+#: the columns each factor file must have (a user's replacement file included)
+_FACTOR_COLUMNS: dict[str, set[str]] = {
+    "grid_factors.csv": {
+        "series",
+        "vintage",
+        "scope",
+        "region",
+        "value_tco2_per_mwh",
+        "verification",
+        "source",
+    },
+    "grid_regions.csv": {"province", "cdm_grid", "mee_region", "mee_verification"},
+    "fuels.csv": {"fuel", "tco2_per_t", "density_kg_per_l", "verification", "source"},
+    "constants.csv": {"name", "value", "unit", "verification", "source"},
+}
 
 
 def load_factors(factors_dir: str | Path | None = None) -> Factors:
@@ -206,40 +209,43 @@ def load_factors(factors_dir: str | Path | None = None) -> Factors:
 
 @cache
 def _load_factors(factors_dir: str | None, _stamps: tuple[tuple[str, int, int], ...]) -> Factors:
-    def read(name: str) -> pl.DataFrame:
-        path = Path(factors_dir) / name if factors_dir else None
-        if path is None or not path.is_file():
-            path = data_file(f"factors/{name}")
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-        except UnicodeDecodeError as exc:
-            raise GreenscreenError(f"factor file {path} is not UTF-8 text: {exc}") from exc
-        text = "".join(line for line in lines if not line.startswith("#"))
-        try:
-            return pl.read_csv(io.StringIO(text), infer_schema=False)
-        except pl.exceptions.PolarsError as exc:
-            raise GreenscreenError(f"cannot read factor file {path}: {exc}") from exc
-
-    required = {
-        "grid_factors.csv": {
-            "series",
-            "vintage",
-            "scope",
-            "region",
-            "value_tco2_per_mwh",
-            "verification",
-            "source",
-        },
-        "grid_regions.csv": {"province", "cdm_grid", "mee_region", "mee_verification"},
-        "fuels.csv": {"fuel", "tco2_per_t", "density_kg_per_l", "verification", "source"},
-        "constants.csv": {"name", "value", "unit", "verification", "source"},
-    }
-    tables = {name: read(name) for name in required}
-    for name, columns in required.items():
+    """Read, check and type the four tables (cached per folder and file versions)."""
+    tables = {name: _read_factor_file(factors_dir, name) for name in _FACTOR_COLUMNS}
+    for name, columns in _FACTOR_COLUMNS.items():
         missing = columns - set(tables[name].columns)
         if missing:
             raise GreenscreenError(f"factor file {name}: missing columns {sorted(missing)}")
-    grid = tables["grid_factors.csv"].with_columns(
+    return Factors(
+        grid=_grid_table(tables["grid_factors.csv"]),
+        regions=tables["grid_regions.csv"],
+        fuels=_fuel_table(tables["fuels.csv"]),
+        constants=tables["constants.csv"],
+    )
+
+
+def _read_factor_file(factors_dir: str | None, name: str) -> pl.DataFrame:
+    """One factor file, every column as text: the copy in ``factors_dir`` if there is one,
+    else the bundled file. Lines starting with ``#`` (sources, caveats) are skipped."""
+    path = Path(factors_dir) / name if factors_dir else None
+    if path is None or not path.is_file():
+        path = data_file(f"factors/{name}")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    except UnicodeDecodeError as exc:
+        raise GreenscreenError(f"factor file {path} is not UTF-8 text: {exc}") from exc
+    text = "".join(line for line in lines if not line.startswith("#"))
+    try:
+        return pl.read_csv(io.StringIO(text), infer_schema=False)
+    except pl.exceptions.PolarsError as exc:
+        raise GreenscreenError(f"cannot read factor file {path}: {exc}") from exc
+
+
+def _grid_table(raw: pl.DataFrame) -> pl.DataFrame:
+    """grid_factors.csv with ``vintage`` [year] as Int32 and ``value_tco2_per_mwh`` as Float64.
+
+    Every row needs both: the vintage decides which factor a run uses and whether it is stale.
+    """
+    grid = raw.with_columns(
         pl.col("vintage").cast(pl.Int32, strict=False),
         pl.col("value_tco2_per_mwh").cast(pl.Float64, strict=False),
     )
@@ -249,19 +255,27 @@ def _load_factors(factors_dir: str | None, _stamps: tuple[tuple[str, int, int], 
             "grid_factors.csv: rows without a numeric vintage or a finite, non-negative value: "
             f"{bad.head(3).to_dicts()}"
         )
-    raw_fuels = tables["fuels.csv"]
-    fuels = raw_fuels.with_columns(
+    return grid
+
+
+def _fuel_table(raw: pl.DataFrame) -> pl.DataFrame:
+    """fuels.csv with ``tco2_per_t`` and ``density_kg_per_l`` as Float64.
+
+    A blank ``tco2_per_t`` is allowed (the fuel is then unknown to the methods); a given one
+    must be a finite number ≥ 0.
+    """
+    fuels = raw.with_columns(
         pl.col("tco2_per_t").cast(pl.Float64, strict=False),
         pl.col("density_kg_per_l").cast(pl.Float64, strict=False),
     )
     given = pl.col("tco2_per_t").str.strip_chars().fill_null("") != ""
-    bad = raw_fuels.filter(given).with_columns(pl.col("tco2_per_t").cast(pl.Float64, strict=False))
+    bad = raw.filter(given).with_columns(pl.col("tco2_per_t").cast(pl.Float64, strict=False))
     bad = bad.filter(~_factor_ok("tco2_per_t"))
     if bad.height:
         raise GreenscreenError(
             f"fuels.csv: tco2_per_t must be a finite, non-negative number: {bad.head(3).to_dicts()}"
         )
-    return Factors(grid, tables["grid_regions.csv"], fuels, tables["constants.csv"])
+    return fuels
 
 
 def _factor_ok(column: str) -> pl.Expr:
@@ -270,7 +284,7 @@ def _factor_ok(column: str) -> pl.Expr:
     return (value.is_finite() & (value >= 0)).fill_null(False)
 
 
-# --------------------------------------------------------------------------------------------
+# --- the estimate -----------------------------------------------------------------------------
 def estimate(projects: pl.DataFrame, config: EmissionsConfig | None = None) -> pl.DataFrame:
     """Avoided emissions for every project.
 
@@ -362,161 +376,244 @@ _INPUTS = (
 )
 
 
+# --- grid-factor selection --------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Published:
+    """The published factor a grid policy offers each project, as expressions over the frame.
+
+    ``value`` [tCO2/MWh] is null where the tables hold nothing for the project; ``weights``
+    (text) and ``w_om`` are null for a grid average, which has no OM/BM split.
+    """
+
+    value: pl.Expr
+    series: pl.Expr
+    region: pl.Expr
+    vintage: pl.Expr
+    verification: pl.Expr
+    weights: pl.Expr
+    w_om: pl.Expr
+
+
 def _with_grid_factor(
     projects: pl.DataFrame, factors: Factors, config: EmissionsConfig
 ) -> pl.DataFrame:
-    """Attach the grid factor each project uses, with its provenance."""
-    regions = factors.regions.select(
+    """Attach the grid factor each project uses, with its provenance (the ``ef_*`` columns)."""
+    frame = _with_grid_regions(projects, factors.regions)
+    if config.policy == "combined_margin":
+        frame, published = _with_combined_margin(frame, factors.grid, config.cm_vintage)
+    else:
+        frame, published = _with_grid_average(frame, factors.grid, config)
+    return frame.with_columns(_grid_factor_columns(published))
+
+
+def _with_grid_regions(projects: pl.DataFrame, regions: pl.DataFrame) -> pl.DataFrame:
+    """Each project's CDM grid and MEE region, and its TOOL07 OM weight (``_w_om``).
+
+    The grids come from the province (grid_regions.csv), unless the project names its grid in
+    ``grid_region``: the project's own statement beats a province-wide mapping, for whichever
+    series is used.
+    """
+    table = regions.select(
         pl.col("province"),
         pl.col("cdm_grid").replace("", None).alias("_cdm_grid"),
         pl.col("mee_region").replace("", None).alias("_mee_region"),
         pl.col("mee_verification").replace("", None).alias("_mee_map_verification"),
     )
-    frame = projects.join(regions, on="province", how="left", maintain_order="left")
-    # grid_region overrides the province's grid for whichever series is used
-    override = pl.col("grid_region").str.strip_chars()
-    frame = frame.with_columns(
-        pl.coalesce(grid_name(override), pl.col("_cdm_grid")).alias("_cdm_grid"),
-        pl.coalesce(grid_name(override), pl.col("_mee_region")).alias("_mee_region"),
-        pl.col("activity").is_in(_INTERMITTENT).fill_null(False).alias("_intermittent"),
-    )
-    grid = factors.grid
-    if config.policy == "combined_margin":
-        om = grid.filter((pl.col("series") == "ccer_om") & (pl.col("vintage") == config.cm_vintage))
-        bm = grid.filter((pl.col("series") == "ccer_bm") & (pl.col("vintage") == config.cm_vintage))
-        if om.height == 0 or bm.height == 0:
-            raise GreenscreenError(f"no CCER OM/BM factors of vintage {config.cm_vintage}")
-        for table, value, verification in ((om, "_om", "_om_v"), (bm, "_bm", "_bm_v")):
-            frame = frame.join(
-                table.select(
-                    pl.col("region").alias("_cdm_grid"),
-                    pl.col("value_tco2_per_mwh").alias(value),
-                    pl.col("verification").alias(verification),
-                ),
-                on="_cdm_grid",
-                how="left",
-                maintain_order="left",
-            )
-        published = pl.lit("ccer_combined_margin")
-        region = pl.col("_cdm_grid")
-        vintage = pl.lit(config.cm_vintage, pl.Int32)
-        published_v = _worst(pl.col("_om_v"), pl.col("_bm_v"))
-    else:
-        chosen = grid.filter(
-            (pl.col("series") == config.average_series)
-            & (pl.col("vintage") == config.average_vintage)
-        )
-        if chosen.height == 0:
-            raise GreenscreenError(
-                f"no {config.average_series} factors of vintage {config.average_vintage}; "
-                f"available: {sorted(set(zip(grid['series'], grid['vintage'], strict=True)))}"
-            )
-        by_region = chosen.filter(pl.col("scope") == "region").select(
-            pl.col("region").alias("_mee_region"),
-            pl.col("value_tco2_per_mwh").alias("_reg"),
-            pl.col("verification").alias("_reg_v"),
-        )
-        national = chosen.filter(pl.col("scope") == "national")
-        frame = frame.join(by_region, on="_mee_region", how="left", maintain_order="left")
-        if config.average_scope == "province":
-            by_prov = chosen.filter(pl.col("scope") == "province").select(
-                pl.col("region").alias("province"),
-                pl.col("value_tco2_per_mwh").alias("_prov"),
-                pl.col("verification").alias("_prov_v"),
-            )
-            frame = frame.join(by_prov, on="province", how="left", maintain_order="left")
-        else:
-            frame = frame.with_columns(
-                pl.lit(None, pl.Float64).alias("_prov"), pl.lit(None, pl.String).alias("_prov_v")
-            )
-        nat_value = national["value_tco2_per_mwh"][0] if national.height else None
-        nat_v = national["verification"][0] if national.height else None
-        frame = frame.with_columns(
-            pl.when(pl.col("_prov").is_not_null())
-            .then(pl.col("province"))
-            .when(pl.col("_reg").is_not_null())
-            .then(pl.col("_mee_region"))
-            .when(pl.lit(nat_value).is_not_null() & (pl.col("country") == "CN"))
-            .then(pl.lit("China"))
-            .alias("_avg_region"),
-            pl.coalesce(
-                pl.col("_prov"),
-                pl.col("_reg"),
-                pl.when(pl.col("country") == "CN").then(pl.lit(nat_value, pl.Float64)),
-            ).alias("_avg"),
-            pl.coalesce(
-                pl.col("_prov_v"),
-                _worst(pl.col("_reg_v"), pl.col("_mee_map_verification")),
-                pl.when(pl.col("country") == "CN").then(pl.lit(nat_v, pl.String)),
-            ).alias("_avg_v"),
-        )
-        frame = frame.with_columns(
-            pl.lit(None, pl.Float64).alias("_om"), pl.lit(None, pl.Float64).alias("_bm")
-        )
-        published = pl.lit(config.average_series)
-        region = pl.col("_avg_region")
-        vintage = pl.lit(config.average_vintage, pl.Int32)
-        published_v = pl.col("_avg_v")
-
-    w_om = pl.when(pl.col("_intermittent")).then(0.75).otherwise(0.5)
-    weights = pl.format("OM {} / BM {}", w_om, 1 - w_om)
-    override_cm = (
-        pl.col("grid_ef_om_tco2_per_mwh").is_not_null()
-        & pl.col("grid_ef_bm_tco2_per_mwh").is_not_null()
-    )
-    if config.policy == "combined_margin":
-        published_value = w_om * pl.col("_om") + (1 - w_om) * pl.col("_bm")
-        published_weights = weights
-    else:
-        published_value = pl.col("_avg")
-        published_weights = pl.lit(None, pl.String)
-    has_published = published_value.is_not_null()
+    frame = projects.join(table, on="province", how="left", maintain_order="left")
+    override = grid_name(pl.col("grid_region").str.strip_chars())
     return frame.with_columns(
-        pl.when(pl.col("grid_ef_tco2_per_mwh").is_not_null())
-        .then(pl.col("grid_ef_tco2_per_mwh"))
-        .when(override_cm)
-        .then(
-            w_om * pl.col("grid_ef_om_tco2_per_mwh")
-            + (1 - w_om) * pl.col("grid_ef_bm_tco2_per_mwh")
+        pl.coalesce(override, pl.col("_cdm_grid")).alias("_cdm_grid"),
+        pl.coalesce(override, pl.col("_mee_region")).alias("_mee_region"),
+        _om_weight().alias("_w_om"),
+    )
+
+
+def _om_weight() -> pl.Expr:
+    """TOOL07's operating-margin weight wOM (wBM = 1 − wOM), first crediting period.
+
+    0.75 for wind and solar, whose intermittent, non-dispatchable output displaces mostly
+    running plants; 0.5 for every other technology.
+    """
+    intermittent = pl.col("activity").is_in(_INTERMITTENT).fill_null(False)
+    return pl.when(intermittent).then(0.75).otherwise(0.5)
+
+
+def _combined_margin(w_om: pl.Expr, om: pl.Expr, bm: pl.Expr) -> pl.Expr:
+    """EF = wOM·OM + (1 − wOM)·BM [tCO2/MWh] (TOOL07)."""
+    return w_om * om + (1 - w_om) * bm
+
+
+def _weights_text(w_om: pl.Expr) -> pl.Expr:
+    """The weights as reported in ``ef_weights``: ``OM 0.75 / BM 0.25``."""
+    return pl.format("OM {} / BM {}", w_om, 1 - w_om)
+
+
+def _join_factor(frame: pl.DataFrame, rows: pl.DataFrame, key: str, name: str) -> pl.DataFrame:
+    """Join factor rows on their ``region`` (matched to the frame's ``key``): the value
+    [tCO2/MWh] as ``name`` and its verification as ``name_v``."""
+    table = rows.select(
+        pl.col("region").alias(key),
+        pl.col("value_tco2_per_mwh").alias(name),
+        pl.col("verification").alias(f"{name}_v"),
+    )
+    return frame.join(table, on=key, how="left", maintain_order="left")
+
+
+def _with_combined_margin(
+    frame: pl.DataFrame, grid: pl.DataFrame, vintage: int
+) -> tuple[pl.DataFrame, _Published]:
+    """The combined-margin policy: the CCER OM and BM of the project's CDM grid, weighted.
+
+    The margin a new plant displaces is what CCER/CDM use for project-level avoided emissions.
+    The result is only as verified as the weaker of OM and BM.
+    """
+    om, bm = (
+        grid.filter((pl.col("series") == series) & (pl.col("vintage") == vintage))
+        for series in ("ccer_om", "ccer_bm")
+    )
+    if om.height == 0 or bm.height == 0:
+        raise GreenscreenError(f"no CCER OM/BM factors of vintage {vintage}")
+    frame = _join_factor(frame, om, "_cdm_grid", "_om")
+    frame = _join_factor(frame, bm, "_cdm_grid", "_bm")
+    w_om = pl.col("_w_om")
+    return frame, _Published(
+        value=_combined_margin(w_om, pl.col("_om"), pl.col("_bm")),
+        series=pl.lit("ccer_combined_margin"),
+        region=pl.col("_cdm_grid"),
+        vintage=pl.lit(vintage, pl.Int32),
+        verification=_worst(pl.col("_om_v"), pl.col("_bm_v")),
+        weights=_weights_text(w_om),
+        w_om=w_om,
+    )
+
+
+def _with_grid_average(
+    frame: pl.DataFrame, grid: pl.DataFrame, config: EmissionsConfig
+) -> tuple[pl.DataFrame, _Published]:
+    """The grid-average policy: the most local value the chosen series publishes.
+
+    An average of the grid rather than the margin a project displaces; the MEE+NBS values
+    are verified in greenscreen's sources. Province values are used with
+    ``average_scope='province'`` only.
+    """
+    chosen = _average_rows(grid, config)
+    frame = _join_factor(frame, chosen.filter(pl.col("scope") == "region"), "_mee_region", "_reg")
+    if config.average_scope == "province":
+        by_province = chosen.filter(pl.col("scope") == "province")
+        frame = _join_factor(frame, by_province, "province", "_prov")
+    else:
+        frame = frame.with_columns(
+            pl.lit(None, pl.Float64).alias("_prov"), pl.lit(None, pl.String).alias("_prov_v")
         )
-        .otherwise(published_value)
+    frame = frame.with_columns(
+        *_most_local_average(chosen.filter(pl.col("scope") == "national")),
+        # no margins under this policy (ef_source reads them for the combined margin)
+        pl.lit(None, pl.Float64).alias("_om"),
+        pl.lit(None, pl.Float64).alias("_bm"),
+    )
+    return frame, _Published(
+        value=pl.col("_avg"),
+        series=pl.lit(config.average_series),
+        region=pl.col("_avg_region"),
+        vintage=pl.lit(config.average_vintage, pl.Int32),
+        verification=pl.col("_avg_v"),
+        weights=pl.lit(None, pl.String),
+        w_om=pl.lit(None, pl.Float64),
+    )
+
+
+def _average_rows(grid: pl.DataFrame, config: EmissionsConfig) -> pl.DataFrame:
+    """The rows (all scopes) of the configured average series and vintage; an error naming
+    the series and vintages the tables hold when there are none."""
+    chosen = grid.filter(
+        (pl.col("series") == config.average_series) & (pl.col("vintage") == config.average_vintage)
+    )
+    if chosen.height == 0:
+        raise GreenscreenError(
+            f"no {config.average_series} factors of vintage {config.average_vintage}; "
+            f"available: {sorted(set(zip(grid['series'], grid['vintage'], strict=True)))}"
+        )
+    return chosen
+
+
+def _most_local_average(national: pl.DataFrame) -> list[pl.Expr]:
+    """``_avg`` [tCO2/MWh], ``_avg_region`` and ``_avg_v``: the province value, else the MEE
+    region's, else the national value (projects in China only).
+
+    A regional value is no better verified than the province-to-region mapping it rests on.
+    """
+    nat_value = national["value_tco2_per_mwh"][0] if national.height else None
+    nat_v = national["verification"][0] if national.height else None
+    in_china = pl.col("country") == "CN"
+    return [
+        pl.when(pl.col("_prov").is_not_null())
+        .then(pl.col("province"))
+        .when(pl.col("_reg").is_not_null())
+        .then(pl.col("_mee_region"))
+        .when(pl.lit(nat_value).is_not_null() & in_china)
+        .then(pl.lit("China"))
+        .alias("_avg_region"),
+        pl.coalesce(
+            pl.col("_prov"),
+            pl.col("_reg"),
+            pl.when(in_china).then(pl.lit(nat_value, pl.Float64)),
+        ).alias("_avg"),
+        pl.coalesce(
+            pl.col("_prov_v"),
+            _worst(pl.col("_reg_v"), pl.col("_mee_map_verification")),
+            pl.when(in_china).then(pl.lit(nat_v, pl.String)),
+        ).alias("_avg_v"),
+    ]
+
+
+def _grid_factor_columns(published: _Published) -> list[pl.Expr]:
+    """The factor each project uses and its provenance, in order of precedence.
+
+    The project's own factor (``grid_ef_tco2_per_mwh``), else its own OM and BM combined with
+    the TOOL07 weights, else the policy's published factor: a figure stated for the project
+    beats a table value. Vintage and region describe a published factor only.
+    """
+    own = pl.col("grid_ef_tco2_per_mwh")
+    own_om, own_bm = pl.col("grid_ef_om_tco2_per_mwh"), pl.col("grid_ef_bm_tco2_per_mwh")
+    own_margins = own_om.is_not_null() & own_bm.is_not_null()
+    has_published = published.value.is_not_null()
+    uses_published = own.is_null() & ~own_margins & has_published
+    w_om = pl.col("_w_om")
+    return [
+        pl.when(own.is_not_null())
+        .then(own)
+        .when(own_margins)
+        .then(_combined_margin(w_om, own_om, own_bm))
+        .otherwise(published.value)
         .alias("grid_ef_tco2_per_mwh"),
-        pl.when(pl.col("grid_ef_tco2_per_mwh").is_not_null())
+        pl.when(own.is_not_null())
         .then(pl.lit("project_override"))
-        .when(override_cm)
+        .when(own_margins)
         .then(pl.lit("project_override_combined_margin"))
         .when(has_published)
-        .then(published)
+        .then(published.series)
         .alias("ef_series"),
-        pl.when(pl.col("grid_ef_tco2_per_mwh").is_null() & ~override_cm & has_published)
-        .then(vintage)
-        .alias("ef_vintage"),
-        pl.when(pl.col("grid_ef_tco2_per_mwh").is_null() & ~override_cm & has_published)
-        .then(region)
-        .alias("ef_region"),
-        pl.when(pl.col("grid_ef_tco2_per_mwh").is_null() & override_cm)
-        .then(weights)
-        .when(pl.col("grid_ef_tco2_per_mwh").is_null() & has_published)
-        .then(published_weights)
+        pl.when(uses_published).then(published.vintage).alias("ef_vintage"),
+        pl.when(uses_published).then(published.region).alias("ef_region"),
+        pl.when(own.is_null() & own_margins)
+        .then(_weights_text(w_om))
+        .when(own.is_null() & has_published)
+        .then(published.weights)
         .alias("ef_weights"),
         # the operating-margin weight as a number, for whatever recomputes the factor (the
         # Excel pack): null where no combined margin was formed
-        pl.when(pl.col("grid_ef_tco2_per_mwh").is_null() & override_cm)
+        pl.when(own.is_null() & own_margins)
         .then(w_om)
-        .when(
-            pl.col("grid_ef_tco2_per_mwh").is_null()
-            & has_published
-            & pl.lit(config.policy == "combined_margin")
-        )
-        .then(w_om)
+        .when(own.is_null() & has_published)
+        .then(published.w_om)
         .cast(pl.Float64)
         .alias("ef_w_om"),
-        pl.when(pl.col("grid_ef_tco2_per_mwh").is_not_null() | override_cm)
+        pl.when(own.is_not_null() | own_margins)
         .then(pl.lit("project"))
         .when(has_published)
-        .then(published_v)
+        .then(published.verification)
         .alias("ef_verification"),
-    )
+    ]
 
 
 def _worst(*levels: pl.Expr) -> pl.Expr:
@@ -525,273 +622,6 @@ def _worst(*levels: pl.Expr) -> pl.Expr:
     back = {v: k for k, v in rank.items()}
     ranked = [lvl.replace_strict(rank, default=None, return_dtype=pl.Int8) for lvl in levels]
     return pl.max_horizontal(ranked).replace_strict(back, default=None, return_dtype=pl.String)
-
-
-def _with_avoided(frame: pl.DataFrame, factors: Factors, config: EmissionsConfig) -> pl.DataFrame:
-    fuels = factors.fuels.select(
-        pl.col("fuel").alias("_fuel"),
-        pl.col("tco2_per_t").alias("_fuel_ef"),
-        pl.col("density_kg_per_l").alias("_density"),
-    )
-    gwp, _ = factors.constant(f"gwp100_ch4_{config.gwp.lower()}")
-    saved_something = (
-        pl.col("electricity_saved_mwh").is_not_null() | pl.col("fuel_saved_t").is_not_null()
-    )
-    method = pl.col("activity").replace_strict(
-        _METHOD_BY_ACTIVITY, default=None, return_dtype=pl.String
-    )
-    frame = frame.with_columns(
-        pl.when(method.is_not_null())
-        .then(method)
-        .when(saved_something)
-        .then(pl.lit("efficiency"))
-        .alias("emissions_method"),
-        pl.coalesce(
-            pl.col("fuel_type").str.to_lowercase().str.replace_all(r"[\s-]+", "_"),
-            pl.col("activity").replace_strict(
-                _DEFAULT_VEHICLE_FUEL, default=None, return_dtype=pl.String
-            ),
-        ).alias("_fuel"),
-    ).join(fuels, on="_fuel", how="left", maintain_order="left")
-    ef = pl.col("grid_ef_tco2_per_mwh")
-    generation = pl.col("generation_mwh")
-    fuel_part = (
-        pl.when(pl.col("fuel_saved_t").is_not_null())
-        .then(pl.col("fuel_saved_t") * pl.col("_fuel_ef"))
-        .otherwise(0.0)
-    )
-    elec_part = (
-        pl.when(pl.col("electricity_saved_mwh").is_not_null())
-        .then(pl.col("electricity_saved_mwh") * ef)
-        .otherwise(0.0)
-    )
-    km = pl.col("vehicle_count") * pl.col("annual_km_per_vehicle")
-    baseline_t = km * pl.col("baseline_fuel_l_per_100km") / 100 * pl.col("_density") / 1000
-    ev_mwh = km * pl.col("ev_kwh_per_100km") / 100 / 1000
-    gas_power = pl.when(generation.is_not_null()).then(generation * ef).otherwise(0.0)
-    m = pl.col("emissions_method")
-    avoided = (
-        pl.when(m == "grid_power")
-        .then(generation * ef)
-        .when(m == "efficiency")
-        .then(
-            pl.when(
-                saved_something
-                & (pl.col("fuel_saved_t").is_null() | pl.col("_fuel_ef").is_not_null())
-            ).then(elec_part + fuel_part)
-        )
-        .when(m == "buildings")
-        .then(
-            (pl.col("baseline_energy_use_kwh_m2") - pl.col("energy_use_kwh_m2"))
-            * pl.col("floor_area_m2")
-            / 1000
-            * ef
-        )
-        .when(m == "vehicles")
-        .then(baseline_t * pl.col("_fuel_ef") - ev_mwh * ef)
-        .when(m == "methane")
-        .then(pl.col("ch4_captured_t") * gwp + gas_power)
-        .when(m == "ccus")
-        .then(pl.col("co2_stored_t"))
-        .when(m == "storage")
-        .then(pl.col("displaced_tco2e_per_year"))
-    )
-    note = (
-        pl.when(m.is_null())
-        .then(pl.lit("no avoided-emissions method for this activity"))
-        .when((m == "storage") & pl.col("displaced_tco2e_per_year").is_null())
-        .then(
-            pl.lit(
-                "storage: no avoided emissions without a displacement basis"
-                " (supply displaced_tco2e_per_year)"
-            )
-        )
-        .when((m == "grid_power") & generation.is_null())
-        .then(pl.lit("needs annual_generation_mwh, or capacity_mw and full_load_hours"))
-        .when(
-            m.is_in(["grid_power", "efficiency", "buildings", "vehicles"])
-            & ef.is_null()
-            & (m != "efficiency")
-        )
-        .then(
-            pl.lit(
-                "no grid factor: province outside the factor tables; supply grid_ef_tco2_per_mwh"
-            )
-        )
-        .when((m == "efficiency") & ~saved_something)
-        .then(pl.lit("needs electricity_saved_mwh or fuel_saved_t"))
-        .when(
-            (m == "efficiency")
-            & pl.col("fuel_saved_t").is_not_null()
-            & pl.col("_fuel_ef").is_null()
-        )
-        .then(
-            pl.format(
-                "unknown fuel_type '{}'; use one of fuels.csv",
-                pl.col("fuel_type").fill_null("(none)"),
-            )
-        )
-        .when(m.is_not_null() & avoided.is_null())
-        .then(pl.format("missing inputs for the {} method", m))
-        .when((m == "vehicles") & pl.col("fuel_type").is_null())
-        .then(pl.format("baseline fuel assumed {} (no fuel_type given)", pl.col("_fuel")))
-    )
-    return frame.with_columns(
-        avoided.alias("avoided_tco2e_per_year"),
-        note.alias("emissions_note"),
-        pl.when(m == "grid_power").then(generation).alias("_generation"),
-        pl.when(m == "grid_power")
-        .then(generation)
-        .when(m == "efficiency")
-        .then(pl.col("electricity_saved_mwh"))
-        .alias("_electricity_displaced"),
-    )
-
-
-def _with_lifetime(frame: pl.DataFrame) -> pl.DataFrame:
-    """Lifetime total and the pro-rated first calendar year.
-
-    The first calendar year runs from ``cod`` to 31 December inclusive, on a 365-day basis
-    (f1 = days / 365, at most 1). Output degrades by ``degradation_rate`` each year. Over
-    ``operating_years`` N the calendar years carry f1, then full years 1 … N−1, then the
-    remaining 1 − f1 of year N:
-
-        lifetime = E × (f1 + Σ_{k=1}^{N−1} r^k + (1 − f1) r^N),  r = 1 − degradation
-
-    which is E × Σ_{k=0}^{N−1} r^k when operation starts on 1 January (or cod is unknown).
-    """
-    cod = pl.col("cod")
-    days = (pl.date(cod.dt.year(), 12, 31) - cod).dt.total_days() + 1
-    f1 = pl.when(cod.is_null()).then(1.0).otherwise(pl.min_horizontal(days / 365.0, pl.lit(1.0)))
-    r = 1 - pl.col("degradation_rate").fill_null(0.0)
-    n = pl.col("operating_years").cast(pl.Float64)
-    middle = pl.when(r == 1.0).then(n - 1).otherwise(r * (1 - r.pow(n - 1)) / (1 - r))
-    factor = f1 + middle + (1 - f1) * r.pow(n)
-    energy = pl.col("avoided_tco2e_per_year")
-    return frame.with_columns(
-        (energy * f1).alias("avoided_tco2e_first_year"),
-        (energy * factor).alias("avoided_tco2e_lifetime"),
-        f1.alias("first_year_fraction"),
-    )
-
-
-def _with_attribution_and_quality(
-    frame: pl.DataFrame, factors: Factors, config: EmissionsConfig
-) -> pl.DataFrame:
-    supply_coal, _ = factors.constant("supply_coal_consumption")
-    share = pl.min_horizontal(pl.col("loan_amount") / pl.col("total_investment"), pl.lit(1.0))
-    share = pl.when(pl.col("total_investment") > 0).then(share)
-    attributable = pl.col("avoided_tco2e_per_year") * pl.col("attributable_share")
-    measured = (
-        pl.when(pl.col("emissions_method") == "grid_power")
-        .then(pl.col("annual_generation_mwh").is_not_null())
-        .when(pl.col("emissions_method") == "vehicles")
-        .then(pl.col("fuel_type").is_not_null())
-        .otherwise(pl.lit(True))
-    )
-    factor_v = pl.col("ef_verification")
-    uses_grid = pl.col("emissions_method").is_in(
-        ["grid_power", "efficiency", "buildings", "vehicles"]
-    ) & ~((pl.col("emissions_method") == "efficiency") & pl.col("electricity_saved_mwh").is_null())
-    score = (
-        pl.when(pl.col("avoided_tco2e_per_year").is_null())
-        .then(None)
-        .when(uses_grid & (factor_v == "project") & measured)
-        .then(1)
-        .when((~uses_grid | (factor_v == "verified")) & measured)
-        .then(2)
-        .when(measured)
-        .then(3)
-        .when((factor_v == "verified") | (factor_v == "project") | ~uses_grid)
-        .then(4)
-        .otherwise(5)
-        .cast(pl.Int8)
-    )
-    basis = pl.concat_str(
-        [
-            pl.when(measured)
-            .then(pl.lit("activity data given"))
-            .otherwise(pl.lit("activity data estimated (capacity × hours or default fuel)")),
-            pl.when(uses_grid).then(pl.format("grid factor {}", factor_v.fill_null("none"))),
-        ],
-        separator="; ",
-        ignore_nulls=True,
-    )
-    latest = factors.grid["vintage"].cast(pl.Int64).max()
-    # without an approval date, the age of a factor is judged against the newest vintage known
-    approval_year = pl.coalesce(pl.col("approval_date").dt.year(), pl.lit(latest, pl.Int64))
-    hours = pl.col("_generation") / pl.col("capacity_mw")
-    low = pl.col("activity").replace_strict(
-        {k: v[0] for k, v in config.plausible_hours.items()}, default=None, return_dtype=pl.Float64
-    )
-    high = pl.col("activity").replace_strict(
-        {k: v[1] for k, v in config.plausible_hours.items()}, default=None, return_dtype=pl.Float64
-    )
-    stated = pl.col("capacity_mw") * pl.col("full_load_hours")
-    # (condition, message): the messages are formatted on the flagged rows only (a tenth of
-    # a pipeline at most), not on every project (measured: 2.5 of 3.3 CPU s at 1M rows)
-    flags = [
-        (
-            (hours < low) | (hours > high),
-            pl.format(
-                "implausible yield: {} full-load hours (expected {}–{})", hours.round(0), low, high
-            ),
-        ),
-        (
-            pl.col("annual_generation_mwh").is_not_null()
-            & stated.is_not_null()
-            & ((pl.col("annual_generation_mwh") - stated).abs() > 0.1 * stated),
-            pl.lit(
-                "annual_generation_mwh differs from capacity × full_load_hours by more than 10 %"
-            ),
-        ),
-        (
-            uses_grid
-            & pl.col("ef_vintage").is_not_null()
-            & (approval_year - pl.col("ef_vintage") > config.stale_years),
-            pl.format(
-                "grid factor vintage {} is more than {} years before {}",
-                pl.col("ef_vintage"),
-                pl.lit(config.stale_years),
-                approval_year,
-            ),
-        ),
-        (
-            pl.col("avoided_tco2e_per_year") < 0,
-            pl.lit("negative avoided emissions: the project adds emissions"),
-        ),
-    ]
-    frame = frame.with_columns(share.alias("attributable_share")).with_columns(
-        attributable.alias("attributable_tco2e_per_year"),
-        (attributable / (pl.col("loan_amount") / 1e6)).alias("tco2e_per_million_lent"),
-        (pl.col("_electricity_displaced") * supply_coal * _TCE_PER_MWH_PER_GCE_KWH).alias(
-            "standard_coal_saved_tce_per_year"
-        ),
-        score.alias("data_quality_score"),
-        pl.when(score.is_not_null()).then(basis).alias("data_quality_basis"),
-        _source_text().alias("ef_source"),
-    )
-    return frame.with_columns(_flag_lists(frame, flags).alias("emissions_flags"))
-
-
-def _flag_lists(frame: pl.DataFrame, flags: list[tuple[pl.Expr, pl.Expr]]) -> pl.Series:
-    """Per row, the messages whose condition holds (an empty list where none does)."""
-    raised = frame.select(
-        pl.int_range(pl.len(), dtype=pl.UInt32).alias("_row"),
-        *(cond.fill_null(False).alias(f"_f{k}") for k, (cond, _) in enumerate(flags)),
-    ).filter(pl.any_horizontal(pl.exclude("_row")))
-    messages = frame[raised["_row"]].select(
-        pl.concat_list(
-            [pl.when(raised[f"_f{k}"]).then(text) for k, (_, text) in enumerate(flags)]
-        ).list.drop_nulls()
-    )
-    listed = raised.select("_row").with_columns(messages.to_series().alias("flags"))
-    return (
-        frame.select(pl.int_range(pl.len(), dtype=pl.UInt32).alias("_row"))
-        .join(listed, on="_row", how="left", maintain_order="left")
-        .select(pl.col("flags").fill_null(pl.lit([], pl.List(pl.String))))
-        .to_series()
-    )
 
 
 def _source_text() -> pl.Expr:
@@ -824,4 +654,510 @@ def _source_text() -> pl.Expr:
                 pl.col("ef_verification"),
             )
         )
+    )
+
+
+# --- avoided emissions: one function per method, collected in _REGISTRY -----------------------
+#: (condition, note): a note for the projects of a method where the condition holds
+_Note = tuple[pl.Expr, pl.Expr | str]
+
+_NO_GRID_FACTOR = "no grid factor: province outside the factor tables; supply grid_ef_tco2_per_mwh"
+
+
+@dataclass(frozen=True)
+class _Avoided:
+    """What a method computes, as expressions over all projects (``_with_avoided`` keeps them
+    on the projects of that method only).
+
+    Attributes
+    ----------
+    tco2e
+        Avoided emissions [tCO2e/yr]; null where the inputs do not give a value.
+    problems
+        Notes explaining a null value, checked in order before the generic "missing inputs".
+    remarks
+        Notes on a value computed under an assumption, checked after it.
+    uses_grid
+        Whether the grid factor enters the value (data quality, stale-factor flag).
+    measured
+        Whether the activity data was given rather than estimated (data quality).
+    generation_mwh
+        The project's own generation [MWh/yr], for the full-load-hours plausibility check.
+    displaced_mwh
+        Grid electricity displaced [MWh/yr], for the standard coal saved.
+    """
+
+    tco2e: pl.Expr
+    problems: tuple[_Note, ...] = ()
+    remarks: tuple[_Note, ...] = ()
+    uses_grid: pl.Expr | bool = False
+    measured: pl.Expr | bool = True
+    generation_mwh: pl.Expr | None = None
+    displaced_mwh: pl.Expr | None = None
+
+
+@dataclass(frozen=True)
+class _Constants:
+    """What the methods read besides the projects' columns."""
+
+    gwp_ch4: float  # GWP100 of CH4 under the run's ``gwp`` [tCO2e/t CH4]
+
+
+def _grid_power(_: _Constants) -> _Avoided:
+    """ACM0002: net generation [MWh/yr] × EF_grid [tCO2/MWh].
+
+    Generation is ``annual_generation_mwh``, else capacity × full-load hours (then counted as
+    estimated activity data).
+    """
+    generation = pl.col("generation_mwh")
+    ef = pl.col("grid_ef_tco2_per_mwh")
+    return _Avoided(
+        tco2e=generation * ef,
+        problems=(
+            (
+                generation.is_null(),
+                "needs annual_generation_mwh, or capacity_mw and full_load_hours",
+            ),
+            (ef.is_null(), _NO_GRID_FACTOR),
+        ),
+        uses_grid=True,
+        measured=pl.col("annual_generation_mwh").is_not_null(),
+        generation_mwh=generation,
+        displaced_mwh=generation,
+    )
+
+
+def _efficiency(_: _Constants) -> _Avoided:
+    """Energy saved: electricity [MWh/yr] × EF_grid + fuel [t/yr] × EF_fuel [tCO2/t].
+
+    A part not reported counts 0; a fuel missing from fuels.csv leaves the value null rather
+    than counting it 0. A missing grid factor is reported as missing inputs (fuel savings alone
+    need none).
+    """
+    electricity = pl.col("electricity_saved_mwh")
+    fuel = pl.col("fuel_saved_t")
+    fuel_ef = pl.col("_fuel_ef")
+    saved = _saved_something()
+    electricity_part = (
+        pl.when(electricity.is_not_null())
+        .then(electricity * pl.col("grid_ef_tco2_per_mwh"))
+        .otherwise(0.0)
+    )
+    fuel_part = pl.when(fuel.is_not_null()).then(fuel * fuel_ef).otherwise(0.0)
+    unknown_fuel = pl.format(
+        "unknown fuel_type '{}'; use one of fuels.csv", pl.col("fuel_type").fill_null("(none)")
+    )
+    return _Avoided(
+        tco2e=pl.when(saved & (fuel.is_null() | fuel_ef.is_not_null())).then(
+            electricity_part + fuel_part
+        ),
+        problems=(
+            (~saved, "needs electricity_saved_mwh or fuel_saved_t"),
+            (fuel.is_not_null() & fuel_ef.is_null(), unknown_fuel),
+        ),
+        uses_grid=electricity.is_not_null(),
+        displaced_mwh=electricity,
+    )
+
+
+def _buildings(_: _Constants) -> _Avoided:
+    """Energy use below the baseline, taken as grid electricity:
+    (baseline − project) [kWh/m²/yr] × floor area [m²] / 1000 × EF_grid."""
+    ef = pl.col("grid_ef_tco2_per_mwh")
+    saved_kwh_m2 = pl.col("baseline_energy_use_kwh_m2") - pl.col("energy_use_kwh_m2")
+    return _Avoided(
+        tco2e=saved_kwh_m2 * pl.col("floor_area_m2") / 1000 * ef,
+        problems=((ef.is_null(), _NO_GRID_FACTOR),),
+        uses_grid=True,
+    )
+
+
+def _vehicles(_: _Constants) -> _Avoided:
+    """Electric vehicles replacing combustion ones: fleet km × (baseline fuel [t] × EF_fuel −
+    EV electricity [MWh] × EF_grid).
+
+    Negative on a coal-heavy grid with an efficient baseline: reported, never clamped. Without
+    ``fuel_type`` the baseline fuel is the activity's default (diesel for buses and trucks,
+    gasoline for cars), noted and counted as estimated activity data.
+    """
+    ef = pl.col("grid_ef_tco2_per_mwh")
+    km = pl.col("vehicle_count") * pl.col("annual_km_per_vehicle")
+    baseline_t = km * pl.col("baseline_fuel_l_per_100km") / 100 * pl.col("_density") / 1000
+    ev_mwh = km * pl.col("ev_kwh_per_100km") / 100 / 1000
+    assumed = pl.format("baseline fuel assumed {} (no fuel_type given)", pl.col("_fuel"))
+    return _Avoided(
+        tco2e=baseline_t * pl.col("_fuel_ef") - ev_mwh * ef,
+        problems=((ef.is_null(), _NO_GRID_FACTOR),),
+        remarks=((pl.col("fuel_type").is_null(), assumed),),
+        uses_grid=True,
+        measured=pl.col("fuel_type").is_not_null(),
+    )
+
+
+def _methane(constants: _Constants) -> _Avoided:
+    """Methane captured instead of released: CH4 [t/yr] × GWP100, plus generation × EF_grid
+    where a generation is given (the gas used for power)."""
+    generation = pl.col("generation_mwh")
+    power = (
+        pl.when(generation.is_not_null())
+        .then(generation * pl.col("grid_ef_tco2_per_mwh"))
+        .otherwise(0.0)
+    )
+    return _Avoided(tco2e=pl.col("ch4_captured_t") * constants.gwp_ch4 + power)
+
+
+def _ccus(_: _Constants) -> _Avoided:
+    """CO2 stored [t/yr], as reported."""
+    return _Avoided(tco2e=pl.col("co2_stored_t"))
+
+
+def _storage(_: _Constants) -> _Avoided:
+    """Storage shifts electricity rather than making it: what it avoids depends on what it
+    displaces, so only a user-supplied ``displaced_tco2e_per_year`` counts."""
+    displaced = pl.col("displaced_tco2e_per_year")
+    return _Avoided(
+        tco2e=displaced,
+        problems=(
+            (
+                displaced.is_null(),
+                "storage: no avoided emissions without a displacement basis"
+                " (supply displaced_tco2e_per_year)",
+            ),
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class _Method:
+    """A registry entry: the formula shown in reports, the activities using the method (by
+    default) and the function computing it."""
+
+    formula: str
+    activities: tuple[str, ...]
+    compute: Callable[[_Constants], _Avoided]
+
+
+_REGISTRY: dict[str, _Method] = {
+    "grid_power": _Method(
+        "generation [MWh/yr] × EF_grid [tCO2/MWh] (ACM0002 / TOOL07)",
+        (
+            "solar_pv",
+            "wind_onshore",
+            "wind_offshore",
+            "hydropower",
+            "geothermal",
+            "nuclear",
+            "biomass_power",
+            "waste_to_energy",
+        ),
+        _grid_power,
+    ),
+    "efficiency": _Method(
+        "electricity_saved [MWh/yr] × EF_grid + fuel_saved [t/yr] × EF_fuel [tCO2/t]",
+        (),  # the fallback: any activity without a method of its own that reports savings
+        _efficiency,
+    ),
+    "buildings": _Method(
+        "(baseline − project) [kWh/m²/yr] × floor area [m²] / 1000 × EF_grid",
+        ("building_new", "building_renovation", "building_acquisition"),
+        _buildings,
+    ),
+    "vehicles": _Method(
+        "vehicles × km/yr × (baseline L/100km/100 × density [t/L] × EF_fuel [tCO2/t]"
+        " − EV kWh/100km/100/1000 × EF_grid)",
+        ("ev_passenger", "ev_bus", "ev_truck"),
+        _vehicles,
+    ),
+    "methane": _Method(
+        "CH4 captured [t/yr] × GWP100 [+ generation × EF_grid]",
+        ("biogas", "landfill_gas"),
+        _methane,
+    ),
+    "ccus": _Method("CO2 stored [t/yr]", ("ccus",), _ccus),
+    "storage": _Method(
+        "displaced_tco2e_per_year supplied by the user; none otherwise",
+        ("battery_storage", "pumped_storage"),
+        _storage,
+    ),
+}
+_FALLBACK_METHOD = "efficiency"
+
+#: the formula of each avoided-emissions method, by method name (from the registry)
+METHODS: dict[str, str] = {name: method.formula for name, method in _REGISTRY.items()}
+
+_METHOD_BY_ACTIVITY = {
+    activity: name for name, method in _REGISTRY.items() for activity in method.activities
+}
+
+
+def _with_avoided(frame: pl.DataFrame, factors: Factors, config: EmissionsConfig) -> pl.DataFrame:
+    """``emissions_method``, ``avoided_tco2e_per_year`` [tCO2e/yr] and ``emissions_note`` by
+    the registry's methods, with what the later steps need (``_generation``,
+    ``_electricity_displaced`` [MWh/yr], ``_uses_grid``, ``_measured``)."""
+    gwp, _ = factors.constant(f"gwp100_ch4_{config.gwp.lower()}")
+    frame = _with_method_and_fuel(frame, factors.fuels)
+    results = {name: method.compute(_Constants(gwp)) for name, method in _REGISTRY.items()}
+    avoided = _by_method({name: r.tco2e for name, r in results.items()})
+    return frame.with_columns(
+        avoided.alias("avoided_tco2e_per_year"),
+        _note(results, avoided).alias("emissions_note"),
+        _by_method({name: r.generation_mwh for name, r in results.items()}).alias("_generation"),
+        _by_method({name: r.displaced_mwh for name, r in results.items()}).alias(
+            "_electricity_displaced"
+        ),
+        _by_method({n: r.uses_grid for n, r in results.items()}, False).alias("_uses_grid"),
+        _by_method({n: r.measured for n, r in results.items()}, True).alias("_measured"),
+    )
+
+
+def _saved_something() -> pl.Expr:
+    """Whether the project reports electricity or fuel saved."""
+    return pl.col("electricity_saved_mwh").is_not_null() | pl.col("fuel_saved_t").is_not_null()
+
+
+def _with_method_and_fuel(frame: pl.DataFrame, fuels: pl.DataFrame) -> pl.DataFrame:
+    """``emissions_method`` (the activity's registry method, else the fallback where savings
+    are reported) and the fuel: ``fuel_type`` normalised (``Natural Gas`` → ``natural_gas``),
+    else a vehicle activity's default baseline fuel, with its factor [tCO2/t] and density
+    [kg/L] from fuels.csv."""
+    table = fuels.select(
+        pl.col("fuel").alias("_fuel"),
+        pl.col("tco2_per_t").alias("_fuel_ef"),
+        pl.col("density_kg_per_l").alias("_density"),
+    )
+    method = pl.col("activity").replace_strict(
+        _METHOD_BY_ACTIVITY, default=None, return_dtype=pl.String
+    )
+    return frame.with_columns(
+        pl.when(method.is_not_null())
+        .then(method)
+        .when(_saved_something())
+        .then(pl.lit(_FALLBACK_METHOD))
+        .alias("emissions_method"),
+        pl.coalesce(
+            pl.col("fuel_type").str.to_lowercase().str.replace_all(r"[\s-]+", "_"),
+            pl.col("activity").replace_strict(
+                _DEFAULT_VEHICLE_FUEL, default=None, return_dtype=pl.String
+            ),
+        ).alias("_fuel"),
+    ).join(table, on="_fuel", how="left", maintain_order="left")
+
+
+def _by_method(values: dict[str, pl.Expr | bool | None], otherwise: bool | None = None) -> pl.Expr:
+    """Per project, the value its ``emissions_method`` gives; ``otherwise`` (null by default)
+    for the other projects and for methods giving None or the ``otherwise`` value itself."""
+    method = pl.col("emissions_method")
+    chain: Then | ChainedThen | None = None
+    for name, value in values.items():
+        if value is None or (isinstance(value, bool) and value == otherwise):
+            continue
+        is_method = method == name
+        chain = (
+            pl.when(is_method).then(value) if chain is None else chain.when(is_method).then(value)
+        )
+    if chain is None:
+        return pl.lit(otherwise)
+    return chain if otherwise is None else chain.otherwise(otherwise)
+
+
+def _note(results: dict[str, _Avoided], avoided: pl.Expr) -> pl.Expr:
+    """Why a project has no avoided emissions, or what its value assumes: no method for the
+    activity; else the method's own problems, in order; else missing inputs; else its
+    remarks."""
+    method = pl.col("emissions_method")
+    note: Then | ChainedThen = pl.when(method.is_null()).then(
+        pl.lit("no avoided-emissions method for this activity")
+    )
+    for name, result in results.items():
+        for condition, text in result.problems:
+            note = note.when((method == name) & condition).then(_text(text))
+    note = note.when(method.is_not_null() & avoided.is_null()).then(
+        pl.format("missing inputs for the {} method", method)
+    )
+    for name, result in results.items():
+        for condition, text in result.remarks:
+            note = note.when((method == name) & condition).then(_text(text))
+    return note
+
+
+def _text(text: pl.Expr | str) -> pl.Expr:
+    """A note as an expression (plain text as a literal)."""
+    return pl.lit(text) if isinstance(text, str) else text
+
+
+def _with_lifetime(frame: pl.DataFrame) -> pl.DataFrame:
+    """Lifetime total and the pro-rated first calendar year.
+
+    The first calendar year runs from ``cod`` to 31 December inclusive, on a 365-day basis
+    (f1 = days / 365, at most 1). Output degrades by ``degradation_rate`` each year. Over
+    ``operating_years`` N the calendar years carry f1, then full years 1 … N−1, then the
+    remaining 1 − f1 of year N:
+
+        lifetime = E × (f1 + Σ_{k=1}^{N−1} r^k + (1 − f1) r^N),  r = 1 − degradation
+
+    which is E × Σ_{k=0}^{N−1} r^k when operation starts on 1 January (or cod is unknown).
+    """
+    cod = pl.col("cod")
+    days = (pl.date(cod.dt.year(), 12, 31) - cod).dt.total_days() + 1
+    f1 = pl.when(cod.is_null()).then(1.0).otherwise(pl.min_horizontal(days / 365.0, pl.lit(1.0)))
+    r = 1 - pl.col("degradation_rate").fill_null(0.0)
+    n = pl.col("operating_years").cast(pl.Float64)
+    middle = pl.when(r == 1.0).then(n - 1).otherwise(r * (1 - r.pow(n - 1)) / (1 - r))
+    factor = f1 + middle + (1 - f1) * r.pow(n)
+    energy = pl.col("avoided_tco2e_per_year")
+    return frame.with_columns(
+        (energy * f1).alias("avoided_tco2e_first_year"),
+        (energy * factor).alias("avoided_tco2e_lifetime"),
+        f1.alias("first_year_fraction"),
+    )
+
+
+# --- attribution, data quality and flags ------------------------------------------------------
+def _with_attribution_and_quality(
+    frame: pl.DataFrame, factors: Factors, config: EmissionsConfig
+) -> pl.DataFrame:
+    """The loan's share of the avoided emissions (PCAF), standard coal saved, the data-quality
+    score and basis, ``ef_source`` and ``emissions_flags``."""
+    supply_coal, _ = factors.constant("supply_coal_consumption")
+    attributable = pl.col("avoided_tco2e_per_year") * pl.col("attributable_share")
+    score = _quality_score()
+    frame = frame.with_columns(_attributable_share().alias("attributable_share")).with_columns(
+        attributable.alias("attributable_tco2e_per_year"),
+        (attributable / (pl.col("loan_amount") / 1e6)).alias("tco2e_per_million_lent"),
+        (pl.col("_electricity_displaced") * supply_coal * _TCE_PER_MWH_PER_GCE_KWH).alias(
+            "standard_coal_saved_tce_per_year"
+        ),
+        score.alias("data_quality_score"),
+        pl.when(score.is_not_null()).then(_quality_basis()).alias("data_quality_basis"),
+        _source_text().alias("ef_source"),
+    )
+    flags = [*_yield_flags(config), _stale_factor_flag(factors, config), _negative_flag()]
+    return frame.with_columns(_flag_lists(frame, flags).alias("emissions_flags"))
+
+
+def _attributable_share() -> pl.Expr:
+    """PCAF project finance: loan amount / total project cost, at most 1; null without a
+    positive total cost."""
+    share = pl.min_horizontal(pl.col("loan_amount") / pl.col("total_investment"), pl.lit(1.0))
+    return pl.when(pl.col("total_investment") > 0).then(share)
+
+
+def _quality_score() -> pl.Expr:
+    """Data quality, 1 best … 5: activity data given and a project grid factor 1; given and
+    a verified factor (or none needed) 2; given otherwise 3; estimated activity data with a
+    verified or project factor (or none needed) 4, else 5. Null where there is no value."""
+    uses_grid, measured = pl.col("_uses_grid"), pl.col("_measured")
+    factor_v = pl.col("ef_verification")
+    return (
+        pl.when(pl.col("avoided_tco2e_per_year").is_null())
+        .then(None)
+        .when(uses_grid & (factor_v == "project") & measured)
+        .then(1)
+        .when((~uses_grid | (factor_v == "verified")) & measured)
+        .then(2)
+        .when(measured)
+        .then(3)
+        .when((factor_v == "verified") | (factor_v == "project") | ~uses_grid)
+        .then(4)
+        .otherwise(5)
+        .cast(pl.Int8)
+    )
+
+
+def _quality_basis() -> pl.Expr:
+    """The reasons behind the score: activity data given or estimated; the grid factor's
+    verification where one is used."""
+    return pl.concat_str(
+        [
+            pl.when(pl.col("_measured"))
+            .then(pl.lit("activity data given"))
+            .otherwise(pl.lit("activity data estimated (capacity × hours or default fuel)")),
+            pl.when(pl.col("_uses_grid")).then(
+                pl.format("grid factor {}", pl.col("ef_verification").fill_null("none"))
+            ),
+        ],
+        separator="; ",
+        ignore_nulls=True,
+    )
+
+
+def _yield_flags(config: EmissionsConfig) -> list[tuple[pl.Expr, pl.Expr]]:
+    """Full-load hours outside the technology's plausible range, and a stated generation
+    more than 10 % off capacity × full-load hours: both point to an entry or unit error in
+    the generation the value rests on."""
+    hours = pl.col("_generation") / pl.col("capacity_mw")
+    low = pl.col("activity").replace_strict(
+        {k: v[0] for k, v in config.plausible_hours.items()}, default=None, return_dtype=pl.Float64
+    )
+    high = pl.col("activity").replace_strict(
+        {k: v[1] for k, v in config.plausible_hours.items()}, default=None, return_dtype=pl.Float64
+    )
+    stated = pl.col("capacity_mw") * pl.col("full_load_hours")
+    generation = pl.col("annual_generation_mwh")
+    return [
+        (
+            (hours < low) | (hours > high),
+            pl.format(
+                "implausible yield: {} full-load hours (expected {}–{})", hours.round(0), low, high
+            ),
+        ),
+        (
+            generation.is_not_null()
+            & stated.is_not_null()
+            & ((generation - stated).abs() > 0.1 * stated),
+            pl.lit(
+                "annual_generation_mwh differs from capacity × full_load_hours by more than 10 %"
+            ),
+        ),
+    ]
+
+
+def _stale_factor_flag(factors: Factors, config: EmissionsConfig) -> tuple[pl.Expr, pl.Expr]:
+    """A grid factor more than ``stale_years`` older than the approval: the grid it describes
+    has changed since. Without an approval date, age is judged against the newest vintage in
+    the tables."""
+    latest = factors.grid["vintage"].cast(pl.Int64).max()
+    approval_year = pl.coalesce(pl.col("approval_date").dt.year(), pl.lit(latest, pl.Int64))
+    return (
+        pl.col("_uses_grid")
+        & pl.col("ef_vintage").is_not_null()
+        & (approval_year - pl.col("ef_vintage") > config.stale_years),
+        pl.format(
+            "grid factor vintage {} is more than {} years before {}",
+            pl.col("ef_vintage"),
+            pl.lit(config.stale_years),
+            approval_year,
+        ),
+    )
+
+
+def _negative_flag() -> tuple[pl.Expr, pl.Expr]:
+    """A negative value (an EV fleet on a coal-heavy grid): reported, never clamped."""
+    return (
+        pl.col("avoided_tco2e_per_year") < 0,
+        pl.lit("negative avoided emissions: the project adds emissions"),
+    )
+
+
+def _flag_lists(frame: pl.DataFrame, flags: list[tuple[pl.Expr, pl.Expr]]) -> pl.Series:
+    """Per row, the messages whose condition holds (an empty list where none does).
+
+    The messages are formatted on the flagged rows only (a tenth of a pipeline at most), not
+    on every project (measured: 2.5 of 3.3 CPU s at 1M rows).
+    """
+    raised = frame.select(
+        pl.int_range(pl.len(), dtype=pl.UInt32).alias("_row"),
+        *(cond.fill_null(False).alias(f"_f{k}") for k, (cond, _) in enumerate(flags)),
+    ).filter(pl.any_horizontal(pl.exclude("_row")))
+    messages = frame[raised["_row"]].select(
+        pl.concat_list(
+            [pl.when(raised[f"_f{k}"]).then(text) for k, (_, text) in enumerate(flags)]
+        ).list.drop_nulls()
+    )
+    listed = raised.select("_row").with_columns(messages.to_series().alias("flags"))
+    return (
+        frame.select(pl.int_range(pl.len(), dtype=pl.UInt32).alias("_row"))
+        .join(listed, on="_row", how="left", maintain_order="left")
+        .select(pl.col("flags").fill_null(pl.lit([], pl.List(pl.String))))
+        .to_series()
     )
