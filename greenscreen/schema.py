@@ -7,6 +7,9 @@ units, descriptions, bilingual labels and value constraints. Everything else is 
 - :func:`polars_schema` — the typed polars schema of an accepted pipeline;
 - :func:`resolve_header` — maps a spreadsheet header in English or Chinese, with or without a
   unit, to a field and a unit scale factor (``总投资(万元)`` → ``total_investment`` × 10 000).
+  It is the reader's header stage (:mod:`greenscreen.io._headers`, with the units table of
+  :mod:`greenscreen._units`) and is importable from here, as are :class:`HeaderMatch`,
+  :func:`header_index` and :func:`resolve_header_in`.
 
 Column names are snake_case with the unit in the name. Only ``project_id`` and one of
 ``activity``/``description`` are required; every other field is optional and used when present.
@@ -16,19 +19,22 @@ Unknown extra columns are kept and passed through.
 from __future__ import annotations
 
 import datetime as dt
-import re
 import types
 from dataclasses import dataclass
-from functools import cache
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Any, Literal, Union, get_args, get_origin
 
 import annotated_types as at
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from greenscreen._units import CANONICAL_DIMENSION, UNITS
-from greenscreen.errors import PipelineError, did_you_mean
+from greenscreen.errors import did_you_mean
 from greenscreen.vocabularies import activity_ids, activity_lookup, label_key
+
+if TYPE_CHECKING:  # at run time through __getattr__ below: greenscreen.io imports this module
+    from greenscreen.io._headers import HeaderMatch as HeaderMatch
+    from greenscreen.io._headers import header_index as header_index
+    from greenscreen.io._headers import resolve_header as resolve_header
+    from greenscreen.io._headers import resolve_header_in as resolve_header_in
 
 TEMPLATE_VERSION = "v1"
 
@@ -775,125 +781,14 @@ def polars_schema() -> pl.Schema:
 
 
 # --------------------------------------------------------------------------------------------
-# Headers
-@dataclass(frozen=True)
-class HeaderMatch:
-    """How one input header maps onto the template."""
-
-    header: str
-    field: str
-    scale: float = 1.0
-    unit: str | None = None
-    #: the unit as the header writes it (``kW``), for messages
-    written_unit: str | None = None
+# Headers: resolved by the reader's header stage, greenscreen.io._headers. Its public names stay
+# importable from here; loaded on first use, since greenscreen.io imports this module.
+_HEADER_NAMES = frozenset({"HeaderMatch", "header_index", "resolve_header", "resolve_header_in"})
 
 
-_UNIT_SUFFIX = re.compile(
-    r"^(?P<base>.*?)\s*(?:\((?P<p>[^()]*)\)|\[(?P<b>[^\[\]]*)\]|/\s*(?P<s>[^/()]+))$"
-)
+def __getattr__(name: str) -> Any:
+    if name in _HEADER_NAMES:
+        from greenscreen.io import _headers
 
-
-def header_index(fields: dict[str, FieldSpec]) -> dict[str, str]:
-    """Exact header spellings of a template's fields.
-
-    Parameters
-    ----------
-    fields : dict of str to FieldSpec
-        A template's fields (:data:`FIELDS`, or the loan book's).
-
-    Returns
-    -------
-    dict of str to str
-        :func:`~greenscreen.vocabularies.label_key` of the field name, the name with spaces,
-        the Chinese label with and without its canonical unit, and every alias → field name.
-    """
-    index: dict[str, str] = {}
-    for spec in fields.values():
-        for label in (spec.name, spec.zh, spec.label_zh, *spec.aliases):
-            index.setdefault(label_key(label), spec.name)
-        index.setdefault(label_key(spec.name.replace("_", " ")), spec.name)
-    return index
-
-
-@cache
-def _header_index() -> dict[str, str]:
-    return header_index(FIELDS)
-
-
-def resolve_header(header: str) -> HeaderMatch | None:
-    """Map an input header to a template field, or ``None`` for an extra column.
-
-    Accepts the field name (``capacity_mw``), its Chinese label with or without a unit
-    (``装机容量``, ``装机容量（MW）``, ``装机容量(kW)``) and the aliases in the field metadata.
-    A unit in the header is converted to the field's canonical unit (``kW`` → × 0.001 for
-    ``capacity_mw``; ``万元`` → × 10 000 for money).
-
-    Parameters
-    ----------
-    header : str
-        The header as written.
-
-    Returns
-    -------
-    HeaderMatch or None
-        The field, the scale factor to its canonical unit and the unit as written.
-
-    Raises
-    ------
-    PipelineError
-        The header names a field in an unknown unit, or in a unit of the wrong kind
-        (``capacity_mw`` in ``万元``): never a guess.
-    """
-    return resolve_header_in(header, FIELDS, _header_index())
-
-
-def resolve_header_in(
-    header: str, fields: dict[str, FieldSpec], index: dict[str, str]
-) -> HeaderMatch | None:
-    """:func:`resolve_header` against another template.
-
-    Parameters
-    ----------
-    header : str
-        The header as written.
-    fields : dict of str to FieldSpec
-        The template's fields.
-    index : dict of str to str
-        :func:`header_index` of ``fields``.
-
-    Returns
-    -------
-    HeaderMatch or None
-
-    Raises
-    ------
-    PipelineError
-        As :func:`resolve_header`.
-    """
-    key = label_key(header)
-    if key in index:
-        return HeaderMatch(header, index[key])
-    match = _UNIT_SUFFIX.match(key)
-    if not match:
-        return None
-    base = match["base"].strip()
-    unit = (match["p"] or match["b"] or match["s"] or "").strip()
-    if base not in index:
-        return None
-    spec = fields[index[base]]
-    if unit not in UNITS:
-        raise PipelineError(
-            f"column '{header}': unknown unit '{unit}' for field {spec.name} "
-            f"(expected {spec.unit or 'no unit'}); rename the column to '{spec.name}' "
-            "after converting the values"
-        )
-    expected = CANONICAL_DIMENSION.get(spec.unit or "", "dimensionless")
-    factor = UNITS[unit].get(expected)
-    if factor is None:
-        raise PipelineError(
-            f"column '{header}' is in '{unit}' but field {spec.name} is measured in "
-            f"{spec.unit or 'no unit'}; convert the values or fix the header"
-        )
-    written = _UNIT_SUFFIX.match(header.strip())
-    shown = (written["p"] or written["b"] or written["s"] or "").strip() if written else unit
-    return HeaderMatch(header, spec.name, factor, unit, shown or unit)
+        return getattr(_headers, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
