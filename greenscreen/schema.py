@@ -7,6 +7,9 @@ units, descriptions, bilingual labels and value constraints. Everything else is 
 - :func:`polars_schema` — the typed polars schema of an accepted pipeline;
 - :func:`resolve_header` — maps a spreadsheet header in English or Chinese, with or without a
   unit, to a field and a unit scale factor (``总投资(万元)`` → ``total_investment`` × 10 000).
+  It is the reader's header stage (:mod:`greenscreen.io._headers`, with the units table of
+  :mod:`greenscreen._units`) and is importable from here, as are :class:`HeaderMatch`,
+  :func:`header_index` and :func:`resolve_header_in`.
 
 Column names are snake_case with the unit in the name. Only ``project_id`` and one of
 ``activity``/``description`` are required; every other field is optional and used when present.
@@ -16,101 +19,26 @@ Unknown extra columns are kept and passed through.
 from __future__ import annotations
 
 import datetime as dt
-import re
 import types
 from dataclasses import dataclass
-from functools import cache
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Any, Literal, Union, get_args, get_origin
 
 import annotated_types as at
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from greenscreen.errors import PipelineError, did_you_mean
+from greenscreen.errors import did_you_mean
 from greenscreen.vocabularies import activity_ids, activity_lookup, label_key
+
+if TYPE_CHECKING:  # at run time through __getattr__ below: greenscreen.io imports this module
+    from greenscreen.io._headers import HeaderMatch as HeaderMatch
+    from greenscreen.io._headers import header_index as header_index
+    from greenscreen.io._headers import resolve_header as resolve_header
+    from greenscreen.io._headers import resolve_header_in as resolve_header_in
 
 TEMPLATE_VERSION = "v1"
 
 Kind = Literal["text", "code", "enum", "float", "int", "date", "bool"]
-
-# --------------------------------------------------------------------------------------------
-# Units that may appear in a header, e.g. "装机容量(kW)" or "Total investment (万元)".
-# token (NFKC-normalised, lower case) -> {dimension: factor to the field's canonical unit}.
-# A header whose unit has the wrong dimension for its field is an error, never a silent guess.
-_UNITS: dict[str, dict[str, float]] = {}
-
-
-def _units(dimension: str, factor: float, *tokens: str) -> None:
-    for token in tokens:
-        _UNITS.setdefault(token, {})[dimension] = factor
-
-
-_units("power", 1.0, "mw", "兆瓦", "mwp", "mwac", "mwdc")
-_units("power", 1e-3, "kw", "千瓦", "kwp")
-_units("power", 1e3, "gw", "吉瓦", "百万千瓦")
-_units("power", 10.0, "万kw", "万千瓦")
-_units("energy", 1.0, "mwh", "兆瓦时")
-_units("energy", 1e-3, "kwh", "千瓦时", "度")
-_units("energy", 1e3, "gwh", "吉瓦时", "百万千瓦时")
-_units("energy", 10.0, "万kwh", "万千瓦时", "万度")
-_units("energy", 1e5, "亿kwh", "亿千瓦时", "亿度")
-_units("money", 1.0, "元", "yuan", "cny", "rmb", "currency")
-_units("money", 1e3, "千元", "thousand")
-_units("money", 1e4, "万元", "万")
-_units("money", 1e6, "百万元", "million", "mn", "m")
-_units("money", 1e8, "亿元", "亿")
-_units("price_energy", 1.0, "元/mwh", "yuan/mwh", "cny/mwh", "/mwh", "per mwh")
-_units(
-    "price_energy", 1e3, "元/kwh", "yuan/kwh", "cny/kwh", "/kwh", "per kwh", "元/千瓦时", "元/度"
-)
-_units("area", 1.0, "m2", "平方米", "sqm", "sq m")
-_units("area", 1e4, "万m2", "万平方米")
-_units("hours", 1.0, "h", "hours", "小时", "hour", "h/a", "h/yr", "小时/年")
-_units("years", 1.0, "年", "years", "year", "yr", "yrs")
-_units("ratio", 1.0, "fraction", "ratio", "小数")
-_units("ratio", 0.01, "%", "percent", "百分比")
-_units("mass", 1.0, "t", "吨", "tonnes", "tons", "t/a", "t/yr", "吨/年")
-_units("mass", 1e4, "万吨", "万t")
-_units("ef", 1.0, "tco2/mwh", "tco2e/mwh", "kgco2/kwh", "kgco2e/kwh", "tco2/mwh(kgco2/kwh)")
-_units("ef", 1e-3, "gco2/kwh", "gco2e/kwh")
-_units("intensity_kwh_m2", 1.0, "kwh/m2", "kwh/m2a", "kwh/m2·a", "kwh/(m2·a)", "kwh/m2/yr")
-_units("intensity_g_kwh", 1.0, "gco2e/kwh", "gco2/kwh")
-_units("power_density", 1.0, "w/m2")
-_units("g_per_km", 1.0, "gco2/km", "g/km")
-_units("t_per_t", 1.0, "tco2e/th2", "tco2e/t", "tco2/th2", "kgco2e/kgh2")
-_units("length", 1.0, "km", "公里", "千米")
-_units("l_per_100km", 1.0, "l/100km", "升/百公里")
-_units("kwh_per_100km", 1.0, "kwh/100km", "千瓦时/百公里", "度/百公里")
-_units("count", 1.0, "次", "次/年", "cycles", "cycles/yr", "辆", "vehicles", "个")
-_units("dimensionless", 1.0, "-", "无量纲")
-
-# canonical unit of a field -> dimension (the unit written in the field's metadata)
-_CANONICAL_DIMENSION: dict[str, str] = {
-    "MW": "power",
-    "MWh": "energy",
-    "currency": "money",
-    "currency/MWh": "price_energy",
-    "m2": "area",
-    "h/yr": "hours",
-    "years": "years",
-    "fraction": "ratio",
-    "t/yr": "mass",
-    "tCO2/MWh": "ef",
-    "kWh/m2/yr": "intensity_kwh_m2",
-    "gCO2e/kWh": "intensity_g_kwh",
-    "W/m2": "power_density",
-    "gCO2/km": "g_per_km",
-    "tCO2e/tH2": "t_per_t",
-    "km/yr": "length",
-    "L/100km": "l_per_100km",
-    "kWh/100km": "kwh_per_100km",
-    "cycles/yr": "count",
-    "count": "count",
-    "tCO2e/yr": "mass",
-    "stars": "dimensionless",
-    "prize": "dimensionless",
-    "MWh/MWh": "dimensionless",
-}
 
 
 def template_field(
@@ -853,125 +781,14 @@ def polars_schema() -> pl.Schema:
 
 
 # --------------------------------------------------------------------------------------------
-# Headers
-@dataclass(frozen=True)
-class HeaderMatch:
-    """How one input header maps onto the template."""
-
-    header: str
-    field: str
-    scale: float = 1.0
-    unit: str | None = None
-    #: the unit as the header writes it (``kW``), for messages
-    written_unit: str | None = None
+# Headers: resolved by the reader's header stage, greenscreen.io._headers. Its public names stay
+# importable from here; loaded on first use, since greenscreen.io imports this module.
+_HEADER_NAMES = frozenset({"HeaderMatch", "header_index", "resolve_header", "resolve_header_in"})
 
 
-_UNIT_SUFFIX = re.compile(
-    r"^(?P<base>.*?)\s*(?:\((?P<p>[^()]*)\)|\[(?P<b>[^\[\]]*)\]|/\s*(?P<s>[^/()]+))$"
-)
+def __getattr__(name: str) -> Any:
+    if name in _HEADER_NAMES:
+        from greenscreen.io import _headers
 
-
-def header_index(fields: dict[str, FieldSpec]) -> dict[str, str]:
-    """Exact header spellings of a template's fields.
-
-    Parameters
-    ----------
-    fields : dict of str to FieldSpec
-        A template's fields (:data:`FIELDS`, or the loan book's).
-
-    Returns
-    -------
-    dict of str to str
-        :func:`~greenscreen.vocabularies.label_key` of the field name, the name with spaces,
-        the Chinese label with and without its canonical unit, and every alias → field name.
-    """
-    index: dict[str, str] = {}
-    for spec in fields.values():
-        for label in (spec.name, spec.zh, spec.label_zh, *spec.aliases):
-            index.setdefault(label_key(label), spec.name)
-        index.setdefault(label_key(spec.name.replace("_", " ")), spec.name)
-    return index
-
-
-@cache
-def _header_index() -> dict[str, str]:
-    return header_index(FIELDS)
-
-
-def resolve_header(header: str) -> HeaderMatch | None:
-    """Map an input header to a template field, or ``None`` for an extra column.
-
-    Accepts the field name (``capacity_mw``), its Chinese label with or without a unit
-    (``装机容量``, ``装机容量（MW）``, ``装机容量(kW)``) and the aliases in the field metadata.
-    A unit in the header is converted to the field's canonical unit (``kW`` → × 0.001 for
-    ``capacity_mw``; ``万元`` → × 10 000 for money).
-
-    Parameters
-    ----------
-    header : str
-        The header as written.
-
-    Returns
-    -------
-    HeaderMatch or None
-        The field, the scale factor to its canonical unit and the unit as written.
-
-    Raises
-    ------
-    PipelineError
-        The header names a field in an unknown unit, or in a unit of the wrong kind
-        (``capacity_mw`` in ``万元``): never a guess.
-    """
-    return resolve_header_in(header, FIELDS, _header_index())
-
-
-def resolve_header_in(
-    header: str, fields: dict[str, FieldSpec], index: dict[str, str]
-) -> HeaderMatch | None:
-    """:func:`resolve_header` against another template.
-
-    Parameters
-    ----------
-    header : str
-        The header as written.
-    fields : dict of str to FieldSpec
-        The template's fields.
-    index : dict of str to str
-        :func:`header_index` of ``fields``.
-
-    Returns
-    -------
-    HeaderMatch or None
-
-    Raises
-    ------
-    PipelineError
-        As :func:`resolve_header`.
-    """
-    key = label_key(header)
-    if key in index:
-        return HeaderMatch(header, index[key])
-    match = _UNIT_SUFFIX.match(key)
-    if not match:
-        return None
-    base = match["base"].strip()
-    unit = (match["p"] or match["b"] or match["s"] or "").strip()
-    if base not in index:
-        return None
-    spec = fields[index[base]]
-    if unit not in _UNITS:
-        raise PipelineError(
-            f"column '{header}': unknown unit '{unit}' for field {spec.name} "
-            f"(expected {spec.unit or 'no unit'}); rename the column to '{spec.name}' "
-            "after converting the values"
-        )
-    expected = _CANONICAL_DIMENSION.get(spec.unit or "", "dimensionless")
-    factor = _UNITS[unit].get(expected)
-    if factor is None:
-        raise PipelineError(
-            f"column '{header}' is in '{unit}' but field {spec.name} is measured in "
-            f"{spec.unit or 'no unit'}; convert the values or fix the header"
-        )
-    written = _UNIT_SUFFIX.match(header.strip())
-    shown = (written["p"] or written["b"] or written["s"] or "").strip() if written else unit
-    return HeaderMatch(header, spec.name, factor, unit, shown or unit)
+        return getattr(_headers, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
