@@ -69,15 +69,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import polars as pl
-from polars.expr.whenthen import ChainedThen, Then
 
 from greenscreen._resources import data_file
 from greenscreen.errors import GreenscreenError
 from greenscreen.rulebook import generation_mwh
 from greenscreen.vocabularies import grid_name
+
+if TYPE_CHECKING:  # polars' when/then chain types, for annotations only
+    from polars.expr.whenthen import ChainedThen, Then
 
 Policy = Literal["combined_margin", "grid_average"]
 
