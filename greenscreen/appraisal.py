@@ -42,7 +42,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, NamedTuple, TypeVar
 
 import numpy as np
 import polars as pl
@@ -676,36 +676,49 @@ def _periods(x: _Arrays) -> int:
     return int(np.nanmax(total)) if total.size else 1
 
 
-def _model(
-    x: _Arrays,
-    config: AppraisalConfig,
-    subsidies: np.ndarray,
-    carbon_price: float,
-    *,
-    full: bool = True,
-    detail: bool = False,
-) -> dict:
-    """The cash-flow model. ``full=False`` (sensitivity runs) computes NPV, post-tax project
-    IRR and DSCRs only; ``detail=True`` adds every working line of the Excel pack's CashFlow
-    sheet (``detail``, per year, and ``sizing``, per project) for its cached values."""
-    p = x.capex.size
-    periods = max(subsidies.shape[1], _periods(x), 1)
+class _Timeline(NamedTuple):
+    """The year grid of P projects × T years; t = 0 is the first construction year."""
+
+    t: np.ndarray  # 1 × T: year index t
+    c: np.ndarray  # P × 1: construction years C (≥ 1)
+    n: np.ndarray  # P × 1: operating years N (0 where missing)
+    building: np.ndarray  # P × T: t < C
+    operating: np.ndarray  # P × T: C ≤ t < C + N
+    k: np.ndarray  # P × T: operating year t − C (0 outside operation)
+
+
+def _timeline(x: _Arrays, periods: int) -> _Timeline:
+    """Lines ``year``, ``building``, ``operating`` and ``op_year`` [year index, flags]."""
     t = np.arange(periods)[None, :]
     c = x.construction[:, None]
     n = np.nan_to_num(x.life)[:, None]
-    building = t < c
     operating = (t >= c) & (t < c + n)
-    k = np.where(operating, t - c, 0)
+    return _Timeline(t, c, n, t < c, operating, np.where(operating, t - c, 0))
 
-    # construction: capex evenly over C years; debt drawn pro rata; IDC capitalised
-    capex_draw = np.where(building, np.nan_to_num(x.capex)[:, None] / c, 0.0)
+
+class _Construction(NamedTuple):
+    capex: np.ndarray  # P × T: capex drawn [currency]
+    share: np.ndarray  # P: debt share of capex [fraction]
+    idc: np.ndarray  # P: interest during construction, capitalised [currency]
+    total_cost: np.ndarray  # P: capex + IDC [currency]
+    balance: np.ndarray  # P: debt balance at COD [currency]
+    idc_year: np.ndarray | None  # P × T, with detail: IDC per year [currency]
+    balance_year: np.ndarray | None  # P × T, with detail: balance at each year end [currency]
+
+
+def _construction(x: _Arrays, tl: _Timeline, *, detail: bool) -> _Construction:
+    """Lines ``capex``, ``draw``, ``idc`` and ``con_balance`` [currency]: capex drawn evenly
+    over the C construction years, debt drawn pro rata (loan / capex, at most 1), interest
+    during construction (IDC) capitalised into the debt. The per-year IDC and balance are
+    kept only with ``detail`` (the pack's cached values)."""
+    p, periods = x.capex.size, tl.k.shape[1]
+    capex_draw = np.where(tl.building, np.nan_to_num(x.capex)[:, None] / tl.c, 0.0)
     share = np.where(
         x.capex > 0, np.minimum(np.nan_to_num(x.loan) / np.where(x.capex > 0, x.capex, 1), 1.0), 0.0
     )
     rate = np.nan_to_num(x.rate)
     balance = np.zeros(p)
     idc = np.zeros(p)
-    # per-year IDC and balance, for the pack's cached values only
     idc_year = np.zeros((p, periods)) if detail else None
     balance_year = np.zeros((p, periods)) if detail else None
     for year in range(int(np.max(x.construction)) if p else 0):  # ≤ 20 construction years
@@ -717,28 +730,206 @@ def _model(
             idc_year[:, year] = np.where(drawing, interest, 0.0)
             balance_year[:, year] = balance
     total_cost = np.nan_to_num(x.capex) + idc
+    return _Construction(capex_draw, share, idc, total_cost, balance, idc_year, balance_year)
 
-    generation = np.where(operating, x.generation[:, None] * (1 - x.degradation[:, None]) ** k, 0.0)
+
+class _Revenue(NamedTuple):
+    generation: np.ndarray  # P × T [MWh]
+    energy_revenue: np.ndarray  # P × T, 0 outside operation [currency]
+    carbon_revenue: np.ndarray  # P × T, 0 outside operation [currency]
+    subsidies: np.ndarray  # P × T [currency]
+    revenue: np.ndarray  # P × T [currency]
+
+
+def _revenue(x: _Arrays, tl: _Timeline, subsidies: np.ndarray, carbon_price: float) -> _Revenue:
+    """Lines ``generation`` [MWh/year], ``energy_revenue`` (generation × tariff, else the
+    annual revenue), ``carbon_revenue`` (attributable tCO2e degraded like generation × carbon
+    price [currency/tCO2e]), ``subsidies`` (the schedule's payments, construction years too)
+    and ``revenue``, their sum [currency/year]."""
+    degraded = (1 - x.degradation[:, None]) ** tl.k
+    generation = np.where(tl.operating, x.generation[:, None] * degraded, 0.0)
     by_tariff = ~np.isnan(x.generation) & ~np.isnan(x.tariff)
-    energy_revenue = np.where(
+    energy = np.where(
         by_tariff[:, None],
         generation * np.nan_to_num(x.tariff)[:, None],
         np.nan_to_num(x.revenue)[:, None],
     )
-    carbon = x.carbon_t[:, None] * (1 - x.degradation[:, None]) ** k * carbon_price
-    revenue = np.where(operating, energy_revenue + carbon, 0.0) + subsidies[:, :periods]
-    opex = np.where(operating, x.opex[:, None] * (1 + x.escalation[:, None]) ** k, 0.0)
-    ebitda = revenue - opex
-    life = np.where(n > 0, n, np.nan)
-    depreciation = np.where(operating, total_cost[:, None] / life, 0.0)
-    ebit = ebitda - depreciation
-    tax = np.maximum(ebit, 0.0) * x.tax[:, None] * operating
-    cfads = np.where(operating, ebitda - tax, 0.0)
+    energy = np.where(tl.operating, energy, 0.0)
+    carbon = np.where(tl.operating, x.carbon_t[:, None] * degraded * carbon_price, 0.0)
+    revenue = np.where(tl.operating, energy + carbon, 0.0) + subsidies
+    return _Revenue(generation, energy, carbon, subsidies, revenue)
 
-    debt, service, interest, principal, capped, sizing = _debt(
-        x, config, cfads, balance, total_cost, c, operating, k, detail=detail
+
+def _opex(x: _Arrays, tl: _Timeline) -> np.ndarray:
+    """Line ``opex`` [currency/year]: the annual opex escalated at ``opex_escalation`` a year
+    of operation."""
+    return np.where(tl.operating, x.opex[:, None] * (1 + x.escalation[:, None]) ** tl.k, 0.0)
+
+
+class _Earnings(NamedTuple):
+    ebitda: np.ndarray  # P × T [currency]
+    depreciation: np.ndarray  # P × T [currency]
+    ebit: np.ndarray  # P × T [currency]
+    tax: np.ndarray  # P × T [currency]
+    cfads: np.ndarray  # P × T [currency]
+
+
+def _earnings(
+    x: _Arrays, tl: _Timeline, revenue: np.ndarray, opex: np.ndarray, total_cost: np.ndarray
+) -> _Earnings:
+    """Lines ``ebitda`` (revenue − opex), ``depreciation`` (capex + IDC straight over the N
+    operating years), ``ebit``, ``tax`` (on positive EBIT at the tax rate) and ``cfads``
+    (EBITDA − tax in operation) [currency/year]."""
+    ebitda = revenue - opex
+    life = np.where(tl.n > 0, tl.n, np.nan)
+    depreciation = np.where(tl.operating, total_cost[:, None] / life, 0.0)
+    ebit = ebitda - depreciation
+    tax = np.maximum(ebit, 0.0) * x.tax[:, None] * tl.operating
+    cfads = np.where(tl.operating, ebitda - tax, 0.0)
+    return _Earnings(ebitda, depreciation, ebit, tax, cfads)
+
+
+class _Sizing(NamedTuple):
+    in_loan: np.ndarray  # P × T: loan years (operating, k < tenor)
+    amortising: np.ndarray  # P × T: loan years after the grace years
+    sculpt_target: np.ndarray  # P × T: CFADS / target DSCR in amortising years [currency]
+    sized: np.ndarray  # P: debt before the cap [currency]
+    debt: np.ndarray  # P: debt at COD, at most capex + IDC [currency]
+    capped: np.ndarray  # P: whether the cap applied
+    scale: np.ndarray  # P: debt / sized where capped, else 1 [ratio]
+    n_amort: np.ndarray  # P: amortising years [years]
+    annuity: np.ndarray  # P: the annuity payment [currency/year]
+
+
+def _debt_sizing(
+    x: _Arrays,
+    config: AppraisalConfig,
+    cfads: np.ndarray,
+    balance_at_cod: np.ndarray,
+    total_cost: np.ndarray,
+    tl: _Timeline,
+) -> _Sizing:
+    """Lines ``in_loan``, ``amortising``, ``sculpt_target`` and the debt at COD: the
+    construction balance, or (``sculpted``) the PV at the loan rate of CFADS / target DSCR,
+    capped at capex + IDC [currency]; with the annuity and the sculpting scale of the cap."""
+    rate = np.nan_to_num(x.rate)
+    grace = np.minimum(x.grace, x.tenor)[:, None]
+    in_loan = tl.operating & (tl.k < x.tenor[:, None])
+    amortising = in_loan & (tl.k >= grace)
+    service_target = np.where(amortising, np.maximum(cfads, 0.0) / config.target_dscr, 0.0)
+    if config.debt_profile == "sculpted":
+        sized = np.sum(service_target / (1 + rate[:, None]) ** (tl.k + 1), axis=1)
+    else:
+        sized = balance_at_cod
+    capped = sized > total_cost + 1e-6
+    debt = np.minimum(sized, total_cost)
+    n_amort = np.maximum(x.tenor - np.minimum(x.grace, x.tenor), 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        annuity = np.where(
+            rate > 0,
+            debt * rate / (1 - (1 + rate) ** -n_amort),
+            debt / np.where(n_amort > 0, n_amort, 1),
+        )
+    annuity = np.where(n_amort > 0, annuity, 0.0)
+    scale = np.where(capped & (sized > 0), debt / np.where(sized > 0, sized, 1), 1.0)
+    return _Sizing(
+        in_loan, amortising, service_target, sized, debt, capped, scale, n_amort, annuity
     )
 
+
+class _Debt(NamedTuple):
+    size: _Sizing
+    opening: np.ndarray | None  # P × T, with detail: balance at the start of each year
+    interest: np.ndarray  # P × T [currency]
+    principal: np.ndarray  # P × T [currency]
+    service: np.ndarray  # P × T: interest + principal [currency]
+
+    @property
+    def debt(self) -> np.ndarray:
+        return self.size.debt
+
+    @property
+    def capped(self) -> np.ndarray:
+        return self.size.capped
+
+
+def _debt(
+    x: _Arrays,
+    config: AppraisalConfig,
+    cfads: np.ndarray,
+    balance_at_cod: np.ndarray,
+    total_cost: np.ndarray,
+    tl: _Timeline,
+    *,
+    detail: bool = False,
+) -> _Debt:
+    """Lines ``opening`` (kept only with ``detail``), ``interest``, ``principal`` and
+    ``debt_service`` [currency/year] of the debt sized by :func:`_debt_sizing`, repaid by
+    ``config.debt_profile`` (``closing`` is opening − principal): after the grace years an
+    annuity, equal principal, or the sculpting target × scale; the last instalment clears
+    the loan."""
+    size = _debt_sizing(x, config, cfads, balance_at_cod, total_cost, tl)
+    rate = np.nan_to_num(x.rate)
+    p, periods = cfads.shape
+    service = np.zeros((p, periods))
+    interest = np.zeros((p, periods))
+    principal = np.zeros((p, periods))
+    outstanding = size.debt.copy()
+    opening = np.zeros((p, periods)) if detail else None
+    # a balance within float noise of zero is repaid: the last instalment must not "clear"
+    # 4e-11 and show a DSCR of -7e14 in a year of negative CFADS (hypothesis found it)
+    noise = 1e-9 * np.maximum(size.debt, 1.0)
+    for year in range(periods):  # the year axis (≤ ~100), vectorised over all projects
+        outstanding = np.where(np.abs(outstanding) <= noise, 0.0, outstanding)
+        if opening is not None:  # the balance is the debt from COD on, nothing before
+            opening[:, year] = np.where(year >= tl.c[:, 0], outstanding, 0.0)
+        due = interest_due = outstanding * rate
+        active = size.in_loan[:, year]
+        repay = _repayment(config.debt_profile, size, year, outstanding, interest_due)
+        last = active & (tl.k[:, year] == x.tenor - 1)
+        repay = np.where(last, outstanding, repay)  # the last instalment clears the loan
+        interest[:, year] = np.where(active, due, 0.0)
+        principal[:, year] = np.where(active, repay, 0.0)
+        service[:, year] = interest[:, year] + principal[:, year]
+        outstanding = outstanding - principal[:, year]
+    return _Debt(size, opening, interest, principal, service)
+
+
+def _repayment(
+    profile: DebtProfile,
+    size: _Sizing,
+    year: int,
+    outstanding: np.ndarray,
+    interest_due: np.ndarray,
+) -> np.ndarray:
+    """Principal due in ``year`` by the debt profile [currency] (before the last instalment
+    clears the loan): the annuity less interest, equal principal, or the sculpting target ×
+    scale less interest; in the grace years nothing (sculpted: interest only)."""
+    amortising = size.amortising[:, year]
+    if profile == "sculpted":
+        pay = np.where(amortising, size.sculpt_target[:, year] * size.scale, interest_due)
+        return np.clip(pay - interest_due, 0.0, outstanding)
+    if profile == "equal_principal":
+        return np.where(
+            amortising,
+            np.minimum(size.debt / np.where(size.n_amort > 0, size.n_amort, 1), outstanding),
+            0.0,
+        )
+    return np.where(amortising, np.clip(size.annuity - interest_due, 0.0, outstanding), 0.0)
+
+
+class _Cover(NamedTuple):
+    dscr: np.ndarray  # P × T, NaN without debt service [ratio]
+    min_dscr: np.ndarray  # P [ratio]
+    avg_dscr: np.ndarray  # P [ratio]
+    llcr: np.ndarray  # P [ratio]
+
+
+def _cover(x: _Arrays, tl: _Timeline, cfads: np.ndarray, debt: _Debt) -> _Cover:
+    """Line ``dscr`` (CFADS / debt service, NaN in a year without service) and the cover
+    ratios ``min_dscr``, ``avg_dscr`` and ``llcr`` (PV at the loan rate of CFADS over the
+    loan life / debt at COD) [ratio]."""
+    service = debt.service
     dscr = np.where(service > 0, cfads / np.where(service > 0, service, 1), np.nan)
     has_service = ~np.isnan(dscr)
     count = has_service.sum(axis=1)
@@ -746,56 +937,165 @@ def _model(
     avg_dscr = np.where(
         count > 0, np.where(has_service, dscr, 0.0).sum(axis=1) / np.maximum(count, 1), np.nan
     )
-    tenor = x.tenor[:, None]
-    loan_years = operating & (k < tenor)
-    pv_cfads = np.sum(np.where(loan_years, cfads / (1 + rate[:, None]) ** (k + 1), 0.0), axis=1)
-    llcr = np.where(debt > 0, pv_cfads / np.where(debt > 0, debt, 1), np.nan)
+    rate = np.nan_to_num(x.rate)
+    loan_years = tl.operating & (tl.k < x.tenor[:, None])
+    pv_cfads = np.sum(np.where(loan_years, cfads / (1 + rate[:, None]) ** (tl.k + 1), 0.0), axis=1)
+    llcr = np.where(debt.debt > 0, pv_cfads / np.where(debt.debt > 0, debt.debt, 1), np.nan)
+    return _Cover(dscr, min_dscr, avg_dscr, llcr)
 
-    # EBITDA outside operation is only subsidy paid during construction: it counts too
-    project_pre = -capex_draw + ebitda
-    project_post = project_pre - tax
-    shield = np.minimum(interest, np.maximum(ebit, 0.0)) * x.tax[:, None] * operating
-    equity_draw = capex_draw * (1 - share[:, None])
-    equity_cf = -equity_draw + np.where(operating, cfads - service + shield, ebitda)
 
-    valid = _valid(x)
-    irr_post, why_post = irr(project_post)
-    value = npv(x.discount, project_post)
+class _CashFlows(NamedTuple):
+    project_cf_pre: np.ndarray  # P × T [currency]
+    project_cf: np.ndarray  # P × T [currency]
+    shield: np.ndarray  # P × T [currency]
+    equity_cf: np.ndarray  # P × T [currency]
+
+
+def _cash_flows(
+    x: _Arrays, tl: _Timeline, build: _Construction, earnings: _Earnings, debt: _Debt
+) -> _CashFlows:
+    """Lines ``project_cf_pre`` (−capex + EBITDA), ``project_cf`` (less tax), ``shield`` (the
+    interest tax shield, on positive EBIT) and ``equity_cf`` (−equity draws, CFADS − debt
+    service + shield in operation) [currency/year]. EBITDA outside operation is only subsidy
+    paid during construction: it counts too."""
+    project_pre = -build.capex + earnings.ebitda
+    project_post = project_pre - earnings.tax
+    shield = (
+        np.minimum(debt.interest, np.maximum(earnings.ebit, 0.0)) * x.tax[:, None] * tl.operating
+    )
+    equity_draw = build.capex * (1 - build.share[:, None])
+    equity_cf = -equity_draw + np.where(
+        tl.operating, earnings.cfads - debt.service + shield, earnings.ebitda
+    )
+    return _CashFlows(project_pre, project_post, shield, equity_cf)
+
+
+class _Lines(NamedTuple):
+    """The model's blocks of lines, in the order they are computed (and the pack lays out)."""
+
+    timeline: _Timeline
+    construction: _Construction
+    revenue: _Revenue
+    opex: np.ndarray  # P × T [currency]
+    earnings: _Earnings
+    debt: _Debt
+    cover: _Cover
+    cash_flows: _CashFlows
+
+
+def _lines(
+    x: _Arrays,
+    config: AppraisalConfig,
+    subsidies: np.ndarray,
+    carbon_price: float,
+    periods: int,
+    *,
+    detail: bool,
+) -> _Lines:
+    """Every line of the model over ``periods`` years, block by block (``subsidies``: the
+    P × T payments [currency])."""
+    tl = _timeline(x, periods)
+    build = _construction(x, tl, detail=detail)
+    revenue = _revenue(x, tl, subsidies, carbon_price)
+    opex = _opex(x, tl)
+    earnings = _earnings(x, tl, revenue.revenue, opex, build.total_cost)
+    debt = _debt(x, config, earnings.cfads, build.balance, build.total_cost, tl, detail=detail)
+    cover = _cover(x, tl, earnings.cfads, debt)
+    flows = _cash_flows(x, tl, build, earnings, debt)
+    return _Lines(tl, build, revenue, opex, earnings, debt, cover, flows)
+
+
+def _model(
+    x: _Arrays,
+    config: AppraisalConfig,
+    subsidies: np.ndarray,
+    carbon_price: float,
+    *,
+    full: bool = True,
+    detail: bool = False,
+) -> dict:
+    """The cash-flow model (:func:`_lines`) and its metrics (:func:`_metrics`). ``full=False``
+    (sensitivity runs) computes NPV, post-tax project IRR and DSCRs only; ``detail=True`` adds
+    every working line of the Excel pack's CashFlow sheet (``detail``, per year, and
+    ``sizing``, per project) for its cached values (:func:`_workings`)."""
+    periods = max(subsidies.shape[1], _periods(x), 1)
+    m = _lines(x, config, subsidies[:, :periods], carbon_price, periods, detail=detail)
+    post = irr(m.cash_flows.project_cf)
+    value = npv(x.discount, m.cash_flows.project_cf)
     if not full:
-        return {"metrics": {"npv": value, "project_irr": irr_post, "min_dscr": min_dscr}}
-    irr_pre, why_pre = irr(project_pre)
-    irr_equity, why_equity = irr(equity_cf)
-    disc = (1 + x.discount[:, None]) ** -t
-    pv_energy = np.sum(generation * disc, axis=1)
-    pv_cost = np.sum((capex_draw + opex) * disc, axis=1)
+        return {"metrics": {"npv": value, "project_irr": post[0], "min_dscr": m.cover.min_dscr}}
+    disc = (1 + x.discount[:, None]) ** -m.timeline.t
+    valid = _valid(x)
+    cash = {
+        "revenue": m.revenue.revenue,
+        "opex": m.opex,
+        "ebitda": m.earnings.ebitda,
+        "tax": m.earnings.tax,
+        "cfads": m.earnings.cfads,
+        "debt_service": m.debt.service,
+        "interest": m.debt.interest,
+        "principal": m.debt.principal,
+        "dscr": m.cover.dscr,
+        "capex": m.construction.capex,
+        "project_cf": m.cash_flows.project_cf,
+        "equity_cf": m.cash_flows.equity_cf,
+        "generation_mwh": m.revenue.generation,
+        "subsidies": m.revenue.subsidies,
+    }
+    out = {
+        "metrics": _metrics(x, m, valid, disc, post, value),
+        "cash": cash,
+        "operating": m.timeline.operating,
+        "building": m.timeline.building,
+        "valid": valid,
+    }
+    if detail:
+        out["detail"], out["sizing"] = _workings(x, m, disc)
+    return out
+
+
+def _metrics(
+    x: _Arrays,
+    m: _Lines,
+    valid: np.ndarray,
+    disc: np.ndarray,
+    post: tuple[np.ndarray, np.ndarray],
+    value: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """The metrics, NaN (and the reason) where a project cannot be valued: debt and IDC
+    [currency], cover ratios [ratio], IRRs [fraction] (``post``: the post-tax project IRR and
+    its reason), NPV (``value``) [currency], payback [years], LCOE and break-even tariff
+    [currency/MWh]; ``disc``: the discount factors (line ``discount``)."""
+    build, revenue, flows = m.construction, m.revenue, m.cash_flows
+    irr_pre, why_pre = irr(flows.project_cf_pre)
+    irr_post, why_post = post
+    irr_equity, why_equity = irr(flows.equity_cf)
+    pv_energy = np.sum(revenue.generation * disc, axis=1)
+    pv_cost = np.sum((build.capex + m.opex) * disc, axis=1)
     lcoe = np.where(pv_energy > 0, pv_cost / np.where(pv_energy > 0, pv_energy, 1), np.nan)
     breakeven = _breakeven(
         x,
-        generation,
-        opex,
-        capex_draw,
-        depreciation,
-        operating,
+        revenue.generation,
+        m.opex,
+        build.capex,
+        m.earnings.depreciation,
+        m.timeline.operating,
         disc,
-        subsidies[:, :periods] + np.where(operating, carbon, 0.0),
+        revenue.subsidies + revenue.carbon_revenue,
     )
-    payback = _payback(project_post)
+    payback = _payback(flows.project_cf)
 
     def masked(values: np.ndarray) -> np.ndarray:
         return np.where(valid, values, np.nan)
 
-    reason = np.where(
-        valid,
-        "",
-        _INVALID,
-    )
-    metrics = {
-        "debt_amount": masked(debt),
-        "debt_capped": np.where(valid, capped, False),
-        "idc": masked(idc),
-        "min_dscr": masked(min_dscr),
-        "avg_dscr": masked(avg_dscr),
-        "llcr": masked(llcr),
+    reason = np.where(valid, "", _INVALID)
+    return {
+        "debt_amount": masked(m.debt.debt),
+        "debt_capped": np.where(valid, m.debt.capped, False),
+        "idc": masked(build.idc),
+        "min_dscr": masked(m.cover.min_dscr),
+        "avg_dscr": masked(m.cover.avg_dscr),
+        "llcr": masked(m.cover.llcr),
         "project_irr_pretax": masked(irr_pre),
         "project_irr": masked(irr_post),
         "equity_irr": masked(irr_equity),
@@ -808,55 +1108,50 @@ def _model(
         "lcoe": masked(lcoe),
         "breakeven_tariff": masked(breakeven),
     }
-    cash = {
-        "revenue": revenue,
-        "opex": opex,
-        "ebitda": ebitda,
-        "tax": tax,
-        "cfads": cfads,
-        "debt_service": service,
-        "interest": interest,
-        "principal": principal,
-        "dscr": dscr,
-        "capex": capex_draw,
-        "project_cf": project_post,
-        "equity_cf": equity_cf,
-        "generation_mwh": generation,
-        "subsidies": subsidies[:, :periods],
+
+
+def _workings(
+    x: _Arrays, m: _Lines, disc: np.ndarray
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The pack's CashFlow lines that are not in the model's ``cash`` table (per year) and the
+    debt sizing (per project), from a model run with ``detail``."""
+    tl, build, size = m.timeline, m.construction, m.debt.size
+    if build.idc_year is None or build.balance_year is None or m.debt.opening is None:
+        raise ValueError("the workings need the model run with detail=True")
+    p, periods = tl.k.shape
+    # after the longest construction the balance stays where it ended
+    construction_end = np.arange(periods)[None, :] >= np.max(x.construction)
+    per_year = {
+        "year": np.broadcast_to(tl.t, (p, periods)).astype(float),
+        "building": tl.building.astype(float),
+        "operating": tl.operating.astype(float),
+        "op_year": tl.k.astype(float),
+        "draw": build.capex * build.share[:, None],
+        "idc": build.idc_year,
+        "con_balance": np.where(construction_end, build.balance[:, None], build.balance_year),
+        "energy_revenue": m.revenue.energy_revenue,
+        "carbon_revenue": m.revenue.carbon_revenue,
+        "depreciation": m.earnings.depreciation,
+        "ebit": m.earnings.ebit,
+        "project_cf_pre": m.cash_flows.project_cf_pre,
+        "shield": m.cash_flows.shield,
+        "discount": disc,
+        "in_loan": size.in_loan.astype(float),
+        "amortising": size.amortising.astype(float),
+        "sculpt_target": size.sculpt_target,
+        "opening": m.debt.opening,
+        "closing": m.debt.opening - m.debt.principal,
     }
-    out = {
-        "metrics": metrics,
-        "cash": cash,
-        "operating": operating,
-        "building": building,
-        "valid": valid,
+    sizing = {
+        "debt_share": build.share,
+        "amort_years": size.n_amort.astype(float),
+        "debt": size.debt,
+        "sized": size.sized,
+        "capped": size.capped.astype(float),
+        "scale": size.scale,
+        "annuity": size.annuity,
     }
-    if detail and idc_year is not None and balance_year is not None:
-        construction_end = np.arange(periods)[None, :] >= np.max(x.construction)
-        out["detail"] = {
-            "year": np.broadcast_to(t, (p, periods)).astype(float),
-            "building": building.astype(float),
-            "operating": operating.astype(float),
-            "op_year": k.astype(float),
-            "draw": capex_draw * share[:, None],
-            "idc": idc_year,
-            # after the longest construction the balance stays where it ended
-            "con_balance": np.where(construction_end, balance[:, None], balance_year),
-            "energy_revenue": np.where(operating, energy_revenue, 0.0),
-            "carbon_revenue": np.where(operating, carbon, 0.0),
-            "depreciation": depreciation,
-            "ebit": ebit,
-            "project_cf_pre": project_pre,
-            "shield": shield,
-            "discount": disc,
-            **sizing["per_year"],
-        }
-        out["sizing"] = {
-            "debt_share": share,
-            "amort_years": np.maximum(x.tenor - np.minimum(x.grace, x.tenor), 0).astype(float),
-            **sizing["per_project"],
-        }
-    return out
+    return per_year, sizing
 
 
 def _join_reasons(*reasons: np.ndarray) -> np.ndarray:
@@ -868,98 +1163,6 @@ def _join_reasons(*reasons: np.ndarray) -> np.ndarray:
             has, np.where(out == "", "", out + "; ") + label + ": " + why.astype(str), out
         )
     return out
-
-
-def _debt(
-    x: _Arrays,
-    config: AppraisalConfig,
-    cfads: np.ndarray,
-    balance_at_cod: np.ndarray,
-    total_cost: np.ndarray,
-    c: np.ndarray,
-    operating: np.ndarray,
-    k: np.ndarray,
-    *,
-    detail: bool = False,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
-    """Debt at COD, debt service, interest and principal per year, whether capped, and (with
-    ``detail``) the sizing workings: per-year loan flags, sculpting target, opening and
-    closing balances, per-project size before the cap, scale and annuity."""
-    rate = np.nan_to_num(x.rate)
-    tenor = x.tenor[:, None]
-    grace = np.minimum(x.grace, x.tenor)[:, None]
-    in_loan = operating & (k < tenor)
-    amortising = in_loan & (k >= grace)
-    service_target = np.where(amortising, np.maximum(cfads, 0.0) / config.target_dscr, 0.0)
-    if config.debt_profile == "sculpted":
-        pv = np.sum(service_target / (1 + rate[:, None]) ** (k + 1), axis=1)
-        sized = pv
-    else:
-        sized = balance_at_cod
-    capped = sized > total_cost + 1e-6
-    debt = np.minimum(sized, total_cost)
-    p, periods = cfads.shape
-    service = np.zeros((p, periods))
-    interest = np.zeros((p, periods))
-    principal = np.zeros((p, periods))
-    outstanding = debt.copy()
-    n_amort = np.maximum(x.tenor - np.minimum(x.grace, x.tenor), 0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        annuity = np.where(
-            rate > 0,
-            debt * rate / (1 - (1 + rate) ** -n_amort),
-            debt / np.where(n_amort > 0, n_amort, 1),
-        )
-    annuity = np.where(n_amort > 0, annuity, 0.0)
-    scale = np.where(capped & (sized > 0), debt / np.where(sized > 0, sized, 1), 1.0)
-    opening = np.zeros((p, periods)) if detail else None
-    # a balance within float noise of zero is repaid: the last instalment must not "clear"
-    # 4e-11 and show a DSCR of -7e14 in a year of negative CFADS (hypothesis found it)
-    noise = 1e-9 * np.maximum(debt, 1.0)
-    for year in range(periods):  # the year axis (≤ ~100), vectorised over all projects
-        outstanding = np.where(np.abs(outstanding) <= noise, 0.0, outstanding)
-        if opening is not None:  # the balance is the debt from COD on, nothing before
-            opening[:, year] = np.where(year >= c[:, 0], outstanding, 0.0)
-        due = interest_due = outstanding * rate
-        active = in_loan[:, year]
-        if config.debt_profile == "sculpted":
-            pay = np.where(amortising[:, year], service_target[:, year] * scale, interest_due)
-            repay = np.clip(pay - interest_due, 0.0, outstanding)
-        elif config.debt_profile == "equal_principal":
-            repay = np.where(
-                amortising[:, year],
-                np.minimum(debt / np.where(n_amort > 0, n_amort, 1), outstanding),
-                0.0,
-            )
-        else:
-            repay = np.where(
-                amortising[:, year], np.clip(annuity - interest_due, 0.0, outstanding), 0.0
-            )
-        last = active & (k[:, year] == tenor[:, 0] - 1)
-        repay = np.where(last, outstanding, repay)  # the last instalment clears the loan
-        interest[:, year] = np.where(active, due, 0.0)
-        principal[:, year] = np.where(active, repay, 0.0)
-        service[:, year] = interest[:, year] + principal[:, year]
-        outstanding = outstanding - principal[:, year]
-    sizing: dict = {}
-    if opening is not None:
-        sizing = {
-            "per_year": {
-                "in_loan": in_loan.astype(float),
-                "amortising": amortising.astype(float),
-                "sculpt_target": service_target,
-                "opening": opening,
-                "closing": opening - principal,
-            },
-            "per_project": {
-                "debt": debt,
-                "sized": sized,
-                "capped": capped.astype(float),
-                "scale": scale,
-                "annuity": annuity,
-            },
-        }
-    return debt, service, interest, principal, capped, sizing
 
 
 def _breakeven(

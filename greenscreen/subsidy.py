@@ -343,19 +343,7 @@ def evaluate_programmes(
     derived = with_derived_inputs(results)
     awards: list[pl.DataFrame] = []
     for programme in programmes:
-        frame = derived
-        for dep in programme.depends_on:
-            if f"{dep}__status" not in frame.columns:
-                raise GreenscreenError(
-                    f"programme {programme.id} depends on rulebook {dep}, which was not screened"
-                )
-        casts = [
-            typed_evidence(frame, f.name, dtype, f.bounds())
-            for f in programme.fields
-            for dtype in [programme_fields(programme)[f.name]]
-        ]
-        if casts:
-            frame = frame.with_columns(casts)
+        frame = _programme_inputs(derived, programme)
         for award in programme.awards:
             awards.append(_evaluate_award(frame, programme, award, config))
     table = (
@@ -365,16 +353,36 @@ def evaluate_programmes(
     )
     schedule = _schedule(results, table, programmes)
     table = table.drop("_start_year", strict=False)  # the schedule's, not an output column
-    subsidy = table.filter(
-        (pl.col("programme_kind") == "subsidy") & (pl.col("status") == "eligible")
-    )
-    relending = table.filter(
-        (pl.col("programme_kind") == "relending") & (pl.col("status") == "eligible")
-    )
+    return Subsidies(table, schedule, _per_project(results, table))
+
+
+def _programme_inputs(derived: pl.DataFrame, programme: Programme) -> pl.DataFrame:
+    """The projects with the programme's declared evidence fields typed (and bounded); a
+    rulebook it depends on must have been screened."""
+    for dep in programme.depends_on:
+        if f"{dep}__status" not in derived.columns:
+            raise GreenscreenError(
+                f"programme {programme.id} depends on rulebook {dep}, which was not screened"
+            )
+    casts = [
+        typed_evidence(derived, f.name, dtype, f.bounds())
+        for f in programme.fields
+        for dtype in [programme_fields(programme)[f.name]]
+    ]
+    return derived.with_columns(casts) if casts else derived
+
+
+def _per_project(results: pl.DataFrame, table: pl.DataFrame) -> pl.DataFrame:
+    """One row per project, in the order of ``results``: the eligible subsidy totals
+    (``subsidy_total`` without the ``up_to`` ceilings, ``subsidy_total_max``) and awards, the
+    eligible relending principal and funding benefit, and the potential subsidy [currency]."""
+    eligible = pl.col("status") == "eligible"
+    subsidy = table.filter((pl.col("programme_kind") == "subsidy") & eligible)
+    relending = table.filter((pl.col("programme_kind") == "relending") & eligible)
     potential = table.filter(
         (pl.col("programme_kind") == "subsidy") & ~pl.col("up_to").fill_null(False)
     )
-    summary = (
+    return (
         results.select("project_id")
         .join(
             subsidy.group_by("project_id").agg(
@@ -413,43 +421,95 @@ def evaluate_programmes(
             pl.col("subsidy_potential").fill_null(0.0),
         )
     )
-    return Subsidies(table, schedule, summary)
+
+
+#: An award's criteria compiled: (criterion, its condition as a polars expression, the
+#: fields it reads); criterion j is evaluated into column ``c{j}``.
+_Compiled = list[tuple[Criterion, pl.Expr, list[str]]]
 
 
 def _evaluate_award(
     frame: pl.DataFrame, programme: Programme, award: Award, config: SubsidyConfig
 ) -> pl.DataFrame:
+    """One award over the projects in its scope: criteria, status, amounts, reasons and the
+    relending benefit; the columns of :data:`AWARD_COLUMNS` (with ``funding_benefit``) and
+    ``_start_year`` for the schedule."""
     fields = programme_fields(programme)
     compiled = [(c, *compile_condition(c.condition, fields)) for c in award.criteria]
     base_expr, base_fields = compile_condition(award.amount.base, fields, result="number")
-    in_scope: list[pl.Expr] = []
-    if award.scope.activities:
-        in_scope.append(pl.col("activity").is_in(award.scope.activities).fill_null(False))
-    if award.scope.condition:
-        in_scope.append(compile_condition(award.scope.condition, fields)[0].fill_null(False))
-    # Out-of-scope projects are not_eligible by definition and not listed: at a million
-    # projects × awards the rows would dominate memory (measured: 7.1 GiB → see benchmarks),
-    # and they are left out before anything is computed for them
-    scoped = frame.filter(pl.all_horizontal(in_scope)) if in_scope else frame
-    work = scoped.select(
+    work = _in_scope(frame, award, fields).select(
         "project_id",
         *(expr.cast(pl.Boolean).alias(f"c{j}") for j, (_, expr, _) in enumerate(compiled)),
         base_expr.cast(pl.Float64).alias("base"),
         pl.col("approval_date"),
         pl.col("cod"),
     )
+    gross, gross_max, final, final_max = _amounts(award.amount)
+    out = work.with_columns(
+        _status(compiled).alias("status"),
+        _missing(compiled, base_fields).alias("missing"),
+        _reasons(compiled).alias("reasons"),
+        gross.alias("gross_amount"),
+        gross_max.alias("gross_amount_max"),
+        final.alias("final_amount"),
+        final_max.alias("final_amount_max"),
+    )
+    out = out.with_columns(_settled(programme))
+    return out.select(_award_columns(programme, award, config))
+
+
+def _in_scope(frame: pl.DataFrame, award: Award, fields: dict[str, pl.DataType]) -> pl.DataFrame:
+    """The projects in the award's scope (its activities and scope condition; undecided is
+    out). Out-of-scope projects are not_eligible by definition and not listed: at a million
+    projects × awards the rows would dominate memory (measured: 7.1 GiB → see benchmarks),
+    and they are left out before anything is computed for them."""
+    in_scope: list[pl.Expr] = []
+    if award.scope.activities:
+        in_scope.append(pl.col("activity").is_in(award.scope.activities).fill_null(False))
+    if award.scope.condition:
+        in_scope.append(compile_condition(award.scope.condition, fields)[0].fill_null(False))
+    return frame.filter(pl.all_horizontal(in_scope)) if in_scope else frame
+
+
+def _status(compiled: _Compiled) -> pl.Expr:
+    """``eligible``, ``not_eligible`` or ``insufficient_data`` from the criteria (columns
+    ``c{j}``) in three-valued logic (:func:`greenscreen.logic.combine`); eligible needs the
+    amount too: criteria met with a missing base is insufficient data."""
     criteria_met = combine([(c, f"c{j}") for j, (c, _, _) in enumerate(compiled)])
-    # eligible needs the amount too: a missing base is insufficient data, naming its fields
     result = (
         pl.when(criteria_met & pl.col("base").is_null())
         .then(pl.lit(None, pl.Boolean))
         .otherwise(criteria_met)
     )
+    return (
+        pl.when(result)
+        .then(pl.lit("eligible"))
+        .when(~result)
+        .then(pl.lit("not_eligible"))
+        .otherwise(pl.lit("insufficient_data"))
+    )
+
+
+def _missing(compiled: _Compiled, base_fields: list[str]) -> pl.Expr:
+    """The fields to ask for, once each in order: those of every undecided gating criterion
+    and of a missing base (List[String]; narrowed to undecided awards by :func:`_settled`)."""
     missing_parts = [
         pl.when(pl.col(f"c{j}").is_null()).then(pl.lit(";".join(used)))
         for j, (c, _, used) in enumerate(compiled)
         if gates(c) and used
     ] + [pl.when(pl.col("base").is_null()).then(pl.lit(";".join(base_fields)))]
+    return (
+        pl.concat_str(missing_parts, separator=";", ignore_nulls=True)
+        .str.split(";")
+        .list.unique(maintain_order=True)
+        if missing_parts
+        else pl.lit(None, pl.List(pl.String))
+    )
+
+
+def _reasons(compiled: _Compiled) -> pl.Expr:
+    """The evidence text: ``✓``, ``✗`` or ``?`` (undecided), the criterion id and its
+    threshold (else its condition) for each criterion, joined by ``; ``."""
     reasons_parts = [
         pl.format(
             "{} {}: {}",
@@ -463,7 +523,12 @@ def _evaluate_award(
         )
         for j, (c, _, _) in enumerate(compiled)
     ]
-    amount = award.amount
+    return pl.concat_str(reasons_parts, separator="; ") if reasons_parts else pl.lit("")
+
+
+def _amounts(amount: Amount) -> tuple[pl.Expr, pl.Expr, pl.Expr, pl.Expr]:
+    """Gross (rate × base), gross at ``rate_max``, and both capped (final) [currency]; null
+    where the base is missing."""
     gross = pl.col("base") * amount.rate
     gross_max = pl.col("base") * (amount.rate_max if amount.rate_max is not None else amount.rate)
     cap = pl.lit(amount.cap, pl.Float64)
@@ -478,40 +543,21 @@ def _evaluate_award(
         if amount.cap is not None
         else gross_max
     )
-    status = (
-        pl.when(result)
-        .then(pl.lit("eligible"))
-        .when(~result)
-        .then(pl.lit("not_eligible"))
-        .otherwise(pl.lit("insufficient_data"))
-    )
-    out = work.with_columns(
-        status.alias("status"),
-        (
-            pl.concat_str(missing_parts, separator=";", ignore_nulls=True)
-            .str.split(";")
-            .list.unique(maintain_order=True)
-            if missing_parts
-            else pl.lit(None, pl.List(pl.String))
-        ).alias("missing"),
-        (pl.concat_str(reasons_parts, separator="; ") if reasons_parts else pl.lit("")).alias(
-            "reasons"
-        ),
-        gross.alias("gross_amount"),
-        gross_max.alias("gross_amount_max"),
-        final.alias("final_amount"),
-        final_max.alias("final_amount_max"),
-    )
-    # the final amount is what the project gets: nothing when not eligible (gross_amount keeps
-    # the calculation), undecided (null) while data is missing; "potential" is what it would
-    # get once the client attests the yes/no evidence that is all it lacks
+    return gross, gross_max, final, final_max
+
+
+def _settled(programme: Programme) -> list[pl.Expr]:
+    """The amounts by status [currency]. The final amount is what the project gets: nothing
+    when not eligible (gross_amount keeps the calculation), undecided (null) while data is
+    missing; "potential" is what it would get once the client attests the yes/no evidence
+    that is all it lacks. ``missing`` only where undecided; ``cap_applied``."""
     attestations = [f.name for f in programme.fields if f.type == "boolean"]
     only_attestations = (
         pl.col("missing").list.set_difference(pl.lit(attestations, pl.List(pl.String))).list.len()
         == 0
     )
     undecided = pl.col("status") == "insufficient_data"
-    out = out.with_columns(
+    return [
         pl.when(undecided).then(pl.col("missing")).alias("missing"),
         (pl.col("gross_amount_max") > pl.col("final_amount_max"))
         .fill_null(False)
@@ -528,38 +574,49 @@ def _evaluate_award(
             .alias(c)
             for c in ("final_amount", "final_amount_max")
         ),
-    )
-    benefit = pl.lit(None, pl.Float64)
+    ]
+
+
+def _funding_benefit(programme: Programme, config: SubsidyConfig) -> pl.Expr:
+    """Relending: the bank's funding benefit, final amount × (funding cost − relending rate)
+    × term × (1 + rollovers) [currency]; null for a subsidy or without a funding cost."""
     if programme.kind == "relending" and programme.relending and config.funding_cost is not None:
         terms = programme.relending
         years = terms.term_years * (1 + terms.rollovers)
-        benefit = pl.col("final_amount") * (config.funding_cost - terms.rate) * years
-    return out.select(
-        "project_id",
+        return pl.col("final_amount") * (config.funding_cost - terms.rate) * years
+    return pl.lit(None, pl.Float64)
+
+
+def _award_columns(programme: Programme, award: Award, config: SubsidyConfig) -> list[pl.Expr]:
+    """The output columns, in order: :data:`AWARD_COLUMNS`, ``funding_benefit`` and
+    ``_start_year`` (the year the schedule starts from, for :func:`_schedule`)."""
+    amount = award.amount
+    return [
+        pl.col("project_id"),
         pl.lit(programme.id).alias("programme"),
         pl.lit(programme.kind).alias("programme_kind"),
         pl.lit(award.code).alias("award"),
-        "status",
-        "missing",
-        "base",
+        pl.col("status"),
+        pl.col("missing"),
+        pl.col("base"),
         pl.lit(amount.base_unit).alias("base_unit"),
         pl.lit(amount.rate).alias("rate"),
         pl.lit(amount.rate_max, pl.Float64).alias("rate_max"),
-        "gross_amount",
-        "gross_amount_max",
-        cap.alias("cap"),
-        "cap_applied",
-        "final_amount",
-        "final_amount_max",
-        "potential_amount",
+        pl.col("gross_amount"),
+        pl.col("gross_amount_max"),
+        pl.lit(amount.cap, pl.Float64).alias("cap"),
+        pl.col("cap_applied"),
+        pl.col("final_amount"),
+        pl.col("final_amount_max"),
+        pl.col("potential_amount"),
         pl.lit(amount.up_to).alias("up_to"),
         pl.lit(programme.currency).alias("currency"),
-        "reasons",
+        pl.col("reasons"),
         pl.lit(amount.clause).alias("clause"),
         pl.lit(award.verification).alias("verification"),
-        benefit.alias("funding_benefit"),
+        _funding_benefit(programme, config).alias("funding_benefit"),
         pl.col(award.schedule.start).dt.year().alias("_start_year"),
-    )
+    ]
 
 
 def _schedule(

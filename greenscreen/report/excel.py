@@ -159,8 +159,8 @@ class _Figure(NamedTuple):
     unit: str = ""
 
 
-#: Inputs the model derives (``appraisal._model``: ``share``, ``_debt``: ``n_amort``);
-#: cached values from ``Appraisal.workings`` (sizing).
+#: Inputs the model derives (``appraisal._construction``: ``share``, ``_debt_sizing``:
+#: ``n_amort``); cached values from ``Appraisal.workings`` (sizing).
 _DERIVED = (
     _Figure(
         "in_debt_share",
@@ -199,16 +199,18 @@ class _Line(NamedTuple):
     engine: str | None = None
 
 
-#: The cash-flow model, line by line in the order of ``appraisal._model`` and ``_debt``.
+#: The cash-flow model, line by line in the order of ``appraisal._model``'s blocks (``_lines``),
+#: each comment naming the function that computes the lines below it.
 _LINES = (
-    # timeline: t < C building, C ≤ t < C + N operating, k the operating year
+    # timeline (_timeline): t < C building, C ≤ t < C + N operating, k the operating year
     _Line("year", "={t}", "int"),
     _Line("building", "=IF({year}<in_construction,1,0)", "int"),
     _Line(
         "operating", "=IF(AND({year}>=in_construction,{year}<in_construction+in_life),1,0)", "int"
     ),
     _Line("op_year", "=IF({operating}=1,{year}-in_construction,0)", "int"),
-    # construction: capex evenly over C years; debt drawn pro rata; IDC capitalised
+    # construction (_construction): capex evenly over C years; debt drawn pro rata; IDC
+    # capitalised
     _Line("capex", "={building}*in_capex/in_construction"),
     _Line("draw", "={capex}*in_debt_share"),
     _Line("idc", "=IF({building}=1,{prev.con_balance}*in_rate,0)", first="=0"),
@@ -217,7 +219,7 @@ _LINES = (
         "=IF({building}=1,{prev.con_balance}+{idc}+{draw},{prev.con_balance})",
         first="={draw}",
     ),
-    # operation
+    # operation: revenue (_revenue), opex (_opex), EBITDA to CFADS (_earnings)
     _Line(
         "generation",
         "={operating}*in_generation*(1-in_degradation)^{op_year}",
@@ -236,7 +238,8 @@ _LINES = (
     _Line("ebit", "={ebitda}-{depreciation}"),
     _Line("tax", "=MAX({ebit},0)*in_tax*{operating}"),
     _Line("cfads", "={operating}*({ebitda}-{tax})"),
-    # debt (_debt): loan years, amortising years, the sculpting target, the balance
+    # debt: loan years, amortising years, the sculpting target (_debt_sizing), the balance
+    # and the debt service (_debt)
     _Line("in_loan", "=IF(AND({operating}=1,{op_year}<in_tenor),1,0)", "int"),
     _Line("amortising", "=IF(AND({in_loan}=1,{op_year}>=MIN(in_grace,in_tenor)),1,0)", "int"),
     _Line("sculpt_target", "={amortising}*MAX({cfads},0)/in_target_dscr"),
@@ -246,7 +249,8 @@ _LINES = (
         first="=IF({operating}*({op_year}=0)=1,cf_debt,0)",
     ),
     _Line("interest", "={in_loan}*{opening}*in_rate"),
-    # the last instalment clears the loan; else by profile: annuity, equal principal, sculpted
+    # the last instalment clears the loan; else by profile (_repayment): annuity, equal
+    # principal, sculpted
     _Line(
         "principal",
         "=IF({in_loan}=1,IF({op_year}=in_tenor-1,{opening},CHOOSE(in_profile,"
@@ -257,9 +261,10 @@ _LINES = (
     ),
     _Line("debt_service", "={interest}+{principal}"),
     _Line("closing", "={opening}-{principal}"),
-    # no DSCR without debt service: the formula's "" (blank), not 0
+    # cover (_cover): no DSCR without debt service: the formula's "" (blank), not 0
     _Line("dscr", '=IF({debt_service}>0,{cfads}/{debt_service},"")', "ratio"),
-    # cash flows: EBITDA outside operation is only subsidy paid during construction
+    # cash flows (_cash_flows): EBITDA outside operation is only subsidy paid during
+    # construction
     _Line("project_cf_pre", "=-{capex}+{ebitda}"),
     _Line("project_cf", "={project_cf_pre}-{tax}"),
     _Line("shield", "=MIN({interest},MAX({ebit},0))*in_tax*{operating}"),
@@ -267,10 +272,11 @@ _LINES = (
         "equity_cf",
         "=-{capex}*(1-in_debt_share)+IF({operating}=1,{cfads}-{debt_service}+{shield},{ebitda})",
     ),
+    # valuation (_model, for _metrics): the discount factors at the discount rate
     _Line("discount", "=(1+in_discount)^-{year}", "ratio"),
 )
 
-#: The debt sizing (``_debt``), named for the lines above; cached values from
+#: The debt sizing (``_debt_sizing``), named for the lines above; cached values from
 #: ``Appraisal.workings`` (sizing).
 _SIZING = (
     _Figure(
@@ -304,7 +310,7 @@ _SIZING = (
     ),
 )
 
-#: The metrics (``_model``'s ``metrics``); cached values from the results row. IRR() is
+#: The metrics (``appraisal._metrics``); cached values from the results row. IRR() is
 #: seeded with the engine's IRR as the guess: spreadsheet IRR iterates from 10 % and can fail
 #: on negative returns, the engine's value keeps it converging.
 _METRICS = (
