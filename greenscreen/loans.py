@@ -40,18 +40,18 @@ from greenscreen.errors import GreenscreenError, PipelineError
 from greenscreen.io import (
     REJECT_SCHEMA,
     Contract,
+    HeaderMatch,
     Pipeline,
     SourceInfo,
     duplicate_id_rejects,
+    header_index,
     read_with,
+    resolve_header_in,
 )
 from greenscreen.rulebook import bundled_rulebooks
 from greenscreen.schema import (
     MONEY_MAX,
     FieldSpec,
-    HeaderMatch,
-    header_index,
-    resolve_header_in,
     spec_from_field,
     template_field,
 )
@@ -239,7 +239,7 @@ def _loan_index() -> dict[str, str]:
 
 
 def resolve_loan_header(header: str) -> HeaderMatch | None:
-    """A loan-book header to its field and unit scale (:func:`greenscreen.schema.resolve_header`
+    """A loan-book header to its field and unit scale (:func:`greenscreen.io.resolve_header`
     for the loan book's fields).
 
     Parameters

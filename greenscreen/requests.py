@@ -445,8 +445,7 @@ def merge_file(
     projects : int
         Rows of the merged pipeline.
     """
-    from greenscreen.io import read_table
-    from greenscreen.schema import resolve_header
+    from greenscreen.io import read_table, resolve_header
 
     pipeline, out = Path(pipeline), Path(out)
     if out.suffix.lower() not in (".csv", ".xlsx"):

@@ -7,9 +7,9 @@ units, descriptions, bilingual labels and value constraints. Everything else is 
 - :func:`polars_schema` — the typed polars schema of an accepted pipeline;
 - :func:`resolve_header` — maps a spreadsheet header in English or Chinese, with or without a
   unit, to a field and a unit scale factor (``总投资(万元)`` → ``total_investment`` × 10 000).
-  It is the reader's header stage (:mod:`greenscreen.io._headers`, with the units table of
-  :mod:`greenscreen._units`) and is importable from here, as are :class:`HeaderMatch`,
-  :func:`header_index` and :func:`resolve_header_in`.
+  It is the reader's header stage, public in :mod:`greenscreen.io` (with :class:`HeaderMatch`,
+  :func:`header_index` and :func:`resolve_header_in`; the units table is
+  :mod:`greenscreen._units`).
 
 Column names are snake_case with the unit in the name. Only ``project_id`` and one of
 ``activity``/``description`` are required; every other field is optional and used when present.
@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import types
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Union, get_args, get_origin
+from typing import Any, Literal, Union, get_args, get_origin
 
 import annotated_types as at
 import polars as pl
@@ -29,12 +29,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from greenscreen.errors import did_you_mean
 from greenscreen.vocabularies import activity_ids, activity_lookup, label_key
-
-if TYPE_CHECKING:  # at run time through __getattr__ below: greenscreen.io imports this module
-    from greenscreen.io._headers import HeaderMatch as HeaderMatch
-    from greenscreen.io._headers import header_index as header_index
-    from greenscreen.io._headers import resolve_header as resolve_header
-    from greenscreen.io._headers import resolve_header_in as resolve_header_in
 
 TEMPLATE_VERSION = "v1"
 
@@ -778,17 +772,3 @@ def polars_schema() -> pl.Schema:
     return pl.Schema(
         [(spec.name, spec.dtype) for spec in FIELDS.values()] + list(DERIVED_COLUMNS.items())
     )
-
-
-# --------------------------------------------------------------------------------------------
-# Headers: resolved by the reader's header stage, greenscreen.io._headers. Its public names stay
-# importable from here; loaded on first use, since greenscreen.io imports this module.
-_HEADER_NAMES = frozenset({"HeaderMatch", "header_index", "resolve_header", "resolve_header_in"})
-
-
-def __getattr__(name: str) -> Any:
-    if name in _HEADER_NAMES:
-        from greenscreen.io import _headers
-
-        return getattr(_headers, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from greenscreen import FIELDS, PipelineError, ProjectInput, polars_schema, read_pipeline
-from greenscreen.schema import resolve_header
+from greenscreen.io import resolve_header
 from greenscreen.vocabularies import label_expr, label_key
 
 

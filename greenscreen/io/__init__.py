@@ -28,10 +28,13 @@ from greenscreen.io._headers import (
     MAX_COLUMNS,
     MAX_HEADER_CHARS,
     Contract,
+    HeaderMatch,
     _drop_label_row,
     _map_columns,
     _pipeline_required,
+    header_index,
     resolve_header,
+    resolve_header_in,
 )
 from greenscreen.io._readers import (
     MAX_SHEET_CELLS,
@@ -62,13 +65,17 @@ __all__ = [
     "PIPELINE",
     "REJECT_SCHEMA",
     "Contract",
+    "HeaderMatch",
     "Pipeline",
     "SourceInfo",
     "csv_separator",
     "duplicate_id_rejects",
+    "header_index",
     "read_pipeline",
     "read_table",
     "read_with",
+    "resolve_header",
+    "resolve_header_in",
 ]
 
 PIPELINE = Contract(FIELDS, resolve_header, "project_id", _pipeline_required, _row_problems, True)
