@@ -21,6 +21,7 @@ import hashlib
 import os
 import pickle
 import shutil
+import subprocess
 import sys
 import tempfile
 import warnings
@@ -491,10 +492,9 @@ def _jvm_exit_status(session: SparkSession | None, *, wait: bool) -> int | None:
     if process is None:
         return None
     try:  # the connection breaks a moment before the process is reaped
-        status: int | None = process.wait(timeout=10) if wait else process.poll()
-    except Exception:
+        return process.wait(timeout=10) if wait else process.poll()
+    except subprocess.TimeoutExpired:
         return None
-    return status
 
 
 def _session(master: str | None) -> tuple[SparkSession, bool]:
