@@ -48,6 +48,7 @@ from greenscreen.io import (
     read_with,
     resolve_header_in,
 )
+from greenscreen.logic import typed_evidence
 from greenscreen.rulebook import bundled_rulebooks
 from greenscreen.schema import (
     MONEY_MAX,
@@ -55,7 +56,6 @@ from greenscreen.schema import (
     spec_from_field,
     template_field,
 )
-from greenscreen.vocabularies import YES
 
 LOAN_TEMPLATE_VERSION = "v1"
 
@@ -602,11 +602,8 @@ def project_emissions(results: pl.DataFrame, factors_dir: str | None = None) -> 
         zip(factors.fuels["fuel"], factors.fuels["tco2_per_t"].cast(pl.Float64), strict=True)
     )
     reported = _num(results, "project_emissions_tco2e")
-    verified = (
-        pl.col("project_emissions_verified").cast(pl.String).str.to_lowercase().is_in(YES)
-        if "project_emissions_verified" in results.columns
-        else pl.lit(False)
-    )
+    # read as every yes/no evidence field is (absent or unreadable: not verified)
+    verified = typed_evidence(results, "project_emissions_verified", pl.Boolean()).fill_null(False)
     fuel_ef = (
         pl.col("fuel_type")
         .cast(pl.String)

@@ -245,8 +245,6 @@ BOOLEANS: dict[str, bool] = {
     **dict.fromkeys(("true", "yes", "y", "1", "1.0", "是", "有", "√", "✓", "t"), True),
     **dict.fromkeys(("false", "no", "n", "0", "0.0", "否", "无", "×", "✗", "f"), False),
 }
-#: The spellings of yes in :data:`BOOLEANS`.
-YES: tuple[str, ...] = tuple(word for word, value in BOOLEANS.items() if value)
 
 #: Names analysts type for China in the ``country`` column (upper-cased first) → ISO 3166-1.
 COUNTRY_SYNONYMS = {"中国": "CN", "CHINA": "CN", "PRC": "CN", "CHN": "CN", "中华人民共和国": "CN"}
