@@ -166,7 +166,7 @@ DATA_FILES: tuple[str, ...] = tuple(k for k, f in OUTPUT_FILES.items() if f.laye
 
 
 def csv_compatible(frame: pl.DataFrame) -> pl.DataFrame:
-    """The frame as CSV can hold it: list columns joined with ``'; '``.
+    """The frame as CSV (or a spreadsheet cell) can hold it: list columns joined with ``'; '``.
 
     Parameters
     ----------

@@ -53,7 +53,14 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from greenscreen import __version__
-from greenscreen._outputs import CSV_MAX_ROWS, DATA_FILES, OUTPUT_FILES, atomic_write, output_set
+from greenscreen._outputs import (
+    CSV_MAX_ROWS,
+    DATA_FILES,
+    OUTPUT_FILES,
+    atomic_write,
+    csv_compatible,
+    output_set,
+)
 from greenscreen.emissions import FACTOR_FILES
 from greenscreen.engine import DECISION_SCHEMA
 from greenscreen.errors import GreenscreenError
@@ -1302,11 +1309,6 @@ def _attach_causes(changes: pl.DataFrame, causes: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _joined(frame: pl.DataFrame) -> pl.DataFrame:
-    nested = [c for c, t in frame.schema.items() if isinstance(t, pl.List)]
-    return frame.with_columns(pl.col(nested).list.join("; ")) if nested else frame
-
-
 #: rows of the changes sheet in diff.xlsx (all of them are in diff.parquet)
 XLSX_MAX_CHANGES = 100_000
 
@@ -1338,7 +1340,7 @@ def _diff_xlsx(d: Diff, path: str) -> None:
             row += len(statuses_a) + 2
     sheet.set_column(0, 0, 34)
     sheet.set_column(1, 12, 18)
-    changes = _joined(d.changes.head(XLSX_MAX_CHANGES))
+    changes = csv_compatible(d.changes.head(XLSX_MAX_CHANGES))
     changes.write_excel(book, "changes", autofit=False, column_widths=30)
     if d.changes.height > XLSX_MAX_CHANGES:
         book.get_worksheet_by_name("changes").write_string(
@@ -1346,7 +1348,7 @@ def _diff_xlsx(d: Diff, path: str) -> None:
             0,
             f"first {XLSX_MAX_CHANGES:,} of {d.changes.height:,} changes; all in diff.parquet",
         )
-    _joined(d.causes).write_excel(book, "causes", autofit=False, column_widths=60)
+    csv_compatible(d.causes).write_excel(book, "causes", autofit=False, column_widths=60)
     book.close()
 
 
