@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
@@ -28,12 +28,16 @@ from greenscreen._outputs import (
     output_set,
     writes_csv,
 )
+from greenscreen.engine import DECISION_SCHEMA, decisions_file
 from greenscreen.errors import GreenscreenError, PipelineError
 from greenscreen.io import Pipeline, SourceInfo, duplicate_id_rejects, read_pipeline
 from greenscreen.report import write_run_reports
 from greenscreen.report.html import write_portfolio_html
 from greenscreen.report.labels import Lang
 from greenscreen.run import ScreenResult, screen
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 #: outputs assembled from per-batch parts (key → file name): the Parquet data files
 _PARTS = {k: OUTPUT_FILES[k].name for k in DATA_FILES if OUTPUT_FILES[k].format == "parquet"}
@@ -288,7 +292,7 @@ def _run(
         pipeline = Pipeline(projects, rejects, info, projects.height, 0, notes)
         result = screen(pipeline, **options)
         result.results.write_parquet(parts / f"results-{k:05d}.parquet", statistics=False)
-        result.decisions_lazy.sink_parquet(parts / f"decisions-{k:05d}.parquet")
+        decisions_file(result.decisions_lazy).sink_parquet(parts / f"decisions-{k:05d}.parquet")
         if result.subsidies is not None:
             result.subsidies.awards.write_parquet(parts / f"subsidies-{k:05d}.parquet")
             result.subsidies.schedule.write_parquet(parts / f"schedule-{k:05d}.parquet")
@@ -367,7 +371,8 @@ def finish_outputs(
         files = sorted(parts.glob(f"{key}-*.parquet"))
         if files:
             paths[key] = out / name
-            atomic_write(paths[key], partial(_append_parquet, files))
+            schema = _decisions_arrow() if key == "decisions" else None
+            atomic_write(paths[key], partial(_append_parquet, files, schema))
     if "results" in paths and writes_csv(accepted, csv_max_rows):
         files = sorted(parts.glob("results-*.parquet"))
         paths["results_csv"] = out / OUTPUT_FILES["results_csv"].name
@@ -395,17 +400,23 @@ def finish_outputs(
     return BatchRun(paths, total, accepted, n_rejected, n_blank, batches, last), meta
 
 
-def _append_parquet(files: list[Path], path: str) -> None:
-    """The parts, in order, as one Parquet file, a row group at a time. pyarrow's writer
-    appends; polars' multi-file sink buffers every part (memory grew with the part count)."""
+def _append_parquet(files: list[Path], schema: pa.Schema | None, path: str) -> None:
+    """The parts, in order, as one Parquet file in ``schema`` (default: the first part's), a
+    row group at a time. pyarrow's writer appends; polars' multi-file sink buffers every part
+    (memory grew with the part count)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    schema = pq.read_schema(files[0])
+    schema = schema or pq.read_schema(files[0])
     with pq.ParquetWriter(path, schema, compression="zstd", write_statistics=False) as writer:
         for file in files:
             for batch in pq.ParquetFile(file).iter_batches(batch_size=65_536):
                 writer.write_table(pa.Table.from_batches([batch]).cast(schema))
+
+
+def _decisions_arrow() -> pa.Schema:
+    """decisions.parquet's Arrow schema: Spark's parts hold the labels as plain text."""
+    return decisions_file(DECISION_SCHEMA.to_frame()).collect().to_arrow().schema
 
 
 def _append_csv(files: list[Path], path: str) -> None:

@@ -62,7 +62,7 @@ from greenscreen._outputs import (
     output_set,
 )
 from greenscreen.emissions import FACTOR_FILES
-from greenscreen.engine import DECISION_SCHEMA
+from greenscreen.engine import DECISION_SCHEMA, decisions_file, decisions_frame
 from greenscreen.errors import GreenscreenError
 from greenscreen.run import ScreenResult
 
@@ -997,7 +997,8 @@ def _read_table(
         )
     schema = pl.read_ipc(io.BytesIO(row[1])).schema
     frame = pl.read_parquet(path).cast(dict(schema))  # type: ignore[arg-type]
-    if name == "decisions":
+    if name == "decisions":  # labels as text, whichever types the run stored them in
+        frame = decisions_frame(frame)
         versions = dict(
             con.execute(
                 "SELECT id, version FROM run_sources WHERE run_id = ? AND kind = 'rulebook'",
@@ -1458,7 +1459,7 @@ def export(register: Register, run: str, out_dir: str | Path) -> dict[str, Path]
             table = decisions.drop("rulebook_version", strict=False)
             atomic_write(
                 staged.path / OUTPUT_FILES["decisions"].name,
-                lambda p: table.lazy().sink_parquet(p, statistics=False),
+                lambda p: decisions_file(table).sink_parquet(p, statistics=False),
             )
         for key, path in list(paths.items()):
             if path.name not in listed:
@@ -1525,7 +1526,7 @@ def _rebuilt(
     return _Registered(
         results,
         pipeline,
-        decisions.drop("rulebook_version", strict=False).lazy(),
+        decisions_file(decisions.drop("rulebook_version", strict=False)),
         rulebooks,
         _config(EmissionsConfig, emissions),
         subsidies,

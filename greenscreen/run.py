@@ -28,7 +28,13 @@ from greenscreen._outputs import (
 )
 from greenscreen.appraisal import Appraisal, AppraisalConfig, appraise
 from greenscreen.emissions import EmissionsConfig, estimate
-from greenscreen.engine import CONFLICT_FLAG, DECISION_SCHEMA, evaluate
+from greenscreen.engine import (
+    CONFLICT_FLAG,
+    DECISION_SCHEMA,
+    decisions_file,
+    decisions_frame,
+    evaluate,
+)
 from greenscreen.errors import GreenscreenError, did_you_mean
 from greenscreen.io import Pipeline, read_pipeline
 from greenscreen.rulebook import Rulebook, bundled_rulebooks, load_rulebooks
@@ -56,7 +62,9 @@ class ScreenResult:
 
     results: pl.DataFrame
     pipeline: Pipeline
-    decisions_lazy: pl.LazyFrame = field(default_factory=lambda: DECISION_SCHEMA.to_frame().lazy())
+    decisions_lazy: pl.LazyFrame = field(
+        default_factory=lambda: decisions_file(DECISION_SCHEMA.to_frame())
+    )
     rulebooks: tuple[Rulebook, ...] = ()
     emissions_config: EmissionsConfig = field(default_factory=EmissionsConfig)
     subsidies: Subsidies | None = None
@@ -67,7 +75,7 @@ class ScreenResult:
     @cached_property
     def decisions(self) -> pl.DataFrame:
         """One row per project × rulebook × criterion (see engine.DECISION_SCHEMA)."""
-        return self.decisions_lazy.collect()
+        return decisions_frame(self.decisions_lazy)
 
     @property
     def rejects(self) -> pl.DataFrame:
@@ -314,7 +322,7 @@ class ScreenResult:
         def only(frame: pl.DataFrame) -> pl.DataFrame:
             return frame.filter(pl.col("project_id").is_in(keep))
 
-        decisions = self.decisions.lazy() if "decisions" in self.__dict__ else self.decisions_lazy
+        decisions = self.decisions if "decisions" in self.__dict__ else self.decisions_lazy
         subsidies = self.subsidies and Subsidies(
             only(self.subsidies.awards),
             only(self.subsidies.schedule),
@@ -324,16 +332,17 @@ class ScreenResult:
             self,
             results=only(self.results),
             pipeline=replace(self.pipeline, projects=only(self.pipeline.projects)),
-            decisions_lazy=decisions.filter(pl.col("project_id").is_in(keep)).collect().lazy(),
+            decisions_lazy=decisions_file(decisions.lazy().filter(pl.col("project_id").is_in(keep)))
+            .collect()
+            .lazy(),
             subsidies=subsidies,
             appraisal=self.appraisal and self.appraisal.subset(keep),
         )
 
     def _write_decisions(self, path: str) -> None:
-        if "decisions" in self.__dict__:  # already materialised
-            self.decisions.write_parquet(path, statistics=False)
-        else:  # streamed: the long table never sits in memory whole
-            self.decisions_lazy.sink_parquet(path, statistics=False)
+        # streamed: the long table never sits in memory whole
+        decisions = self.decisions if "decisions" in self.__dict__ else self.decisions_lazy
+        decisions_file(decisions).sink_parquet(path, statistics=False)
 
 
 def screen(

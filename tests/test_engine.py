@@ -409,3 +409,23 @@ def test_cgt_asks_for_the_eu_side_fields_not_for_an_internal_status() -> None:
 def test_the_rule_basis_is_recorded() -> None:
     assert one(activity="solar_pv")["rules_basis"] == "current rules (no approval_date)"
     assert one(activity="solar_pv", approval_date="2024-06-01")["rules_basis"] == "approval_date"
+
+
+def test_the_decisions_file_keeps_labels_as_dictionaries(sample_result, tmp_path) -> None:
+    # issue 23: the label columns (a few hundred texts on millions of rows) are written
+    # dictionary-encoded; Python code reads them as text, the values are the same
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from greenscreen.engine import DECISION_SCHEMA
+
+    sample_result.write_data(tmp_path)
+    stored = pq.read_schema(tmp_path / "decisions.parquet")
+    labels = {"rulebook", "item", "criterion", "result", "threshold", "clause", "verification"}
+    for name in stored.names:
+        kind = stored.field(name).type
+        assert pa.types.is_dictionary(kind) == (name in labels), name
+    assert sample_result.decisions.schema == DECISION_SCHEMA
+    read = pl.read_parquet(tmp_path / "decisions.parquet")
+    assert read.cast(dict(DECISION_SCHEMA)).equals(sample_result.decisions)
+    assert set(read["result"].unique()) <= {"pass", "fail", "unknown"}

@@ -183,6 +183,7 @@ def test_cli_engine_spark_writes_the_usual_outputs(
     assert (out / "rejects.csv").read_bytes() == (ref / "rejects.csv").read_bytes()
     for name in ("decisions.parquet", "subsidies.parquet", "subsidy_schedule.parquet"):
         assert pl.read_parquet(out / name).height == pl.read_parquet(ref / name).height, name
+        assert pl.read_parquet_schema(out / name) == pl.read_parquet_schema(ref / name), name
     assert (out / "portfolio.html").is_file() and (out / "results.csv").is_file()
     run = json.loads((out / "run.json").read_text(encoding="utf-8"))
     assert run["engine"] == "spark"
