@@ -17,11 +17,11 @@ import datetime as dt
 import os
 import re
 import stat
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import polars as pl
 import yaml
@@ -32,10 +32,13 @@ from sqlglot.dialects.postgres import Postgres
 from sqlglot.errors import SqlglotError
 from sqlglot.tokens import Token, TokenType
 
+from greenscreen import _cache
 from greenscreen._resources import bundled_dir
 from greenscreen.errors import RulebookError, did_you_mean
 from greenscreen.schema import FIELDS
 from greenscreen.vocabularies import activity_ids, provinces
+
+_T = TypeVar("_T")
 
 SCHEMA_TYPE = "greenscreen.rulebook"
 SCHEMA_VERSION = 1
@@ -731,14 +734,18 @@ def read_yaml(path: Path) -> Any:
     RulebookError
         Not a readable regular file within the limits, or not valid YAML.
     """
-    data = _read_bytes(path)
+    return _yaml_document(_read_bytes(path), path.name)
+
+
+def _yaml_document(data: bytes, file: str) -> Any:
+    """A file's bytes as YAML, checked as :func:`read_yaml` says."""
     try:
         text = data.decode("utf-8")
-        _check_yaml_events(text, path.name)
+        _check_yaml_events(text, file)
         return yaml.load(text, Loader=_YamlLoader)  # a SafeLoader: safe constructors only
     except (yaml.YAMLError, ValueError, OverflowError, RecursionError) as exc:
         # ValueError: bad UTF-8, or a date such as 2024-13-45 that YAML reads as a timestamp
-        raise RulebookError(f"not valid YAML: {exc}", file=path.name) from exc
+        raise RulebookError(f"not valid YAML: {exc}", file=file) from exc
 
 
 class _Open:
@@ -796,9 +803,42 @@ def _check_yaml_events(text: str, file: str) -> None:
             sizes[event.anchor] = 1
 
 
+def read_checked(path: Path, kind: str, model: type[_T], check: Callable[[Any], _T]) -> _T:
+    """Read a rulebook or programme file (:func:`read_yaml`) and build and check its object, or
+    take that object from the load cache when the file's bytes and greenscreen's code are those
+    it was built from (``greenscreen._cache``; ``GREENSCREEN_CACHE_DIR``).
+
+    Parameters
+    ----------
+    path : pathlib.Path
+    kind : {"rulebook", "programme"}
+    model : type
+        The class ``check`` returns.
+    check : callable
+        Builds the object from the YAML document and checks it; raises RulebookError.
+
+    Returns
+    -------
+    object
+        ``check``'s result, or an equal one from the cache.
+
+    Raises
+    ------
+    RulebookError
+        As :func:`read_yaml` and ``check`` raise it (a file that fails is never cached).
+    """
+    data = _read_bytes(path)
+    return _cache.load_checked(
+        kind, path, data, lambda: check(_yaml_document(data, path.name)), model
+    )
+
+
 def _load_file(path: Path) -> Rulebook:
+    return read_checked(path, "rulebook", Rulebook, lambda data: _build(path, data))
+
+
+def _build(path: Path, data: Any) -> Rulebook:
     where = path.name
-    data = read_yaml(path)
     if not isinstance(data, dict):
         raise RulebookError("expected a mapping with schema_type, id, items …", file=where)
     if data.get("schema_type") != SCHEMA_TYPE:
@@ -1070,7 +1110,7 @@ def compile_condition(
     parsed = _parse(condition)
     if isinstance(parsed, str):
         raise fail(parsed)
-    expr, roots = parsed
+    expr, roots, sql = parsed
     known = set(fields)
     used = list(roots)
     for name in used:
@@ -1078,9 +1118,11 @@ def compile_condition(
             raise fail(f"unknown input field '{name}'" + did_you_mean(name, known))
     types = fields if isinstance(fields, Mapping) else {}
     inputs = tuple((name, _kind_of(types[name]) if name in types else "any") for name in used)
-    problem = _type_problem(condition, inputs, result)
-    if problem:
-        raise fail(problem)
+    if (condition, inputs, result) not in _cache.known_types:
+        problem = _type_problem(condition, inputs, result)
+        if problem:
+            raise fail(problem)
+    _cache.note((condition, inputs, result, sql, roots))
     return expr, used
 
 
@@ -1157,16 +1199,22 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")  # sqlglot underlines the error position f
 
 
 @lru_cache(maxsize=16384)
-def _parse(condition: str) -> tuple[pl.Expr, tuple[str, ...]] | str:
+def _parse(condition: str) -> tuple[pl.Expr, tuple[str, ...], str] | str:
     """The checks and polars' parse of a condition, once per distinct text (a screen compiles
     the same conditions for every rulebook evaluation): the expression and the names it reads,
-    or the reason it is refused."""
+    or the reason it is refused, with the SQL polars was given."""
+    known = _cache.known_sql.get(condition)
+    if known is not None:  # accepted by an earlier process's checks (the load cache)
+        return pl.sql_expr(known[0]), known[1], known[0]
     tree = _tree(condition)
     if isinstance(tree, str):
         return tree
     names = tuple(dict.fromkeys(column.name for column in tree.find_all(exp.Column)))
     try:
-        sql = tree.transform(_float_literal).sql(dialect=_DIALECT, identify=True, comments=False)
+        # transform copies the tree; generating from that copy needs no copy of its own
+        sql = tree.transform(_float_literal).sql(
+            dialect=_DIALECT, identify=True, comments=False, copy=False
+        )
         expr = pl.sql_expr(sql)
     except RecursionError:
         return f"nested too deeply (at most {MAX_CONDITION_NESTING} levels)"
@@ -1175,7 +1223,7 @@ def _parse(condition: str) -> tuple[pl.Expr, tuple[str, ...]] | str:
     roots = tuple(dict.fromkeys(expr.meta.root_names()))
     if set(roots) != set(names):  # polars must read what was checked
         return f"polars reads {sorted(roots)}, the condition names {sorted(names)}"
-    return expr, roots
+    return expr, roots, sql
 
 
 def _float_literal(node: exp.Expr) -> exp.Expr:

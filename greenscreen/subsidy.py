@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -47,7 +47,7 @@ from greenscreen.rulebook import (
     condition_fields,
     has_schema_type,
     nth_mapping,
-    read_yaml,
+    read_checked,
 )
 
 SCHEMA_TYPE = "greenscreen.programme"
@@ -190,8 +190,12 @@ def load_programme(path: str | Path) -> Programme:
         Naming the file, award and criterion of the first problem.
     """
     path = Path(path)
+    # a regular file of bounded size; safe, bounded YAML (or the checked object from the cache)
+    return read_checked(path, "programme", Programme, lambda data: _build(path, data))
+
+
+def _build(path: Path, data: Any) -> Programme:
     name = path.name
-    data = read_yaml(path)  # a regular file of bounded size; safe, bounded YAML
     if not isinstance(data, dict) or data.get("schema_type") != SCHEMA_TYPE:
         raise RulebookError(f"schema_type must be '{SCHEMA_TYPE}'", file=name)
     check_count(data.get("awards"), "awards", name)

@@ -6,6 +6,7 @@ import contextlib
 import signal
 import subprocess
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,6 +31,18 @@ GOOD_ROWS = [
     ("P09", "nuclear", "福建", "1200", "14000000000", "2025-11-30"),
     ("P10", "biogas", "河南", "2", "28000000", "2025-11-03"),
 ]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _load_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The rulebook load cache of the whole session (and its CLI subprocesses) in a folder of
+    its own, never the user's ~/.cache: shared by every test, which is safe (an entry is keyed
+    by the file's bytes and greenscreen's code) and keeps the suite from parsing the bundled
+    rulebooks in every subprocess. Session-scoped, so module-scoped fixtures use it too."""
+    folder = tmp_path_factory.mktemp("greenscreen-cache")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("GREENSCREEN_CACHE_DIR", str(folder))
+        yield folder
 
 
 @pytest.fixture(autouse=True)
