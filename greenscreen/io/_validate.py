@@ -163,7 +163,7 @@ def validate(
     derived: list[str] = []
     if contract.places:
         derived = ["province_code", "city"]
-        frame = frame.with_columns(*_province_code()).with_columns(
+        frame = frame.with_columns(*_province_code(frame)).with_columns(
             pl.when(pl.col("province_code").is_not_null())
             .then(pl.col("province_code").replace_strict(_province_names(), default=None))
             .otherwise(pl.col("province"))
@@ -605,20 +605,24 @@ def _province_names() -> dict[str, str]:
     return dict(zip(provinces()["code"], provinces()["name_en"], strict=True))
 
 
-def _province_code() -> list[pl.Expr]:
+def _province_code(frame: pl.DataFrame) -> list[pl.Expr]:
     """The province's GB/T 2260 code; a prefecture or county written instead of a province
-    (宝鸡, 浦东新区) gives its province's code and is kept as ``city``."""
+    (宝鸡, 浦东新区) gives its province's code and is kept as ``city``. Each distinct place
+    is looked up once."""
     lookup = province_lookup()
     places, _ = city_lookup()
     key = label_expr(pl.col("province"))
-    province = key.replace_strict(
-        {k: v[1] for k, v in lookup.items()}, default=None, return_dtype=pl.String
-    )
-    place = key.replace_strict(
-        {k: v[0] for k, v in places.items()}, default=None, return_dtype=pl.String
-    )
-    official = key.replace_strict(
-        {k: v[1] for k, v in places.items()}, default=None, return_dtype=pl.String
+    province, place, official = (
+        _per_distinct(
+            frame,
+            key.replace_strict(codes, default=None, return_dtype=pl.String),
+            "province",
+        )
+        for codes in (
+            {k: v[1] for k, v in lookup.items()},
+            {k: v[0] for k, v in places.items()},
+            {k: v[1] for k, v in places.items()},
+        )
     )
     china = pl.col("country") == "CN"
     return [
@@ -689,6 +693,7 @@ def duplicate_id_rejects(
         Reject rows (:data:`REJECT_SCHEMA`), code ``duplicate_id``, one per copy.
     """
     shown = 5
+    rows = _maybe_repeated(rows)
     repeated = (
         rows.group_by("project_id")
         .agg(pl.col("row").sort().head(shown).alias("_rows"), pl.len().alias("_n"))
@@ -719,6 +724,15 @@ def duplicate_id_rejects(
         ).alias("reason"),
         pl.lit("duplicate_id").alias("code"),
     )
+
+
+def _maybe_repeated(rows: pl.DataFrame) -> pl.DataFrame:
+    """The rows whose ``project_id`` may repeat: every repeated id, plus the rare hash
+    collision (left out by the grouping that follows). Sorting a million hashes is much
+    cheaper than grouping a million distinct ids."""
+    hashes = rows.select(pl.col("project_id").hash()).to_series().sort()
+    repeated = hashes.filter(hashes == hashes.shift(1))
+    return rows.filter(pl.col("project_id").hash().is_in(repeated.implode()))
 
 
 def _row_problems(out: pl.DataFrame, matches: dict[str, HeaderMatch]) -> pl.DataFrame:
