@@ -136,6 +136,9 @@ def validate(
     # Input columns are renamed apart from the typed fields they feed ("activity" may be both).
     raw_of = {name: f"__in__{name}" for name in matches}
     frame = raw.rename({m.header: raw_of[name] for name, m in matches.items()})
+    # One chunk per column: new columns come in one chunk, and a frame of unaligned chunks
+    # (a Parquet or CSV read in parts) would be realigned by every later with_columns.
+    frame = frame.rechunk()
     dtypes = {name: frame.schema[raw_of[name]] for name in matches}
     frame = frame.with_columns(
         pl.int_range(pl.len(), dtype=pl.Int64).add(first_row).alias("_row"),
@@ -152,7 +155,9 @@ def validate(
         cells = cells.filter(pl.col("row") >= first_row)
         blank = blank & ~pl.col("_row").is_in(cells["row"].implode())  # an error is not blank
     n_blank = frame.select(blank.sum()).item()
-    frame = frame.filter(~blank).with_columns(pl.col(_t(contract.id_field)).alias("_pid"))
+    if n_blank:
+        frame = frame.filter(~blank)
+    frame = frame.with_columns(pl.col(_t(contract.id_field)).alias("_pid"))
 
     specs = {name: fields[name] for name in matches}
     frame = _values(frame, specs, matches, raw_of, dtypes)
@@ -181,11 +186,8 @@ def validate(
         .sort("row", "field", maintain_order=True)
         .unique(subset=["row", "field", "code"], maintain_order=True)
     )
-    projects = frame.select(*fields, pl.col("_row").alias("source_row"), *derived, *extras).join(
-        rejects.select(pl.col("row").alias("source_row")),
-        on="source_row",
-        how="anti",
-        maintain_order="left",
+    projects = frame.select(*fields, pl.col("_row").alias("source_row"), *derived, *extras).filter(
+        ~pl.col("source_row").is_in(rejects["row"].implode())
     )
     notes += tuple(
         f"column '{m.header}' read as {m.field} (× {m.scale:g} from {m.unit})"
