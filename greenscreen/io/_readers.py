@@ -128,7 +128,7 @@ def _read_raw(
     if not path.is_file():
         raise PipelineError(f"pipeline file not found: {path}")
     data = path.read_bytes()
-    if not data.strip():
+    if not data[:4096].strip() and not data.strip():  # the whole file copied only if need be
         raise PipelineError(f"{path.name} is empty")
     digest = hashlib.sha256(data).hexdigest()
     suffix = path.suffix.lower()

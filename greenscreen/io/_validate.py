@@ -136,6 +136,9 @@ def validate(
     # Input columns are renamed apart from the typed fields they feed ("activity" may be both).
     raw_of = {name: f"__in__{name}" for name in matches}
     frame = raw.rename({m.header: raw_of[name] for name, m in matches.items()})
+    # One chunk per column: new columns come in one chunk, and a frame of unaligned chunks
+    # (a Parquet or CSV read in parts) would be realigned by every later with_columns.
+    frame = frame.rechunk()
     dtypes = {name: frame.schema[raw_of[name]] for name in matches}
     frame = frame.with_columns(
         pl.int_range(pl.len(), dtype=pl.Int64).add(first_row).alias("_row"),
@@ -152,24 +155,20 @@ def validate(
         cells = cells.filter(pl.col("row") >= first_row)
         blank = blank & ~pl.col("_row").is_in(cells["row"].implode())  # an error is not blank
     n_blank = frame.select(blank.sum()).item()
-    frame = frame.filter(~blank).with_columns(pl.col(_t(contract.id_field)).alias("_pid"))
+    if n_blank:
+        frame = frame.filter(~blank)
+    frame = frame.with_columns(pl.col(_t(contract.id_field)).alias("_pid"))
 
     specs = {name: fields[name] for name in matches}
-    stages = (
-        lambda name, spec: _split(name, spec, dtypes[name]),
-        lambda name, spec: _clean(name, spec, dtypes[name]),
-        lambda name, spec: _convert(name, spec, matches[name], raw_of[name], dtypes[name]),
-        lambda name, spec: _error(name, spec, matches[name], dtypes[name]),
-    )
-    for stage in stages:
-        exprs = [e for name, spec in specs.items() if (e := stage(name, spec)) is not None]
-        if exprs:
-            frame = frame.with_columns(exprs)
+    frame = _values(frame, specs, matches, raw_of, dtypes)
+    errors = [_error(name, spec, matches[name], dtypes[name]) for name, spec in specs.items()]
+    if errors := [e for e in errors if e is not None]:
+        frame = frame.with_columns(errors)
     frame = frame.with_columns(_typed(name, spec, name in matches) for name, spec in fields.items())
     derived: list[str] = []
     if contract.places:
         derived = ["province_code", "city"]
-        frame = frame.with_columns(*_province_code()).with_columns(
+        frame = frame.with_columns(*_province_code(frame)).with_columns(
             pl.when(pl.col("province_code").is_not_null())
             .then(pl.col("province_code").replace_strict(_province_names(), default=None))
             .otherwise(pl.col("province"))
@@ -187,11 +186,8 @@ def validate(
         .sort("row", "field", maintain_order=True)
         .unique(subset=["row", "field", "code"], maintain_order=True)
     )
-    projects = frame.select(*fields, pl.col("_row").alias("source_row"), *derived, *extras).join(
-        rejects.select(pl.col("row").alias("source_row")),
-        on="source_row",
-        how="anti",
-        maintain_order="left",
+    projects = frame.select(*fields, pl.col("_row").alias("source_row"), *derived, *extras).filter(
+        ~pl.col("source_row").is_in(rejects["row"].implode())
     )
     notes += tuple(
         f"column '{m.header}' read as {m.field} (× {m.scale:g} from {m.unit})"
@@ -235,8 +231,7 @@ def _cell_rejects(
 
 def _as_text(expr: pl.Expr) -> pl.Expr:
     """Any column as stripped text, empty strings as null."""
-    text = expr.cast(pl.String).str.strip_chars()
-    return pl.when(text == "").then(None).otherwise(text)
+    return expr.cast(pl.String).str.strip_chars().replace("", None)  # cheaper than when/then
 
 
 _NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
@@ -250,6 +245,101 @@ _MULTIPLIERS = {"万": 1e4, "亿": 1e8}
 _MULTIPLIED_UNIT = re.compile(r"万|亿|百万|千元|thousand|million|^mn$|^m$")
 _DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%Y.%m.%d", "%Y年%m月%d日")
 _EXCEL_EPOCH = pl.date(1899, 12, 30)
+
+
+def _values(
+    frame: pl.DataFrame,
+    specs: dict[str, FieldSpec],
+    matches: dict[str, HeaderMatch],
+    raw_of: dict[str, str],
+    dtypes: dict[str, pl.DataType],
+) -> pl.DataFrame:
+    """Stages 1-3 (unit, cleaned text, value) of every field, the common case cheaply.
+
+    A number or date written plainly (``1234.5``, ``2024-03-01``) is cast at once
+    (:func:`_fast`); only the rows holding another cell go through the full parse
+    (:func:`_reparse`). A lookup (activity, yes/no, vocabularies, codes) normalises each
+    distinct cell once (:func:`_per_distinct`), not each of a million rows.
+    """
+    texts = {name: spec for name, spec in specs.items() if _from_text(spec, dtypes[name])}
+    values: list[pl.Expr] = []
+    for name, spec in specs.items():
+        if name in texts:
+            values += _fast(name, spec, matches[name])
+        elif (value := _convert(name, spec, matches[name], raw_of[name], dtypes[name])) is not None:
+            lookup = spec.kind not in ("float", "int", "date")  # of the text column only
+            values.append(_per_distinct(frame, value, _t(name)) if lookup else value)
+    if values:
+        frame = frame.with_columns(values)
+    return _reparse(frame, texts, matches, raw_of, dtypes)
+
+
+def _from_text(spec: FieldSpec, dtype: pl.DataType) -> bool:
+    """A number or date field in a column of text (not already typed)."""
+    if spec.kind in ("float", "int"):
+        return not dtype.is_numeric()
+    return spec.kind == "date" and not dtype.is_temporal()
+
+
+def _fast(name: str, spec: FieldSpec, match: HeaderMatch) -> list[pl.Expr]:
+    """The value of a plainly written cell, null for any other (then :func:`_reparse`).
+
+    Exactly what the full parse gives: text matching ``_NUMBER`` has no unit of its own and
+    no separator, so it is the cast times the header's scale; text without ``:`` has no time
+    to strip, and the first date format that parses wins.
+    """
+    text = pl.col(_t(name))
+    if spec.kind == "date":
+        iso = text.str.to_date(_DATE_FORMATS[0], strict=False)
+        return [pl.when(~text.str.contains(":", literal=True)).then(iso).alias(_n(name))]
+    number = pl.when(text.str.contains(_NUMBER)).then(text.cast(pl.Float64, strict=False))
+    return [(number * match.scale).alias(_n(name)), pl.lit(None, pl.String).alias(_u(name))]
+
+
+def _reparse(
+    frame: pl.DataFrame,
+    specs: dict[str, FieldSpec],
+    matches: dict[str, HeaderMatch],
+    raw_of: dict[str, str],
+    dtypes: dict[str, pl.DataType],
+) -> pl.DataFrame:
+    """The full parse (stages 1-3) of the rows where :func:`_fast` gave no value for a
+    non-blank cell, put back in place: the other rows are not parsed twice."""
+    slow = [pl.col(_t(name)).is_not_null() & pl.col(_n(name)).is_null() for name in specs]
+    if not slow:
+        return frame
+    rows = frame.select(pl.arg_where(pl.any_horizontal(slow))).to_series()
+    if rows.len() == 0:
+        return frame
+    part = frame.select(_t(name) for name in specs)[rows]
+    stages = (
+        lambda name, spec: _split(name, spec, dtypes[name]),
+        lambda name, spec: _clean(name, spec, dtypes[name]),
+        lambda name, spec: _convert(name, spec, matches[name], raw_of[name], dtypes[name]),
+    )
+    for stage in stages:
+        exprs = [e for name, spec in specs.items() if (e := stage(name, spec)) is not None]
+        if exprs:
+            part = part.with_columns(exprs)
+    # a column with no value in these rows has none in the fast one either: nothing to put back
+    parsed = [c for name in specs for c in (_n(name), _u(name)) if c in part.columns]
+    parsed = [c for c in parsed if part[c].null_count() < part.height]
+    return frame.with_columns(frame[c].scatter(rows, part[c]) for c in parsed)
+
+
+def _per_distinct(frame: pl.DataFrame, value: pl.Expr, column: str) -> pl.Expr:
+    """``value``, an expression of ``column`` alone that keeps nulls null, computed once per
+    distinct cell and mapped back (when the cells repeat: a column of distinct cells is
+    computed directly)."""
+    cells = frame.get_column(column).drop_nulls().unique()
+    if 2 * cells.len() > frame.height:
+        return value
+    mapped = cells.to_frame().select(value).to_series()
+    return (
+        pl.col(column)
+        .replace_strict(cells, mapped, default=None, return_dtype=mapped.dtype)
+        .alias(mapped.name)
+    )
 
 
 def _split(name: str, spec: FieldSpec, dtype: pl.DataType) -> pl.Expr | None:
@@ -518,20 +608,24 @@ def _province_names() -> dict[str, str]:
     return dict(zip(provinces()["code"], provinces()["name_en"], strict=True))
 
 
-def _province_code() -> list[pl.Expr]:
+def _province_code(frame: pl.DataFrame) -> list[pl.Expr]:
     """The province's GB/T 2260 code; a prefecture or county written instead of a province
-    (宝鸡, 浦东新区) gives its province's code and is kept as ``city``."""
+    (宝鸡, 浦东新区) gives its province's code and is kept as ``city``. Each distinct place
+    is looked up once."""
     lookup = province_lookup()
     places, _ = city_lookup()
     key = label_expr(pl.col("province"))
-    province = key.replace_strict(
-        {k: v[1] for k, v in lookup.items()}, default=None, return_dtype=pl.String
-    )
-    place = key.replace_strict(
-        {k: v[0] for k, v in places.items()}, default=None, return_dtype=pl.String
-    )
-    official = key.replace_strict(
-        {k: v[1] for k, v in places.items()}, default=None, return_dtype=pl.String
+    province, place, official = (
+        _per_distinct(
+            frame,
+            key.replace_strict(codes, default=None, return_dtype=pl.String),
+            "province",
+        )
+        for codes in (
+            {k: v[1] for k, v in lookup.items()},
+            {k: v[0] for k, v in places.items()},
+            {k: v[1] for k, v in places.items()},
+        )
     )
     china = pl.col("country") == "CN"
     return [
@@ -602,6 +696,7 @@ def duplicate_id_rejects(
         Reject rows (:data:`REJECT_SCHEMA`), code ``duplicate_id``, one per copy.
     """
     shown = 5
+    rows = _maybe_repeated(rows)
     repeated = (
         rows.group_by("project_id")
         .agg(pl.col("row").sort().head(shown).alias("_rows"), pl.len().alias("_n"))
@@ -632,6 +727,15 @@ def duplicate_id_rejects(
         ).alias("reason"),
         pl.lit("duplicate_id").alias("code"),
     )
+
+
+def _maybe_repeated(rows: pl.DataFrame) -> pl.DataFrame:
+    """The rows whose ``project_id`` may repeat: every repeated id, plus the rare hash
+    collision (left out by the grouping that follows). Sorting a million hashes is much
+    cheaper than grouping a million distinct ids."""
+    hashes = rows.select(pl.col("project_id").hash()).to_series().sort()
+    repeated = hashes.filter(hashes == hashes.shift(1))
+    return rows.filter(pl.col("project_id").hash().is_in(repeated.implode()))
 
 
 def _row_problems(out: pl.DataFrame, matches: dict[str, HeaderMatch]) -> pl.DataFrame:
