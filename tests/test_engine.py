@@ -429,3 +429,18 @@ def test_the_decisions_file_keeps_labels_as_dictionaries(sample_result, tmp_path
     read = pl.read_parquet(tmp_path / "decisions.parquet")
     assert read.cast(dict(DECISION_SCHEMA)).equals(sample_result.decisions)
     assert set(read["result"].unique()) <= {"pass", "fail", "unknown"}
+
+
+def test_distinct_rows_stay_exact_when_hashes_collide(monkeypatch) -> None:
+    # the engine maps a million rows to their few distinct combinations by a row hash; two
+    # combinations sharing a hash must still get their own values (the join decides)
+    from greenscreen import engine
+
+    keys = pl.DataFrame(
+        {"a": [1, 2, 1, None, 2, None], "b": [["x"], ["y"], ["x"], None, ["y"], None]}
+    )
+    distinct, index = engine._distinct_rows(keys)
+    assert distinct[index].equals(keys) and distinct.height == 3
+    monkeypatch.setattr(pl.Expr, "hash", lambda self, *a, **k: self.is_null().cast(pl.UInt64))
+    distinct, index = engine._distinct_rows(keys)  # every row "collides"
+    assert distinct[index].equals(keys) and distinct.height == 3
