@@ -560,3 +560,26 @@ def test_utf16_without_a_bom_is_one_error(tmp_path: Path) -> None:
 def test_cr_only_line_ends_are_read(tmp_path: Path) -> None:
     path = write(tmp_path / "mac.csv", "project_id,activity\rA,solar_pv\rB,wind_onshore\r")
     assert read_pipeline(path).projects["project_id"].to_list() == ["A", "B"]
+
+
+def test_a_time_of_day_column_for_a_date_is_rejected_per_cell_not_a_traceback() -> None:
+    # polars counts Time as temporal: it used to reach the date parse with no cleaned text
+    # (ColumnNotFoundError); a time of day is not an approval date
+    import datetime as dt
+
+    frame = pl.DataFrame(
+        {
+            "project_id": ["A", "B"],
+            "activity": ["solar_pv", "solar_pv"],
+            "approval_date": [dt.time(10, 0), None],
+        }
+    )
+    pipeline = read_pipeline(frame)
+    assert pipeline.projects["project_id"].to_list() == ["B"]
+    reject = pipeline.rejects.row(0, named=True)
+    assert (reject["row"], reject["field"], reject["value"], reject["code"]) == (
+        1,
+        "approval_date",
+        "10:00:00",
+        "invalid_date",
+    )

@@ -278,7 +278,7 @@ def _from_text(spec: FieldSpec, dtype: pl.DataType) -> bool:
     """A number or date field in a column of text (not already typed)."""
     if spec.kind in ("float", "int"):
         return not dtype.is_numeric()
-    return spec.kind == "date" and not dtype.is_temporal()
+    return spec.kind == "date" and not _is_date_type(dtype)
 
 
 def _fast(name: str, spec: FieldSpec, match: HeaderMatch) -> list[pl.Expr]:
@@ -372,10 +372,16 @@ def _clean(name: str, spec: FieldSpec, dtype: pl.DataType) -> pl.Expr | None:
             .otherwise(number)
             .alias(_c(name))
         )
-    if spec.kind == "date" and not dtype.is_temporal():
+    if spec.kind == "date" and not _is_date_type(dtype):
         text = pl.col(_t(name))
         return text.str.replace(r"[T ]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?$", "").alias(_c(name))
     return None
+
+
+def _is_date_type(dtype: pl.DataType) -> bool:
+    """A column that holds dates already; a time of day or a duration is read as text (and
+    refused as not a date) — polars counts those as temporal too."""
+    return dtype == pl.Date or isinstance(dtype, pl.Datetime)
 
 
 def _convert(
