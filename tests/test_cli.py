@@ -190,3 +190,22 @@ def test_pack_takes_the_same_run_options_as_screen(tmp_path: Path) -> None:
     assert book[sheet][ref.replace("$", "")].value == pytest.approx(row["min_dscr"][0], rel=1e-9)
     sheet, ref = next(iter(book.defined_names["cf_npv"].destinations))
     assert book[sheet][ref.replace("$", "")].value == pytest.approx(row["npv"][0], rel=1e-9)
+
+
+def test_main_tunes_polars_allocator_unless_the_user_did(monkeypatch) -> None:
+    # issue 23: jemalloc keeps freed pages 5 s (a 1M-project screen spent ~7 CPU s in page
+    # faults); a value the user exported is left as it is
+    import signal
+
+    from greenscreen import cli as cli_module
+
+    handler = signal.getsignal(signal.SIGTERM)  # main() installs its own: put it back after
+    monkeypatch.setattr(signal, "signal", lambda *a: handler)
+    monkeypatch.delenv("_RJEM_MALLOC_CONF", raising=False)
+    with pytest.raises(SystemExit):
+        cli_module.main(["--version"])
+    assert os.environ["_RJEM_MALLOC_CONF"] == "dirty_decay_ms:5000,muzzy_decay_ms:5000"
+    monkeypatch.setenv("_RJEM_MALLOC_CONF", "background_thread:true")
+    with pytest.raises(SystemExit):
+        cli_module.main(["--version"])
+    assert os.environ["_RJEM_MALLOC_CONF"] == "background_thread:true"
