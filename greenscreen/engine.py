@@ -69,8 +69,9 @@ DECISION_FILE_SCHEMA = pl.Schema(
 )
 """The decisions as built and as ``decisions.parquet`` stores them: the label columns are
 dictionary-encoded (polars Categorical, Arrow dictionary, pandas category; DuckDB and Spark read
-them as text). Built as such, 14 million decision rows are written in about half the CPU time
-of plain text columns, which had to be materialised and hashed into dictionaries again."""
+them as text). Built as such, the 14 million decision rows of 1,000,000 projects are written
+in 6.9 instead of 9.4 CPU s: plain text columns had to be materialised, then hashed into the
+file's dictionaries again."""
 
 
 def decisions_file(decisions: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
