@@ -386,7 +386,8 @@ class Register:
             frame = _read_table(con, self.tables_dir, run_id, name)
         if frame is None:
             raise GreenscreenError(f"run {run_id} has no {name} table")
-        return frame
+        # labels as text, whichever types the run stored them in
+        return decisions_frame(frame) if name == "decisions" else frame
 
     def results(self, run: str) -> pl.DataFrame:
         """A run's results table (:meth:`table` ``results``).
@@ -981,9 +982,10 @@ def _sha256(path: Path) -> str:
 def _read_table(
     con: duckdb.DuckDBPyConnection, store: Path, run_id: str, name: str
 ) -> pl.DataFrame | None:
-    """A run's table with the polars types it was registered with; decisions gain
-    ``rulebook_version`` (from the run's rulebooks: one value per rulebook, not stored per
-    row, so the registered file stays the output file)."""
+    """A run's table with the polars types it was registered with (decisions' labels as
+    stored: an export writes them back unconverted); decisions gain ``rulebook_version``
+    (from the run's rulebooks: one value per rulebook, not stored per row, so the registered
+    file stays the output file)."""
     row = _one(
         con, "SELECT file, schema FROM run_tables WHERE run_id = ? AND name = ?", [run_id, name]
     )
@@ -997,8 +999,7 @@ def _read_table(
         )
     schema = pl.read_ipc(io.BytesIO(row[1])).schema
     frame = pl.read_parquet(path).cast(dict(schema))  # type: ignore[arg-type]
-    if name == "decisions":  # labels as text, whichever types the run stored them in
-        frame = decisions_frame(frame)
+    if name == "decisions":
         versions = dict(
             con.execute(
                 "SELECT id, version FROM run_sources WHERE run_id = ? AND kind = 'rulebook'",
