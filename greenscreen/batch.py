@@ -26,6 +26,7 @@ from greenscreen._outputs import (
     atomic_write,
     csv_compatible,
     output_set,
+    write_parquet,
     writes_csv,
 )
 from greenscreen.engine import DECISION_SCHEMA, decisions_file
@@ -291,13 +292,13 @@ def _run(
         projects = projects.filter(~pl.col("project_id").is_in(repeated_ids))
         pipeline = Pipeline(projects, rejects, info, projects.height, 0, notes)
         result = screen(pipeline, **options)
-        result.results.write_parquet(parts / f"results-{k:05d}.parquet", statistics=False)
+        write_parquet(result.results, parts / f"results-{k:05d}.parquet")
         decisions_file(result.decisions_lazy).sink_parquet(parts / f"decisions-{k:05d}.parquet")
         if result.subsidies is not None:
-            result.subsidies.awards.write_parquet(parts / f"subsidies-{k:05d}.parquet")
-            result.subsidies.schedule.write_parquet(parts / f"schedule-{k:05d}.parquet")
+            write_parquet(result.subsidies.awards, parts / f"subsidies-{k:05d}.parquet")
+            write_parquet(result.subsidies.schedule, parts / f"schedule-{k:05d}.parquet")
         if result.appraisal is not None and result.appraisal.sensitivities.height:
-            result.appraisal.sensitivities.write_parquet(parts / f"sensitivities-{k:05d}.parquet")
+            write_parquet(result.appraisal.sensitivities, parts / f"sensitivities-{k:05d}.parquet")
         rejects.write_parquet(parts / f"rejects-{k:05d}.parquet")
         last = result
         if on_batch is not None:

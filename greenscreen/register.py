@@ -47,6 +47,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -60,6 +61,7 @@ from greenscreen._outputs import (
     atomic_write,
     csv_compatible,
     output_set,
+    write_parquet,
 )
 from greenscreen.emissions import FACTOR_FILES
 from greenscreen.engine import DECISION_SCHEMA, decisions_file, decisions_frame
@@ -1573,7 +1575,7 @@ class _Registered(ScreenResult):
         table = self.sensitivities_frame
         if table is not None and table.height:
             paths["sensitivities"] = out / OUTPUT_FILES["sensitivities"].name
-            atomic_write(paths["sensitivities"], lambda p: table.write_parquet(p, statistics=False))
+            atomic_write(paths["sensitivities"], partial(write_parquet, table))
         return paths
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +24,7 @@ from greenscreen._outputs import (
     atomic_write,
     csv_compatible,
     output_set,
+    write_parquet,
     writes_csv,
 )
 from greenscreen.appraisal import Appraisal, AppraisalConfig, appraise
@@ -252,7 +253,7 @@ class ScreenResult:
                 pool.submit(
                     atomic_write,
                     paths["results"],
-                    lambda p: self.results.write_parquet(p, statistics=False),
+                    partial(write_parquet, self.results),
                 ),
                 pool.submit(atomic_write, paths["decisions"], self._write_decisions),
             ]
@@ -269,13 +270,13 @@ class ScreenResult:
         if self.subsidies is not None:
             awards = self.subsidies.awards
             schedule = self.subsidies.schedule
-            atomic_write(paths["subsidies"], lambda p: awards.write_parquet(p, statistics=False))
-            atomic_write(paths["schedule"], lambda p: schedule.write_parquet(p, statistics=False))
+            atomic_write(paths["subsidies"], partial(write_parquet, awards))
+            atomic_write(paths["schedule"], partial(write_parquet, schedule))
         else:
             del paths["subsidies"], paths["schedule"]
         if self.appraisal is not None and self.appraisal.sensitivities.height:
             table = self.appraisal.sensitivities
-            atomic_write(paths["sensitivities"], lambda p: table.write_parquet(p, statistics=False))
+            atomic_write(paths["sensitivities"], partial(write_parquet, table))
         else:
             del paths["sensitivities"]
         return paths

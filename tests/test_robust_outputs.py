@@ -483,3 +483,28 @@ def test_results_csv_is_written_up_to_its_row_limit(tmp_path: Path, good_csv: Pa
     default = run_cli("screen", str(good_csv), "--out", str(tmp_path / "default"))
     assert "; also results.csv" in default.stdout
     assert pl.read_csv(tmp_path / "default" / "results.csv").height == n
+
+
+def test_parquet_data_files_keep_every_value_in_row_groups_of_fixed_size(tmp_path: Path) -> None:
+    """write_parquet re-gathers list columns per row group (a speed fix, issue 23): the file
+    must read back exactly, nulls and empty lists included, in row groups of ROW_GROUP_ROWS."""
+    import pyarrow.parquet as pq
+
+    from greenscreen._outputs import ROW_GROUP_ROWS, write_parquet
+
+    rows = 2 * ROW_GROUP_ROWS + 7
+    lists = [["province"], [], None, ["capex", "tariff_per_mwh", "长文本字段名称超过十二个字节"]]
+    frame = pl.DataFrame(
+        {
+            "project_id": [f"P{i}" for i in range(rows)],
+            "missing": [lists[i % 4] for i in range(rows)],
+            "value": [None if i % 5 == 0 else i / 3 for i in range(rows)],
+        }
+    ).with_columns(pl.col("missing").alias("again"))
+    write_parquet(frame, tmp_path / "t.parquet")
+    back = pl.read_parquet(tmp_path / "t.parquet")
+    assert back.equals(frame)
+    assert back.schema == frame.schema
+    meta = pq.ParquetFile(tmp_path / "t.parquet").metadata
+    sizes = [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
+    assert sizes == [ROW_GROUP_ROWS, ROW_GROUP_ROWS, 7]
