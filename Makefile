@@ -7,7 +7,11 @@ OUT    ?= out/demo
 
 .PHONY: demo test lint format venv clean
 
+# greenscreen's own bytecode, compiled here (only what changed): pip compiles a regular install
+# but not an editable one, and where PYTHONDONTWRITEBYTECODE is set every command would compile
+# the sources again at start (0.2-0.4 s; benchmarks/README.md, issue 23)
 venv: $(VENV)/.installed
+	$(BIN)/python -m compileall -q greenscreen
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
