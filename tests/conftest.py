@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import signal
 import subprocess
 import warnings
@@ -115,6 +116,7 @@ def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[
     finally:
         for signum, handler in handlers.items():
             signal.signal(signum, handler)
+        gc.unfreeze()  # main() freezes what is alive for a process about to end; this one goes on
     stderr = result.stderr
     for w in caught:
         if issubclass(w.category, _HIDDEN_WARNINGS):  # to pytest's summary, as before
