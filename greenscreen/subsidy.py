@@ -441,12 +441,19 @@ def _evaluate_award(
     fields = programme_fields(programme)
     compiled = [(c, *compile_condition(c.condition, fields)) for c in award.criteria]
     base_expr, base_fields = compile_condition(award.amount.base, fields, result="number")
-    work = _in_scope(frame, award, fields).select(
-        "project_id",
-        *(expr.cast(pl.Boolean).alias(f"c{j}") for j, (_, expr, _) in enumerate(compiled)),
-        base_expr.cast(pl.Float64).alias("base"),
-        pl.col("approval_date"),
-        pl.col("cod"),
+    # lazily: only the columns the award reads are taken to its projects, not the hundred and
+    # more of the screened results (measured at 1M projects: 1.5 → 0.5 CPU s for the bundled
+    # programmes' awards)
+    work = (
+        _in_scope(frame.lazy(), award, fields)
+        .select(
+            "project_id",
+            *(expr.cast(pl.Boolean).alias(f"c{j}") for j, (_, expr, _) in enumerate(compiled)),
+            base_expr.cast(pl.Float64).alias("base"),
+            pl.col("approval_date"),
+            pl.col("cod"),
+        )
+        .collect()
     )
     gross, gross_max, final, final_max = _amounts(award.amount)
     out = work.with_columns(
@@ -462,7 +469,7 @@ def _evaluate_award(
     return out.select(_award_columns(programme, award, config))
 
 
-def _in_scope(frame: pl.DataFrame, award: Award, fields: dict[str, pl.DataType]) -> pl.DataFrame:
+def _in_scope(frame: pl.LazyFrame, award: Award, fields: dict[str, pl.DataType]) -> pl.LazyFrame:
     """The projects in the award's scope (its activities and scope condition; undecided is
     out). Out-of-scope projects are not_eligible by definition and not listed: at a million
     projects × awards the rows would dominate memory (measured: 7.1 GiB → see benchmarks),

@@ -362,13 +362,21 @@ def render_portfolio(
     present = set(lazy.collect_schema().names())
     frame = lazy.head(TABLE_ROWS).collect()
     height = lazy.select(pl.len()).collect().item()
-    counts: list[dict[str, Any]] = []
-    for book in result.rulebooks:
-        column = f"{book.id}__status"
-        values = (
-            dict(lazy.group_by(column).len().collect().iter_rows()) if column in present else {}
-        )
-        counts.append({"id": book.id, "title": book.title.get(lang), "counts": dict(values)})
+    # the projects per rulebook and status are status_totals' (one group-by per rulebook, not
+    # two): rulebooks without a status column have none
+    by_status = status_totals(lazy, [b.id for b in result.rulebooks]).sort("rulebook", "status")
+    counts: list[dict[str, Any]] = [
+        {
+            "id": book.id,
+            "title": book.title.get(lang),
+            "counts": {
+                rec["status"]: rec["projects"]
+                for rec in by_status.iter_rows(named=True)
+                if rec["rulebook"] == book.id
+            },
+        }
+        for book in result.rulebooks
+    ]
     statuses = list(STATUSES)
     chart = _base(pygal.StackedBar, t("decisions", lang), height=360, style=_STATUS_STYLE)
     chart.x_labels = [c["id"] for c in counts]
@@ -420,7 +428,6 @@ def render_portfolio(
                 "min_dscr": rec.get("min_dscr"),
             }
         )
-    by_status = status_totals(lazy, [b.id for b in result.rulebooks]).sort("rulebook", "status")
     rejects = result.rejects.head(REJECT_ROWS)
     template = template_environment().get_template("portfolio.html.j2")
     return template.render(

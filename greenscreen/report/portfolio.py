@@ -49,8 +49,12 @@ def _stable_sum(column: str) -> pl.Expr:
     A float sum did (1926507891.155328 / …329 / …330 with 1, 2 or 3 threads on the same
     100,000 results; rounding the float total to 1e-6 does not help above ~1e9), so a
     workbook written twice could differ."""
-    millionths = (pl.col(column).fill_nan(None) * 1e6).round().cast(pl.Int128, strict=False)
-    return (millionths.sum().cast(pl.Float64) / 1e6).alias(column)
+    return (_millionths(column).sum().cast(pl.Float64) / 1e6).alias(column)
+
+
+def _millionths(column: str) -> pl.Expr:
+    """A column in millionths as an integer (Int128), for :func:`_stable_sum`."""
+    return (pl.col(column).fill_nan(None) * 1e6).round().cast(pl.Int128, strict=False)
 
 
 def status_totals(results: pl.LazyFrame, rulebooks: list[str]) -> pl.DataFrame:
@@ -79,17 +83,26 @@ def status_totals(results: pl.LazyFrame, rulebooks: list[str]) -> pl.DataFrame:
             schema={"rulebook": pl.String, "status": pl.String, "projects": pl.UInt32}
             | dict.fromkeys(_TOTALLED, pl.Float64)
         )
-    sums = [_stable_sum(c) for c in _TOTALLED if c in present]
-    return pl.concat(
-        [
-            results.group_by(pl.col(f"{b}__status").alias("status"))
-            .agg(pl.len().alias("projects"), *sums)
-            .with_columns(pl.lit(b).alias("rulebook"))
-            .collect()
-            for b in books
-        ],
-        how="diagonal_relaxed",
-    ).select("rulebook", "status", "projects", *[c for c in _TOTALLED if c in present])
+    totalled = [c for c in _TOTALLED if c in present]
+    # the columns in millionths once for every rulebook, and the group-bys in one query (the
+    # shared part is computed once): measured at 1M projects and 7 rulebooks, 0.48 → 0.37 CPU s
+    exact = results.select(
+        *(f"{b}__status" for b in books), *(_millionths(c).alias(c) for c in totalled)
+    )
+    sums = [(pl.col(c).sum().cast(pl.Float64) / 1e6).alias(c) for c in totalled]
+    return (
+        pl.concat(
+            [
+                exact.group_by(pl.col(f"{b}__status").alias("status"))
+                .agg(pl.len().alias("projects"), *sums)
+                .with_columns(pl.lit(b).alias("rulebook"))
+                for b in books
+            ],
+            how="diagonal_relaxed",
+        )
+        .select("rulebook", "status", "projects", *totalled)
+        .collect()
+    )
 
 
 def crosswalk(results: pl.LazyFrame) -> pl.DataFrame | None:
