@@ -234,8 +234,10 @@ def _run(
     read_options = {k: options.pop(k) for k in ("encoding", "separator") if k in options}
     if total <= batch_rows:  # one batch: the in-memory run writes the same outputs
         result = screen(source, **read_options, **options)
-        paths = result.write_data(out, csv_max_rows=csv_max_rows) | write_run_reports(
-            result, out, portfolio=False, lang=lang
+        paths = result.write_data(
+            out,
+            csv_max_rows=csv_max_rows,
+            alongside=partial(write_run_reports, result, out, portfolio=False, lang=lang),
         )
         p = result.pipeline
         run = BatchRun(paths, p.n_input_rows, p.n_accepted, p.n_rejected, p.n_blank, 1, result)

@@ -44,7 +44,7 @@ import shutil
 import socket
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
@@ -1570,8 +1570,14 @@ class _Registered(ScreenResult):
             record["counts"] = dict(counts)
         return record
 
-    def write_data(self, out: Path, *, csv_max_rows: int = CSV_MAX_ROWS) -> dict[str, Path]:
-        paths = super().write_data(out, csv_max_rows=csv_max_rows)
+    def write_data(
+        self,
+        out: Path,
+        *,
+        csv_max_rows: int = CSV_MAX_ROWS,
+        alongside: Callable[[], dict[str, Path]] | None = None,
+    ) -> dict[str, Path]:
+        paths = super().write_data(out, csv_max_rows=csv_max_rows, alongside=alongside)
         table = self.sensitivities_frame
         if table is not None and table.height:
             paths["sensitivities"] = out / OUTPUT_FILES["sensitivities"].name

@@ -206,11 +206,12 @@ class ScreenResult:
         """
         out = Path(out_dir)
         with output_set(out) as staged:
-            paths = self.write_data(staged.path, csv_max_rows=csv_max_rows)
+            alongside = None
             if reports:  # the human reports are the report layer's: imported only here
                 from greenscreen.report import write_run_reports
 
-                paths |= write_run_reports(
+                alongside = partial(
+                    write_run_reports,
                     self,
                     staged.path,
                     portfolio=portfolio,
@@ -221,11 +222,18 @@ class ScreenResult:
                     on_pack=on_pack,
                     reuse=staged.final / "packs",
                 )
+            paths = self.write_data(staged.path, csv_max_rows=csv_max_rows, alongside=alongside)
             staged.commit(self.metadata())
         paths["run"] = staged.path / "run.json"
         return {key: out / path.name for key, path in paths.items()}
 
-    def write_data(self, out: Path, *, csv_max_rows: int = CSV_MAX_ROWS) -> dict[str, Path]:
+    def write_data(
+        self,
+        out: Path,
+        *,
+        csv_max_rows: int = CSV_MAX_ROWS,
+        alongside: Callable[[], dict[str, Path]] | None = None,
+    ) -> dict[str, Path]:
         """Write the data files into a folder.
 
         Results (Parquet, and CSV up to ``csv_max_rows`` projects), decisions, rejects, and
@@ -239,6 +247,9 @@ class ScreenResult:
             The folder (an output set's staging folder).
         csv_max_rows : int
             Above this many projects ``results.csv`` is not written (0: never).
+        alongside : callable, optional
+            More writing (the reports) to do while ``decisions.parquet`` is written; returns
+            the paths it wrote, added to the result.
 
         Returns
         -------
@@ -246,39 +257,35 @@ class ScreenResult:
             The files written, by key.
         """
         paths = {key: out / OUTPUT_FILES[key].name for key in DATA_FILES}
-        # the two large tables side by side: encoding each keeps one core busy (measured at 1M
-        # projects: results 6.6 s, the streamed decisions 8.7 s, each at one core's pace)
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            written = [
-                pool.submit(
-                    atomic_write,
-                    paths["results"],
-                    partial(write_parquet, self.results),
-                ),
-                pool.submit(atomic_write, paths["decisions"], self._write_decisions),
-            ]
-            for future in written:
-                future.result()
-        if writes_csv(self.results.height, csv_max_rows):
-            atomic_write(
-                paths["results_csv"],
-                lambda p: csv_compatible(self.results).write_csv(p, include_bom=True),
-            )
-        else:
-            del paths["results_csv"]
-        atomic_write(paths["rejects"], lambda p: self.rejects.write_csv(p, include_bom=True))
-        if self.subsidies is not None:
-            awards = self.subsidies.awards
-            schedule = self.subsidies.schedule
-            atomic_write(paths["subsidies"], partial(write_parquet, awards))
-            atomic_write(paths["schedule"], partial(write_parquet, schedule))
-        else:
-            del paths["subsidies"], paths["schedule"]
-        if self.appraisal is not None and self.appraisal.sensitivities.height:
-            table = self.appraisal.sensitivities
-            atomic_write(paths["sensitivities"], partial(write_parquet, table))
-        else:
-            del paths["sensitivities"]
+        # decisions.parquet (14 M rows at 1M projects, streamed) is written on a thread of its
+        # own while everything else is written here: its sink is the longest write and leaves
+        # part of a core idle (benchmarks/README.md, issue 23)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            decisions = pool.submit(atomic_write, paths["decisions"], self._write_decisions)
+            atomic_write(paths["results"], partial(write_parquet, self.results))
+            if writes_csv(self.results.height, csv_max_rows):
+                atomic_write(
+                    paths["results_csv"],
+                    lambda p: csv_compatible(self.results).write_csv(p, include_bom=True),
+                )
+            else:
+                del paths["results_csv"]
+            atomic_write(paths["rejects"], lambda p: self.rejects.write_csv(p, include_bom=True))
+            if self.subsidies is not None:
+                awards = self.subsidies.awards
+                schedule = self.subsidies.schedule
+                atomic_write(paths["subsidies"], partial(write_parquet, awards))
+                atomic_write(paths["schedule"], partial(write_parquet, schedule))
+            else:
+                del paths["subsidies"], paths["schedule"]
+            if self.appraisal is not None and self.appraisal.sensitivities.height:
+                table = self.appraisal.sensitivities
+                atomic_write(paths["sensitivities"], partial(write_parquet, table))
+            else:
+                del paths["sensitivities"]
+            if alongside is not None:
+                paths |= alongside()
+            decisions.result()
         return paths
 
     def register(self, register: Any = None, **details: Any) -> str:
