@@ -286,6 +286,9 @@ class _Compiled:
     #: one of the item's
     claim_clash: pl.Expr | None = None
     claim_field: str | None = None
+    #: ``scope``, ``conflict`` and ``claim_clash`` before the item's dates (``since`` /
+    #: ``until``) restrict them: what the scope facts (activity, code, region, claim) say
+    undated: tuple[pl.Expr, pl.Expr | None, pl.Expr | None] = (pl.lit(True), None, None)
 
 
 def _dated(expr: pl.Expr, since: object, until: object) -> pl.Expr:
@@ -349,6 +352,7 @@ def _compile(book: Rulebook, present: _Present | None = None) -> list[_Compiled]
             in_scope = pl.when(named.is_not_null()).then(claimed).otherwise(in_scope)
             if conflict is not None:
                 conflict = conflict & named.is_null()
+        undated = (in_scope, conflict, clash)
         in_scope = _dated(in_scope, item.since, item.until)
         if conflict is not None:
             conflict = _dated(conflict, item.since, item.until)
@@ -366,7 +370,7 @@ def _compile(book: Rulebook, present: _Present | None = None) -> list[_Compiled]
             in_force.append(force)
             defaults.append(_decides_without(criterion.condition, used, fields))
         compiled.append(
-            _Compiled(item, in_scope, criteria, in_force, defaults, conflict, clash, claim)
+            _Compiled(item, in_scope, criteria, in_force, defaults, conflict, clash, claim, undated)
         )
     return compiled
 
@@ -497,8 +501,10 @@ def evaluate(projects: pl.DataFrame, rulebooks: Sequence[Rulebook]) -> Screening
     )
     decisions: list[pl.LazyFrame] = []
     present = _present(frame, rulebooks)
+    groups = _groups(frame, rulebooks)
+    codes: dict[str, np.ndarray | None] = {}
     for book in _dependency_order(rulebooks):
-        columns, book_decisions = _evaluate_book(frame, book, present)
+        columns, book_decisions, codes[book.id] = _evaluate_book(frame, book, present, groups)
         summary = summary.with_columns(columns)
         if any(book.id in other.depends_on for other in rulebooks):
             frame = frame.with_columns(
@@ -506,7 +512,7 @@ def evaluate(projects: pl.DataFrame, rulebooks: Sequence[Rulebook]) -> Screening
             )
         decisions.append(book_decisions)
     summary = summary.with_columns(
-        _inherit_missing(summary, book) for book in rulebooks if book.depends_on
+        _inherit_missing(summary, book, codes) for book in rulebooks if book.depends_on
     )
     table = (
         pl.concat(decisions, how="vertical")
@@ -516,10 +522,13 @@ def evaluate(projects: pl.DataFrame, rulebooks: Sequence[Rulebook]) -> Screening
     return Screening(per_project=summary, decisions_lazy=table)
 
 
-def _inherit_missing(summary: pl.DataFrame, book: Rulebook) -> pl.Series:
+def _inherit_missing(
+    summary: pl.DataFrame, book: Rulebook, codes: dict[str, np.ndarray | None] | None = None
+) -> pl.Series:
     """A criterion over another rulebook's status is unknown because that rulebook lacks data:
     ask the client for *its* missing fields, not for ``eu_taxonomy__status``. Worked out once
-    per distinct combination of the lists involved."""
+    per distinct combination of the lists involved, told apart by the integers each list was
+    decoded from (``codes``: see :func:`_summary_codes`) when all have them."""
     own = f"{book.id}__missing"
     deps = [f"{dep}__missing" for dep in book.depends_on]
     internal = {f"{dep}__{part}" for dep in book.depends_on for part in ("status", "item")}
@@ -534,7 +543,43 @@ def _inherit_missing(summary: pl.DataFrame, book: Rulebook) -> pl.Series:
                 out += [f for f in fields or [] if f not in out]
         return list(dict.fromkeys(out))
 
+    known = [(codes or {}).get(name) for name in (book.id, *book.depends_on)]
+    if all(code is not None for code in known):
+        return _per_codes(lists, known, merged, pl.List(pl.String)).alias(own)  # type: ignore[arg-type]
     return _per_distinct(lists, merged, pl.List(pl.String)).alias(own)
+
+
+def _per_codes(
+    keys: pl.DataFrame,
+    codes: list[np.ndarray],
+    describe: Callable[..., object],
+    dtype: pl.DataType,
+) -> pl.Series:
+    """:func:`_per_distinct` for rows that are functions of integer codes (rows with equal
+    codes are equal): called once per distinct combination of the codes, read from one row
+    that has it."""
+    key = np.zeros(keys.height, dtype=np.int64)
+    span = 1
+    for code in codes:
+        size = int(code.max()) + 1 if len(code) else 1
+        if span * size >= 1 << 62:
+            return _per_distinct(keys, describe, dtype)
+        key = key * size + code
+        span *= size
+    if span <= 1 << 22:
+        found = np.zeros(span, dtype=bool)
+        found[key] = True
+        seen = np.flatnonzero(found)
+        lookup = np.zeros(span, dtype=np.int64)
+        lookup[seen] = np.arange(len(seen))
+        index = lookup[key]
+    else:
+        seen, index = np.unique(key, return_inverse=True)
+    rows = np.zeros(len(seen), dtype=np.int64)
+    rows[index] = np.arange(keys.height)  # any row with the combination
+    picked = keys[pl.Series(rows)]
+    values = pl.Series("_value", [describe(*row) for row in picked.iter_rows()], dtype=dtype)
+    return values.gather(pl.Series(index))
 
 
 def _per_distinct(
@@ -600,14 +645,223 @@ def _dependency_order(rulebooks: Sequence[Rulebook]) -> list[Rulebook]:
     return ordered
 
 
-def _evaluate_book(
-    frame: pl.DataFrame, book: Rulebook, present: _Present
-) -> tuple[list[pl.Series], pl.LazyFrame]:
-    """Columns of the summary for one rulebook, and its decisions (lazy).
+class _Groups(NamedTuple):
+    """The projects grouped by the facts items' scopes read (activity, GB/T class, country,
+    province, claimed items): a million projects share a few thousand combinations."""
 
-    Staged like the reader: scope and criterion columns, then one item result per item, then
-    one state per item (2 pass, 1 unknown, 0 fail, null out of scope); the rulebook's status
-    is the best state over its items and its item the first item in file order with it.
+    #: the distinct combinations
+    keys: pl.DataFrame
+    #: per project: the position of its combination in ``keys``
+    key_of: np.ndarray
+    #: the projects, combination by combination: those of combination ``g`` are
+    #: ``rows[starts[g]:starts[g + 1]]``
+    rows: np.ndarray
+    starts: np.ndarray
+
+
+#: the scope facts grouped on (with the rulebooks' claim fields)
+_SCOPE_KEYS = ("activity", "industry_class", "country", "province")
+
+
+def _groups(frame: pl.DataFrame, rulebooks: Sequence[Rulebook]) -> _Groups:
+    """Read once per screen, for all rulebooks."""
+    claims = [book.item_field for book in rulebooks if book.item_field]
+    return _group(frame, [c for c in dict.fromkeys([*_SCOPE_KEYS, *claims]) if c in frame.columns])
+
+
+def _group(frame: pl.DataFrame, names: list[str]) -> _Groups:
+    """The projects grouped by the columns ``names``."""
+    grouped = (
+        frame.select(names)
+        .with_row_index("_r")
+        .group_by(names, maintain_order=True)
+        .agg(pl.col("_r"))
+    )
+    lengths = grouped["_r"].list.len().to_numpy().astype(np.int64)
+    rows = grouped["_r"].explode().to_numpy().astype(np.int64)
+    index = np.empty(frame.height, dtype=np.int64)
+    index[rows] = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
+    starts = np.concatenate([np.zeros(1, dtype=np.int64), np.cumsum(lengths)])
+    return _Groups(grouped.drop("_r"), index, rows, starts)
+
+
+def _few_values(frame: pl.DataFrame, name: str) -> bool:
+    """Is the column one of labels (text, yes/no) rather than of measurements?"""
+    return name in frame.columns and frame.schema[name] in (pl.String, pl.Boolean)
+
+
+def _members(groups: _Groups, relevant: np.ndarray) -> np.ndarray:
+    """The projects (ascending) of the combinations marked in ``relevant``."""
+    ids = np.flatnonzero(relevant)
+    if len(ids) > 64:
+        return np.flatnonzero(relevant[groups.key_of])
+    if not len(ids):
+        return np.zeros(0, dtype=np.int64)
+    starts = groups.starts
+    return np.sort(np.concatenate([groups.rows[starts[g] : starts[g + 1]] for g in ids]))
+
+
+class _Part(NamedTuple):
+    """One item over the projects where its state can be set: in scope, region unknown, code
+    conflict or doubtful claim. Everywhere else the item is out of scope (state null) and its
+    criteria are neither reported nor read."""
+
+    #: the projects (ascending positions)
+    pos: np.ndarray
+    #: on those: ``s{k}``, ``x{k}``, ``y{k}``, ``c{k}_{j}``, ``f{k}_{j}``, ``n{k}_{b}``,
+    #: ``m{k}_{j}``, ``r{k}``, ``st{k}``
+    frame: pl.DataFrame
+    #: the state (-1 where null) and whether it rests on a contradiction (see :func:`_doubt`)
+    state: np.ndarray
+    doubt: np.ndarray
+
+
+def _relevant(scope: pl.Expr, conflict: pl.Expr | None, clash: pl.Expr | None) -> pl.Expr:
+    """Where an item's state can be set: in scope or unknown, or a contradiction."""
+    out = scope.fill_null(True)
+    for fact in (conflict, clash):
+        if fact is not None:
+            out = out | fact.fill_null(False)
+    return out
+
+
+def _item_exprs(k: int, comp: _Compiled) -> list[pl.Expr]:
+    """Criterion, in-force and null-tracking columns of item ``k``."""
+    exprs = [expr.alias(f"c{k}_{j}") for j, (_, expr, _) in enumerate(comp.criteria)]
+    exprs += [f.alias(f"f{k}_{j}") for j, f in enumerate(comp.in_force) if f is not None]
+    if comp.item.effect == "status":
+        inputs = _inputs(comp, _gating(comp))
+        if len(inputs) <= 62:
+            exprs += [pl.col(f).is_null().alias(f"n{k}_{b}") for b, f in enumerate(inputs)]
+    exprs += [
+        _reads_missing(comp, j).alias(f"m{k}_{j}")
+        for j, default in enumerate(comp.defaults)
+        if default
+    ]
+    return exprs
+
+
+def _parts(frame: pl.DataFrame, compiled: list[_Compiled], groups: _Groups) -> dict[int, _Part]:
+    """Every item evaluated on its own projects only (see :class:`_Part`).
+
+    The scope facts are evaluated once per distinct combination of the columns they read
+    (:class:`_Groups`), or over all projects when they read others (a ``condition``); the
+    item's dates, criteria, result and state on its projects only."""
+    keys = set(groups.keys.columns)
+    by_key: list[int] = []
+    by_row: list[int] = []
+    facts: dict[int, list[pl.Expr]] = {}
+    relevant: dict[int, pl.Expr] = {}
+    for k, comp in enumerate(compiled):
+        scope, conflict, clash = comp.undated
+        named = [scope.alias(f"_s{k}")]
+        named += [e.alias(f"_{p}{k}") for p, e in (("x", conflict), ("y", clash)) if e is not None]
+        facts[k] = named
+        # from the columns, not the expressions again (one pass of hundreds of expressions
+        # with repeated subexpressions took seconds to plan)
+        relevant[k] = _relevant(
+            pl.col(f"_s{k}"),
+            pl.col(f"_x{k}") if conflict is not None else None,
+            pl.col(f"_y{k}") if clash is not None else None,
+        ).alias(f"_rel{k}")
+        reads = {n for e in named for n in e.meta.root_names()}
+        (by_key if reads <= keys else by_row).append(k)
+    located: dict[int, tuple[pl.DataFrame, np.ndarray, np.ndarray]] = {}
+    if by_key:
+        table = groups.keys.with_columns(e for k in by_key for e in facts[k])
+        table = table.with_columns(relevant[k] for k in by_key)
+        for k in by_key:
+            pos = _members(groups, table[f"_rel{k}"].to_numpy())
+            located[k] = (table, pos, groups.key_of[pos])
+    names = list(dict.fromkeys(n for k in by_row for e in facts[k] for n in e.meta.root_names()))
+    if len(by_row) >= 4 and frame.height > 4096 and all(_few_values(frame, n) for n in names):
+        # scopes on other facts given as text or yes/no (another rulebook's item, a category):
+        # once per distinct combination of those too
+        own = _group(frame, names)
+        table = own.keys.with_columns(e for k in by_row for e in facts[k])
+        table = table.with_columns(relevant[k] for k in by_row)
+        for k in by_row:
+            pos = _members(own, table[f"_rel{k}"].to_numpy())
+            located[k] = (table, pos, own.key_of[pos])
+    elif by_row:
+        table = frame.select(pl.col("project_id"), *(e for k in by_row for e in facts[k]))
+        table = table.with_columns(relevant[k] for k in by_row)
+        for k in by_row:
+            pos = np.flatnonzero(table[f"_rel{k}"].to_numpy())
+            located[k] = (table, pos, pos)
+    parts = {}
+    for k, comp in enumerate(compiled):
+        table, pos, at = located[k]
+        parts[k] = _part(frame, k, comp, table, pos, at)
+    return parts
+
+
+def _part(
+    frame: pl.DataFrame,
+    k: int,
+    comp: _Compiled,
+    table: pl.DataFrame,
+    pos: np.ndarray,
+    at: np.ndarray,
+) -> _Part:
+    """Item ``k`` on the projects at ``pos``, whose undated scope facts are the rows ``at`` of
+    ``table``."""
+    none = np.zeros(0, dtype=np.int8)
+    if not len(pos):
+        return _Part(pos, pl.DataFrame(), none, none.astype(bool))
+    item = comp.item
+    _, conflict, clash = comp.undated
+    exprs = _item_exprs(k, comp)
+    dated = [_dated(pl.col(f"_s{k}"), item.since, item.until).alias(f"s{k}")]
+    dated += [
+        _dated(pl.col(f"_{p}{k}"), item.since, item.until).alias(f"{p}{k}")
+        for p, e in (("x", conflict), ("y", clash))
+        if e is not None
+    ]
+    reads = list(dict.fromkeys(n for e in [*exprs, *dated] for n in e.meta.root_names()))
+    facts = [f"_s{k}", *(f"_{p}{k}" for p, e in (("x", conflict), ("y", clash)) if e is not None)]
+    index = pl.Series(at)
+    inputs = [n for n in reads if n not in facts]
+    known = [table[name].gather(index) for name in facts]
+    if inputs:
+        sub = frame.select(pl.col(inputs).gather(pl.Series(pos))).hstack(known)
+    else:
+        sub = pl.DataFrame(known)
+    sub = sub.select(*exprs, *dated)
+    if item.since is not None or item.until is not None:  # the dates may put it out of scope
+        keep = sub.select(
+            _relevant(
+                pl.col(f"s{k}"),
+                pl.col(f"x{k}") if conflict is not None else None,
+                pl.col(f"y{k}") if clash is not None else None,
+            )
+        ).to_series()
+        if not keep.all():
+            pos = pos[keep.to_numpy()]
+            sub = sub.filter(keep)
+            if not len(pos):
+                return _Part(pos, pl.DataFrame(), none, none.astype(bool))
+    sub = sub.with_columns(combine(*_columns(k, comp)).alias(f"r{k}"))
+    sub = sub.with_columns(_state(k, comp).alias(f"st{k}"))
+    doubt = _doubt(k, comp)
+    flags = sub.select(
+        pl.col(f"st{k}").fill_null(-1).alias("st"),
+        (doubt if doubt is not None else pl.lit(False)).alias("doubt"),
+    )
+    return _Part(pos, sub, flags["st"].to_numpy(), flags["doubt"].to_numpy())
+
+
+def _evaluate_book(
+    frame: pl.DataFrame, book: Rulebook, present: _Present, groups: _Groups | None = None
+) -> tuple[list[pl.Series], pl.LazyFrame, np.ndarray | None]:
+    """Columns of the summary for one rulebook, its decisions (lazy) and the integer each
+    project's ``R__missing`` was decoded from (None where it is not one: see
+    :func:`_summary_codes`).
+
+    Staged like the reader: each item's scope, then on the projects it can concern only (see
+    :class:`_Part`) its criterion columns, result and state (2 pass, 1 unknown, 0 fail, null
+    out of scope); the rulebook's status is the best state over its items and its item the
+    first item in file order with it.
 
     Unknowns are never decisions: an item whose regional scope meets a project without a
     province, or whose activity matches while the given industry code is not one of its rows
@@ -616,88 +870,60 @@ def _evaluate_book(
     ``province``, ``industry_code`` or ``activity``.
     """
     compiled = _compile(book, present)
-    exprs: list[pl.Expr] = []
-    for k, comp in enumerate(compiled):
-        exprs.append(comp.scope.alias(f"s{k}"))
-        exprs += [expr.alias(f"c{k}_{j}") for j, (_, expr, _) in enumerate(comp.criteria)]
-        exprs += [f.alias(f"f{k}_{j}") for j, f in enumerate(comp.in_force) if f is not None]
-        if comp.conflict is not None:
-            exprs.append(comp.conflict.alias(f"x{k}"))
-        if comp.claim_clash is not None:
-            exprs.append(comp.claim_clash.alias(f"y{k}"))
-        if comp.item.effect == "status":
-            inputs = _inputs(comp, _gating(comp))
-            if len(inputs) <= 62:
-                exprs += [pl.col(f).is_null().alias(f"n{k}_{b}") for b, f in enumerate(inputs)]
-        exprs += [
-            _reads_missing(comp, j).alias(f"m{k}_{j}")
-            for j, default in enumerate(comp.defaults)
-            if default
-        ]
+    parts = _parts(frame, compiled, groups or _groups(frame, [book]))
     noid = pl.col("activity").is_null()  # nothing says what the project is
     if any(item.scope and item.scope.industry_codes for item in book.leaf_items):
         noid = noid & pl.col("industry_class").is_null()
     if book.item_field:
         noid = noid & pl.col(book.item_field).is_null()
     work = frame.select(
-        "project_id", "activity", "approval_date", "industry_class", noid.alias("_noid"), *exprs
+        "project_id", "activity", "approval_date", "industry_class", noid.alias("_noid")
     )
-    work = work.with_columns(
-        combine(*_columns(k, comp)).alias(f"r{k}") for k, comp in enumerate(compiled)
-    )
-    work = work.with_columns(_state(k, comp).alias(f"st{k}") for k, comp in enumerate(compiled))
     status_items = [k for k, c in enumerate(compiled) if c.item.effect == "status"]
     flag_items = [k for k, c in enumerate(compiled) if c.item.effect == "flag"]
-    best = (
-        pl.max_horizontal(pl.col(f"st{k}") for k in status_items)
-        if status_items
-        else pl.lit(None, pl.Int8)
-    )
+    # the best state (-1: none) and the selected item (-1: none), over the items' own projects
+    best = np.full(frame.height, -1, dtype=np.int8)
+    for k in status_items:
+        pos, state = parts[k].pos, parts[k].state
+        best[pos] = np.maximum(best[pos], state)
     # no item in scope and nothing says what the project is: unknown, ask for the activity
-    work = work.with_columns(best.alias("_best"))
-    unidentified = pl.col("_best").is_null() & pl.col("_noid")
-    work = work.with_columns(
-        pl.when(unidentified)
-        .then(pl.lit(_UNKNOWN, pl.Int8))
-        .otherwise(pl.col("_best"))
-        .alias("_best"),
-        unidentified.alias("_unidentified"),
-    )
-    # Integers until the end: the selected item's index, then its codes (see _item_codes),
-    # decoded once per distinct value into the missing fields, criteria text and SC result.
+    unidentified = (best < 0) & work["_noid"].to_numpy()
+    best[unidentified] = _UNKNOWN
     # On a tie an item the project is plainly in scope of wins over one whose code or claim
     # contradicts it (that one is chosen only when no other item has the best state)
-    doubts = {k: d for k in status_items if (d := _doubt(k, compiled[k])) is not None}
-    best_here = {k: pl.col(f"st{k}") == pl.col("_best") for k in status_items}
-    selected = [
-        pl.when(best_here[k] & ~doubts[k] if k in doubts else best_here[k]).then(
-            pl.lit(k, pl.Int32)
-        )
-        for k in status_items
-    ] + [pl.when(best_here[k]).then(pl.lit(k, pl.Int32)) for k in doubts]
-    work = work.with_columns(
-        (pl.coalesce(selected) if selected else pl.lit(None, pl.Int32)).alias("_sel")
-    )
-    codes = {k: compiled[k].item.code for k in status_items}
+    sel = np.full(frame.height, -1, dtype=np.int32)
+    doubted = [k for k in status_items if _doubt(k, compiled[k]) is not None]
+    for k, plain in [(k, True) for k in status_items] + [(k, False) for k in doubted]:
+        part = parts[k]
+        wins = (part.state >= 0) & (part.state == best[part.pos])
+        if plain:
+            wins &= ~part.doubt
+        rows = part.pos[wins]
+        sel[rows[sel[rows] < 0]] = k
     statuses = book.status_map
+    texts = [statuses.out_of_scope, statuses.in_scope_fail, "insufficient_data"]
+    codes = [compiled[k].item.code if k in status_items else None for k in range(len(compiled))]
+    # Integers until the end: the selected item's index, then its codes (see _item_codes),
+    # decoded once per distinct value into the missing fields, criteria text and SC result.
     work = work.with_columns(
-        pl.col("_sel").replace_strict(codes, default=None, return_dtype=pl.String).alias("_item"),
-        pl.col("_best")
-        .replace_strict(
-            {
-                _PASS: statuses.in_scope_pass,
-                _UNKNOWN: "insufficient_data",
-                _FAIL: statuses.in_scope_fail,
-            },
-            default=statuses.out_of_scope,
-            return_dtype=pl.String,
-        )
-        .alias("_status"),
+        pl.Series("_best", best),
+        pl.Series("_sel", sel),
+        pl.Series("_unidentified", unidentified),
+        pl.Series("_item", [*codes, None], dtype=pl.String).gather(
+            np.where(sel < 0, len(compiled), sel)
+        ),
+        pl.Series("_status", [*texts, statuses.in_scope_pass], dtype=pl.String).gather(
+            best.astype(np.int64) + 1
+        ),
+    ).with_columns(
+        pl.when(pl.col("_best") >= 0).then(pl.col("_best")).alias("_best"),
+        pl.when(pl.col("_sel") >= 0).then(pl.col("_sel")).alias("_sel"),
     )
     window = book.applies_to_approvals
     ghg, work = _ghg_marks(work, compiled, status_items)
-    flags = _flags(work, compiled, flag_items, book)
-    decoded = {s.name: s for s in _summary_codes(work, compiled, status_items, book)}
+    flags = _flags(work, compiled, flag_items, book, parts, sel)
+    series, missing_codes = _summary_codes(work, compiled, status_items, book, parts, sel)
+    decoded = {s.name: s for s in series}
     summary = work.select(
         pl.col("_status").alias(f"{book.id}__status"),
         pl.col("_item").alias(f"{book.id}__item"),
@@ -707,7 +933,8 @@ def _evaluate_book(
     )
     order = [f"{book.id}__{part}" for part in ("sc_met", "missing", "criteria")]
     summary = summary.with_columns(decoded[name] for name in order if name in decoded)
-    return summary.get_columns(), _decisions(frame, work, book, compiled)
+    decisions = _decisions(frame, work, book, compiled, parts, sel)
+    return summary.get_columns(), decisions, missing_codes
 
 
 def _columns(k: int, comp: _Compiled) -> tuple[list[tuple[Criterion, str]], dict[str, str]]:
@@ -826,39 +1053,37 @@ def _item_codes(k: int, comp: _Compiled) -> list[pl.Expr]:
 
 
 def _codes(
-    work: pl.DataFrame, compiled: list[_Compiled], rows: dict[int, np.ndarray]
+    parts: dict[int, _Part],
+    compiled: list[_Compiled],
+    rows: dict[int, np.ndarray],
+    height: int,
+    slots: dict[int, np.ndarray] | None = None,
 ) -> pl.DataFrame:
-    """The codes of item ``k`` for the projects at the positions ``rows[k]`` (each project in
-    at most one item's rows), null elsewhere. Each item's expressions run on its own projects
-    only; the results are put back in place with numpy (no per-row Python)."""
-    values = {name: np.zeros(work.height, dtype=np.int64) for name in _CODES}
-    marked = np.zeros(work.height, dtype=bool)
+    """The codes of item ``k`` for its projects ``parts[k].pos[rows[k]]`` (each project in at
+    most one item's rows), put at ``slots[k]`` (default: their positions) of a frame of
+    ``height`` rows, null elsewhere. Each item's expressions run on its own projects only; the
+    results are put back in place with numpy (no per-row Python)."""
+    values = {name: np.zeros(height, dtype=np.int64) for name in _CODES}
+    marked = np.zeros(height, dtype=bool)
     for k, index in rows.items():
         if not len(index):
             continue
-        exprs = _item_codes(k, compiled[k])
-        needed = list(dict.fromkeys(n for e in exprs for n in e.meta.root_names()))
-        codes = work.select(pl.col(needed).gather(pl.Series(index))).select(exprs)
+        codes = _part_codes(parts[k], k, compiled[k], index)
+        at = parts[k].pos[index] if slots is None else slots[k]
         for name in _CODES:
-            values[name][index] = codes[name].to_numpy()
-        marked[index] = True
+            values[name][at] = codes[name].to_numpy()
+        marked[at] = True
     where = pl.Series(marked)
     return pl.DataFrame({name: values[name] for name in _CODES}).select(
         pl.when(pl.lit(where)).then(pl.col(name)).alias(name) for name in _CODES
     )
 
 
-def _positions(column: pl.Series, values: list[int]) -> dict[int, np.ndarray]:
-    """Positions of each value in an integer column (null never matches)."""
-    array = column.fill_null(-1).to_numpy()
-    return {v: np.flatnonzero(array == v) for v in values}
-
-
-def _selected_codes(
-    work: pl.DataFrame, compiled: list[_Compiled], items: list[int]
-) -> pl.DataFrame:
-    """The codes of each project's selected item."""
-    return _codes(work, compiled, _positions(work["_sel"], items))
+def _part_codes(part: _Part, k: int, comp: _Compiled, local: np.ndarray) -> pl.DataFrame:
+    """The codes (:func:`_item_codes`) of item ``k`` for its projects ``part.pos[local]``."""
+    exprs = _item_codes(k, comp)
+    needed = list(dict.fromkeys(n for e in exprs for n in e.meta.root_names()))
+    return part.frame.select(pl.col(needed).gather(pl.Series(local))).select(exprs)
 
 
 def _decode(k: int, comp: _Compiled, states: int) -> list[int]:
@@ -937,17 +1162,19 @@ def _fields(
 
 
 def _summary_codes(
-    work: pl.DataFrame, compiled: list[_Compiled], status_items: list[int], book: Rulebook
-) -> list[pl.Series]:
+    work: pl.DataFrame,
+    compiled: list[_Compiled],
+    status_items: list[int],
+    book: Rulebook,
+    parts: dict[int, _Part],
+    sel: np.ndarray,
+) -> tuple[list[pl.Series], np.ndarray | None]:
     """``R__missing``, ``R__criteria`` and (with components) ``R__sc_met`` of every project,
-    decoded from the selected item's codes once per distinct (item, status, codes)."""
-    keys = pl.concat(
-        [
-            work.select("_sel", (pl.col("_best") == _UNKNOWN).fill_null(False).alias("_unknown")),
-            _selected_codes(work, compiled, status_items),
-        ],
-        how="horizontal",
-    )
+    decoded from the selected item's codes once per distinct (item, status, codes): the codes
+    of each item computed, and told apart, on the projects that selected it only. With them,
+    the position of each project's combination among those (projects with equal positions
+    have equal ``R__missing``), or None for an exclusion list (its ``R__missing`` is
+    rewritten by :func:`_missing_all_items`)."""
     words = ("fail", "pass", "unknown", "n/a")
     with_components = has_components(book)
 
@@ -962,33 +1189,54 @@ def _summary_codes(
         sc = _kleene(comp, state, lambda c: c.component not in _NOT_SC) if with_components else None
         return _fields(compiled, k, unknown, states, extra, nulls), text, sc
 
-    distinct, index = _distinct_rows(keys)
-    described = [
-        describe(*row) if row[0] is not None else (None, None, None)  # no item selected
-        for row in distinct.iter_rows()
-    ]
+    # 0: no item selected; 1: nothing says what the project is, ask for the activity
+    described: list[tuple] = [(None, None, None), (["activity"], None, None)]
+    index = work["_unidentified"].to_numpy().astype(np.int64)
+    unknown = (work["_best"] == _UNKNOWN).fill_null(False).to_numpy()
+    for k in status_items:
+        part = parts[k]
+        local = np.flatnonzero(sel[part.pos] == k)
+        if not len(local):
+            continue
+        rows = part.pos[local]
+        codes = _part_codes(part, k, compiled[k], local)
+        keys = pl.DataFrame([pl.Series("_unknown", unknown[rows])]).hstack(codes)
+        if all(_constant(keys[name].to_numpy()) for name in keys.columns):
+            distinct, at = keys.head(1), np.zeros(len(rows), dtype=np.int64)
+        else:
+            distinct, found = _distinct_rows(keys)
+            at = found.to_numpy()
+        index[rows] = len(described) + at
+        described += [describe(k, *row) for row in distinct.iter_rows()]
     joined = pl.DataFrame(
         [
             pl.Series("_missing", [d[0] for d in described], dtype=pl.List(pl.String)),
             pl.Series("_criteria", [d[1] for d in described], dtype=pl.String),
             pl.Series("_sc", [d[2] for d in described], dtype=pl.Boolean),
         ]
-    )[index]
-    missing = joined.select(
-        pl.when(pl.lit(work["_unidentified"]))
-        .then(pl.lit(["activity"], dtype=pl.List(pl.String)))
-        .otherwise(pl.col("_missing"))
-    ).to_series()
+    )[pl.Series(index)]
+    missing = joined["_missing"]
+    decoded_from: np.ndarray | None = index
     if book.kind == "exclusion":
-        missing = _missing_all_items(work, compiled, status_items, missing)
+        missing = _missing_all_items(work, compiled, status_items, missing, parts)
+        decoded_from = None
     out = [missing.alias(f"{book.id}__missing"), joined["_criteria"].alias(f"{book.id}__criteria")]
     if with_components:
         out.append(joined["_sc"].alias(f"{book.id}__sc_met"))
-    return out
+    return out, decoded_from
+
+
+def _constant(values: np.ndarray) -> bool:
+    """Are all values equal (and not NaN, a null)?"""
+    return bool((values == values[0]).all())
 
 
 def _missing_all_items(
-    work: pl.DataFrame, compiled: list[_Compiled], status_items: list[int], selected: pl.Series
+    work: pl.DataFrame,
+    compiled: list[_Compiled],
+    status_items: list[int],
+    selected: pl.Series,
+    parts: dict[int, _Part],
 ) -> pl.Series:
     """For an exclusion list: any item that applies excludes, so "not excluded" needs every
     undecided item decided; an undecided project is asked for the fields of all of them (not
@@ -997,11 +1245,14 @@ def _missing_all_items(
     undecided = (work["_best"] == _UNKNOWN).fill_null(False) & ~work["_unidentified"]
     if len(status_items) < 2 or not undecided.any():
         return selected
-    rows = work.filter(undecided)
+    asked = undecided.to_numpy()
+    where = np.flatnonzero(asked)
     per_item = []
     for k in status_items:
-        unknown_rows = _positions(rows[f"st{k}"], [_UNKNOWN])[_UNKNOWN]
-        codes = _codes(rows, compiled, {k: unknown_rows})
+        part = parts[k]
+        unknown = np.flatnonzero((part.state == _UNKNOWN) & asked[part.pos])
+        slots = {k: np.searchsorted(where, part.pos[unknown])}
+        codes = _codes(parts, compiled, {k: unknown}, len(where), slots)
         per_item.append(codes.rename({name: f"{name}{k}" for name in _CODES}))
     combos = pl.concat(per_item, how="horizontal")
 
@@ -1132,45 +1383,61 @@ def has_flags(book: Rulebook) -> bool:
 
 
 def _flags(
-    work: pl.DataFrame, compiled: list[_Compiled], flag_items: list[int], book: Rulebook
+    work: pl.DataFrame,
+    compiled: list[_Compiled],
+    flag_items: list[int],
+    book: Rulebook,
+    parts: dict[int, _Part],
+    sel: np.ndarray,
 ) -> pl.Series | None:
     """Codes of the flag items that apply (e.g. CBAM exposure), ``industry_code_conflict``
     where the given industry code is none of the rows of the items the activity matches, and
     ``claimed_item_conflict`` where the selected item is a doubtful claim. Packed into one
-    integer per project and decoded once per distinct value."""
+    integer per project (set with numpy on the items' own projects) and decoded once per
+    distinct value."""
     conflicts = [k for k, comp in enumerate(compiled) if comp.conflict is not None]
     clashes = [k for k, comp in enumerate(compiled) if comp.claim_clash is not None]
-    raised: list[tuple[str, pl.Expr]] = [
-        (compiled[k].item.code, pl.col(f"st{k}") == _PASS) for k in flag_items
-    ]
-    if conflicts:
-        any_conflict = pl.any_horizontal(pl.col(f"x{k}") for k in conflicts)
-        # only when no item of the activity accepted the code
-        clash = any_conflict & (pl.col("_sel").is_null() | _selected_conflicts(conflicts))
-        raised.append((CONFLICT_FLAG, clash))
-    if clashes:
-        doubtful = pl.any_horizontal((pl.col("_sel") == k) & pl.col(f"y{k}") for k in clashes)
-        raised.append((CLAIM_FLAG, doubtful))
-    if not raised:
+    names = [compiled[k].item.code for k in flag_items]
+    names += [CONFLICT_FLAG] * bool(conflicts) + [CLAIM_FLAG] * bool(clashes)
+    if not names:
         empty = pl.repeat([], work.height, dtype=pl.List(pl.String), eager=True)
         return empty if has_flags(book) else None
-    bits = work.select(
-        pl.sum_horizontal(
-            cond.fill_null(False).cast(pl.Int64) * (1 << i) for i, (_, cond) in enumerate(raised)
-        ).alias("_bits")
-    )
-    return _per_distinct(
-        bits,
-        lambda value: [name for i, (name, _) in enumerate(raised) if value >> i & 1],
-        pl.List(pl.String),
-    )
+    raised = [np.zeros(work.height, dtype=bool) for _ in names]
+    for flag, k in zip(raised, flag_items, strict=False):
+        flag[parts[k].pos[parts[k].state == _PASS]] = True
+    if conflicts:
+        # only when no item of the activity accepted the code
+        any_conflict, chosen = raised[len(flag_items)], np.zeros(work.height, dtype=bool)
+        for k in conflicts:
+            pos, fact = _fact(parts[k], f"x{k}")
+            any_conflict[pos[fact]] = True
+            chosen[pos[fact & (sel[pos] == k)]] = True
+        any_conflict &= (sel < 0) | chosen
+    if clashes:
+        doubtful = raised[-1]
+        for k in clashes:
+            pos, fact = _fact(parts[k], f"y{k}")
+            doubtful[pos[fact & (sel[pos] == k)]] = True
+    bits = np.zeros(work.height, dtype=np.int64)
+    for i, flag in enumerate(raised):
+        bits |= flag.astype(np.int64) << i
+    # one integer per project with a few distinct values: told apart with numpy
+    if len(names) <= 16:
+        seen = np.flatnonzero(np.bincount(bits, minlength=1))
+        lookup = np.zeros(1 << len(names), dtype=np.int64)
+        lookup[seen] = np.arange(len(seen))
+        index = lookup[bits]
+    else:
+        seen, index = np.unique(bits, return_inverse=True)
+    found = [[name for i, name in enumerate(names) if value >> i & 1] for value in seen.tolist()]
+    return pl.Series("_value", found, dtype=pl.List(pl.String)).gather(pl.Series(index))
 
 
-def _selected_conflicts(conflicts: list[int]) -> pl.Expr:
-    """The selected item is one the activity matched but the industry code did not."""
-    return pl.any_horizontal((pl.col("_sel") == k) & pl.col(f"x{k}") for k in conflicts).fill_null(
-        False
-    )
+def _fact(part: _Part, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """An item's projects and where a scope fact (conflict, clash) is true on them."""
+    if not len(part.pos):
+        return part.pos, np.zeros(0, dtype=bool)
+    return part.pos, part.frame[name].fill_null(False).to_numpy()
 
 
 def _result(column: str) -> pl.Expr:
@@ -1184,24 +1451,54 @@ def _result(column: str) -> pl.Expr:
     )
 
 
+@lru_cache(maxsize=4096)
 def _label(text: str | None) -> pl.Expr:
     """A decisions label column's constant: a Categorical, never a column of repeated text."""
     return pl.lit(text, dtype=pl.Categorical())
 
 
+@lru_cache(maxsize=4096)
+def _names(names: tuple[str, ...]) -> pl.Expr:
+    """A decisions ``fields`` constant."""
+    return pl.lit(list(names), dtype=pl.List(pl.String))
+
+
 def _decisions(
-    frame: pl.DataFrame, work: pl.DataFrame, book: Rulebook, compiled: list[_Compiled]
+    frame: pl.DataFrame,
+    work: pl.DataFrame,
+    book: Rulebook,
+    compiled: list[_Compiled],
+    parts: dict[int, _Part],
+    sel: np.ndarray,
 ) -> pl.LazyFrame:
     """Long table of criterion results for every in-scope item; a 'scope' row otherwise.
 
     Lazy: nothing is materialised until the table is written (streamed to Parquet) or read.
+    Each item's rows come from its own projects (:class:`_Part`), the inputs its criteria
+    read gathered there.
     """
-    inputs = frame.lazy()
-    base = work.lazy()  # scope, criterion, state and item columns per project
-    parts: list[pl.LazyFrame] = []
+    base = work.lazy()  # item and status columns per project
+    out: list[pl.LazyFrame] = []
     for k, comp in enumerate(compiled):
         scope = comp.item.scope
         assert scope is not None
+        part = parts[k]
+        if not len(part.pos):  # no project where the item is shown
+            continue
+        same = [i for i, c in enumerate(compiled) if c.item.code == comp.item.code]
+        # the inputs shown, gathered once per item (a gather in each part's plan made
+        # collecting the plan slow: minutes for 20,000 projects)
+        seen = ["project_id", "activity", "industry_class"]
+        shown_inputs = [
+            name
+            for name in dict.fromkeys([*seen, *(n for _, _, used in comp.criteria for n in used)])
+            if name not in part.frame.columns
+        ]
+        facts = (
+            part.frame.with_columns(pl.Series("_selected", np.isin(sel[part.pos], same)))
+            .hstack(frame.select(pl.col(shown_inputs).gather(pl.Series(part.pos))).get_columns())
+            .lazy()
+        )
         # in scope, or unknown (region), or a code conflict: the criteria are shown
         shown = pl.col(f"s{k}").fill_null(True)
         if comp.conflict is not None:
@@ -1213,16 +1510,16 @@ def _decisions(
             # only this criterion's columns: a part over all of `work` (columns per item) made
             # the plan quadratic in items (2,000 items: 2.7 GB for 3 projects); the values it
             # read are formatted after the filter, on the projects shown only
-            own = list(dict.fromkeys(["project_id", "_item", f"c{k}_{j}", *rows.meta.root_names()]))
-            read = [name for name in dict.fromkeys(used) if name not in own]
-            parts.append(
-                pl.concat([work.select(own).lazy(), inputs.select(read)], how="horizontal")
+            own = list(dict.fromkeys(["_selected", f"c{k}_{j}", *rows.meta.root_names()]))
+            read = [name for name in dict.fromkeys(["project_id", *used]) if name not in own]
+            out.append(
+                facts.select(*own, *read)
                 .filter(rows)
                 .select(
                     "project_id",
                     _label(book.id).alias("rulebook"),
                     _label(comp.item.code).alias("item"),
-                    (pl.col("_item") == comp.item.code).fill_null(False).alias("selected"),
+                    pl.col("_selected").alias("selected"),
                     _label(criterion.id).alias("criterion"),
                     _result(f"c{k}_{j}").alias("result"),
                     _seen(used).alias("value"),
@@ -1230,13 +1527,13 @@ def _decisions(
                     _label(criterion.clause).alias("clause"),
                     _label(criterion.verification).alias("verification"),
                     pl.lit(gates(criterion)).alias("gate"),
-                    pl.lit(used, dtype=pl.List(pl.String)).alias("fields"),
+                    _names(tuple(used)).alias("fields"),
                 )
             )
         if scope.provinces:
-            parts.append(
+            out.append(
                 _scope_row(
-                    base.filter(pl.col(f"s{k}").is_null()),
+                    facts.filter(pl.col(f"s{k}").is_null()),
                     book,
                     comp.item,
                     "province",
@@ -1245,9 +1542,9 @@ def _decisions(
                 )
             )
         if comp.conflict is not None:
-            parts.append(
+            out.append(
                 _scope_row(
-                    base.filter(pl.col(f"x{k}")),
+                    facts.filter(pl.col(f"x{k}")),
                     book,
                     comp.item,
                     "industry_code",
@@ -1260,9 +1557,9 @@ def _decisions(
                 )
             )
         if comp.claim_clash is not None and comp.claim_field:
-            parts.append(
+            out.append(
                 _scope_row(
-                    base.filter(pl.col(f"y{k}")),
+                    facts.filter(pl.col(f"y{k}")),
                     book,
                     comp.item,
                     comp.claim_field,
@@ -1276,7 +1573,7 @@ def _decisions(
                     + ", ".join([*scope.activities, *_classes(scope)]),
                 )
             )
-    parts.append(
+    out.append(
         base.filter(pl.col("_item").is_null()).select(
             "project_id",
             _label(book.id).alias("rulebook"),
@@ -1295,7 +1592,7 @@ def _decisions(
             pl.lit(["activity"], dtype=pl.List(pl.String)).alias("fields"),
         )
     )
-    return decisions_file(pl.concat(parts, how="vertical"))
+    return decisions_file(pl.concat(out, how="vertical"))
 
 
 def _scope_row(
@@ -1307,7 +1604,7 @@ def _scope_row(
         "project_id",
         _label(book.id).alias("rulebook"),
         _label(item.code).alias("item"),
-        (pl.col("_item") == item.code).fill_null(False).alias("selected"),
+        pl.col("_selected").alias("selected"),
         _label(name).alias("criterion"),
         _label("unknown").alias("result"),
         value.alias("value"),
@@ -1315,7 +1612,7 @@ def _scope_row(
         _label(book.document).alias("clause"),
         _label(item.verification).alias("verification"),
         pl.lit(True).alias("gate"),
-        pl.lit([name], dtype=pl.List(pl.String)).alias("fields"),
+        _names((name,)).alias("fields"),
     )
 
 
