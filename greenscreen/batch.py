@@ -23,9 +23,11 @@ from greenscreen._outputs import (
     CSV_MAX_ROWS,
     DATA_FILES,
     OUTPUT_FILES,
+    ZSTD_LEVEL,
     atomic_write,
     csv_compatible,
     output_set,
+    sink_parquet,
     write_parquet,
     writes_csv,
 )
@@ -295,7 +297,7 @@ def _run(
         pipeline = Pipeline(projects, rejects, info, projects.height, 0, notes)
         result = screen(pipeline, **options)
         write_parquet(result.results, parts / f"results-{k:05d}.parquet")
-        decisions_file(result.decisions_lazy).sink_parquet(parts / f"decisions-{k:05d}.parquet")
+        sink_parquet(decisions_file(result.decisions_lazy), parts / f"decisions-{k:05d}.parquet")
         if result.subsidies is not None:
             write_parquet(result.subsidies.awards, parts / f"subsidies-{k:05d}.parquet")
             write_parquet(result.subsidies.schedule, parts / f"schedule-{k:05d}.parquet")
@@ -411,7 +413,13 @@ def _append_parquet(files: list[Path], schema: pa.Schema | None, path: str) -> N
     import pyarrow.parquet as pq
 
     schema = schema or pq.read_schema(files[0])
-    with pq.ParquetWriter(path, schema, compression="zstd", write_statistics=False) as writer:
+    with pq.ParquetWriter(
+        path,
+        schema,
+        compression="zstd",
+        compression_level=ZSTD_LEVEL,
+        write_statistics=False,
+    ) as writer:
         for file in files:
             for batch in pq.ParquetFile(file).iter_batches(batch_size=65_536):
                 writer.write_table(pa.Table.from_batches([batch]).cast(schema))

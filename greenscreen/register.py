@@ -61,6 +61,7 @@ from greenscreen._outputs import (
     atomic_write,
     csv_compatible,
     output_set,
+    sink_parquet,
     write_parquet,
 )
 from greenscreen.emissions import FACTOR_FILES
@@ -1462,7 +1463,7 @@ def export(register: Register, run: str, out_dir: str | Path) -> dict[str, Path]
             table = decisions.drop("rulebook_version", strict=False)
             atomic_write(
                 staged.path / OUTPUT_FILES["decisions"].name,
-                lambda p: decisions_file(table).sink_parquet(p, statistics=False),
+                partial(sink_parquet, decisions_file(table)),
             )
         for key, path in list(paths.items()):
             if path.name not in listed:

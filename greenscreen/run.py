@@ -24,6 +24,7 @@ from greenscreen._outputs import (
     atomic_write,
     csv_compatible,
     output_set,
+    sink_parquet,
     write_parquet,
     writes_csv,
 )
@@ -350,7 +351,7 @@ class ScreenResult:
     def _write_decisions(self, path: str) -> None:
         # streamed: the long table never sits in memory whole
         decisions = self.decisions if "decisions" in self.__dict__ else self.decisions_lazy
-        decisions_file(decisions).sink_parquet(path, statistics=False)
+        sink_parquet(decisions_file(decisions), path)
 
 
 def screen(
