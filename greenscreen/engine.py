@@ -523,7 +523,7 @@ def evaluate(projects: pl.DataFrame, rulebooks: Sequence[Rulebook]) -> Screening
 
 
 def _inherit_missing(
-    summary: pl.DataFrame, book: Rulebook, codes: dict[str, np.ndarray | None] | None = None
+    summary: pl.DataFrame, book: Rulebook, codes: dict[str, np.ndarray | None]
 ) -> pl.Series:
     """A criterion over another rulebook's status is unknown because that rulebook lacks data:
     ask the client for *its* missing fields, not for ``eu_taxonomy__status``. Worked out once
@@ -543,7 +543,7 @@ def _inherit_missing(
                 out += [f for f in fields or [] if f not in out]
         return list(dict.fromkeys(out))
 
-    known = [(codes or {}).get(name) for name in (book.id, *book.depends_on)]
+    known = [codes.get(name) for name in (book.id, *book.depends_on)]
     if all(code is not None for code in known):
         return _per_codes(lists, known, merged, pl.List(pl.String)).alias(own)  # type: ignore[arg-type]
     return _per_distinct(lists, merged, pl.List(pl.String)).alias(own)
@@ -566,20 +566,26 @@ def _per_codes(
             return _per_distinct(keys, describe, dtype)
         key = key * size + code
         span *= size
-    if span <= 1 << 22:
-        found = np.zeros(span, dtype=bool)
-        found[key] = True
-        seen = np.flatnonzero(found)
-        lookup = np.zeros(span, dtype=np.int64)
-        lookup[seen] = np.arange(len(seen))
-        index = lookup[key]
-    else:
-        seen, index = np.unique(key, return_inverse=True)
+    seen, index = _dense(key, span)
     rows = np.zeros(len(seen), dtype=np.int64)
     rows[index] = np.arange(keys.height)  # any row with the combination
     picked = keys[pl.Series(rows)]
     values = pl.Series("_value", [describe(*row) for row in picked.iter_rows()], dtype=dtype)
     return values.gather(pl.Series(index))
+
+
+def _dense(key: np.ndarray, span: int) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct values of non-negative integers below ``span`` (ascending) and each one's
+    position among them: ``np.unique(key, return_inverse=True)``, by a lookup table when the
+    span is small (a million keys with a handful of values: no sort)."""
+    if span > 1 << 22:
+        return np.unique(key, return_inverse=True)
+    found = np.zeros(span, dtype=bool)
+    found[key] = True
+    seen = np.flatnonzero(found)
+    lookup = np.zeros(span, dtype=np.int64)
+    lookup[seen] = np.arange(len(seen))
+    return seen, lookup[key]
 
 
 def _per_distinct(
@@ -852,7 +858,7 @@ def _part(
 
 
 def _evaluate_book(
-    frame: pl.DataFrame, book: Rulebook, present: _Present, groups: _Groups | None = None
+    frame: pl.DataFrame, book: Rulebook, present: _Present, groups: _Groups
 ) -> tuple[list[pl.Series], pl.LazyFrame, np.ndarray | None]:
     """Columns of the summary for one rulebook, its decisions (lazy) and the integer each
     project's ``R__missing`` was decoded from (None where it is not one: see
@@ -870,7 +876,7 @@ def _evaluate_book(
     ``province``, ``industry_code`` or ``activity``.
     """
     compiled = _compile(book, present)
-    parts = _parts(frame, compiled, groups or _groups(frame, [book]))
+    parts = _parts(frame, compiled, groups)
     noid = pl.col("activity").is_null()  # nothing says what the project is
     if any(item.scope and item.scope.industry_codes for item in book.leaf_items):
         noid = noid & pl.col("industry_class").is_null()
@@ -1053,26 +1059,18 @@ def _item_codes(k: int, comp: _Compiled) -> list[pl.Expr]:
 
 
 def _codes(
-    parts: dict[int, _Part],
-    compiled: list[_Compiled],
-    rows: dict[int, np.ndarray],
-    height: int,
-    slots: dict[int, np.ndarray] | None = None,
+    part: _Part, k: int, comp: _Compiled, local: np.ndarray, slots: np.ndarray, height: int
 ) -> pl.DataFrame:
-    """The codes of item ``k`` for its projects ``parts[k].pos[rows[k]]`` (each project in at
-    most one item's rows), put at ``slots[k]`` (default: their positions) of a frame of
-    ``height`` rows, null elsewhere. Each item's expressions run on its own projects only; the
-    results are put back in place with numpy (no per-row Python)."""
+    """The codes of item ``k`` for its projects ``part.pos[local]``, put at ``slots`` of a
+    frame of ``height`` rows, null elsewhere: the item's expressions run on those projects
+    only, the results are put in place with numpy (no per-row Python)."""
     values = {name: np.zeros(height, dtype=np.int64) for name in _CODES}
     marked = np.zeros(height, dtype=bool)
-    for k, index in rows.items():
-        if not len(index):
-            continue
-        codes = _part_codes(parts[k], k, compiled[k], index)
-        at = parts[k].pos[index] if slots is None else slots[k]
+    if len(local):
+        codes = _part_codes(part, k, comp, local)
         for name in _CODES:
-            values[name][at] = codes[name].to_numpy()
-        marked[at] = True
+            values[name][slots] = codes[name].to_numpy()
+        marked[slots] = True
     where = pl.Series(marked)
     return pl.DataFrame({name: values[name] for name in _CODES}).select(
         pl.when(pl.lit(where)).then(pl.col(name)).alias(name) for name in _CODES
@@ -1251,8 +1249,8 @@ def _missing_all_items(
     for k in status_items:
         part = parts[k]
         unknown = np.flatnonzero((part.state == _UNKNOWN) & asked[part.pos])
-        slots = {k: np.searchsorted(where, part.pos[unknown])}
-        codes = _codes(parts, compiled, {k: unknown}, len(where), slots)
+        slots = np.searchsorted(where, part.pos[unknown])
+        codes = _codes(part, k, compiled[k], unknown, slots, len(where))
         per_item.append(codes.rename({name: f"{name}{k}" for name in _CODES}))
     combos = pl.concat(per_item, how="horizontal")
 
@@ -1422,13 +1420,7 @@ def _flags(
     for i, flag in enumerate(raised):
         bits |= flag.astype(np.int64) << i
     # one integer per project with a few distinct values: told apart with numpy
-    if len(names) <= 16:
-        seen = np.flatnonzero(np.bincount(bits, minlength=1))
-        lookup = np.zeros(1 << len(names), dtype=np.int64)
-        lookup[seen] = np.arange(len(seen))
-        index = lookup[bits]
-    else:
-        seen, index = np.unique(bits, return_inverse=True)
+    seen, index = _dense(bits, 1 << len(names))
     found = [[name for i, name in enumerate(names) if value >> i & 1] for value in seen.tolist()]
     return pl.Series("_value", found, dtype=pl.List(pl.String)).gather(pl.Series(index))
 
