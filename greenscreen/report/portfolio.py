@@ -84,17 +84,18 @@ def status_totals(results: pl.LazyFrame, rulebooks: list[str]) -> pl.DataFrame:
             | dict.fromkeys(_TOTALLED, pl.Float64)
         )
     totalled = [c for c in _TOTALLED if c in present]
-    # the columns in millionths once for every rulebook, and the group-bys in one query (the
-    # shared part is computed once): measured at 1M projects and 7 rulebooks, 0.48 → 0.37 CPU s
-    exact = results.select(
-        *(f"{b}__status" for b in books), *(_millionths(c).alias(c) for c in totalled)
+    # one group-by over every rulebook's status together (the combinations are few), each
+    # rulebook's totals then added up from its groups: the same integers, so the same sums;
+    # measured at 1M projects and 7 rulebooks, 0.36 → 0.17 CPU s (one group-by each: 0.36)
+    combinations = results.group_by(*dict.fromkeys(f"{b}__status" for b in books)).agg(
+        pl.len().alias("projects"), *(_millionths(c).sum().alias(c) for c in totalled)
     )
     sums = [(pl.col(c).sum().cast(pl.Float64) / 1e6).alias(c) for c in totalled]
     return (
         pl.concat(
             [
-                exact.group_by(pl.col(f"{b}__status").alias("status"))
-                .agg(pl.len().alias("projects"), *sums)
+                combinations.group_by(pl.col(f"{b}__status").alias("status"))
+                .agg(pl.col("projects").sum().cast(pl.UInt32), *sums)
                 .with_columns(pl.lit(b).alias("rulebook"))
                 for b in books
             ],
