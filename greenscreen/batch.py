@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -31,7 +31,7 @@ from greenscreen._outputs import (
     write_parquet,
     writes_csv,
 )
-from greenscreen.engine import DECISION_SCHEMA, decisions_file
+from greenscreen.engine import decision_file_schema, decisions_file
 from greenscreen.errors import GreenscreenError, PipelineError
 from greenscreen.io import Pipeline, SourceInfo, duplicate_id_rejects, read_pipeline
 from greenscreen.report import write_run_reports
@@ -41,6 +41,8 @@ from greenscreen.run import ScreenResult, screen
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+    from greenscreen.rulebook import Rulebook
 
 #: outputs assembled from per-batch parts (key → file name): the Parquet data files
 _PARTS = {k: OUTPUT_FILES[k].name for k in DATA_FILES if OUTPUT_FILES[k].format == "parquet"}
@@ -297,7 +299,10 @@ def _run(
         pipeline = Pipeline(projects, rejects, info, projects.height, 0, notes)
         result = screen(pipeline, **options)
         write_parquet(result.results, parts / f"results-{k:05d}.parquet")
-        sink_parquet(decisions_file(result.decisions_lazy), parts / f"decisions-{k:05d}.parquet")
+        sink_parquet(
+            decisions_file(result.decisions_lazy, result.rulebooks),
+            parts / f"decisions-{k:05d}.parquet",
+        )
         if result.subsidies is not None:
             write_parquet(result.subsidies.awards, parts / f"subsidies-{k:05d}.parquet")
             write_parquet(result.subsidies.schedule, parts / f"schedule-{k:05d}.parquet")
@@ -376,7 +381,7 @@ def finish_outputs(
         files = sorted(parts.glob(f"{key}-*.parquet"))
         if files:
             paths[key] = out / name
-            schema = _decisions_arrow() if key == "decisions" else None
+            schema = _decisions_arrow(last.rulebooks) if key == "decisions" else None
             atomic_write(paths[key], partial(_append_parquet, files, schema))
     if "results" in paths and writes_csv(accepted, csv_max_rows):
         files = sorted(parts.glob("results-*.parquet"))
@@ -425,9 +430,16 @@ def _append_parquet(files: list[Path], schema: pa.Schema | None, path: str) -> N
                 writer.write_table(pa.Table.from_batches([batch]).cast(schema))
 
 
-def _decisions_arrow() -> pa.Schema:
-    """decisions.parquet's Arrow schema: Spark's parts hold the labels as plain text."""
-    return decisions_file(DECISION_SCHEMA.to_frame()).collect().to_arrow().schema
+def _decisions_arrow(rulebooks: Sequence[Rulebook]) -> pa.Schema:
+    """decisions.parquet's Arrow schema as polars writes it (Spark's parts hold the labels as
+    plain text)."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    empty = io.BytesIO()
+    decision_file_schema(rulebooks).to_frame().write_parquet(empty)
+    return pq.read_schema(empty)
 
 
 def _append_csv(files: list[Path], path: str) -> None:

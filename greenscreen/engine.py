@@ -63,30 +63,168 @@ in the scope of no item gets one row with criterion ``scope``."""
 #: the decisions' label columns: a few hundred texts (clauses, thresholds …) repeated on
 #: millions of rows
 _LABELS = ("rulebook", "item", "criterion", "result", "threshold", "clause", "verification")
-
-DECISION_FILE_SCHEMA = pl.Schema(
-    {name: pl.Categorical() if name in _LABELS else t for name, t in DECISION_SCHEMA.items()}
-)
-"""The decisions as built and as ``decisions.parquet`` stores them: the label columns are
-dictionary-encoded (polars Categorical, Arrow dictionary, pandas category; DuckDB and Spark read
-them as text). Built as such, the 14 million decision rows of 1,000,000 projects are written
-in 6.9 instead of 9.4 CPU s: plain text columns had to be materialised, then hashed into the
-file's dictionaries again."""
+_RESULTS = ("pass", "fail", "unknown")
+#: the threshold of the decision row of a project in the scope of no item
+_NO_ITEM = "activity or industry code in the scope of an item"
 
 
-def decisions_file(decisions: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
-    """Decisions in the file's types (:data:`DECISION_FILE_SCHEMA`), ready to be sunk.
+def decision_vocabulary(rulebooks: Sequence[Rulebook]) -> dict[str, tuple[str, ...]]:
+    """Every text the decisions' label columns and ``fields`` can hold for these rulebooks,
+    sorted, by column: what the rulebook files say, whatever the pipeline (batch parts and
+    Spark chunks of one run share it).
+
+    Parameters
+    ----------
+    rulebooks : sequence of Rulebook
+
+    Returns
+    -------
+    dict of str to tuple of str
+        Keys: the label columns (``rulebook``, ``item``, ``criterion``, ``result``,
+        ``threshold``, ``clause``, ``verification``) and ``fields``.
+    """
+    words: dict[str, set[str | None]] = {name: set() for name in (*_LABELS, "fields")}
+    words["result"].update(_RESULTS)
+    words["criterion"].add("scope")
+    words["threshold"].add(_NO_ITEM)
+    words["fields"].add("activity")
+    for book in rulebooks:
+        words["rulebook"].add(book.id)
+        words["clause"].add(book.document)
+        words["verification"].add(book.verification)
+        fields = input_fields(book)
+        for item in book.leaf_items:
+            words["item"].add(item.code)
+            words["verification"].add(item.verification)
+            for criterion in item.criteria:
+                _, used = compile_condition(criterion.condition, fields)
+                words["criterion"].add(criterion.id)
+                words["threshold"].add(criterion.threshold or criterion.condition)
+                words["clause"].add(criterion.clause)
+                words["verification"].add(criterion.verification)
+                words["fields"].update(used)
+            for name, threshold in _scope_facts(book, item).values():
+                words["criterion"].add(name)
+                words["threshold"].add(threshold)
+                words["fields"].add(name)
+    return {name: tuple(sorted(w for w in texts if w is not None)) for name, texts in words.items()}
+
+
+def _scope_facts(book: Rulebook, item: Item) -> dict[str, tuple[str, str]]:
+    """The scope facts an item can find unknown for a project — the province of a regional
+    rule (``region``), an industry code contradicting the activity (``conflict``), a doubtful
+    claim of the item (``claim``) — each with the field and threshold its decision row shows
+    (see :func:`_decisions`)."""
+    scope = item.scope
+    assert scope is not None
+    codes = _classes(scope)
+    facts = {}
+    if scope.provinces:
+        provinces = ", ".join(scope.provinces)
+        facts["region"] = ("province", f"province in {provinces} (a regional rule)")
+    if codes:
+        rows = ", ".join(codes)
+        facts["conflict"] = ("industry_code", f"industry_code one of the item's GB/T rows: {rows}")
+    if book.item_field:
+        rows = ", ".join([*scope.activities, *codes])
+        facts["claim"] = (book.item_field, f"the claimed item's activities / GB/T rows: {rows}")
+    return facts
+
+
+def decision_file_schema(rulebooks: Sequence[Rulebook]) -> pl.Schema:
+    """The decisions as built and as ``decisions.parquet`` stores them: the label columns are
+    polars Enums of :func:`decision_vocabulary` and ``fields`` a list of one (Arrow
+    dictionaries: pandas reads categories, DuckDB and Spark text).
+
+    Written as Enums, the label columns and ``fields`` of 14 million decision rows (1,000,000
+    projects) cost 0.5 and 0.55 CPU s to encode instead of 1.85 and 1.24 as Categoricals and
+    lists of text, whose dictionaries the writer builds again from the values (benchmarks/
+    README.md, issue 23).
+
+    Parameters
+    ----------
+    rulebooks : sequence of Rulebook
+
+    Returns
+    -------
+    polars.Schema
+    """
+    return _vocabulary(rulebooks).schema
+
+
+def decisions_file(
+    decisions: pl.LazyFrame | pl.DataFrame, rulebooks: Sequence[Rulebook]
+) -> pl.LazyFrame:
+    """Decisions in the file's types (:func:`decision_file_schema`), ready to be sunk.
 
     Parameters
     ----------
     decisions : polars.LazyFrame or polars.DataFrame
-        A decisions table in either schema.
+        A decisions table of these rulebooks, labels as text or in the file's types.
+    rulebooks : sequence of Rulebook
+        The rulebooks that made it.
 
     Returns
     -------
     polars.LazyFrame
     """
-    return decisions.lazy().cast(dict(DECISION_FILE_SCHEMA))  # type: ignore[arg-type]
+    return decisions.lazy().cast(dict(decision_file_schema(rulebooks)))  # type: ignore[arg-type]
+
+
+class _Vocabulary:
+    """The decisions' Enum types for a set of rulebooks and their constants."""
+
+    def __init__(self, rulebooks: Sequence[Rulebook]) -> None:
+        words = decision_vocabulary(rulebooks)
+        self.rulebooks = tuple(rulebooks)  # held: the cache is keyed by their ids
+        self.types = {name: pl.Enum(words[name]) for name in _LABELS}
+        self.fields = pl.List(pl.Enum(words["fields"]))
+        self.schema = pl.Schema(
+            {
+                name: self.types.get(name, self.fields if name == "fields" else dtype)
+                for name, dtype in DECISION_SCHEMA.items()
+            }
+        )
+        self._constants: dict[tuple[str, object], pl.Expr] = {}
+
+    def label(self, column: str, text: str | None) -> pl.Expr:
+        """A label column's constant (never a column of repeated text)."""
+        key = (column, text)
+        if key not in self._constants:
+            self._constants[key] = pl.lit(text, dtype=self.types[column])
+        return self._constants[key]
+
+    def names(self, names: tuple[str, ...]) -> pl.Expr:
+        """A ``fields`` constant."""
+        key = ("fields", names)
+        if key not in self._constants:
+            self._constants[key] = pl.lit(list(names), dtype=self.fields)
+        return self._constants[key]
+
+    def result(self, column: str) -> pl.Expr:
+        """pass / fail / unknown from a criterion's three-valued column."""
+        col = pl.col(column)
+        return (
+            pl.when(col)
+            .then(self.label("result", "pass"))
+            .when(~col)
+            .then(self.label("result", "fail"))
+            .otherwise(self.label("result", "unknown"))
+        )
+
+
+_VOCABULARIES: dict[tuple[tuple[int, str, str], ...], _Vocabulary] = {}
+
+
+def _vocabulary(rulebooks: Sequence[Rulebook]) -> _Vocabulary:
+    """The vocabulary of these rulebook objects, made once (a few tens of ms) and kept for the
+    last few sets (each holds its rulebooks, so their ids cannot be reused meanwhile)."""
+    key = tuple((id(book), book.id, book.version) for book in rulebooks)
+    if key not in _VOCABULARIES:
+        while len(_VOCABULARIES) >= 8:
+            del _VOCABULARIES[next(iter(_VOCABULARIES))]
+        _VOCABULARIES[key] = _Vocabulary(rulebooks)
+    return _VOCABULARIES[key]
 
 
 def decisions_frame(decisions: pl.LazyFrame | pl.DataFrame) -> pl.DataFrame:
@@ -485,7 +623,7 @@ def evaluate(projects: pl.DataFrame, rulebooks: Sequence[Rulebook]) -> Screening
         ``R__missing`` (fields to request when insufficient_data), ``R__criteria`` (the
         selected item's criteria and results), ``R__ghg_mark`` where items carry marks and, for
         rulebooks with flag items, ``R__flags``. ``decisions``: see :data:`DECISION_SCHEMA`,
-        built lazily.
+        built lazily in the file's types (:func:`decision_file_schema`).
     """
     frame = prepare(projects, rulebooks)
     summary = frame.select(
@@ -500,11 +638,14 @@ def evaluate(projects: pl.DataFrame, rulebooks: Sequence[Rulebook]) -> Screening
         .alias("rules_basis"),
     )
     decisions: list[pl.LazyFrame] = []
+    words = _vocabulary(rulebooks)
     present = _present(frame, rulebooks)
     groups = _groups(frame, rulebooks)
     codes: dict[str, np.ndarray | None] = {}
     for book in _dependency_order(rulebooks):
-        columns, book_decisions, codes[book.id] = _evaluate_book(frame, book, present, groups)
+        columns, book_decisions, codes[book.id] = _evaluate_book(
+            frame, book, present, groups, words
+        )
         summary = summary.with_columns(columns)
         if any(book.id in other.depends_on for other in rulebooks):
             frame = frame.with_columns(
@@ -517,7 +658,7 @@ def evaluate(projects: pl.DataFrame, rulebooks: Sequence[Rulebook]) -> Screening
     table = (
         pl.concat(decisions, how="vertical")
         if decisions
-        else decisions_file(DECISION_SCHEMA.to_frame())
+        else decisions_file(DECISION_SCHEMA.to_frame(), rulebooks)
     )
     return Screening(per_project=summary, decisions_lazy=table)
 
@@ -858,7 +999,7 @@ def _part(
 
 
 def _evaluate_book(
-    frame: pl.DataFrame, book: Rulebook, present: _Present, groups: _Groups
+    frame: pl.DataFrame, book: Rulebook, present: _Present, groups: _Groups, words: _Vocabulary
 ) -> tuple[list[pl.Series], pl.LazyFrame, np.ndarray | None]:
     """Columns of the summary for one rulebook, its decisions (lazy) and the integer each
     project's ``R__missing`` was decoded from (None where it is not one: see
@@ -939,7 +1080,7 @@ def _evaluate_book(
     )
     order = [f"{book.id}__{part}" for part in ("sc_met", "missing", "criteria")]
     summary = summary.with_columns(decoded[name] for name in order if name in decoded)
-    decisions = _decisions(frame, work, book, compiled, parts, sel)
+    decisions = _decisions(frame, work, book, compiled, parts, sel, words)
     return summary.get_columns(), decisions, missing_codes
 
 
@@ -1432,29 +1573,6 @@ def _fact(part: _Part, name: str) -> tuple[np.ndarray, np.ndarray]:
     return part.pos, part.frame[name].fill_null(False).to_numpy()
 
 
-def _result(column: str) -> pl.Expr:
-    col = pl.col(column)
-    return (
-        pl.when(col)
-        .then(_label("pass"))
-        .when(~col)
-        .then(_label("fail"))
-        .otherwise(_label("unknown"))
-    )
-
-
-@lru_cache(maxsize=4096)
-def _label(text: str | None) -> pl.Expr:
-    """A decisions label column's constant: a Categorical, never a column of repeated text."""
-    return pl.lit(text, dtype=pl.Categorical())
-
-
-@lru_cache(maxsize=4096)
-def _names(names: tuple[str, ...]) -> pl.Expr:
-    """A decisions ``fields`` constant."""
-    return pl.lit(list(names), dtype=pl.List(pl.String))
-
-
 def _decisions(
     frame: pl.DataFrame,
     work: pl.DataFrame,
@@ -1462,6 +1580,7 @@ def _decisions(
     compiled: list[_Compiled],
     parts: dict[int, _Part],
     sel: np.ndarray,
+    words: _Vocabulary,
 ) -> pl.LazyFrame:
     """Long table of criterion results for every in-scope item; a 'scope' row otherwise.
 
@@ -1509,28 +1628,31 @@ def _decisions(
                 .filter(rows)
                 .select(
                     "project_id",
-                    _label(book.id).alias("rulebook"),
-                    _label(comp.item.code).alias("item"),
+                    words.label("rulebook", book.id).alias("rulebook"),
+                    words.label("item", comp.item.code).alias("item"),
                     pl.col("_selected").alias("selected"),
-                    _label(criterion.id).alias("criterion"),
-                    _result(f"c{k}_{j}").alias("result"),
+                    words.label("criterion", criterion.id).alias("criterion"),
+                    words.result(f"c{k}_{j}").alias("result"),
                     _seen(used).alias("value"),
-                    _label(criterion.threshold or criterion.condition).alias("threshold"),
-                    _label(criterion.clause).alias("clause"),
-                    _label(criterion.verification).alias("verification"),
+                    words.label("threshold", criterion.threshold or criterion.condition).alias(
+                        "threshold"
+                    ),
+                    words.label("clause", criterion.clause).alias("clause"),
+                    words.label("verification", criterion.verification).alias("verification"),
                     pl.lit(gates(criterion)).alias("gate"),
-                    _names(tuple(used)).alias("fields"),
+                    words.names(tuple(used)).alias("fields"),
                 )
             )
+        unknown = _scope_facts(book, comp.item)
         if scope.provinces:
             out.append(
                 _scope_row(
                     facts.filter(pl.col(f"s{k}").is_null()),
                     book,
                     comp.item,
-                    "province",
+                    unknown["region"],
                     pl.lit("province=(missing)"),
-                    "province in " + ", ".join(scope.provinces) + " (a regional rule)",
+                    words,
                 )
             )
         if comp.conflict is not None:
@@ -1539,13 +1661,13 @@ def _decisions(
                     facts.filter(pl.col(f"x{k}")),
                     book,
                     comp.item,
-                    "industry_code",
+                    unknown["conflict"],
                     pl.format(
                         "industry_code={}; activity={}",
                         pl.col("industry_class"),
                         pl.col("activity"),
                     ),
-                    "industry_code one of the item's GB/T rows: " + ", ".join(_classes(scope)),
+                    words,
                 )
             )
         if comp.claim_clash is not None and comp.claim_field:
@@ -1554,57 +1676,63 @@ def _decisions(
                     facts.filter(pl.col(f"y{k}")),
                     book,
                     comp.item,
-                    comp.claim_field,
+                    unknown["claim"],
                     pl.format(
                         "claimed {}; activity={}; industry_code={}",
                         pl.lit(comp.item.code),
                         pl.col("activity").fill_null("(none)"),
                         pl.col("industry_class").fill_null("(none)"),
                     ),
-                    "the claimed item's activities / GB/T rows: "
-                    + ", ".join([*scope.activities, *_classes(scope)]),
+                    words,
                 )
             )
     out.append(
         base.filter(pl.col("_item").is_null()).select(
             "project_id",
-            _label(book.id).alias("rulebook"),
-            _label(None).alias("item"),
+            words.label("rulebook", book.id).alias("rulebook"),
+            words.label("item", None).alias("item"),
             pl.lit(False).alias("selected"),
-            _label("scope").alias("criterion"),
+            words.label("criterion", "scope").alias("criterion"),
             pl.when(pl.col("_unidentified"))
-            .then(_label("unknown"))
-            .otherwise(_label("fail"))
+            .then(words.label("result", "unknown"))
+            .otherwise(words.label("result", "fail"))
             .alias("result"),
             pl.format("activity={}", pl.col("activity").fill_null("(none)")).alias("value"),
-            _label("activity or industry code in the scope of an item").alias("threshold"),
-            _label(book.document).alias("clause"),
-            _label(book.verification).alias("verification"),
+            words.label("threshold", _NO_ITEM).alias("threshold"),
+            words.label("clause", book.document).alias("clause"),
+            words.label("verification", book.verification).alias("verification"),
             pl.lit(True).alias("gate"),
-            pl.lit(["activity"], dtype=pl.List(pl.String)).alias("fields"),
+            words.names(("activity",)).alias("fields"),
         )
     )
-    return decisions_file(pl.concat(out, how="vertical"))
+    return pl.concat(out, how="vertical")
 
 
 def _scope_row(
-    rows: pl.LazyFrame, book: Rulebook, item: Item, name: str, value: pl.Expr, threshold: str
+    rows: pl.LazyFrame,
+    book: Rulebook,
+    item: Item,
+    fact: tuple[str, str],
+    value: pl.Expr,
+    words: _Vocabulary,
 ) -> pl.LazyFrame:
     """A decision row for a scope fact that is unknown for the project (its province for a
-    regional rule, or an industry code that contradicts its activity)."""
+    regional rule, or an industry code that contradicts its activity: see
+    :func:`_scope_facts`)."""
+    name, threshold = fact
     return rows.select(
         "project_id",
-        _label(book.id).alias("rulebook"),
-        _label(item.code).alias("item"),
+        words.label("rulebook", book.id).alias("rulebook"),
+        words.label("item", item.code).alias("item"),
         pl.col("_selected").alias("selected"),
-        _label(name).alias("criterion"),
-        _label("unknown").alias("result"),
+        words.label("criterion", name).alias("criterion"),
+        words.label("result", "unknown").alias("result"),
         value.alias("value"),
-        _label(threshold).alias("threshold"),
-        _label(book.document).alias("clause"),
-        _label(item.verification).alias("verification"),
+        words.label("threshold", threshold).alias("threshold"),
+        words.label("clause", book.document).alias("clause"),
+        words.label("verification", item.verification).alias("verification"),
         pl.lit(True).alias("gate"),
-        _names((name,)).alias("fields"),
+        words.names((name,)).alias("fields"),
     )
 
 

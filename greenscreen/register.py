@@ -1463,7 +1463,7 @@ def export(register: Register, run: str, out_dir: str | Path) -> dict[str, Path]
             table = decisions.drop("rulebook_version", strict=False)
             atomic_write(
                 staged.path / OUTPUT_FILES["decisions"].name,
-                partial(sink_parquet, decisions_file(table)),
+                partial(sink_parquet, decisions_file(table, result.rulebooks)),
             )
         for key, path in list(paths.items()):
             if path.name not in listed:
@@ -1530,7 +1530,7 @@ def _rebuilt(
     return _Registered(
         results,
         pipeline,
-        decisions_file(decisions.drop("rulebook_version", strict=False)),
+        decisions_file(decisions.drop("rulebook_version", strict=False), rulebooks),
         rulebooks,
         _config(EmissionsConfig, emissions),
         subsidies,

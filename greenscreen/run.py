@@ -65,7 +65,7 @@ class ScreenResult:
     results: pl.DataFrame
     pipeline: Pipeline
     decisions_lazy: pl.LazyFrame = field(
-        default_factory=lambda: decisions_file(DECISION_SCHEMA.to_frame())
+        default_factory=lambda: decisions_file(DECISION_SCHEMA.to_frame(), ())
     )
     rulebooks: tuple[Rulebook, ...] = ()
     emissions_config: EmissionsConfig = field(default_factory=EmissionsConfig)
@@ -341,7 +341,9 @@ class ScreenResult:
             self,
             results=only(self.results),
             pipeline=replace(self.pipeline, projects=only(self.pipeline.projects)),
-            decisions_lazy=decisions_file(decisions.lazy().filter(pl.col("project_id").is_in(keep)))
+            decisions_lazy=decisions_file(
+                decisions.lazy().filter(pl.col("project_id").is_in(keep)), self.rulebooks
+            )
             .collect()
             .lazy(),
             subsidies=subsidies,
@@ -351,7 +353,7 @@ class ScreenResult:
     def _write_decisions(self, path: str) -> None:
         # streamed: the long table never sits in memory whole
         decisions = self.decisions if "decisions" in self.__dict__ else self.decisions_lazy
-        sink_parquet(decisions_file(decisions), path)
+        sink_parquet(decisions_file(decisions, self.rulebooks), path)
 
 
 def screen(

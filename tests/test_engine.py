@@ -412,23 +412,58 @@ def test_the_rule_basis_is_recorded() -> None:
 
 
 def test_the_decisions_file_keeps_labels_as_dictionaries(sample_result, tmp_path) -> None:
-    # issue 23: the label columns (a few hundred texts on millions of rows) are written
-    # dictionary-encoded; Python code reads them as text, the values are the same
+    # issue 23: the label columns (a few hundred texts on millions of rows) and the names in
+    # `fields` are written dictionary-encoded over the rulebooks' closed vocabulary; Python
+    # code reads them as text, the values are the same
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from greenscreen.engine import DECISION_SCHEMA
+    from greenscreen.engine import DECISION_SCHEMA, decision_vocabulary
 
     sample_result.write_data(tmp_path)
     stored = pq.read_schema(tmp_path / "decisions.parquet")
     labels = {"rulebook", "item", "criterion", "result", "threshold", "clause", "verification"}
     for name in stored.names:
         kind = stored.field(name).type
-        assert pa.types.is_dictionary(kind) == (name in labels), name
+        if name == "fields":
+            kind = kind.value_type
+        assert pa.types.is_dictionary(kind) == (name in labels | {"fields"}), name
     assert sample_result.decisions.schema == DECISION_SCHEMA
     read = pl.read_parquet(tmp_path / "decisions.parquet")
     assert read.cast(dict(DECISION_SCHEMA)).equals(sample_result.decisions)
-    assert set(read["result"].unique()) <= {"pass", "fail", "unknown"}
+    words = decision_vocabulary(sample_result.rulebooks)
+    assert read.schema["result"] == pl.Enum(["fail", "pass", "unknown"])
+    assert read.schema["clause"] == pl.Enum(words["clause"])
+    assert read.schema["fields"] == pl.List(pl.Enum(words["fields"]))
+    # every bundled clause is in the vocabulary, whether or not the sample reaches its item
+    clauses = {c.clause for b in sample_result.rulebooks for i in b.leaf_items for c in i.criteria}
+    assert clauses <= set(words["clause"]) and len(words["clause"]) > 400
+    assert set(read["clause"].cast(pl.String).unique()) < set(words["clause"])
+
+
+def test_the_decision_vocabulary_holds_every_scope_row_threshold() -> None:
+    # a regional item meeting a Chinese project without a province, an industry code that
+    # contradicts the activity: each scope row's threshold is a word of the vocabulary (a
+    # text outside it would make building the decisions fail, never write a wrong label)
+    from greenscreen.engine import decision_vocabulary
+
+    result = screen(
+        [
+            {"project_id": "A", "activity": "coal_power", "country": "CN"},
+            {"project_id": "B", "activity": "solar_pv", "industry_code": "4411"},
+        ]
+    )
+    rows = result.decisions.filter(pl.col("criterion").is_in(["province", "industry_code"]))
+    regional = rows.filter(project_id="A", criterion="province")
+    conflict = rows.filter(project_id="B", criterion="industry_code")
+    assert regional.height >= 2 and conflict.height >= 1
+    assert set(regional["threshold"]) == {
+        "province in Shandong (a regional rule)",
+        "province in Guangdong (a regional rule)",
+    }
+    assert conflict["threshold"].str.starts_with("industry_code one of the item's GB/T rows").all()
+    assert set(rows["result"]) == {"unknown"}
+    assert set(rows["threshold"]) <= set(decision_vocabulary(result.rulebooks)["threshold"])
 
 
 def test_distinct_rows_stay_exact_when_hashes_collide(monkeypatch) -> None:
