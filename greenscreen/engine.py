@@ -603,7 +603,9 @@ def _reachable(code: str, scope: Scope, present: _Present, claim: str | None) ->
 _PASS, _UNKNOWN, _FAIL = 2, 1, 0
 
 
-def evaluate(projects: pl.DataFrame, rulebooks: Sequence[Rulebook]) -> Screening:
+def evaluate(
+    projects: pl.DataFrame, rulebooks: Sequence[Rulebook], *, prepared: bool = False
+) -> Screening:
     """Screen every project against every rulebook.
 
     Parameters
@@ -612,6 +614,9 @@ def evaluate(projects: pl.DataFrame, rulebooks: Sequence[Rulebook]) -> Screening
         Accepted projects as returned by :func:`greenscreen.read_pipeline`.
     rulebooks
         Loaded rulebooks (:func:`greenscreen.rulebook.load_rulebooks`).
+    prepared
+        ``projects`` is already :func:`prepare`'s output for these rulebooks (a caller that
+        reads the inferred activity before the rules are evaluated).
 
     Returns
     -------
@@ -625,7 +630,7 @@ def evaluate(projects: pl.DataFrame, rulebooks: Sequence[Rulebook]) -> Screening
         rulebooks with flag items, ``R__flags``. ``decisions``: see :data:`DECISION_SCHEMA`,
         built lazily in the file's types (:func:`decision_file_schema`).
     """
-    frame = prepare(projects, rulebooks)
+    frame = projects if prepared else prepare(projects, rulebooks)
     summary = frame.select(
         "project_id",
         "activity",

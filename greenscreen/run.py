@@ -36,6 +36,7 @@ from greenscreen.engine import (
     decisions_file,
     decisions_frame,
     evaluate,
+    prepare,
 )
 from greenscreen.errors import GreenscreenError, did_you_mean
 from greenscreen.io import Pipeline, read_pipeline
@@ -429,13 +430,20 @@ def screen(
     screened = {book.id for book in books}
     found = tuple(p for p in found if set(p.depends_on) <= screened)
     stage("rulebooks")
-    screening = evaluate(pipeline.projects, books)
+    prepared = prepare(pipeline.projects, books)
+    config = emissions or EmissionsConfig()
+    # the emissions read the inputs, the inferred activity and the generation only: estimated
+    # on a thread of their own while the rules are evaluated, which leave most of a core idle
+    # (at 1M projects 0.7-0.9 s less; benchmarks/README.md, issue 23)
+    inputs = pipeline.projects.with_columns(prepared.select("activity", "generation_mwh"))
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        estimating = pool.submit(estimate, inputs, config)
+        screening = evaluate(prepared, books, prepared=True)
+        stage("emissions")
+        avoided = estimating.result()
     # activity may have been inferred from the description: the engine's column replaces it
     added = [c for c in screening.per_project.columns if c not in ("project_id", "activity")]
     results = pipeline.projects.with_columns(screening.per_project.select("activity", *added))
-    stage("emissions")
-    config = emissions or EmissionsConfig()
-    avoided = estimate(results, config)
     results = results.with_columns(avoided.drop("project_id"))
     stage("subsidies")
     awarded = evaluate_programmes(results, found, subsidies or SubsidyConfig())
