@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -157,7 +158,12 @@ def main() -> None:
         pipeline = _pipeline(args.rows, args.format, args.with_finance, folder)
         runs, floors = [], []
         for i in range(args.repeat):  # alternated, so both see the same machine
+            # each measurement starts with the page cache written back: the previous run's
+            # ~130 MB of outputs are otherwise flushed during the next one (on this VM's disk
+            # 1-2 s of it; any run's own writes are flushed after it ends, not timed)
+            os.sync()
             runs.append(_cli(pipeline, folder / f"out{i}"))
+            os.sync()
             floors.append(_floor(pipeline, folder))
         peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2
         run, floor = statistics.median(runs), statistics.median(floors)
