@@ -377,3 +377,112 @@ def test_a_figure_does_not_depend_on_its_slice_or_thread() -> None:
     assert unvalued["npv"].is_nan().all() and not unvalued["debt_capped"].any()
     assert unvalued["irr_reason"].str.starts_with("needs total_investment").all()
     assert whole.filter(~pl.col("project_id").is_in(["P2", "P5"]))["npv"].is_not_nan().all()
+
+
+def _random_book(rows: int, seed: int) -> pl.DataFrame:
+    """Projects of 1 to 60 years (a few of 100), some without debt, tax or revenue."""
+    rng = np.random.default_rng(seed)
+    capex = rng.uniform(1e6, 1e9, rows)
+
+    def pick(*values: float) -> np.ndarray:
+        return rng.choice(np.array(values), rows)
+
+    return pl.DataFrame(
+        {
+            "project_id": [f"R{i}" for i in range(rows)],
+            "total_investment": capex,
+            "loan_amount": capex * pick(0.0, 0.3, 0.7, 1.2),
+            "interest_rate": pick(0.0, 0.035, 0.045, 0.08),
+            "loan_tenor_years": pick(0, 1, 5, 15, 30),
+            "grace_period_years": pick(0, 1, 3),
+            "construction_years": pick(1, 2, 3, 5, 2.5),
+            "operating_years": np.where(rng.random(rows) < 0.02, 100.0, pick(1, 2, 7, 10, 25, 60)),
+            "annual_generation_mwh": rng.uniform(1e3, 5e5, rows),
+            "tariff_per_mwh": np.where(rng.random(rows) < 0.2, np.nan, rng.uniform(0, 900, rows)),
+            "annual_revenue": rng.uniform(0, 3e8, rows),
+            "annual_opex": capex * pick(0.0, 0.01, 0.05, 0.5),
+            "opex_escalation": pick(0.0, 0.02, -0.05),
+            "degradation_rate": pick(0.0, 0.005, 0.3),
+            "tax_rate": pick(0.0, 0.25, 0.9),
+            "discount_rate": pick(0.0, 0.06, -0.02),
+            "attributable_tco2e_per_year": rng.uniform(0, 1e5, rows),
+        }
+    )
+
+
+@pytest.mark.parametrize("profile", ["annuity", "equal_principal", "sculpted"])
+def test_narrow_year_grids_give_the_slice_grids_figures_bit_for_bit(profile: str) -> None:
+    """Issue 23 (appraisal at 1M projects): a project is modelled on a grid of its own years
+    (construction, operation, subsidy payments) rounded up to a multiple of 8, not on its
+    slice's longest: numpy sums a row in 8 interleaved partial sums, and zeros after the last
+    year fall in the same ones. Every figure is the wide grid's, bit for bit."""
+    from greenscreen.appraisal import _inputs, _model, _narrow_metrics, _periods
+
+    book = _random_book(300, seed=23)
+    config = AppraisalConfig(debt_profile=profile, carbon_price=30.0)
+    x = _inputs(book, config)
+    periods = _periods(x)
+    rng = np.random.default_rng(5)
+    subsidies = np.where(rng.random((book.height, periods)) < 0.01, rng.uniform(-1e6, 5e7), 0.0)
+    wide = _model(x, config, subsidies, config.carbon_price)["metrics"]
+    narrow = _narrow_metrics(x, config, subsidies, config.carbon_price)
+    assert periods > 100 and wide.keys() == narrow.keys()
+    for name, values in wide.items():
+        if isinstance(values, pl.Series):
+            assert values.equals(narrow[name]), name
+        else:
+            assert np.array_equal(values.view(np.uint8), narrow[name].view(np.uint8)), name
+
+
+def _irr_plain(cf: np.ndarray, tol: float = 1e-10) -> np.ndarray:
+    """irr() as it was before issue 23 (full-width pows on every row), for comparison."""
+    cf = np.nan_to_num(cf)
+    t = np.arange(cf.shape[1])
+    changes = np.array([np.sum(np.diff(np.sign(row[row != 0])) != 0) for row in cf])
+    rate = np.full(cf.shape[0], 0.1)
+    active = np.flatnonzero(changes > 0)
+    for _ in range(60):
+        if active.size == 0:
+            break
+        sub, growth = cf[active], 1 + rate[active, None]
+        disc = growth**-t
+        value, slope = np.sum(sub * disc, axis=1), np.sum(-t * sub * disc / growth, axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            step = np.where(slope != 0, value / slope, 0.0)
+        rate[active] = np.clip(rate[active] - step, -0.99, 10.0)
+        active = active[np.abs(step) >= tol]
+    final = np.sum(cf * (1 + rate[:, None]) ** -t, axis=1)
+    bad = (np.abs(final) / np.maximum(np.abs(cf).sum(axis=1), 1e-300) > 1e-9) & (changes > 0)
+    lo, hi = np.full(bad.sum(), -0.99), np.full(bad.sum(), 10.0)
+    f_lo = np.sum(cf[bad] * (1 + lo[:, None]) ** -t, axis=1)
+    ok = np.sign(f_lo) != np.sign(np.sum(cf[bad] * (1 + hi[:, None]) ** -t, axis=1))
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        f_mid = np.sum(cf[bad] * (1 + mid[:, None]) ** -t, axis=1)
+        left = np.sign(f_mid) == np.sign(f_lo)
+        lo, f_lo, hi = np.where(left, mid, lo), np.where(left, f_mid, f_lo), np.where(left, hi, mid)
+    rate[bad] = np.where(ok, (lo + hi) / 2, np.nan)
+    return np.where(changes > 0, np.where(np.abs(rate) < tol, 0.0, rate), np.nan)
+
+
+@pytest.mark.parametrize("years", [2, 3, 9, 30, 61])
+def test_irr_is_the_plain_algorithms_bit_for_bit(years: int) -> None:
+    """Issue 23: the IRR takes its pows up to each row's last nonzero flow, drops rows whose
+    Newton rate or bisection bracket stopped moving and orders rows by length: the same
+    figures, bit for bit, as Newton then bisection on every row over the whole grid (rows
+    whose flows change sign once, where no search for the root nearest zero takes over)."""
+    rng = np.random.default_rng(years)
+    rows = 2000
+    life = rng.integers(1, years + 1, rows)
+    capex = rng.uniform(1, 1e9, rows)
+    scale = capex * rng.choice([0.001, 0.01, 0.05, 0.1, 0.3, 2.0], rows)
+    cf = np.where(np.arange(years) < life[:, None], scale[:, None], 0.0)
+    cf *= rng.uniform(0.5, 1.5, cf.shape)
+    cf[:, 0] = -capex
+    cf[rng.random(cf.shape) < 0.05] = 0.0
+    ours = irr(cf)[0]
+    plain = _irr_plain(cf)
+    assert np.array_equal(np.isnan(ours), np.isnan(plain))
+    assert np.array_equal(
+        ours[~np.isnan(ours)].view(np.int64), plain[~np.isnan(plain)].view(np.int64)
+    )
