@@ -685,7 +685,8 @@ def evaluate(
     groups = _groups(frame, rulebooks)
     present = _present(groups.keys, rulebooks)
     # one column of empty flag lists for the rulebooks that raise none (24 ms each at 1M)
-    no_flags = cache(lambda: pl.repeat([], frame.height, dtype=pl.List(pl.String), eager=True))
+    height = frame.height
+    no_flags = cache(lambda: pl.repeat([], height, dtype=pl.List(pl.String), eager=True))
     codes: dict[str, np.ndarray] = {}
     for book in _dependency_order(rulebooks):
         columns, book_decisions, codes[book.id] = _evaluate_book(
@@ -885,11 +886,12 @@ def _few_values(frame: pl.DataFrame, name: str) -> bool:
 def _members(groups: _Groups, relevant: np.ndarray) -> np.ndarray:
     """The projects (ascending) of the combinations marked in ``relevant``."""
     ids = np.flatnonzero(relevant)
-    if len(ids) > 64:
-        return np.flatnonzero(relevant[groups.key_of])
     if not len(ids):
         return np.zeros(0, dtype=np.int64)
     starts = groups.starts
+    # a pass over all projects where they are many (or the combinations), else their rows
+    if len(ids) > 256 or (starts[ids + 1] - starts[ids]).sum() > len(groups.key_of) // 8:
+        return np.flatnonzero(relevant[groups.key_of])
     return np.sort(np.concatenate([groups.rows[starts[g] : starts[g + 1]] for g in ids]))
 
 
@@ -940,7 +942,8 @@ def _parts(frame: pl.DataFrame, compiled: list[_Compiled], groups: _Groups) -> d
 
     The scope facts are evaluated once per distinct combination of the columns they read
     (:class:`_Groups`), or over all projects when they read others (a ``condition``); the
-    item's dates, criteria, result and state on its projects only."""
+    item's dates, criteria, result and state on its projects only (items whose projects nearly
+    coincide in one query over the union of theirs: see :func:`_batches`)."""
     keys = set(groups.keys.columns)
     by_key: list[int] = []
     by_row: list[int] = []
