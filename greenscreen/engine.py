@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from functools import cache, cached_property, lru_cache
 from typing import NamedTuple
@@ -687,16 +688,19 @@ def evaluate(
     # one column of empty flag lists for the rulebooks that raise none (24 ms each at 1M)
     height = frame.height
     no_flags = cache(lambda: pl.repeat([], height, dtype=pl.List(pl.String), eager=True))
-    codes: dict[str, np.ndarray] = {}
-    for book in _dependency_order(rulebooks):
-        columns, book_decisions, codes[book.id] = _evaluate_book(
-            frame, book, present, groups, no_flags, words
+
+    def run(book: Rulebook, done: dict[str, _Evaluated]) -> _Evaluated:
+        # a rulebook over others' statuses reads their status and item columns
+        read = [c for dep in book.depends_on for c in done[dep][0] if _is_status(c.name)]
+        return _evaluate_book(
+            frame.with_columns(read) if read else frame, book, present, groups, no_flags, words
         )
+
+    codes: dict[str, np.ndarray] = {}
+    evaluated = _by_dependency(_dependency_order(rulebooks), run)
+    for book in _dependency_order(rulebooks):
+        columns, book_decisions, codes[book.id] = evaluated[book.id]
         summary = summary.with_columns(columns)
-        if any(book.id in other.depends_on for other in rulebooks):
-            frame = frame.with_columns(
-                c for c in columns if c.name.endswith(("__status", "__item"))
-            )
         decisions.append(book_decisions)
     summary = summary.with_columns(
         _inherit_missing(summary, book, codes) for book in rulebooks if book.depends_on
@@ -810,6 +814,39 @@ def _distinct_rows(keys: pl.DataFrame) -> tuple[pl.DataFrame, pl.Series]:
         nulls_equal=True,
     )
     return distinct, found["_d"]
+
+
+_Evaluated = tuple[list[pl.Series], pl.LazyFrame, np.ndarray]
+
+
+def _is_status(name: str) -> bool:
+    return name.endswith(("__status", "__item"))
+
+
+def _by_dependency(
+    order: list[Rulebook], run: Callable[[Rulebook, dict[str, _Evaluated]], _Evaluated]
+) -> dict[str, _Evaluated]:
+    """``run`` for every rulebook, two at a time, each once those it depends on are done.
+
+    A rulebook's evaluation holds the interpreter lock about half of its time (building plans,
+    numpy on item-sized arrays) and runs polars queries the other half: two side by side keep
+    both cores busy (the rules alone at 1M projects left one idle for ~3 s; see
+    benchmarks/README.md, issue 23). Each rulebook reads only its own inputs and the outputs
+    of those it depends on, so the result does not depend on the interleaving.
+    """
+    done: dict[str, _Evaluated] = {}
+    waiting = list(order)
+    running: dict[Future[_Evaluated], Rulebook] = {}
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        while waiting or running:
+            ready = [b for b in waiting if all(dep in done for dep in b.depends_on)]
+            for book in ready[: 2 - len(running)]:
+                running[pool.submit(run, book, dict(done))] = book
+                waiting.remove(book)
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                done[running.pop(future).id] = future.result()
+    return done
 
 
 def _dependency_order(rulebooks: Sequence[Rulebook]) -> list[Rulebook]:
