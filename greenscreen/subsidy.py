@@ -313,6 +313,21 @@ AWARD_COLUMNS = [
     "verification",
 ]
 
+#: the award table's types when no programme is evaluated (with the working columns)
+_NO_AWARDS = {
+    **dict.fromkeys(AWARD_COLUMNS, pl.String),
+    "missing": pl.List(pl.String),
+    **dict.fromkeys(
+        ["base", "rate", "rate_max", "gross_amount", "gross_amount_max", "cap"], pl.Float64
+    ),
+    **dict.fromkeys(["final_amount", "final_amount_max", "potential_amount"], pl.Float64),
+    "cap_applied": pl.Boolean,
+    "up_to": pl.Boolean,
+    "funding_benefit": pl.Float64,
+    "_start_year": pl.Int32,
+    "_row": pl.UInt32,
+}
+
 
 def evaluate_programmes(
     results: pl.DataFrame, programmes: Sequence[Programme], config: SubsidyConfig | None = None
@@ -350,14 +365,12 @@ def evaluate_programmes(
         frame = _programme_inputs(derived, programme)
         for award in programme.awards:
             awards.append(_evaluate_award(frame, programme, award, config))
-    table = (
-        pl.concat(awards, how="vertical_relaxed")
-        if awards
-        else pl.DataFrame(schema=dict.fromkeys(AWARD_COLUMNS, pl.String))
-    )
+    table = pl.concat(awards, how="vertical_relaxed") if awards else pl.DataFrame(schema=_NO_AWARDS)
     schedule = _schedule(results, table, programmes)
-    table = table.drop("_start_year", strict=False)  # the schedule's, not an output column
-    return Subsidies(table, schedule, _per_project(results, table))
+    per_project = _per_project(results, table)
+    # the schedule's and the totals' working columns, not output columns
+    table = table.drop("_start_year", "_row", strict=False)
+    return Subsidies(table, schedule, per_project)
 
 
 def _programme_inputs(derived: pl.DataFrame, programme: Programme) -> pl.DataFrame:
@@ -379,49 +392,56 @@ def _programme_inputs(derived: pl.DataFrame, programme: Programme) -> pl.DataFra
 def _per_project(results: pl.DataFrame, table: pl.DataFrame) -> pl.DataFrame:
     """One row per project, in the order of ``results``: the eligible subsidy totals
     (``subsidy_total`` without the ``up_to`` ceilings, ``subsidy_total_max``) and awards, the
-    eligible relending principal and funding benefit, and the potential subsidy [currency]."""
+    eligible relending principal and funding benefit, and the potential subsidy [currency].
+
+    One pass grouped by the project's row in ``results`` (``_row``), put back in place by
+    that integer: three group-bys and joins on the text ids took 1.4 of the 2.0 CPU s of
+    the programmes at 1M projects (benchmarks/README.md, issue 23)."""
+    kind, up_to = pl.col("programme_kind"), pl.col("up_to")
     eligible = pl.col("status") == "eligible"
-    subsidy = table.filter((pl.col("programme_kind") == "subsidy") & eligible)
-    relending = table.filter((pl.col("programme_kind") == "relending") & eligible)
-    potential = table.filter(
-        (pl.col("programme_kind") == "subsidy") & ~pl.col("up_to").fill_null(False)
-    )
-    return (
-        results.select("project_id")
-        .join(
-            subsidy.group_by("project_id").agg(
-                pl.col("final_amount").filter(~pl.col("up_to")).sum().alias("subsidy_total"),
-                pl.col("final_amount_max").sum().alias("subsidy_total_max"),
-                pl.format("{}:{}", pl.col("programme"), pl.col("award")).alias("subsidy_awards"),
-            ),
-            on="project_id",
-            how="left",
-            maintain_order="left",
+    subsidy = (kind == "subsidy") & eligible
+    relending = (kind == "relending") & eligible
+    potential = (kind == "subsidy") & ~up_to.fill_null(False)
+    # each total's values masked (null elsewhere) before grouping: plain sums per group, not
+    # a filter evaluated group by group
+    totals = (
+        table.lazy()
+        .filter(subsidy | relending | potential)
+        .select(
+            "_row",
+            pl.when(subsidy & ~up_to).then("final_amount").alias("subsidy_total"),
+            pl.when(subsidy).then("final_amount_max").alias("subsidy_total_max"),
+            pl.when(subsidy).then(pl.format("{}:{}", "programme", "award")).alias("awards"),
+            pl.when(relending).then("final_amount").alias("relending_refinanceable"),
+            pl.when(relending).then("funding_benefit").alias("relending_funding_benefit"),
+            pl.when(potential).then("potential_amount").alias("subsidy_potential"),
         )
-        .join(
-            relending.group_by("project_id").agg(
-                pl.when(pl.col("final_amount").is_not_null().any())
-                .then(pl.col("final_amount").sum())
-                .alias("relending_refinanceable"),
-                pl.when(pl.col("funding_benefit").is_not_null().any())
-                .then(pl.col("funding_benefit").sum())
-                .alias("relending_funding_benefit"),
+        .group_by("_row")
+        .agg(
+            pl.col("subsidy_total", "subsidy_total_max", "subsidy_potential").sum(),
+            pl.col("awards").drop_nulls().alias("subsidy_awards"),
+            *(
+                pl.when(pl.col(name).is_not_null().any()).then(pl.col(name).sum())
+                for name in ("relending_refinanceable", "relending_funding_benefit")
             ),
-            on="project_id",
-            how="left",
-            maintain_order="left",
         )
-        .join(
-            potential.group_by("project_id").agg(
-                pl.col("potential_amount").sum().alias("subsidy_potential")
-            ),
-            on="project_id",
-            how="left",
-            maintain_order="left",
-        )
+        # a project without an eligible subsidy has no list of awards (not an empty one)
         .with_columns(
+            pl.when(pl.col("subsidy_awards").list.len() > 0).then(pl.col("subsidy_awards"))
+        )
+        .collect()
+    )
+    rows = pl.int_range(pl.len(), dtype=pl.UInt32).alias("_row")
+    return (
+        results.select("project_id", rows)
+        .join(totals, on="_row", how="left", maintain_order="left")
+        .select(
+            "project_id",
             pl.col("subsidy_total").fill_null(0.0),
             pl.col("subsidy_total_max").fill_null(0.0),
+            "subsidy_awards",
+            "relending_refinanceable",
+            "relending_funding_benefit",
             pl.col("subsidy_potential").fill_null(0.0),
         )
     )
@@ -436,8 +456,8 @@ def _evaluate_award(
     frame: pl.DataFrame, programme: Programme, award: Award, config: SubsidyConfig
 ) -> pl.DataFrame:
     """One award over the projects in its scope: criteria, status, amounts, reasons and the
-    relending benefit; the columns of :data:`AWARD_COLUMNS` (with ``funding_benefit``) and
-    ``_start_year`` for the schedule."""
+    relending benefit; the columns of :data:`AWARD_COLUMNS` (with ``funding_benefit``),
+    ``_start_year`` for the schedule and ``_row`` for the totals."""
     fields = programme_fields(programme)
     compiled = [(c, *compile_condition(c.condition, fields)) for c in award.criteria]
     base_expr, base_fields = compile_condition(award.amount.base, fields, result="number")
@@ -445,9 +465,10 @@ def _evaluate_award(
     # more of the screened results (measured at 1M projects: 1.5 → 0.5 CPU s for the bundled
     # programmes' awards)
     work = (
-        _in_scope(frame.lazy(), award, fields)
+        _in_scope(frame.lazy().with_row_index("_row"), award, fields)
         .select(
             "project_id",
+            "_row",
             *(expr.cast(pl.Boolean).alias(f"c{j}") for j, (_, expr, _) in enumerate(compiled)),
             base_expr.cast(pl.Float64).alias("base"),
             pl.col("approval_date"),
@@ -599,8 +620,9 @@ def _funding_benefit(programme: Programme, config: SubsidyConfig) -> pl.Expr:
 
 
 def _award_columns(programme: Programme, award: Award, config: SubsidyConfig) -> list[pl.Expr]:
-    """The output columns, in order: :data:`AWARD_COLUMNS`, ``funding_benefit`` and
-    ``_start_year`` (the year the schedule starts from, for :func:`_schedule`)."""
+    """The output columns, in order: :data:`AWARD_COLUMNS`, ``funding_benefit``,
+    ``_start_year`` (the year the schedule starts from, for :func:`_schedule`) and ``_row``
+    (the project's row in the results, for :func:`_per_project`)."""
     amount = award.amount
     return [
         pl.col("project_id"),
@@ -627,6 +649,7 @@ def _award_columns(programme: Programme, award: Award, config: SubsidyConfig) ->
         pl.lit(award.verification).alias("verification"),
         _funding_benefit(programme, config).alias("funding_benefit"),
         pl.col(award.schedule.start).dt.year().alias("_start_year"),
+        pl.col("_row"),
     ]
 
 
@@ -656,9 +679,12 @@ def _schedule(
             "share": pl.Float64,
         },
     )
-    paid = table.filter((pl.col("programme_kind") == "subsidy") & (pl.col("status") == "eligible"))
+    # lazily: only the columns the schedule reads are filtered (the award table is wide)
+    paid = table.lazy().filter(
+        (pl.col("programme_kind") == "subsidy") & (pl.col("status") == "eligible")
+    )
     return (
-        paid.join(shares, on=["programme", "award"], how="inner")
+        paid.join(shares.lazy(), on=["programme", "award"], how="inner")
         .select(
             "project_id",
             "programme",
@@ -670,4 +696,5 @@ def _schedule(
             pl.col("up_to"),
         )
         .sort("project_id", "programme", "award", "year_index", maintain_order=True)
+        .collect()
     )

@@ -229,3 +229,27 @@ def test_banks_add_their_own_programmes(tmp_path: Path) -> None:
     (tmp_path / "local.yaml").write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     ids = {p.id for p in load_programmes(tmp_path)}
     assert {"bank_local_building", "cq_green_building_demo", "lingang_storage"} <= ids
+
+
+def test_totals_per_project_in_a_mixed_pipeline() -> None:
+    """Each project's totals come from its own awards, whatever the order of the rows: an
+    eligible Lingang storage project (the 30 MWh award above) between a CERF-eligible wind
+    farm and a project with no award; no programme evaluated at all, no totals."""
+    projects = [
+        {"project_id": "wind", "activity": "wind_onshore", "loan_amount": 100_000_000},
+        {"project_id": "none", "activity": "coal_power", "loan_amount": 1e8},
+        {"project_id": "storage", **LINGANG},
+    ]
+    rows = {r["project_id"]: r for r in screen(projects).results.iter_rows(named=True)}
+    lingang = award("lingang_storage", "user-side-storage", **LINGANG)
+    assert rows["storage"]["subsidy_total"] == lingang["final_amount"] > 0
+    assert rows["storage"]["subsidy_awards"] == ["lingang_storage:user-side-storage"]
+    assert rows["storage"]["relending_refinanceable"] is None
+    assert rows["wind"]["relending_refinanceable"] == 60_000_000
+    assert (rows["wind"]["subsidy_total"], rows["wind"]["subsidy_awards"]) == (0, None)
+    assert (rows["none"]["subsidy_total"], rows["none"]["relending_refinanceable"]) == (0, None)
+    bare = screen(projects, programmes=[])
+    assert bare.subsidies is not None and bare.subsidies.awards.height == 0
+    assert bare.subsidies.schedule.height == 0
+    assert bare.results["subsidy_total"].to_list() == [0, 0, 0]
+    assert bare.results["subsidy_awards"].to_list() == [None, None, None]
