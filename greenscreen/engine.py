@@ -1810,7 +1810,7 @@ def _decisions(
             if name not in part.frame.columns
         ]
         facts = (
-            part.frame.with_columns(pl.Series("_selected", np.isin(sel[part.pos], same)))
+            part.frame.with_columns(pl.Series("_selected", _selected(sel[part.pos], same)))
             .hstack(frame.select(pl.col(shown_inputs).gather(pl.Series(part.pos))).get_columns())
             .lazy()
         )
@@ -1910,6 +1910,12 @@ def _decisions(
         )
     )
     return pl.concat(out, how="vertical")
+
+
+def _selected(sel: np.ndarray, items: list[int]) -> np.ndarray:
+    """Where the selected item is one of ``items`` (mostly one: a comparison, ~20x cheaper
+    than ``np.isin``)."""
+    return sel == items[0] if len(items) == 1 else np.isin(sel, items)
 
 
 def _scope_row(
