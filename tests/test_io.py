@@ -447,3 +447,25 @@ def test_a_city_or_county_gives_its_province(tmp_path: Path) -> None:
         == "'朝阳' is a place in several provinces (北京市、吉林省、辽宁省); write the province"
     )
     assert reasons["E"].startswith("unknown Chinese province or city 'Xanadu'")
+
+
+def test_a_finite_float_cast_is_a_plain_number() -> None:
+    """The fast parse of a number cell (``_validate._fast``) is polars' cast alone: this holds
+    only if every text the cast reads as a finite number matches ``_NUMBER``, the full parse's
+    test (polars' parser reads that grammar plus inf/nan/infinity). Every code point in and
+    around a number, and every short string of the characters that matter."""
+    from itertools import product
+
+    from greenscreen.io._validate import _NUMBER
+
+    points = [chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
+    texts = [t.format(c) for t in ("{}1", "1{}5") for c in points]
+    alphabet = "019.eE+-_ ,xinfaINd\u00a0\t\uff11"
+    texts += ["".join(p) for n in range(1, 5) for p in product(alphabet, repeat=n)]
+    texts += ["1e400", "-1e400", "1e-400", "1.e5", ".5", "5.", "+5", "-0", " 1", "1 ", "١٢"]
+    cast = pl.DataFrame({"text": texts}).with_columns(
+        value=pl.col("text").cast(pl.Float64, strict=False),
+        plain=pl.col("text").str.contains(_NUMBER),
+    )
+    assert cast.filter(pl.col("value").is_finite() & ~pl.col("plain")).height == 0
+    assert cast.filter(pl.col("value").is_finite()).height > 500  # the test reads numbers

@@ -140,10 +140,19 @@ def validate(
     # (a Parquet or CSV read in parts) would be realigned by every later with_columns.
     frame = frame.rechunk()
     dtypes = {name: frame.schema[raw_of[name]] for name in matches}
+    specs = {name: fields[name] for name in matches}
+    # A number written as text is cast before its text is stripped (_fast): a cell the cast
+    # reads has no space to strip, and only the others are stripped (_strip_unread).
+    numbers = [
+        n for n, spec in specs.items() if _from_text(spec, dtypes[n]) and spec.kind != "date"
+    ]
+    text = {n: pl.col(raw_of[n]).cast(pl.String).replace("", None) for n in numbers}
     frame = frame.with_columns(
         pl.int_range(pl.len(), dtype=pl.Int64).add(first_row).alias("_row"),
-        *(_as_text(pl.col(raw_of[name])).alias(_t(name)) for name in matches),
+        *(text.get(n, _as_text(pl.col(raw_of[n]))).alias(_t(n)) for n in matches),
+        *(e for n in numbers for e in _fast(text[n], n, specs[n], matches[n])),
     )
+    frame = _strip_unread(frame, numbers)
     # A fully blank row is a spreadsheet artefact, not a project: counted, not rejected.
     empty = [pl.col(_t(name)).is_null() for name in matches]
     empty += [
@@ -159,7 +168,6 @@ def validate(
         frame = frame.filter(~blank)
     frame = frame.with_columns(pl.col(_t(contract.id_field)).alias("_pid"))
 
-    specs = {name: fields[name] for name in matches}
     frame = _values(frame, specs, matches, raw_of, dtypes)
     errors = [_error(name, spec, matches[name], dtypes[name]) for name, spec in specs.items()]
     if errors := [e for e in errors if e is not None]:
@@ -168,12 +176,7 @@ def validate(
     derived: list[str] = []
     if contract.places:
         derived = ["province_code", "city"]
-        frame = frame.with_columns(*_province_code(frame)).with_columns(
-            pl.when(pl.col("province_code").is_not_null())
-            .then(pl.col("province_code").replace_strict(_province_names(), default=None))
-            .otherwise(pl.col("province"))
-            .alias("province")
-        )
+        frame = frame.with_columns(_province_code(frame))
 
     problems = [_problems(frame, specs[name], matches[name]) for name in matches]
     if contract.places:
@@ -257,18 +260,22 @@ def _values(
     """Stages 1-3 (unit, cleaned text, value) of every field, the common case cheaply.
 
     A number or date written plainly (``1234.5``, ``2024-03-01``) is cast at once
-    (:func:`_fast`); only the rows holding another cell go through the full parse
-    (:func:`_reparse`). A lookup (activity, yes/no, vocabularies, codes) normalises each
-    distinct cell once (:func:`_per_distinct`), not each of a million rows.
+    (:func:`_fast`; a number already in :func:`validate`, before its text is stripped); only
+    the rows holding another cell go through the full parse (:func:`_reparse`). A lookup
+    (activity, yes/no, vocabularies, codes) normalises each distinct cell once
+    (:func:`_per_distinct`), not each of a million rows.
     """
     texts = {name: spec for name, spec in specs.items() if _from_text(spec, dtypes[name])}
-    values: list[pl.Expr] = []
+    values: list[pl.Expr | pl.Series] = []
     for name, spec in specs.items():
         if name in texts:
-            values += _fast(name, spec, matches[name])
+            if spec.kind == "date":
+                values += _fast(pl.col(_t(name)), name, spec, matches[name])
         elif (value := _convert(name, spec, matches[name], raw_of[name], dtypes[name])) is not None:
-            lookup = spec.kind not in ("float", "int", "date")  # of the text column only
-            values.append(_per_distinct(frame, value, _t(name)) if lookup else value)
+            if spec.kind in ("float", "int", "date"):
+                values.append(value)
+            else:  # a lookup, of the text column only
+                values += _per_distinct(frame, _t(name), {_n(name): value})
     if values:
         frame = frame.with_columns(values)
     return _reparse(frame, texts, matches, raw_of, dtypes)
@@ -281,19 +288,40 @@ def _from_text(spec: FieldSpec, dtype: pl.DataType) -> bool:
     return spec.kind == "date" and not _is_date_type(dtype)
 
 
-def _fast(name: str, spec: FieldSpec, match: HeaderMatch) -> list[pl.Expr]:
-    """The value of a plainly written cell, null for any other (then :func:`_reparse`).
+def _fast(text: pl.Expr, name: str, spec: FieldSpec, match: HeaderMatch) -> list[pl.Expr]:
+    """The value of a plainly written cell (``text``); any other is null, or for a number not
+    finite, and :func:`_reparse` parses it again.
 
-    Exactly what the full parse gives: text matching ``_NUMBER`` has no unit of its own and
-    no separator, so it is the cast times the header's scale; text without ``:`` has no time
-    to strip, and the first date format that parses wins.
+    Exactly what the full parse gives: text without ``:`` has no time to strip, and the first
+    date format that parses wins. A number is the bare cast, without the ``_NUMBER`` test the
+    full parse makes (a regex: a third of this stage's time): polars' cast gives a finite
+    number only for text matching ``_NUMBER`` (its parser reads that grammar plus
+    ``inf``/``nan``; tests/test_io.py), text with no space to strip, no unit of its own and no
+    separator, so the value is the cast times the header's scale. A cast that is not finite
+    (``inf``, ``nan``, ``1e400``) is left to the full parse, which refuses the words.
     """
-    text = pl.col(_t(name))
     if spec.kind == "date":
         iso = text.str.to_date(_DATE_FORMATS[0], strict=False)
         return [pl.when(~text.str.contains(":", literal=True)).then(iso).alias(_n(name))]
-    number = pl.when(text.str.contains(_NUMBER)).then(text.cast(pl.Float64, strict=False))
-    return [(number * match.scale).alias(_n(name)), pl.lit(None, pl.String).alias(_u(name))]
+    number = text.cast(pl.Float64, strict=False)
+    if match.scale != 1.0:  # x * 1.0 is x
+        number = number * match.scale
+    return [number.alias(_n(name)), pl.lit(None, pl.String).alias(_u(name))]
+
+
+def _strip_unread(frame: pl.DataFrame, numbers: list[str]) -> pl.DataFrame:
+    """The text of ``numbers``' cells the fast cast did not read, stripped as every other
+    column's (:func:`_as_text`), put back in place: only these cells can hold a space."""
+    unread = [
+        pl.col(_t(n)).is_not_null() & ~pl.col(_n(n)).is_finite().fill_null(False) for n in numbers
+    ]
+    if not unread:
+        return frame
+    rows = frame.select(pl.arg_where(pl.any_horizontal(unread))).to_series()
+    part = frame.select(_t(n) for n in numbers)[rows]
+    part = part.select(_as_text(pl.col(c)) for c in part.columns)
+    changed = [c for c in part.columns if not _unchanged(part[c], frame[c].gather(rows))]
+    return frame.with_columns(frame[c].scatter(rows, part[c]) for c in changed)
 
 
 def _reparse(
@@ -303,9 +331,17 @@ def _reparse(
     raw_of: dict[str, str],
     dtypes: dict[str, pl.DataType],
 ) -> pl.DataFrame:
-    """The full parse (stages 1-3) of the rows where :func:`_fast` gave no value for a
-    non-blank cell, put back in place: the other rows are not parsed twice."""
-    slow = [pl.col(_t(name)).is_not_null() & pl.col(_n(name)).is_null() for name in specs]
+    """The full parse (stages 1-3) of the rows where :func:`_fast` gave no value (or a number
+    not finite) for a non-blank cell, put back in place: the other rows are not parsed twice."""
+    slow = [
+        pl.col(_t(name)).is_not_null()
+        & (
+            pl.col(_n(name)).is_null()
+            if spec.kind == "date"
+            else ~pl.col(_n(name)).is_finite().fill_null(False)
+        )
+        for name, spec in specs.items()
+    ]
     if not slow:
         return frame
     rows = frame.select(pl.arg_where(pl.any_horizontal(slow))).to_series()
@@ -321,25 +357,34 @@ def _reparse(
         exprs = [e for name, spec in specs.items() if (e := stage(name, spec)) is not None]
         if exprs:
             part = part.with_columns(exprs)
-    # a column with no value in these rows has none in the fast one either: nothing to put back
+    # only the columns the full parse changes in these rows are put back (each a copy of the
+    # column): a row parsed again for one cell has its other cells' fast values already
     parsed = [c for name in specs for c in (_n(name), _u(name)) if c in part.columns]
-    parsed = [c for c in parsed if part[c].null_count() < part.height]
+    parsed = [c for c in parsed if not _unchanged(part[c], frame[c].gather(rows))]
     return frame.with_columns(frame[c].scatter(rows, part[c]) for c in parsed)
 
 
-def _per_distinct(frame: pl.DataFrame, value: pl.Expr, column: str) -> pl.Expr:
-    """``value``, an expression of ``column`` alone that keeps nulls null, computed once per
-    distinct cell and mapped back (when the cells repeat: a column of distinct cells is
-    computed directly)."""
+def _unchanged(new: pl.Series, old: pl.Series) -> bool:
+    """Bit for bit: floats as their shortest text, so that -0.0 is not 0.0."""
+    if new.dtype.is_float():
+        new, old = new.cast(pl.String), old.cast(pl.String)
+    return new.equals(old, check_dtypes=True, null_equal=True)
+
+
+def _per_distinct(frame: pl.DataFrame, column: str, values: dict[str, pl.Expr]) -> list[pl.Series]:
+    """``values`` (name: expression of ``column`` alone that keeps nulls null) as columns of
+    ``frame``, computed once per distinct cell when the cells repeat (a column of distinct
+    cells is computed directly). Each row looks up the position of its cell among the
+    distinct ones, once, and takes every value from there: several values of one column
+    (a province's code, city and name) cost one lookup per row, and a position is cheaper to
+    return than a string."""
     cells = frame.get_column(column).drop_nulls().unique()
     if 2 * cells.len() > frame.height:
-        return value
-    mapped = cells.to_frame().select(value).to_series()
-    return (
-        pl.col(column)
-        .replace_strict(cells, mapped, default=None, return_dtype=mapped.dtype)
-        .alias(mapped.name)
-    )
+        return frame.lazy().select(**values).collect().get_columns()  # shared parts once
+    mapped = cells.to_frame().select(**values)
+    number = pl.int_range(cells.len(), dtype=pl.UInt32, eager=True)
+    index = frame.select(pl.col(column).replace_strict(cells, number, default=None)).to_series()
+    return [value.gather(index) for value in mapped.get_columns()]
 
 
 def _split(name: str, spec: FieldSpec, dtype: pl.DataType) -> pl.Expr | None:
@@ -479,11 +524,10 @@ def _error(name: str, spec: FieldSpec, match: HeaderMatch, dtype: pl.DataType) -
             .then(pl.lit("out_of_range"))
         )
     elif spec.kind == "date":
-        year = value.dt.year()
         code = (
             pl.when(present & value.is_null())
             .then(pl.lit("invalid_date"))
-            .when((year < 1900) | (year > 2100))
+            .when(~value.dt.year().is_between(1900, 2100))  # one year per row, not two
             .then(pl.lit("date_range"))
         )
     elif spec.kind == "bool":
@@ -573,12 +617,12 @@ def _problems(frame: pl.DataFrame, spec: FieldSpec, match: HeaderMatch) -> pl.Da
     """Reject rows for one field: one per failing cell."""
     if _e(spec.name) not in frame.columns:
         return REJECT_SCHEMA.to_frame()
-    failed = frame.filter(pl.col(_e(spec.name)).is_not_null()).select(
+    failed = frame.select(  # the 4 columns, then the rows: not a filter of the whole frame
         pl.col("_row").alias("row"),
         pl.col("_pid").alias("project_id"),
         pl.col(_t(spec.name)).alias("value"),
         pl.col(_e(spec.name)).alias("code"),
-    )
+    ).filter(pl.col("code").is_not_null())
     if failed.height == 0:
         return REJECT_SCHEMA.to_frame()
     if spec.name == "activity":
@@ -615,28 +659,39 @@ def _province_names() -> dict[str, str]:
 
 
 def _province_code(frame: pl.DataFrame) -> list[pl.Expr]:
-    """The province's GB/T 2260 code; a prefecture or county written instead of a province
-    (宝鸡, 浦东新区) gives its province's code and is kept as ``city``. Each distinct place
-    is looked up once."""
+    """The province's GB/T 2260 code and its English name (``province``); a prefecture or
+    county written instead of a province (宝鸡, 浦东新区) gives its province's code and is
+    kept as ``city``. Each distinct place is looked up once."""
     lookup = province_lookup()
     places, _ = city_lookup()
     key = label_expr(pl.col("province"))
     province, place, official = (
-        _per_distinct(
-            frame,
-            key.replace_strict(codes, default=None, return_dtype=pl.String),
-            "province",
-        )
+        key.replace_strict(codes, default=None, return_dtype=pl.String)
         for codes in (
             {k: v[1] for k, v in lookup.items()},
             {k: v[0] for k, v in places.items()},
             {k: v[1] for k, v in places.items()},
         )
     )
+    found = pl.coalesce(province, place)
+    code, city, name = _per_distinct(
+        frame,
+        "province",
+        {
+            "code": found,
+            "city": pl.when(province.is_null()).then(official),
+            "name": found.replace_strict(_province_names(), default=None),
+        },
+    )
     china = pl.col("country") == "CN"
     return [
-        pl.when(china).then(pl.coalesce(province, place)).alias("province_code"),
-        pl.when(china & province.is_null()).then(official).alias("city"),
+        pl.when(china).then(code).alias("province_code"),
+        pl.when(china).then(city).alias("city"),
+        # where there is a province_code: the province's name
+        pl.when(china & code.is_not_null())
+        .then(name)
+        .otherwise(pl.col("province"))
+        .alias("province"),
     ]
 
 
@@ -645,14 +700,20 @@ def _province_problems(out: pl.DataFrame, matches: dict[str, HeaderMatch]) -> pl
     if "province" not in matches:
         return REJECT_SCHEMA.to_frame()
     header = matches["province"].header
-    failed = out.filter(
+    unknown = (
         (pl.col("country") == "CN")
         & pl.col("province").is_not_null()
         & pl.col("province_code").is_null()
-    ).select(
-        pl.col("_row").alias("row"),
-        pl.col("_pid").alias("project_id"),
-        pl.col("province").alias("value"),
+    )
+    failed = (  # lazy: the rows of the 3 columns, not of the whole frame
+        out.lazy()
+        .filter(unknown)
+        .select(
+            pl.col("_row").alias("row"),
+            pl.col("_pid").alias("project_id"),
+            pl.col("province").alias("value"),
+        )
+        .collect()
     )
     reasons = {v: _unknown_place(v) for v in failed["value"].unique()}
     return failed.select(
