@@ -275,7 +275,10 @@ def prepare(projects: pl.DataFrame, rulebooks: Sequence[Rulebook]) -> pl.DataFra
         inferred (:func:`infer_activity`) and every evidence field typed as declared
         (:func:`greenscreen.logic.typed_evidence`; all null when not supplied).
     """
-    frame = with_derived_inputs(infer_activity(projects))
+    # one chunk per column (a no-op when so, as from read_pipeline): on a frame whose columns'
+    # chunks are not aligned, polars 2.1's streaming engine panics in a string function of the
+    # decisions (`assertion failed: i < self.len()`, e.g. a column gathered in parts)
+    frame = with_derived_inputs(infer_activity(projects.rechunk()))
     declared: dict[str, pl.DataType] = {}
     bounds = {f.name: f.bounds() for book in rulebooks for f in book.fields}
     for book in rulebooks:

@@ -314,7 +314,7 @@ AWARD_COLUMNS = [
 ]
 
 #: the award table's types when no programme is evaluated (with the working columns)
-_NO_AWARDS = {
+_NO_AWARDS: dict[str, pl.DataType | type[pl.DataType]] = {
     **dict.fromkeys(AWARD_COLUMNS, pl.String),
     "missing": pl.List(pl.String),
     **dict.fromkeys(

@@ -479,3 +479,28 @@ def test_distinct_rows_stay_exact_when_hashes_collide(monkeypatch) -> None:
     monkeypatch.setattr(pl.Expr, "hash", lambda self, *a, **k: self.is_null().cast(pl.UInt64))
     distinct, index = engine._distinct_rows(keys)  # every row "collides"
     assert distinct[index].equals(keys) and distinct.height == 3
+
+
+def test_projects_in_several_chunks_are_screened_as_one() -> None:
+    """A pipeline read with repeated activities and provinces, and the same projects handed
+    to the engine as a frame of unaligned chunks (one column in two parts): the same results
+    and decisions. polars 2.1's streaming engine panicked formatting the
+    decisions of such a frame (`assertion failed: i < self.len()`)."""
+    from greenscreen import read_pipeline
+    from greenscreen.engine import evaluate
+    from greenscreen.rulebook import bundled_rulebooks
+
+    rows = [
+        {"project_id": f"P{i}", "activity": a, "province": p, "capacity_mw": "10"}
+        for i, (a, p) in enumerate([("solar_pv", "陕西"), ("coal_power", "Henan")] * 5)
+    ]
+    projects = read_pipeline(rows).projects
+    assert {c.n_chunks() for c in projects.get_columns()} == {1}
+    activity = pl.concat([projects["activity"][:6], projects["activity"][6:]], rechunk=False)
+    halves = projects.with_columns(activity)  # one column in two chunks, the others in one
+    assert halves["activity"].n_chunks() == 2 and halves["province"].n_chunks() == 1
+    books = bundled_rulebooks()
+    whole, parts = evaluate(projects, books), evaluate(halves, books)
+    assert parts.per_project.equals(whole.per_project)
+    assert parts.decisions.equals(whole.decisions)
+    assert whole.decisions.height > 10 * len(books)

@@ -380,7 +380,8 @@ def _per_distinct(frame: pl.DataFrame, column: str, values: dict[str, pl.Expr]) 
     return than a string."""
     cells = frame.get_column(column).drop_nulls().unique()
     if 2 * cells.len() > frame.height:
-        return frame.lazy().select(**values).collect().get_columns()  # shared parts once
+        # shared parts once; one chunk per column as the rest of the frame (see validate)
+        return frame.lazy().select(**values).collect().rechunk().get_columns()
     mapped = cells.to_frame().select(**values)
     number = pl.int_range(cells.len(), dtype=pl.UInt32, eager=True)
     index = frame.select(pl.col(column).replace_strict(cells, number, default=None)).to_series()
