@@ -24,13 +24,8 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import polars as pl
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
-from sqlglot import exp
-from sqlglot.dialects.postgres import Postgres
-from sqlglot.errors import SqlglotError
-from sqlglot.tokens import Token, TokenType
 
 from greenscreen import _cache
 from greenscreen._resources import bundled_dir
@@ -661,28 +656,6 @@ MAX_ITEMS = 2_000
 MAX_CRITERIA = 31
 
 
-class _YamlLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
-    """yaml.safe_load's loader; libyaml's when installed (10 times faster on the shipped files)."""
-
-
-def _located(construct: Any) -> Any:
-    """A scalar constructor whose error says where: YAML reads 9999-99-99 as a date."""
-
-    def run(loader: Any, node: yaml.ScalarNode) -> Any:
-        try:
-            return construct(loader, node)
-        except (ValueError, OverflowError) as exc:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"{node.value[:80]!r} is not a valid value ({exc})", node.start_mark
-            ) from exc
-
-    return run
-
-
-for _tag in ("tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"):
-    _YamlLoader.add_constructor(_tag, _located(_YamlLoader.yaml_constructors[_tag]))
-
-
 def _read_bytes(path: Path) -> bytes:
     """A regular file's bytes, at most MAX_FILE_BYTES of them.
 
@@ -739,68 +712,9 @@ def read_yaml(path: Path) -> Any:
 
 def _yaml_document(data: bytes, file: str) -> Any:
     """A file's bytes as YAML, checked as :func:`read_yaml` says."""
-    try:
-        text = data.decode("utf-8")
-        _check_yaml_events(text, file)
-        return yaml.load(text, Loader=_YamlLoader)  # a SafeLoader: safe constructors only
-    except (yaml.YAMLError, ValueError, OverflowError, RecursionError) as exc:
-        # ValueError: bad UTF-8, or a date such as 2024-13-45 that YAML reads as a timestamp
-        raise RulebookError(f"not valid YAML: {exc}", file=file) from exc
+    from greenscreen import _yaml  # PyYAML, imported when a file is parsed only (see _yaml)
 
-
-class _Open:
-    """A mapping or list being read: where its values start, its anchor, a mapping's keys."""
-
-    __slots__ = ("anchor", "key_next", "keys", "start")
-
-    def __init__(self, start: int, anchor: str | None, keys: set[str] | None) -> None:
-        self.start, self.anchor, self.keys, self.key_next = start, anchor, keys, True
-
-
-def _check_yaml_events(text: str, file: str) -> None:
-    """Walk the YAML events (nothing is built) and refuse a document with more than
-    MAX_YAML_VALUES values once aliases are expanded (``*a`` counts the values of ``&a``),
-    nested deeper than MAX_YAML_DEPTH, or with a key twice in one mapping (YAML would keep the
-    last one silently)."""
-    sizes: dict[str, int] = {}  # anchor: values under it
-    stack: list[_Open] = []
-    values = 0
-    for event in yaml.parse(text, Loader=_YamlLoader):
-        if isinstance(event, yaml.CollectionEndEvent):
-            done = stack.pop()
-            if done.anchor is not None:
-                sizes[done.anchor] = values - done.start
-            continue
-        if not isinstance(event, yaml.NodeEvent):
-            continue
-        line = event.start_mark.line + 1 if event.start_mark else "?"
-        parent = stack[-1] if stack else None
-        if parent is not None and parent.keys is not None:  # keys and values alternate
-            if parent.key_next and isinstance(event, yaml.ScalarEvent):
-                if event.value in parent.keys:
-                    raise RulebookError(
-                        f"duplicate key '{event.value[:80]}' (line {line})",
-                        file=file,
-                    )
-                parent.keys.add(event.value)
-            parent.key_next = not parent.key_next
-        start = values
-        values += sizes.get(event.anchor or "", 1) if isinstance(event, yaml.AliasEvent) else 1
-        if values > MAX_YAML_VALUES:
-            raise RulebookError(
-                f"more than {MAX_YAML_VALUES:,} YAML values (aliases expanded); "
-                "a rulebook this large is refused",
-                file=file,
-            )
-        if isinstance(event, yaml.CollectionStartEvent):
-            if len(stack) >= MAX_YAML_DEPTH:
-                raise RulebookError(
-                    f"nested deeper than {MAX_YAML_DEPTH} levels (line {line})", file=file
-                )
-            keys: set[str] | None = set() if isinstance(event, yaml.MappingStartEvent) else None
-            stack.append(_Open(start, event.anchor, keys))
-        elif isinstance(event, yaml.ScalarEvent) and event.anchor is not None:
-            sizes[event.anchor] = 1
+    return _yaml.document(data, file)
 
 
 def read_checked(path: Path, kind: str, model: type[_T], check: Callable[[Any], _T]) -> _T:
@@ -1119,7 +1033,9 @@ def compile_condition(
     types = fields if isinstance(fields, Mapping) else {}
     inputs = tuple((name, _kind_of(types[name]) if name in types else "any") for name in used)
     if (condition, inputs, result) not in _cache.known_types:
-        problem = _type_problem(condition, inputs, result)
+        from greenscreen import _sql  # sqlglot, imported when needed only (see _sql)
+
+        problem = _sql.type_problem(condition, inputs, result)
         if problem:
             raise fail(problem)
     _cache.note((condition, inputs, result, sql, roots))
@@ -1133,71 +1049,6 @@ MAX_CONDITION_TOKENS = 1_000
 MAX_CONDITION_NESTING = 20
 
 
-class _ConditionDialect(Postgres):
-    """PostgreSQL syntax as polars reads it, plus `backquoted` names (polars takes them too)."""
-
-    class Tokenizer(Postgres.Tokenizer):
-        IDENTIFIERS = ['"', "`"]
-
-
-_DIALECT = _ConditionDialect()
-_SQL_FUNCTIONS: dict[type[exp.Expr], str] = {
-    exp.Coalesce: "coalesce",
-    exp.Abs: "abs",
-    exp.Lower: "lower",
-    exp.Upper: "upper",
-    exp.Length: "length",
-    exp.Round: "round",
-    exp.Greatest: "greatest",
-    exp.Least: "least",
-    exp.Nullif: "nullif",
-}
-_COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.In, exp.Between)
-_ARITHMETIC = (exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Mod, exp.Neg, exp.Abs, exp.Round)
-# the node types a condition may contain (exact types: exp.TryCast is a subclass of exp.Cast)
-_SQL_NODES = {
-    exp.Column,
-    exp.Identifier,
-    exp.Literal,
-    exp.Boolean,
-    exp.Null,
-    exp.Paren,
-    exp.And,
-    exp.Or,
-    exp.Not,
-    exp.Is,
-    exp.Like,
-    exp.ILike,
-    exp.Cast,  # DATE 'YYYY-MM-DD' only, see _node_problem
-    exp.DataType,
-    *_COMPARISONS,
-    *_ARITHMETIC,
-    *_SQL_FUNCTIONS,
-}
-# tokens after which "(" groups (``x IN (…)``, ``a AND (b OR c)``); after anything else it calls
-_GROUPING = {
-    TokenType.L_PAREN,
-    TokenType.COMMA,
-    TokenType.IN,
-    TokenType.AND,
-    TokenType.OR,
-    TokenType.NOT,
-    TokenType.BETWEEN,
-    TokenType.EQ,
-    TokenType.NEQ,
-    TokenType.GT,
-    TokenType.GTE,
-    TokenType.LT,
-    TokenType.LTE,
-    TokenType.PLUS,
-    TokenType.DASH,
-    TokenType.STAR,
-    TokenType.SLASH,
-    TokenType.MOD,
-}
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # sqlglot underlines the error position for a terminal
-
-
 @lru_cache(maxsize=16384)
 def _parse(condition: str) -> tuple[pl.Expr, tuple[str, ...], str] | str:
     """The checks and polars' parse of a condition, once per distinct text (a screen compiles
@@ -1206,144 +1057,9 @@ def _parse(condition: str) -> tuple[pl.Expr, tuple[str, ...], str] | str:
     known = _cache.known_sql.get(condition)
     if known is not None:  # accepted by an earlier process's checks (the load cache)
         return pl.sql_expr(known[0]), known[1], known[0]
-    tree = _tree(condition)
-    if isinstance(tree, str):
-        return tree
-    names = tuple(dict.fromkeys(column.name for column in tree.find_all(exp.Column)))
-    try:
-        # transform copies the tree; generating from that copy needs no copy of its own
-        sql = tree.transform(_float_literal).sql(
-            dialect=_DIALECT, identify=True, comments=False, copy=False
-        )
-        expr = pl.sql_expr(sql)
-    except RecursionError:
-        return f"nested too deeply (at most {MAX_CONDITION_NESTING} levels)"
-    except Exception as exc:  # polars raises SQLInterfaceError / SQLSyntaxError
-        return f"not a valid SQL boolean expression ({exc})"
-    roots = tuple(dict.fromkeys(expr.meta.root_names()))
-    if set(roots) != set(names):  # polars must read what was checked
-        return f"polars reads {sorted(roots)}, the condition names {sorted(names)}"
-    return expr, roots, sql
+    from greenscreen import _sql  # sqlglot, imported on a cache miss only (see _sql)
 
-
-def _float_literal(node: exp.Expr) -> exp.Expr:
-    """A number other than a 64-bit integer as a float: polars makes 1.5 a Decimal, and a
-    Decimal divided by zero (1.5 / an integer input that is 0) stops the screen."""
-    if isinstance(node, exp.Literal) and not node.is_string:
-        if not (node.this.isdigit() and int(node.this) < 2**63):
-            return exp.cast(node.copy(), exp.DataType.Type.DOUBLE)
-    return node
-
-
-@lru_cache(maxsize=64)  # small: a tree is large and only needed while a file is checked
-def _tree(condition: str) -> exp.Expr | str:
-    """The condition's syntax tree once every node is allowed, or the reason it is refused."""
-    if len(condition) > MAX_CONDITION_CHARS:
-        return f"longer than {MAX_CONDITION_CHARS:,} characters ({len(condition):,})"
-    try:
-        tokens = _DIALECT.tokenize(condition)
-    except SqlglotError as exc:
-        return f"not a valid SQL boolean expression ({_ANSI.sub('', str(exc))})"
-    problem = _token_problem(tokens)
-    if problem:
-        return problem
-    try:
-        trees = _DIALECT.parser().parse(tokens, condition)
-        tree = trees[0] if len(trees) == 1 else None
-        if tree is None:
-            return "not a valid SQL boolean expression (empty)"
-        for node in tree.walk():
-            problem = _node_problem(node)
-            if problem:
-                return problem
-    except RecursionError:
-        return f"nested too deeply (at most {MAX_CONDITION_NESTING} levels)"
-    except SqlglotError as exc:
-        return f"not a valid SQL boolean expression ({_ANSI.sub('', str(exc))})"
-    return tree
-
-
-def _token_problem(tokens: list[Token]) -> str | None:
-    """Refusals visible in the tokens (strings, comments and quoted names already told apart):
-    size, nesting, statements, dollar quotes, and any call of a function not allowlisted,
-    named as written (``lpad``, ``now``, ``"sqrt"``)."""
-    if len(tokens) > MAX_CONDITION_TOKENS:
-        return f"longer than {MAX_CONDITION_TOKENS:,} tokens ({len(tokens):,})"
-    depth = 0
-    for i, token in enumerate(tokens):
-        kind = token.token_type
-        if kind == TokenType.HEREDOC_STRING:
-            return "dollar-quoted strings ($$…$$) are not allowed; quote text with '…'"
-        if kind == TokenType.SEMICOLON:
-            return "';' is not allowed: a condition is one expression"
-        if kind not in (TokenType.STRING, TokenType.IDENTIFIER):
-            if token.text.lower() in _FORBIDDEN_WORDS:
-                return f"'{token.text.upper()}' is not allowed in a condition"
-        if kind == TokenType.L_PAREN:
-            depth += 1
-            if depth > MAX_CONDITION_NESTING:
-                return f"nested deeper than {MAX_CONDITION_NESTING} parentheses"
-            before = tokens[i - 1] if i else None
-            if before and before.token_type not in _GROUPING:
-                if before.text.lower() not in _FUNCTIONS:
-                    return (
-                        f"function '{before.text}' is not allowed "
-                        f"(allowed: {', '.join(sorted(_FUNCTIONS))})"
-                    )
-        elif kind == TokenType.R_PAREN:
-            depth -= 1
-    return None
-
-
-def _node_problem(node: exp.Expr) -> str | None:
-    """Why a node of the syntax tree is not allowed in a condition, or None."""
-    kind = type(node)
-    if kind not in _SQL_NODES:
-        if isinstance(node, exp.Func):
-            name = node.name if kind is exp.Anonymous else node.sql_name().lower()
-            return f"function '{name}' is not allowed (allowed: {', '.join(sorted(_FUNCTIONS))})"
-        if kind is exp.RawString:
-            return "dollar-quoted strings ($$…$$) are not allowed; quote text with '…'"
-        return f"'{node.key.upper()}' is not allowed in a condition"
-    if isinstance(node, exp.Column) and len(node.parts) > 1:
-        return f"'{node.sql()}': a qualified name is not allowed; use the input field's name"
-    if kind is exp.Cast:  # DATE '2024-01-01' parses as a cast of a string to a date
-        value, to = node.this, node.args.get("to")
-        extra = set(node.args) - {"this", "to", "_type"}
-        if not (
-            isinstance(value, exp.Literal)
-            and value.is_string
-            and isinstance(to, exp.DataType)
-            and to.this == exp.DataType.Type.DATE
-            and not any(node.args.get(key) for key in extra)
-        ):
-            return "casts are not allowed (a date is written DATE 'YYYY-MM-DD')"
-        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.this):
-            return f"DATE '{value.this}' is not a date (YYYY-MM-DD)"
-        try:
-            dt.date.fromisoformat(value.this)
-        except ValueError:
-            return f"DATE '{value.this}' is not a date (YYYY-MM-DD)"
-    if kind is exp.Null and not (isinstance(node.parent, exp.Is) and node.arg_key == "expression"):
-        # polars cannot type a bare NULL (NULL AND NULL stops the screen)
-        return "NULL is allowed only in IS NULL and IS NOT NULL"
-    if kind is exp.Is and not isinstance(node.expression, exp.Null | exp.Boolean):
-        return "IS must be followed by NULL, TRUE or FALSE"
-    if kind in (exp.Like, exp.ILike) and not (
-        isinstance(node.expression, exp.Literal) and node.expression.is_string
-    ):
-        return "LIKE needs a quoted pattern ('A+%')"
-    if kind is exp.In and not all(_is_literal(value) for value in node.expressions):
-        return "IN needs a list of literals (IN ('a', 'b'))"
-    if kind is exp.Between and node.args.get("symmetric"):
-        return "BETWEEN SYMMETRIC is not allowed"
-    return None
-
-
-def _is_literal(node: exp.Expr) -> bool:
-    if isinstance(node, exp.Neg):
-        node = node.this
-    return type(node) in (exp.Literal, exp.Boolean, exp.Null, exp.Cast)
+    return _sql.parse(condition)
 
 
 def _kind_of(dtype: Any) -> str:
@@ -1357,98 +1073,6 @@ def _kind_of(dtype: Any) -> str:
     if dtype.is_temporal():
         return "date"
     return "any"
-
-
-@lru_cache(maxsize=16384)
-def _type_problem(
-    condition: str, inputs: tuple[tuple[str, str], ...], result: Literal["boolean", "number"]
-) -> str | None:
-    """Type-check a condition already accepted by :func:`_tree` against its inputs' kinds
-    (``boolean``, ``number``, ``text``, ``date``; ``any`` when unknown): what polars would
-    refuse at screen time (text compared with a number) or what is not ``result``."""
-    tree = _tree(condition)
-    assert not isinstance(tree, str)
-    columns = dict(inputs)
-    kinds: dict[int, str] = {}
-    for node in reversed(list(tree.walk(bfs=True))):  # children before their parents
-        try:
-            kinds[id(node)] = _node_kind(node, [kinds[id(c)] for c in node.iter_expressions()])
-        except _TypeProblem as problem:
-            return str(problem)
-        if type(node) is exp.Column:
-            kinds[id(node)] = columns.get(node.name, "any")
-    top = kinds[id(tree)]
-    if top not in (result, "any"):
-        what = {"null": "always NULL", "boolean": "true/false", "text": "text"}.get(top, f"a {top}")
-        if result == "boolean":
-            return (
-                f"gives {what}, not true/false: a condition is a comparison, a test "
-                "(IS NULL, IN, BETWEEN, LIKE) or a yes/no field"
-            )
-        return f"gives {what}, not a number"
-    return None
-
-
-class _TypeProblem(Exception):
-    pass
-
-
-def _node_kind(node: exp.Expr, args: list[str]) -> str:
-    """The kind of value a node gives from its operands' kinds; raises _TypeProblem."""
-    kind = type(node)
-    if kind is exp.Literal:
-        return "text" if node.is_string else "number"
-    if kind is exp.Boolean:
-        return "boolean"
-    if kind is exp.Null:
-        return "null"
-    if kind is exp.Cast:
-        return "date"
-    if kind is exp.Paren:
-        return args[0]
-    if kind in (exp.And, exp.Or, exp.Not):
-        _need(node, args, "boolean")
-        return "boolean"
-    if kind in _COMPARISONS:
-        _common(node, args)
-        return "boolean"
-    if kind is exp.Is:
-        return "boolean"
-    if kind in (exp.Like, exp.ILike):
-        _need(node, args, "text")
-        return "boolean"
-    if kind in _ARITHMETIC:
-        _need(node, args, "number")
-        return "number"
-    if kind in (exp.Lower, exp.Upper):
-        _need(node, args, "text")
-        return "text"
-    if kind is exp.Length:
-        _need(node, args, "text")
-        return "number"
-    if kind in (exp.Coalesce, exp.Greatest, exp.Least, exp.Nullif):
-        return _common(node, args)
-    return "any"  # columns (set by the caller), identifiers, the DATE type
-
-
-def _need(node: exp.Expr, args: list[str], wanted: str) -> None:
-    for arg in args:
-        if arg not in (wanted, "null", "any"):
-            raise _TypeProblem(f"'{_short(node)}' needs {wanted} operands, not {arg}")
-
-
-def _common(node: exp.Expr, args: list[str]) -> str:
-    known = sorted({arg for arg in args if arg not in ("null", "any")})
-    if len(known) > 1:
-        raise _TypeProblem(f"'{_short(node)}' mixes {' and '.join(known)}")
-    if known:
-        return known[0]
-    return "any" if "any" in args else "null"
-
-
-def _short(node: exp.Expr) -> str:
-    text = node.sql(dialect=_DIALECT, comments=False)
-    return text if len(text) <= 80 else text[:80] + "…"
 
 
 def _neutral(match: re.Match[str]) -> str:

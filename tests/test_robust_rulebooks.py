@@ -139,7 +139,7 @@ def test_oversized_conditions_are_refused(condition: str, message: str) -> None:
 def test_the_condition_limits_are_far_above_the_shipped_conditions() -> None:
     from sqlglot.tokens import TokenType
 
-    from greenscreen.rulebook import _DIALECT
+    from greenscreen._sql import DIALECT
 
     conditions = [
         c
@@ -159,7 +159,7 @@ def test_the_condition_limits_are_far_above_the_shipped_conditions() -> None:
         if c
     ]
     longest = max(len(c) for c in conditions)
-    tokens = [_DIALECT.tokenize(c) for c in conditions]
+    tokens = [DIALECT.tokenize(c) for c in conditions]
     most = max(len(t) for t in tokens)
     deepest = 0
     for stream in tokens:
@@ -261,13 +261,13 @@ def test_oversized_or_ambiguous_yaml_is_refused(tmp_path: Path, text: str, messa
 
 
 def test_the_yaml_limits_are_far_above_the_shipped_files() -> None:
-    from greenscreen.rulebook import _YamlLoader
+    from greenscreen._yaml import Loader
 
     files = sorted(TAXONOMIES.glob("*.yaml"))
     assert max(p.stat().st_size for p in files) * 10 < MAX_FILE_BYTES
     for path in files:
         values = depth = deepest = 0
-        for event in yaml.parse(path.read_text(encoding="utf-8"), Loader=_YamlLoader):
+        for event in yaml.parse(path.read_text(encoding="utf-8"), Loader=Loader):
             values += isinstance(event, yaml.NodeEvent)
             depth += isinstance(event, yaml.CollectionStartEvent)
             depth -= isinstance(event, yaml.CollectionEndEvent)
