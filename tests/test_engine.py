@@ -466,19 +466,29 @@ def test_the_decision_vocabulary_holds_every_scope_row_threshold() -> None:
     assert set(rows["threshold"]) <= set(decision_vocabulary(result.rulebooks)["threshold"])
 
 
-def test_distinct_rows_stay_exact_when_hashes_collide(monkeypatch) -> None:
-    # the engine maps a million rows to their few distinct combinations by a row hash; two
-    # combinations sharing a hash must still get their own values (the join decides)
+def test_values_per_code_combination_are_exact() -> None:
+    # the engine describes a million rows once per distinct combination of their integer
+    # codes; every row must get its own combination's value, also where the codes' ranges
+    # multiply past 64 bits (the combinations are numbered a column at a time)
+    import numpy as np
+
     from greenscreen import engine
 
     keys = pl.DataFrame(
         {"a": [1, 2, 1, None, 2, None], "b": [["x"], ["y"], ["x"], None, ["y"], None]}
     )
-    distinct, index = engine._distinct_rows(keys)
-    assert distinct[index].equals(keys) and distinct.height == 3
-    monkeypatch.setattr(pl.Expr, "hash", lambda self, *a, **k: self.is_null().cast(pl.UInt64))
-    distinct, index = engine._distinct_rows(keys)  # every row "collides"
-    assert distinct[index].equals(keys) and distinct.height == 3
+    codes = [np.array([0, 1, 0, 2, 1, 2]), np.array([2**40, 7, 2**40, 0, 7, 0])]
+    codes.append(np.array([2**40, 2**40, 2**40, 0, 2**40, 0]))
+    calls: list[tuple] = []
+
+    def describe(a: int | None, b: list[str] | None) -> str:
+        calls.append((a, b))
+        return f"{a}:{b}"
+
+    values = engine._per_codes(keys, codes, describe, pl.String())
+    assert values.to_list() == [f"{a}:{b}" for a, b in keys.iter_rows()]
+    assert len(calls) == 3  # once per distinct combination
+    assert engine._per_codes(keys.head(0), [c[:0] for c in codes], describe, pl.String()).len() == 0
 
 
 def test_projects_in_several_chunks_are_screened_as_one() -> None:

@@ -320,8 +320,7 @@ def _strip_unread(frame: pl.DataFrame, numbers: list[str]) -> pl.DataFrame:
     rows = frame.select(pl.arg_where(pl.any_horizontal(unread))).to_series()
     part = frame.select(_t(n) for n in numbers)[rows]
     part = part.select(_as_text(pl.col(c)) for c in part.columns)
-    changed = [c for c in part.columns if not _unchanged(part[c], frame[c].gather(rows))]
-    return frame.with_columns(frame[c].scatter(rows, part[c]) for c in changed)
+    return _put_back(frame, rows, part, part.columns)
 
 
 def _reparse(
@@ -360,8 +359,16 @@ def _reparse(
     # only the columns the full parse changes in these rows are put back (each a copy of the
     # column): a row parsed again for one cell has its other cells' fast values already
     parsed = [c for name in specs for c in (_n(name), _u(name)) if c in part.columns]
-    parsed = [c for c in parsed if not _unchanged(part[c], frame[c].gather(rows))]
-    return frame.with_columns(frame[c].scatter(rows, part[c]) for c in parsed)
+    return _put_back(frame, rows, part, parsed)
+
+
+def _put_back(
+    frame: pl.DataFrame, rows: pl.Series, part: pl.DataFrame, columns: list[str]
+) -> pl.DataFrame:
+    """The ``columns`` of ``part`` (the ``rows`` of ``frame``, worked again) scattered into
+    ``frame``: only those whose values changed, as each scatter copies the whole column."""
+    changed = [c for c in columns if not _unchanged(part[c], frame[c].gather(rows))]
+    return frame.with_columns(frame[c].scatter(rows, part[c]) for c in changed)
 
 
 def _unchanged(new: pl.Series, old: pl.Series) -> bool:
