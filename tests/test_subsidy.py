@@ -245,6 +245,7 @@ def test_totals_per_project_in_a_mixed_pipeline() -> None:
     assert rows["storage"]["subsidy_total"] == lingang["final_amount"] > 0
     assert rows["storage"]["subsidy_awards"] == ["lingang_storage:user-side-storage"]
     assert rows["storage"]["relending_refinanceable"] is None
+    # PBoC CERF refinances 60 % of loan principal (taxonomy_facts.md §B, [V] Xinhua)
     assert rows["wind"]["relending_refinanceable"] == 60_000_000
     assert (rows["wind"]["subsidy_total"], rows["wind"]["subsidy_awards"]) == (0, None)
     assert (rows["none"]["subsidy_total"], rows["none"]["relending_refinanceable"]) == (0, None)
